@@ -1,0 +1,163 @@
+//! `config.toml`: where wayback keeps its state, where the proxy listens, the address pool, defaults.
+//!
+//! Looked up as `--config FILE`, else `$WAYBACK_CONFIG`, else `/etc/wayback/config.toml`, else built-in
+//! defaults. Unknown keys are an error (a typo must not silently fall back to a default). Pure apart from
+//! reading the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/wayback/config.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Journals, plans and logs of instances: `<state_dir>/instances/<name>/`.
+    pub state_dir: PathBuf,
+    /// Runtime files: proxy routes, locks.
+    pub runtime_dir: PathBuf,
+    /// Instances get `<name>.<base_domain>` unless `--host` is given.
+    pub base_domain: String,
+    /// TTL when `up` gets no `--ttl`.
+    pub default_ttl: Duration,
+    /// Each instance takes a /30 of this pool for its veth pair.
+    pub address_pool: Ipv4Net,
+    /// Where writable clones go. Relative: a directory at the top of the filesystem (mount) that holds the
+    /// snapshot. Absolute: that directory, which must be on the snapshot's filesystem.
+    pub clone_dir: PathBuf,
+    /// Extra directories searched for `--profile NAME` (as `NAME.toml`), before the built-ins.
+    pub profile_dirs: Vec<PathBuf>,
+    /// How long `up` waits for the service to answer before rolling back.
+    pub ready_timeout: Duration,
+    pub proxy: ProxyConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Listen address of the built-in HTTP proxy.
+    pub listen: SocketAddr,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: "/var/lib/wayback".into(),
+            runtime_dir: "/run/wayback".into(),
+            base_domain: "wayback.localhost".into(),
+            default_ttl: Duration(24 * 3600),
+            address_pool: "10.213.0.0/16".parse().expect("valid default pool"),
+            clone_dir: ".wayback".into(),
+            profile_dirs: vec!["/etc/wayback/profiles".into()],
+            ready_timeout: Duration(60),
+            proxy: ProxyConfig::default(),
+        }
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: "127.0.0.1:8080".parse().expect("valid default listen"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Resolve which file to read: explicit path, then `$WAYBACK_CONFIG`, then the default path if it exists.
+    pub fn locate(explicit: Option<&Path>, env: Option<&str>) -> Option<PathBuf> {
+        if let Some(p) = explicit {
+            return Some(p.to_path_buf());
+        }
+        if let Some(e) = env.filter(|e| !e.is_empty()) {
+            return Some(PathBuf::from(e));
+        }
+        let default = Path::new(DEFAULT_CONFIG_PATH);
+        default.exists().then(|| default.to_path_buf())
+    }
+
+    /// Load from `path`, or defaults when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if cfg.address_pool.prefix_len() > 30 {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!("address_pool {} is smaller than one /30", cfg.address_pool),
+            });
+        }
+        crate::names::validate_hostname(&cfg.base_domain).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: format!("base_domain: {e}"),
+        })?;
+        Ok(cfg)
+    }
+
+    pub fn instances_dir(&self) -> PathBuf {
+        self.state_dir.join("instances")
+    }
+
+    pub fn instance_dir(&self, name: &str) -> PathBuf {
+        self.instances_dir().join(name)
+    }
+
+    pub fn routes_dir(&self) -> PathBuf {
+        self.runtime_dir.join("routes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_partial_files() {
+        let c = Config::parse("base_domain = \"restore.example.org\"\n[proxy]\nlisten = \"0.0.0.0:80\"\n", Path::new("x")).unwrap();
+        assert_eq!(c.base_domain, "restore.example.org");
+        assert_eq!(c.proxy.listen.port(), 80);
+        assert_eq!(c.default_ttl, Duration(86400));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let e = Config::parse("stat_dir = \"/x\"\n", Path::new("/etc/wayback/config.toml")).unwrap_err();
+        assert!(e.to_string().contains("stat_dir"), "{e}");
+        assert!(Config::parse("default_ttl = \"forever\"\n", Path::new("x")).is_err());
+        assert!(Config::parse("address_pool = \"10.0.0.0/31\"\n", Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn locate_order() {
+        assert_eq!(
+            Config::locate(Some(Path::new("/a.toml")), Some("/b.toml")),
+            Some(PathBuf::from("/a.toml"))
+        );
+        assert_eq!(Config::locate(None, Some("/b.toml")), Some(PathBuf::from("/b.toml")));
+    }
+}

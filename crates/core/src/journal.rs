@@ -1,0 +1,179 @@
+//! The instance journal: an append-only JSON-lines file listing every resource *before* it is created.
+//!
+//! Teardown (`down`, TTL expiry, a failed `up`, `gc` after a crash) replays it backwards; each undo step
+//! treats "already gone" as success, so replaying twice, or after a crash at any point, is safe. Each line is
+//! fsync'ed before the resource is created. Touches only the journal file.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A resource wayback creates. Each carries what its undo step needs to find it again, and to refuse to
+/// remove something that is not the thing wayback made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Resource {
+    /// A directory wayback made (e.g. the clone directory); removed only when empty.
+    Dir { path: PathBuf },
+    /// A writable btrfs snapshot at `path` of the subvolume with UUID `source_uuid`. Undo deletes the
+    /// subvolume at `path` only if its parent UUID is `source_uuid`.
+    Clone { path: PathBuf, source: PathBuf, source_uuid: String },
+    /// A named network namespace (bind-mounted nsfs file).
+    Netns { path: PathBuf },
+    /// The host side of a veth pair.
+    Veth { host_if: String },
+    /// The systemd-nspawn process, found by its `--machine=` argument.
+    Container { machine: String },
+    /// A route file read by the proxy.
+    Route { file: PathBuf, host: String },
+}
+
+impl Resource {
+    /// A short human description (`clone /mnt/.wayback/pg`).
+    pub fn describe(&self) -> String {
+        match self {
+            Resource::Dir { path } => format!("directory {}", path.display()),
+            Resource::Clone { path, .. } => format!("clone {}", path.display()),
+            Resource::Netns { path } => format!("netns {}", path.display()),
+            Resource::Veth { host_if } => format!("veth {host_if}"),
+            Resource::Container { machine } => format!("container {machine}"),
+            Resource::Route { host, .. } => format!("route {host}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u32,
+    pub resource: Resource,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot write journal {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot read journal {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+}
+
+/// An open journal, appended to as `up` proceeds.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    next: u32,
+}
+
+impl Journal {
+    /// Create a new journal (fails if one exists) or reopen an existing one for appending.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let entries = if path.exists() { read(path)? } else { Vec::new() };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| JournalError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let mut journal = Journal {
+            path: path.to_path_buf(),
+            file,
+            next: entries.last().map_or(0, |e| e.seq + 1),
+        };
+        // After a crash mid-write the file may end in half a line: start the next entry on a fresh line.
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if len > 0 && std::fs::read(path).ok().and_then(|b| b.last().copied()) != Some(b'\n') {
+            journal.file.write_all(b"\n").map_err(|source| JournalError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(journal)
+    }
+
+    /// Record `resource` durably. Call before creating it.
+    pub fn record(&mut self, resource: &Resource) -> Result<(), JournalError> {
+        let entry = Entry {
+            seq: self.next,
+            resource: resource.clone(),
+        };
+        let mut line = serde_json::to_string(&entry).expect("journal entries serialize");
+        line.push('\n');
+        let err = |source| JournalError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.write_all(line.as_bytes()).map_err(err)?;
+        self.file.sync_data().map_err(err)?;
+        self.next += 1;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Read all complete entries. A torn last line (crash mid-write) is ignored: its resource was never created.
+pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(JournalError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(|source| JournalError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if let Ok(e) = serde_json::from_str::<Entry>(&line) {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// The resources to undo, in undo order (newest first).
+pub fn undo_order(entries: &[Entry]) -> Vec<Resource> {
+    entries.iter().rev().map(|e| e.resource.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_reopen_and_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let mut j = Journal::open(&p).unwrap();
+        j.record(&Resource::Netns { path: "/run/netns/wb-a".into() }).unwrap();
+        j.record(&Resource::Veth { host_if: "wb-a".into() }).unwrap();
+        drop(j);
+        // A crash mid-write leaves half a line.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"seq\":2,\"resource\":{\"kind\":\"rou").unwrap();
+        let entries = read(&p).unwrap();
+        assert_eq!(entries.len(), 2);
+        let undo = undo_order(&entries);
+        assert_eq!(undo[0], Resource::Veth { host_if: "wb-a".into() });
+        let mut j = Journal::open(&p).unwrap();
+        j.record(&Resource::Container { machine: "wb-a".into() }).unwrap();
+        // The torn line stays unparseable; the new entry starts on a fresh line.
+        let entries = read(&p).unwrap();
+        assert_eq!(entries.last().unwrap().resource, Resource::Container { machine: "wb-a".into() });
+    }
+
+    #[test]
+    fn missing_journal_is_empty() {
+        assert!(read(Path::new("/nonexistent/journal")).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,18 @@
+//! wayback-core: the pure logic behind wayback — configuration, profiles, names, the address pool, the
+//! plan `up` applies, the journal format, and the systemd-nspawn command line. Nothing here needs root or
+//! touches kernel objects; the `wayback` binary gathers facts from the system and applies plans.
+
+pub mod config;
+pub mod duration;
+pub mod journal;
+pub mod names;
+pub mod nspawn;
+pub mod plan;
+pub mod pool;
+pub mod profile;
+
+pub use config::Config;
+pub use duration::Duration;
+pub use names::InstanceName;
+pub use plan::{Plan, UpRequest};
+pub use profile::Profile;

@@ -1,0 +1,363 @@
+//! `up`'s plan: user input ("low", validated) + facts read from the system ("high") → a pure `Plan` value
+//! that names every resource `up` will create. `--dry-run` prints it; the applier creates exactly it.
+//!
+//! No syscalls here: the `wayback` binary gathers [`Facts`] and passes a path-existence probe.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::duration::Duration;
+use crate::names::{validate_hostname, InstanceName, NameError};
+use crate::nspawn::{ContainerSpec, MountBind};
+use crate::pool::{self, Block, PoolError};
+use crate::profile::{Bind, DirSpec, Process, Profile, Ready};
+
+/// Prefix length of each instance's veth block.
+pub const BLOCK_LEN: u8 = 30;
+/// Name of the veth end inside the instance (systemd-nspawn's convention).
+pub const PEER_IF: &str = "host0";
+
+/// What the user asked for, already parsed (names, durations and ports are valid types).
+#[derive(Debug, Clone)]
+pub struct UpRequest {
+    pub snapshot: PathBuf,
+    pub name: Option<InstanceName>,
+    pub profile: Profile,
+    pub binds: Vec<Bind>,
+    pub exec: Vec<String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub host: Option<String>,
+    pub publish: Vec<Publish>,
+    pub ttl: Option<Duration>,
+}
+
+/// The system as it is now, gathered by the binary.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// The snapshot, canonicalized, verified to be a btrfs subvolume.
+    pub source: SourceFacts,
+    /// Names of instances that already exist.
+    pub existing: Vec<String>,
+    /// Address blocks of other instances, and the host's routes and addresses.
+    pub in_use: Vec<Ipv4Net>,
+    /// The running wayback binary.
+    pub init_exe: PathBuf,
+    /// Whether systemd-machined can be used for registration.
+    pub machined: bool,
+    /// Unix time.
+    pub now: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFacts {
+    pub path: PathBuf,
+    pub uuid: String,
+    pub readonly: bool,
+    /// Mount point of the filesystem holding the snapshot.
+    pub fs_root: PathBuf,
+}
+
+/// A TCP publish `[ADDR:]HOSTPORT:PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publish {
+    pub listen: SocketAddr,
+    pub port: u16,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid --publish {input:?}: {why} (expected [ADDR:]HOSTPORT:PORT, e.g. 15432:5432 or 127.0.0.1:15432:5432)")]
+pub struct PublishError {
+    pub input: String,
+    pub why: &'static str,
+}
+
+impl std::str::FromStr for Publish {
+    type Err = PublishError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why| PublishError {
+            input: s.into(),
+            why,
+        };
+        let (rest, port) = s.rsplit_once(':').ok_or_else(|| err("missing container port"))?;
+        let port = parse_port(port).ok_or_else(|| err("container port must be 1-65535"))?;
+        let (addr, host_port) = match rest.rsplit_once(':') {
+            Some((a, hp)) => {
+                let a = a.trim_start_matches('[').trim_end_matches(']');
+                let ip: IpAddr = a.parse().map_err(|_| err("bad listen address"))?;
+                (ip, hp)
+            }
+            None => (IpAddr::V4(Ipv4Addr::LOCALHOST), rest),
+        };
+        let host_port = parse_port(host_port).ok_or_else(|| err("host port must be 1-65535"))?;
+        Ok(Publish {
+            listen: SocketAddr::new(addr, host_port),
+            port,
+        })
+    }
+}
+
+fn parse_port(s: &str) -> Option<u16> {
+    s.parse::<u16>().ok().filter(|p| *p > 0)
+}
+
+/// What `up` will create, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub name: InstanceName,
+    pub profile: String,
+    pub created: u64,
+    pub ttl: Duration,
+    pub expires: u64,
+    pub source: SourceFacts,
+    /// The writable btrfs snapshot of the source.
+    pub clone: PathBuf,
+    pub netns: String,
+    pub netns_path: PathBuf,
+    pub host_if: String,
+    pub peer_if: String,
+    pub block: Block,
+    pub container: ContainerSpec,
+    pub init: InitSpec,
+    pub ready: Option<Ready>,
+    pub http: Option<HttpRoute>,
+    pub publish: Vec<Publish>,
+}
+
+/// What wayback's init does inside the container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitSpec {
+    pub instance: String,
+    pub dirs: Vec<DirSpec>,
+    pub processes: Vec<Process>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRoute {
+    pub host: String,
+    pub port: u16,
+    pub url: String,
+}
+
+/// Why a request cannot be planned. All are user errors (exit 2); nothing has been created.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("an instance named {0:?} already exists; pick another --name or run `wayback down {0}` first")]
+    NameTaken(String),
+    #[error("bind path {path} does not exist in snapshot {snapshot}; check the path (it is relative to the snapshot's root) or the snapshot")]
+    BindMissing { path: PathBuf, snapshot: PathBuf },
+    #[error("invalid bind {0}: bind paths must be absolute, without '..' (e.g. /var/lib/postgresql)")]
+    BindInvalid(PathBuf),
+    #[error("nothing to run: profile {0:?} has no processes and no --exec was given")]
+    NothingToRun(String),
+    #[error("--user needs --exec (a profile's processes set their own users)")]
+    UserWithoutExec,
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
+
+/// Build the plan. `exists` tells whether a path exists (used for bind paths inside the snapshot).
+pub fn build(req: &UpRequest, facts: &Facts, cfg: &Config, exists: &dyn Fn(&Path) -> bool) -> Result<Plan, PlanError> {
+    let profile = &req.profile;
+    let name = match &req.name {
+        Some(n) => n.clone(),
+        None => default_name(&profile.name, &facts.existing)?,
+    };
+    if facts.existing.iter().any(|e| e == name.as_str()) {
+        return Err(PlanError::NameTaken(name.to_string()));
+    }
+
+    // Binds: the profile's, then the command line's (a CLI bind with the same destination replaces it).
+    let mut binds: Vec<Bind> = profile.binds.clone();
+    for b in &req.binds {
+        binds.retain(|x| x.dest() != b.dest());
+        binds.push(b.clone());
+    }
+    let clone = clone_path(cfg, &facts.source.fs_root, &name);
+    let mut mounts = Vec::new();
+    for b in &binds {
+        for p in [b.path(), b.dest()] {
+            if !p.is_absolute() || p.components().any(|c| c.as_os_str() == "..") {
+                return Err(PlanError::BindInvalid(p.to_path_buf()));
+            }
+        }
+        let rel = b.path().strip_prefix("/").unwrap_or(b.path());
+        if !exists(&facts.source.path.join(rel)) {
+            return Err(PlanError::BindMissing {
+                path: b.path().to_path_buf(),
+                snapshot: facts.source.path.clone(),
+            });
+        }
+        mounts.push(MountBind {
+            source: clone.join(rel),
+            dest: b.dest().to_path_buf(),
+            readonly: false,
+        });
+    }
+
+    // Processes: --exec replaces the profile's.
+    let processes: Vec<Process> = if req.exec.is_empty() {
+        if req.user.is_some() {
+            return Err(PlanError::UserWithoutExec);
+        }
+        profile.processes.clone()
+    } else {
+        req.exec
+            .iter()
+            .enumerate()
+            .map(|(i, cmd)| Process {
+                name: format!("exec{}", i + 1),
+                shell: Some(cmd.clone()),
+                user: req.user.clone(),
+                ..Process::default()
+            })
+            .collect()
+    };
+    if processes.is_empty() {
+        return Err(PlanError::NothingToRun(profile.name.clone()));
+    }
+
+    let http_port = req.port.or(profile.http_port);
+    let http = match http_port {
+        Some(port) => {
+            let host = match &req.host {
+                Some(h) => validate_hostname(h)?,
+                None => validate_hostname(&format!("{}.{}", name, cfg.base_domain))?,
+            };
+            let listen_port = cfg.proxy.listen.port();
+            let url = if listen_port == 80 {
+                format!("http://{host}/")
+            } else {
+                format!("http://{host}:{listen_port}/")
+            };
+            Some(HttpRoute { host, port, url })
+        }
+        None => {
+            if let Some(h) = &req.host {
+                validate_hostname(h)?;
+            }
+            None
+        }
+    };
+    let ready = profile
+        .ready
+        .clone()
+        .or_else(|| http_port.map(Ready::tcp))
+        .or_else(|| processes.iter().rev().find_map(|p| p.ready.as_ref()?.tcp).map(Ready::tcp))
+        .or_else(|| req.publish.first().map(|p| Ready::tcp(p.port)));
+
+    let block = pool::allocate(cfg.address_pool, BLOCK_LEN, &facts.in_use)?;
+    let ttl = req.ttl.unwrap_or(cfg.default_ttl);
+    let instance_dir = cfg.instance_dir(name.as_str());
+    let netns_path = PathBuf::from("/run/netns").join(name.netns());
+    let container = ContainerSpec {
+        machine: name.machine(),
+        netns_path: netns_path.clone(),
+        host_ro: vec!["/etc".into()],
+        binds: mounts,
+        init_exe: facts.init_exe.clone(),
+        spec_file: instance_dir.join("init.json"),
+        register: facts.machined,
+    };
+    Ok(Plan {
+        profile: profile.name.clone(),
+        created: facts.now,
+        ttl,
+        expires: facts.now + ttl.as_secs(),
+        source: facts.source.clone(),
+        clone,
+        netns: name.netns(),
+        netns_path,
+        host_if: name.host_if(),
+        peer_if: PEER_IF.into(),
+        block,
+        init: InitSpec {
+            instance: name.to_string(),
+            dirs: profile.dirs.clone(),
+            processes,
+        },
+        container,
+        ready,
+        http,
+        publish: req.publish.clone(),
+        name,
+    })
+}
+
+/// Where the clone of an instance goes: `<fs_root>/<clone_dir>/<name>` (relative clone_dir) or
+/// `<clone_dir>/<name>`.
+pub fn clone_path(cfg: &Config, fs_root: &Path, name: &InstanceName) -> PathBuf {
+    let dir = if cfg.clone_dir.is_absolute() {
+        cfg.clone_dir.clone()
+    } else {
+        fs_root.join(&cfg.clone_dir)
+    };
+    dir.join(name.as_str())
+}
+
+fn default_name(profile: &str, existing: &[String]) -> Result<InstanceName, PlanError> {
+    let base: String = profile
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .take(24)
+        .collect();
+    let base = base.trim_matches('-');
+    let base = if base.is_empty() { "instance" } else { base };
+    let n = (1..).find(|n| !existing.iter().any(|e| *e == format!("{base}-{n}"))).unwrap_or(1);
+    Ok(InstanceName::new(&format!("{base}-{n}"))?)
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "instance {} (profile {}, ttl {})", self.name, self.profile, self.ttl)?;
+        writeln!(f, "  source     {} (btrfs, {})", self.source.path.display(), if self.source.readonly { "read-only" } else { "writable" })?;
+        writeln!(f, "  clone      {} (writable btrfs snapshot)", self.clone.display())?;
+        writeln!(f, "  netns      {}", self.netns_path.display())?;
+        writeln!(f, "  veth       {} {}/{} <-> {} {}/{} (no route out, no NAT)", self.host_if, self.block.host, BLOCK_LEN, self.peer_if, self.block.peer, BLOCK_LEN)?;
+        writeln!(f, "  container  {} (host mode: tmpfs root, host /usr and /etc read-only)", self.container.machine)?;
+        for b in &self.container.binds {
+            writeln!(f, "    bind     {} -> {} ({})", b.source.display(), b.dest.display(), if b.readonly { "ro" } else { "rw" })?;
+        }
+        for d in &self.init.dirs {
+            writeln!(f, "    tmpfs dir {}", d.path.display())?;
+        }
+        for p in &self.init.processes {
+            let user = p.user.as_deref().unwrap_or("root");
+            writeln!(f, "    process  {} as {}: {}", p.name, user, shell_words(&p.argv()))?;
+        }
+        writeln!(f, "    command  {}", shell_words(&self.container.argv()))?;
+        match &self.ready {
+            Some(Ready { tcp: Some(p), .. }) => writeln!(f, "  ready      tcp port {p} answers")?,
+            Some(Ready { http: Some(p), http_path, .. }) => writeln!(f, "  ready      http port {p} answers {}", http_path.as_deref().unwrap_or("/"))?,
+            _ => writeln!(f, "  ready      processes started")?,
+        }
+        if let Some(h) = &self.http {
+            writeln!(f, "  route      {} -> port {} ({})", h.host, h.port, h.url)?;
+        }
+        for p in &self.publish {
+            writeln!(f, "  publish    {} -> port {}", p.listen, p.port)?;
+        }
+        Ok(())
+    }
+}
+
+/// Quote argv for display the way a shell would need it.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,319 @@
+//! Profiles: what `up` needs to run a service on a snapshot (binds, processes, directories, readiness,
+//! HTTP port). A documented TOML format (docs/profiles.md); built-ins are compiled in, user profiles come
+//! from the config's `profile_dirs` or a file path. Pure apart from reading profile files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Built-in profiles, by name.
+pub const BUILTINS: &[(&str, &str)] = &[
+    ("postgresql", include_str!("../profiles/postgresql.toml")),
+    ("nginx-static", include_str!("../profiles/nginx-static.toml")),
+    ("mariadb", include_str!("../profiles/mariadb.toml")),
+];
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Paths inside the snapshot to bind read-write (from the clone) into the container.
+    #[serde(default)]
+    pub binds: Vec<Bind>,
+    /// Directories created in the container's tmpfs before the processes start.
+    #[serde(default)]
+    pub dirs: Vec<DirSpec>,
+    /// Processes, started in order; each may wait for its own readiness before the next starts.
+    #[serde(default, rename = "process")]
+    pub processes: Vec<Process>,
+    /// Port inside the instance that speaks HTTP: gets a hostname route on the proxy.
+    #[serde(default)]
+    pub http_port: Option<u16>,
+    /// Readiness of the whole instance, checked from the host. Defaults to a TCP check of `http_port`, else of
+    /// the last process's `ready.tcp`.
+    #[serde(default)]
+    pub ready: Option<Ready>,
+}
+
+/// A bind: either `"/var/lib/x"` or `{ path = "/var/lib/x", dest = "/srv/x" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Bind {
+    Path(PathBuf),
+    Full {
+        path: PathBuf,
+        #[serde(default)]
+        dest: Option<PathBuf>,
+    },
+}
+
+impl Bind {
+    pub fn path(&self) -> &Path {
+        match self {
+            Bind::Path(p) | Bind::Full { path: p, .. } => p,
+        }
+    }
+    pub fn dest(&self) -> &Path {
+        match self {
+            Bind::Path(p) | Bind::Full { path: p, dest: None } => p,
+            Bind::Full { dest: Some(d), .. } => d,
+        }
+    }
+    /// Parse the CLI form `PATH[:DEST]`.
+    pub fn parse_cli(s: &str) -> Bind {
+        match s.split_once(':') {
+            Some((p, d)) if !d.is_empty() => Bind::Full {
+                path: p.into(),
+                dest: Some(d.into()),
+            },
+            _ => Bind::Path(s.trim_end_matches(':').into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirSpec {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Octal mode as a string, e.g. "0755" or "2775".
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    pub name: String,
+    /// argv, run directly.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// A script run with `/bin/sh -c`.
+    #[serde(default)]
+    pub shell: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub workdir: Option<PathBuf>,
+    /// Signal for an orderly stop (default SIGTERM), e.g. SIGINT for PostgreSQL's fast shutdown.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// Wait for this before starting the next process.
+    #[serde(default)]
+    pub ready: Option<Ready>,
+}
+
+impl Process {
+    /// The argv to exec.
+    pub fn argv(&self) -> Vec<String> {
+        match (&self.command, &self.shell) {
+            (Some(c), _) => c.clone(),
+            (None, Some(s)) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// Readiness: exactly one of the fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    /// A TCP port that accepts a connection (on the instance's loopback).
+    #[serde(default)]
+    pub tcp: Option<u16>,
+    /// An HTTP port answering `http_path` with 2xx, 3xx, 401 or 403.
+    #[serde(default)]
+    pub http: Option<u16>,
+    #[serde(default)]
+    pub http_path: Option<String>,
+    /// A path (e.g. a unix socket) that exists inside the container. Only for per-process readiness.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+}
+
+impl Ready {
+    pub fn tcp(port: u16) -> Ready {
+        Ready {
+            tcp: Some(port),
+            ..Ready::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("unknown profile {name:?}; available: {available}. A profile can also be a file path (e.g. ./myapp.toml)")]
+    Unknown { name: String, available: String },
+    #[error("cannot read profile {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid profile {origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+impl Profile {
+    /// Parse and validate a profile text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
+        let invalid = |message: String| ProfileError::Invalid {
+            origin: origin.to_string(),
+            message,
+        };
+        let p: Profile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        p.validate().map_err(invalid)?;
+        Ok(p)
+    }
+
+    /// Checks that do not need the system.
+    pub fn validate(&self) -> Result<(), String> {
+        for b in &self.binds {
+            for p in [b.path(), b.dest()] {
+                if !p.is_absolute() || p.components().any(|c| c.as_os_str() == "..") {
+                    return Err(format!("bind {} must be an absolute path without '..'", p.display()));
+                }
+            }
+        }
+        for d in &self.dirs {
+            if !d.path.is_absolute() {
+                return Err(format!("dir {} must be absolute", d.path.display()));
+            }
+            if let Some(m) = &d.mode {
+                u32::from_str_radix(m, 8).map_err(|_| format!("dir {}: mode {m:?} is not octal", d.path.display()))?;
+            }
+        }
+        for p in &self.processes {
+            if p.command.is_some() == p.shell.is_some() {
+                return Err(format!("process {:?}: set exactly one of `command` or `shell`", p.name));
+            }
+            if p.command.as_ref().is_some_and(|c| c.is_empty()) {
+                return Err(format!("process {:?}: empty command", p.name));
+            }
+            if let Some(r) = &p.ready {
+                r.validate(true).map_err(|e| format!("process {:?}: {e}", p.name))?;
+            }
+        }
+        if let Some(r) = &self.ready {
+            r.validate(false)?;
+        }
+        Ok(())
+    }
+
+    /// Find a profile by file path (contains '/' or ends in .toml), in `dirs` as `NAME.toml`, or built in.
+    pub fn find(name_or_path: &str, dirs: &[PathBuf]) -> Result<Profile, ProfileError> {
+        let read = |path: &Path| {
+            let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Profile::parse(&text, &path.display().to_string())
+        };
+        if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
+            return read(Path::new(name_or_path));
+        }
+        for dir in dirs {
+            let candidate = dir.join(format!("{name_or_path}.toml"));
+            if candidate.is_file() {
+                return read(&candidate);
+            }
+        }
+        if let Some((_, text)) = BUILTINS.iter().find(|(n, _)| *n == name_or_path) {
+            return Profile::parse(text, &format!("built-in {name_or_path}"));
+        }
+        Err(ProfileError::Unknown {
+            name: name_or_path.to_string(),
+            available: Profile::available(dirs).join(", "),
+        })
+    }
+
+    /// Names of all profiles: user ones from `dirs`, then built-ins.
+    pub fn available(dirs: &[PathBuf]) -> Vec<String> {
+        let mut names: Vec<String> = dirs
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".toml").map(str::to_string))
+            .collect();
+        names.extend(BUILTINS.iter().map(|(n, _)| n.to_string()));
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+impl Ready {
+    fn validate(&self, allow_path: bool) -> Result<(), String> {
+        let set = [self.tcp.is_some(), self.http.is_some(), self.path.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if set != 1 {
+            return Err("ready: set exactly one of tcp, http or path".into());
+        }
+        if self.path.is_some() && !allow_path {
+            return Err("ready.path is only for a process; the instance's readiness is tcp or http".into());
+        }
+        if self.http_path.is_some() && self.http.is_none() {
+            return Err("ready.http_path needs ready.http".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse() {
+        for (name, text) in BUILTINS {
+            let p = Profile::parse(text, name).unwrap();
+            assert_eq!(&p.name, name);
+            assert!(!p.processes.is_empty());
+        }
+    }
+
+    #[test]
+    fn find_builtin_and_unknown() {
+        assert_eq!(Profile::find("postgresql", &[]).unwrap().binds[0].path(), Path::new("/var/lib/postgresql"));
+        let e = Profile::find("nope", &[]).unwrap_err().to_string();
+        assert!(e.contains("nope") && e.contains("postgresql"), "{e}");
+    }
+
+    #[test]
+    fn user_dir_wins_and_files_work() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("postgresql.toml"), "name = \"mine\"\n").unwrap();
+        assert_eq!(Profile::find("postgresql", &[dir.path().into()]).unwrap().name, "mine");
+        let f = dir.path().join("x.toml");
+        std::fs::write(&f, "name = \"x\"\nhttp_port = 8080\n").unwrap();
+        assert_eq!(Profile::find(f.to_str().unwrap(), &[]).unwrap().http_port, Some(8080));
+    }
+
+    #[test]
+    fn invalid_profiles() {
+        for bad in [
+            "name = \"a\"\n[[process]]\nname = \"p\"\n",
+            "name = \"a\"\n[[process]]\nname = \"p\"\ncommand = [\"x\"]\nshell = \"y\"\n",
+            "name = \"a\"\nbinds = [\"relative\"]\n",
+            "name = \"a\"\n[ready]\npath = \"/x\"\n",
+            "name = \"a\"\nbogus = 1\n",
+        ] {
+            assert!(Profile::parse(bad, "t").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cli_binds() {
+        assert_eq!(Bind::parse_cli("/var/www").dest(), Path::new("/var/www"));
+        assert_eq!(Bind::parse_cli("/var/www:/srv/www").dest(), Path::new("/srv/www"));
+    }
+}
