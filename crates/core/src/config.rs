@@ -71,7 +71,10 @@ impl Default for ProxyConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config {path}: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -138,7 +141,11 @@ mod tests {
 
     #[test]
     fn defaults_and_partial_files() {
-        let c = Config::parse("base_domain = \"restore.example.org\"\n[proxy]\nlisten = \"0.0.0.0:80\"\n", Path::new("x")).unwrap();
+        let c = Config::parse(
+            "base_domain = \"restore.example.org\"\n[proxy]\nlisten = \"0.0.0.0:80\"\n",
+            Path::new("x"),
+        )
+        .unwrap();
         assert_eq!(c.base_domain, "restore.example.org");
         assert_eq!(c.proxy.listen.port(), 80);
         assert_eq!(c.default_ttl, Duration(86400));
@@ -146,7 +153,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
-        let e = Config::parse("stat_dir = \"/x\"\n", Path::new("/etc/wayback/config.toml")).unwrap_err();
+        let e = Config::parse("stat_dir = \"/x\"\n", Path::new("/etc/wayback/config.toml"))
+            .unwrap_err();
         assert!(e.to_string().contains("stat_dir"), "{e}");
         assert!(Config::parse("default_ttl = \"forever\"\n", Path::new("x")).is_err());
         assert!(Config::parse("address_pool = \"10.0.0.0/31\"\n", Path::new("x")).is_err());
@@ -158,6 +166,9 @@ mod tests {
             Config::locate(Some(Path::new("/a.toml")), Some("/b.toml")),
             Some(PathBuf::from("/a.toml"))
         );
-        assert_eq!(Config::locate(None, Some("/b.toml")), Some(PathBuf::from("/b.toml")));
+        assert_eq!(
+            Config::locate(None, Some("/b.toml")),
+            Some(PathBuf::from("/b.toml"))
+        );
     }
 }

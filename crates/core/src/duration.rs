@@ -58,7 +58,9 @@ impl FromStr for Duration {
             if digits == 0 {
                 return Err(err("expected a number"));
             }
-            let n: u64 = rest[..digits].parse().map_err(|_| err("number too large"))?;
+            let n: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| err("number too large"))?;
             rest = &rest[digits..];
             let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
             let unit = &rest[..unit_len];
@@ -94,7 +96,7 @@ impl fmt::Display for Duration {
         let mut left = self.0;
         for (name, mult) in UNITS {
             // Weeks only when exact, so "10d" does not print as "1w3d".
-            if *name == "w" && left % mult != 0 {
+            if *name == "w" && !left.is_multiple_of(*mult) {
                 continue;
             }
             if left >= *mult {

@@ -19,7 +19,11 @@ pub enum Resource {
     Dir { path: PathBuf },
     /// A writable btrfs snapshot at `path` of the subvolume with UUID `source_uuid`. Undo deletes the
     /// subvolume at `path` only if its parent UUID is `source_uuid`.
-    Clone { path: PathBuf, source: PathBuf, source_uuid: String },
+    Clone {
+        path: PathBuf,
+        source: PathBuf,
+        source_uuid: String,
+    },
     /// A named network namespace (bind-mounted nsfs file).
     Netns { path: PathBuf },
     /// The host side of a veth pair.
@@ -53,9 +57,15 @@ pub struct Entry {
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot write journal {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read journal {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// An open journal, appended to as `up` proceeds.
@@ -68,7 +78,11 @@ pub struct Journal {
 impl Journal {
     /// Create a new journal (fails if one exists) or reopen an existing one for appending.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        let entries = if path.exists() { read(path)? } else { Vec::new() };
+        let entries = if path.exists() {
+            read(path)?
+        } else {
+            Vec::new()
+        };
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -85,10 +99,13 @@ impl Journal {
         // After a crash mid-write the file may end in half a line: start the next entry on a fresh line.
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         if len > 0 && std::fs::read(path).ok().and_then(|b| b.last().copied()) != Some(b'\n') {
-            journal.file.write_all(b"\n").map_err(|source| JournalError::Write {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            journal
+                .file
+                .write_all(b"\n")
+                .map_err(|source| JournalError::Write {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
         }
         Ok(journal)
     }
@@ -155,21 +172,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("journal.jsonl");
         let mut j = Journal::open(&p).unwrap();
-        j.record(&Resource::Netns { path: "/run/netns/wb-a".into() }).unwrap();
-        j.record(&Resource::Veth { host_if: "wb-a".into() }).unwrap();
+        j.record(&Resource::Netns {
+            path: "/run/netns/wb-a".into(),
+        })
+        .unwrap();
+        j.record(&Resource::Veth {
+            host_if: "wb-a".into(),
+        })
+        .unwrap();
         drop(j);
         // A crash mid-write leaves half a line.
         let mut f = OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(b"{\"seq\":2,\"resource\":{\"kind\":\"rou").unwrap();
+        f.write_all(b"{\"seq\":2,\"resource\":{\"kind\":\"rou")
+            .unwrap();
         let entries = read(&p).unwrap();
         assert_eq!(entries.len(), 2);
         let undo = undo_order(&entries);
-        assert_eq!(undo[0], Resource::Veth { host_if: "wb-a".into() });
+        assert_eq!(
+            undo[0],
+            Resource::Veth {
+                host_if: "wb-a".into()
+            }
+        );
         let mut j = Journal::open(&p).unwrap();
-        j.record(&Resource::Container { machine: "wb-a".into() }).unwrap();
+        j.record(&Resource::Container {
+            machine: "wb-a".into(),
+        })
+        .unwrap();
         // The torn line stays unparseable; the new entry starts on a fresh line.
         let entries = read(&p).unwrap();
-        assert_eq!(entries.last().unwrap().resource, Resource::Container { machine: "wb-a".into() });
+        assert_eq!(
+            entries.last().unwrap().resource,
+            Resource::Container {
+                machine: "wb-a".into()
+            }
+        );
     }
 
     #[test]

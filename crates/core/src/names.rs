@@ -23,7 +23,9 @@ pub enum NameError {
 }
 
 /// A validated instance name (`[a-z0-9][a-z0-9-]{0,31}`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct InstanceName(String);
 
@@ -31,7 +33,8 @@ impl InstanceName {
     pub fn new(s: &str) -> Result<Self, NameError> {
         let ok = !s.is_empty()
             && s.len() <= NAME_MAX
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if ok {
@@ -140,8 +143,18 @@ mod tests {
 
     #[test]
     fn hostnames() {
-        assert_eq!(validate_hostname("Cloud2.Example.org.").unwrap(), "cloud2.example.org");
-        for bad in ["", "a..b", "-a.b", "a_b.c", "a b", &format!("{}.x", "a".repeat(64))] {
+        assert_eq!(
+            validate_hostname("Cloud2.Example.org.").unwrap(),
+            "cloud2.example.org"
+        );
+        for bad in [
+            "",
+            "a..b",
+            "-a.b",
+            "a_b.c",
+            "a b",
+            &format!("{}.x", "a".repeat(64)),
+        ] {
             assert!(validate_hostname(bad).is_err(), "{bad}");
         }
     }

@@ -101,7 +101,9 @@ mod tests {
             register: false,
         };
         let a = s.argv();
-        assert!(a.contains(&"--bind=/mnt/.wayback/pg/var/lib/postgresql:/var/lib/postgresql".to_string()));
+        assert!(a.contains(
+            &"--bind=/mnt/.wayback/pg/var/lib/postgresql:/var/lib/postgresql".to_string()
+        ));
         assert!(a.contains(&"--keep-unit".to_string()));
         assert_eq!(a.last().unwrap(), SPEC_PATH);
         assert_eq!(escape(std::path::Path::new("/a:b")), "/a\\:b");

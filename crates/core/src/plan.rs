@@ -84,7 +84,9 @@ impl std::str::FromStr for Publish {
             input: s.into(),
             why,
         };
-        let (rest, port) = s.rsplit_once(':').ok_or_else(|| err("missing container port"))?;
+        let (rest, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| err("missing container port"))?;
         let port = parse_port(port).ok_or_else(|| err("container port must be 1-65535"))?;
         let (addr, host_port) = match rest.rsplit_once(':') {
             Some((a, hp)) => {
@@ -153,7 +155,9 @@ pub enum PlanError {
     NameTaken(String),
     #[error("bind path {path} does not exist in snapshot {snapshot}; check the path (it is relative to the snapshot's root) or the snapshot")]
     BindMissing { path: PathBuf, snapshot: PathBuf },
-    #[error("invalid bind {0}: bind paths must be absolute, without '..' (e.g. /var/lib/postgresql)")]
+    #[error(
+        "invalid bind {0}: bind paths must be absolute, without '..' (e.g. /var/lib/postgresql)"
+    )]
     BindInvalid(PathBuf),
     #[error("nothing to run: profile {0:?} has no processes and no --exec was given")]
     NothingToRun(String),
@@ -164,7 +168,12 @@ pub enum PlanError {
 }
 
 /// Build the plan. `exists` tells whether a path exists (used for bind paths inside the snapshot).
-pub fn build(req: &UpRequest, facts: &Facts, cfg: &Config, exists: &dyn Fn(&Path) -> bool) -> Result<Plan, PlanError> {
+pub fn build(
+    req: &UpRequest,
+    facts: &Facts,
+    cfg: &Config,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<Plan, PlanError> {
     let profile = &req.profile;
     let name = match &req.name {
         Some(n) => n.clone(),
@@ -250,7 +259,13 @@ pub fn build(req: &UpRequest, facts: &Facts, cfg: &Config, exists: &dyn Fn(&Path
         .ready
         .clone()
         .or_else(|| http_port.map(Ready::tcp))
-        .or_else(|| processes.iter().rev().find_map(|p| p.ready.as_ref()?.tcp).map(Ready::tcp))
+        .or_else(|| {
+            processes
+                .iter()
+                .rev()
+                .find_map(|p| p.ready.as_ref()?.tcp)
+                .map(Ready::tcp)
+        })
         .or_else(|| req.publish.first().map(|p| Ready::tcp(p.port)));
 
     let block = pool::allocate(cfg.address_pool, BLOCK_LEN, &facts.in_use)?;
@@ -305,37 +320,90 @@ pub fn clone_path(cfg: &Config, fs_root: &Path, name: &InstanceName) -> PathBuf 
 fn default_name(profile: &str, existing: &[String]) -> Result<InstanceName, PlanError> {
     let base: String = profile
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(24)
         .collect();
     let base = base.trim_matches('-');
     let base = if base.is_empty() { "instance" } else { base };
-    let n = (1..).find(|n| !existing.iter().any(|e| *e == format!("{base}-{n}"))).unwrap_or(1);
+    let n = (1..)
+        .find(|n| !existing.iter().any(|e| *e == format!("{base}-{n}")))
+        .unwrap_or(1);
     Ok(InstanceName::new(&format!("{base}-{n}"))?)
 }
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "instance {} (profile {}, ttl {})", self.name, self.profile, self.ttl)?;
-        writeln!(f, "  source     {} (btrfs, {})", self.source.path.display(), if self.source.readonly { "read-only" } else { "writable" })?;
-        writeln!(f, "  clone      {} (writable btrfs snapshot)", self.clone.display())?;
+        writeln!(
+            f,
+            "instance {} (profile {}, ttl {})",
+            self.name, self.profile, self.ttl
+        )?;
+        writeln!(
+            f,
+            "  source     {} (btrfs, {})",
+            self.source.path.display(),
+            if self.source.readonly {
+                "read-only"
+            } else {
+                "writable"
+            }
+        )?;
+        writeln!(
+            f,
+            "  clone      {} (writable btrfs snapshot)",
+            self.clone.display()
+        )?;
         writeln!(f, "  netns      {}", self.netns_path.display())?;
-        writeln!(f, "  veth       {} {}/{} <-> {} {}/{} (no route out, no NAT)", self.host_if, self.block.host, BLOCK_LEN, self.peer_if, self.block.peer, BLOCK_LEN)?;
-        writeln!(f, "  container  {} (host mode: tmpfs root, host /usr and /etc read-only)", self.container.machine)?;
+        writeln!(
+            f,
+            "  veth       {} {}/{} <-> {} {}/{} (no route out, no NAT)",
+            self.host_if, self.block.host, BLOCK_LEN, self.peer_if, self.block.peer, BLOCK_LEN
+        )?;
+        writeln!(
+            f,
+            "  container  {} (host mode: tmpfs root, host /usr and /etc read-only)",
+            self.container.machine
+        )?;
         for b in &self.container.binds {
-            writeln!(f, "    bind     {} -> {} ({})", b.source.display(), b.dest.display(), if b.readonly { "ro" } else { "rw" })?;
+            writeln!(
+                f,
+                "    bind     {} -> {} ({})",
+                b.source.display(),
+                b.dest.display(),
+                if b.readonly { "ro" } else { "rw" }
+            )?;
         }
         for d in &self.init.dirs {
             writeln!(f, "    tmpfs dir {}", d.path.display())?;
         }
         for p in &self.init.processes {
             let user = p.user.as_deref().unwrap_or("root");
-            writeln!(f, "    process  {} as {}: {}", p.name, user, shell_words(&p.argv()))?;
+            writeln!(
+                f,
+                "    process  {} as {}: {}",
+                p.name,
+                user,
+                shell_words(&p.argv())
+            )?;
         }
         writeln!(f, "    command  {}", shell_words(&self.container.argv()))?;
         match &self.ready {
             Some(Ready { tcp: Some(p), .. }) => writeln!(f, "  ready      tcp port {p} answers")?,
-            Some(Ready { http: Some(p), http_path, .. }) => writeln!(f, "  ready      http port {p} answers {}", http_path.as_deref().unwrap_or("/"))?,
+            Some(Ready {
+                http: Some(p),
+                http_path,
+                ..
+            }) => writeln!(
+                f,
+                "  ready      http port {p} answers {}",
+                http_path.as_deref().unwrap_or("/")
+            )?,
             _ => writeln!(f, "  ready      processes started")?,
         }
         if let Some(h) = &self.http {
@@ -352,7 +420,10 @@ impl fmt::Display for Plan {
 pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))

@@ -36,7 +36,9 @@ pub fn allocate(pool: Ipv4Net, len: u8, in_use: &[Ipv4Net]) -> Result<Block, Poo
         .iter()
         .filter(|n| n.prefix_len() > 0 && overlaps(n, &pool))
         .collect();
-    let subnets = pool.subnets(len).map_err(|_| PoolError::BadLength { pool, len })?;
+    let subnets = pool
+        .subnets(len)
+        .map_err(|_| PoolError::BadLength { pool, len })?;
     for net in subnets {
         if relevant.iter().any(|u| overlaps(u, &net)) {
             continue;
@@ -76,22 +78,39 @@ mod tests {
 
     #[test]
     fn skips_instances_and_host_routes() {
-        let used = [n("0.0.0.0/0"), n("10.213.0.0/30"), n("10.213.0.4/32"), n("10.0.0.0/8")];
+        let used = [
+            n("0.0.0.0/0"),
+            n("10.213.0.0/30"),
+            n("10.213.0.4/32"),
+            n("10.0.0.0/8"),
+        ];
         // 10.0.0.0/8 covers the whole pool: nothing is free.
         assert!(matches!(
             allocate(n("10.213.0.0/16"), 30, &used),
             Err(PoolError::Exhausted { .. })
         ));
         let used = [n("0.0.0.0/0"), n("10.213.0.0/30"), n("10.213.0.4/32")];
-        assert_eq!(allocate(n("10.213.0.0/16"), 30, &used).unwrap().net, n("10.213.0.8/30"));
+        assert_eq!(
+            allocate(n("10.213.0.0/16"), 30, &used).unwrap().net,
+            n("10.213.0.8/30")
+        );
     }
 
     #[test]
     fn exhaustion_and_bad_length() {
         let pool = n("10.213.0.0/29");
         let used = [n("10.213.0.0/30"), n("10.213.0.4/30")];
-        assert!(matches!(allocate(pool, 30, &used), Err(PoolError::Exhausted { .. })));
-        assert!(matches!(allocate(pool, 31, &[]), Err(PoolError::BadLength { .. })));
-        assert!(matches!(allocate(pool, 16, &[]), Err(PoolError::BadLength { .. })));
+        assert!(matches!(
+            allocate(pool, 30, &used),
+            Err(PoolError::Exhausted { .. })
+        ));
+        assert!(matches!(
+            allocate(pool, 31, &[]),
+            Err(PoolError::BadLength { .. })
+        ));
+        assert!(matches!(
+            allocate(pool, 16, &[]),
+            Err(PoolError::BadLength { .. })
+        ));
     }
 }

@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 /// Built-in profiles, by name.
 pub const BUILTINS: &[(&str, &str)] = &[
     ("postgresql", include_str!("../profiles/postgresql.toml")),
-    ("nginx-static", include_str!("../profiles/nginx-static.toml")),
+    (
+        "nginx-static",
+        include_str!("../profiles/nginx-static.toml"),
+    ),
     ("mariadb", include_str!("../profiles/mariadb.toml")),
 ];
 
@@ -58,7 +61,11 @@ impl Bind {
     }
     pub fn dest(&self) -> &Path {
         match self {
-            Bind::Path(p) | Bind::Full { path: p, dest: None } => p,
+            Bind::Path(p)
+            | Bind::Full {
+                path: p,
+                dest: None,
+            } => p,
             Bind::Full { dest: Some(d), .. } => d,
         }
     }
@@ -155,7 +162,10 @@ pub enum ProfileError {
     #[error("unknown profile {name:?}; available: {available}. A profile can also be a file path (e.g. ./myapp.toml)")]
     Unknown { name: String, available: String },
     #[error("cannot read profile {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid profile {origin}: {message}")]
     Invalid { origin: String, message: String },
 }
@@ -177,7 +187,10 @@ impl Profile {
         for b in &self.binds {
             for p in [b.path(), b.dest()] {
                 if !p.is_absolute() || p.components().any(|c| c.as_os_str() == "..") {
-                    return Err(format!("bind {} must be an absolute path without '..'", p.display()));
+                    return Err(format!(
+                        "bind {} must be an absolute path without '..'",
+                        p.display()
+                    ));
                 }
             }
         }
@@ -186,18 +199,23 @@ impl Profile {
                 return Err(format!("dir {} must be absolute", d.path.display()));
             }
             if let Some(m) = &d.mode {
-                u32::from_str_radix(m, 8).map_err(|_| format!("dir {}: mode {m:?} is not octal", d.path.display()))?;
+                u32::from_str_radix(m, 8)
+                    .map_err(|_| format!("dir {}: mode {m:?} is not octal", d.path.display()))?;
             }
         }
         for p in &self.processes {
             if p.command.is_some() == p.shell.is_some() {
-                return Err(format!("process {:?}: set exactly one of `command` or `shell`", p.name));
+                return Err(format!(
+                    "process {:?}: set exactly one of `command` or `shell`",
+                    p.name
+                ));
             }
             if p.command.as_ref().is_some_and(|c| c.is_empty()) {
                 return Err(format!("process {:?}: empty command", p.name));
             }
             if let Some(r) = &p.ready {
-                r.validate(true).map_err(|e| format!("process {:?}: {e}", p.name))?;
+                r.validate(true)
+                    .map_err(|e| format!("process {:?}: {e}", p.name))?;
             }
         }
         if let Some(r) = &self.ready {
@@ -240,7 +258,12 @@ impl Profile {
             .filter_map(|d| std::fs::read_dir(d).ok())
             .flatten()
             .flatten()
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".toml").map(str::to_string))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".toml")
+                    .map(str::to_string)
+            })
             .collect();
         names.extend(BUILTINS.iter().map(|(n, _)| n.to_string()));
         names.sort();
@@ -259,7 +282,9 @@ impl Ready {
             return Err("ready: set exactly one of tcp, http or path".into());
         }
         if self.path.is_some() && !allow_path {
-            return Err("ready.path is only for a process; the instance's readiness is tcp or http".into());
+            return Err(
+                "ready.path is only for a process; the instance's readiness is tcp or http".into(),
+            );
         }
         if self.http_path.is_some() && self.http.is_none() {
             return Err("ready.http_path needs ready.http".into());
@@ -283,7 +308,10 @@ mod tests {
 
     #[test]
     fn find_builtin_and_unknown() {
-        assert_eq!(Profile::find("postgresql", &[]).unwrap().binds[0].path(), Path::new("/var/lib/postgresql"));
+        assert_eq!(
+            Profile::find("postgresql", &[]).unwrap().binds[0].path(),
+            Path::new("/var/lib/postgresql")
+        );
         let e = Profile::find("nope", &[]).unwrap_err().to_string();
         assert!(e.contains("nope") && e.contains("postgresql"), "{e}");
     }
@@ -292,10 +320,18 @@ mod tests {
     fn user_dir_wins_and_files_work() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("postgresql.toml"), "name = \"mine\"\n").unwrap();
-        assert_eq!(Profile::find("postgresql", &[dir.path().into()]).unwrap().name, "mine");
+        assert_eq!(
+            Profile::find("postgresql", &[dir.path().into()])
+                .unwrap()
+                .name,
+            "mine"
+        );
         let f = dir.path().join("x.toml");
         std::fs::write(&f, "name = \"x\"\nhttp_port = 8080\n").unwrap();
-        assert_eq!(Profile::find(f.to_str().unwrap(), &[]).unwrap().http_port, Some(8080));
+        assert_eq!(
+            Profile::find(f.to_str().unwrap(), &[]).unwrap().http_port,
+            Some(8080)
+        );
     }
 
     #[test]
@@ -314,6 +350,9 @@ mod tests {
     #[test]
     fn cli_binds() {
         assert_eq!(Bind::parse_cli("/var/www").dest(), Path::new("/var/www"));
-        assert_eq!(Bind::parse_cli("/var/www:/srv/www").dest(), Path::new("/srv/www"));
+        assert_eq!(
+            Bind::parse_cli("/var/www:/srv/www").dest(),
+            Path::new("/srv/www")
+        );
     }
 }

@@ -1,1 +1,81 @@
-fn main() {}
+//! wayback: turn a btrfs snapshot into a live, isolated, temporary copy of a service on its own hostname.
+//!
+//! The binary is thin: it parses the command line, loads the config, and runs one command. The pure logic
+//! lives in `wayback-core`; network namespaces in `wayback-net`; the reverse proxy in `wayback-proxy`.
+
+mod apply;
+mod cli;
+mod cmd;
+mod error;
+mod init;
+mod progress;
+mod serve;
+mod state;
+mod sys;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use wayback_core::Config;
+
+use crate::cli::{Cli, Cmd};
+use crate::progress::Progress;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The container's init must stay single-threaded: handle it before any runtime starts.
+    if let Cmd::Init { spec } = &cli.cmd {
+        return match init::main(spec) {
+            Ok(code) => ExitCode::from(code as u8),
+            Err(e) => {
+                eprintln!("wayback-init: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WAYBACK_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wayback: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wayback: error: {e:#}");
+            ExitCode::from(error::exit_code(&e))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let progress = Progress { quiet: cli.quiet };
+    let cfg = Config::load(Config::locate(cli.config.as_deref(), None).as_deref())?;
+    match cli.cmd {
+        Cmd::Up(args) => cmd::up::run(&cfg, args, progress).await,
+        Cmd::Down(a) => cmd::down::down(&cfg, a.names, a.all, progress).await,
+        Cmd::Ls(a) => cmd::status::ls(&cfg, a.json),
+        Cmd::Status(a) => cmd::status::status(&cfg, &a.name, a.json),
+        Cmd::Logs(a) => cmd::logs::logs(&cfg, &a.name, a.follow).await,
+        Cmd::Gc(a) => cmd::down::gc(&cfg, a.json, progress).await,
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "wayback",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Init { .. } => unreachable!("handled before the runtime starts"),
+    }
+}

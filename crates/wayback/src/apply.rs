@@ -1,0 +1,190 @@
+//! Apply a plan with the journal, and tear an instance down by replaying it backwards.
+//!
+//! Every resource is recorded in the instance's journal *before* it is created; every undo step treats
+//! "already gone" as success. That one mechanism serves `down`, TTL expiry, rollback of a failed `up`,
+//! and `gc` after a crash at any point. Owns the order of `up`'s steps; the kernel objects themselves are
+//! handled by `sys::btrfs`, `sys::nspawn` and the `wayback-net` crate.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use wayback_core::journal::{self, Journal, Resource};
+use wayback_core::{Config, Plan};
+use wayback_net::{netns, veth, VethSpec};
+
+use crate::progress::Progress;
+use crate::state::{self, InstanceDir, RouteFile};
+use crate::sys::{btrfs, nspawn};
+
+/// How long a container gets to stop in order before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Create the clone, the network and the container, journaling each first.
+pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Result<()> {
+    let mut j = Journal::open(&dir.journal_path())?;
+    state::write_json(&dir.init_spec_path(), &plan.init)?;
+
+    let clone_parent = plan.clone.parent().context("clone path has no parent")?;
+    if !clone_parent.exists() {
+        j.record(&Resource::Dir {
+            path: clone_parent.to_path_buf(),
+        })?;
+        fs::create_dir(clone_parent)
+            .or_else(|e| if e.kind() == io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })
+            .with_context(|| format!("cannot create clone directory {} (is the snapshot's filesystem mounted read-only? set clone_dir in the config)", clone_parent.display()))?;
+    }
+    let step = progress.step(format!(
+        "cloning {} to {}",
+        plan.source.path.display(),
+        plan.clone.display()
+    ));
+    j.record(&Resource::Clone {
+        path: plan.clone.clone(),
+        source: plan.source.path.clone(),
+        source_uuid: plan.source.uuid.clone(),
+    })?;
+    btrfs::clone(&plan.source.path, &plan.clone)?;
+    step.done();
+
+    let step = progress.step(format!(
+        "network namespace {} and veth {}",
+        plan.netns, plan.host_if
+    ));
+    j.record(&Resource::Netns {
+        path: plan.netns_path.clone(),
+    })?;
+    let ns_dir = plan
+        .netns_path
+        .parent()
+        .context("netns path has no parent")?
+        .to_path_buf();
+    let ns_name = plan.netns.clone();
+    tokio::task::spawn_blocking(move || netns::create(&ns_dir, &ns_name)).await??;
+    j.record(&Resource::Veth {
+        host_if: plan.host_if.clone(),
+    })?;
+    veth::create(&VethSpec {
+        host_if: plan.host_if.clone(),
+        peer_if: plan.peer_if.clone(),
+        host_addr: plan.block.host,
+        peer_addr: plan.block.peer,
+        prefix_len: plan.block.net.prefix_len(),
+        netns_path: plan.netns_path.clone(),
+    })
+    .await?;
+    step.done();
+
+    let step = progress.step(format!("container {}", plan.container.machine));
+    j.record(&Resource::Container {
+        machine: plan.container.machine.clone(),
+    })?;
+    nspawn::launch(&plan.container.argv(), &dir.log_path())?;
+    step.done();
+    Ok(())
+}
+
+/// Publish the HTTP route: a file the proxy (in whichever process hosts it) reads.
+pub fn publish_route(cfg: &Config, dir: &InstanceDir, plan: &Plan) -> Result<()> {
+    let Some(http) = &plan.http else {
+        return Ok(());
+    };
+    let file = state::route_path(cfg, &http.host);
+    let mut j = Journal::open(&dir.journal_path())?;
+    j.record(&Resource::Route {
+        file: file.clone(),
+        host: http.host.clone(),
+    })?;
+    state::create_private_dir_all(&cfg.routes_dir())?;
+    state::write_json(
+        &file,
+        &RouteFile {
+            host: http.host.clone(),
+            instance: plan.name.to_string(),
+            netns_path: plan.netns_path.clone(),
+            port: http.port,
+        },
+    )?;
+    Ok(())
+}
+
+/// What a teardown did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Teardown {
+    pub removed: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Undo every journaled resource, newest first; keep going past failures and report them all. The
+/// instance directory is removed only when everything else is gone, so a failed teardown can be retried.
+pub async fn teardown(dir: &InstanceDir, progress: &Progress) -> Teardown {
+    let mut report = Teardown::default();
+    let entries = match journal::read(&dir.journal_path()) {
+        Ok(e) => e,
+        Err(e) => {
+            report.errors.push(e.to_string());
+            return report;
+        }
+    };
+    for res in journal::undo_order(&entries) {
+        let what = res.describe();
+        let t = Instant::now();
+        match undo(&res).await {
+            Ok(()) => {
+                progress.note(format!("removed {what} ({} ms)", t.elapsed().as_millis()));
+                report.removed.push(what);
+            }
+            Err(e) => report.errors.push(format!("{what}: {e:#}")),
+        }
+    }
+    if report.errors.is_empty() {
+        if let Err(e) = dir.remove() {
+            report.errors.push(e.to_string());
+        }
+    }
+    report
+}
+
+/// Undo one resource. Already gone is success.
+pub async fn undo(res: &Resource) -> Result<()> {
+    match res {
+        Resource::Route { file, .. } => remove_file(file),
+        Resource::Container { machine } => {
+            let m = machine.clone();
+            tokio::task::spawn_blocking(move || nspawn::stop(&m, STOP_GRACE)).await??;
+            Ok(())
+        }
+        Resource::Veth { host_if } => Ok(veth::delete(host_if).await?),
+        Resource::Netns { path } => Ok(netns::delete(path)?),
+        Resource::Clone {
+            path, source_uuid, ..
+        } => {
+            let (p, u) = (path.clone(), source_uuid.clone());
+            tokio::task::spawn_blocking(move || btrfs::delete_clone(&p, &u)).await??;
+            Ok(())
+        }
+        Resource::Dir { path } => match fs::remove_dir(path) {
+            Ok(()) => Ok(()),
+            // Another instance's clone lives there too: it stays until the last one goes.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+        },
+    }
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}

@@ -1,0 +1,125 @@
+//! The command line (clap). Parsing only: values are validated into typed forms here ("low" arguments);
+//! resolving them against the system happens in the commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use wayback_core::plan::Publish;
+use wayback_core::Duration;
+
+const AFTER_HELP: &str = "\
+Examples:
+  wayback up /persist/.snapshots/11921/snapshot --profile postgresql --publish 15432:5432
+  wayback up /srv/snaps/www.20261114T1000 --profile nginx-static --host old-www.example.org --ttl 4h
+  wayback ls
+  wayback down postgresql-1
+
+Exit status: 0 success, 1 failure, 2 bad input (nothing was created).";
+
+#[derive(Debug, Parser)]
+#[command(name = "wayback", version, about = "Resurrect a btrfs snapshot as a live, isolated, temporary copy of a service on its own hostname", after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Config file [default: /etc/wayback/config.toml if it exists, else built-in defaults]
+    #[arg(long, global = true, env = "WAYBACK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// No progress lines on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Start an instance from a snapshot and keep it running in the foreground until Ctrl-C, SIGTERM, its
+    /// TTL, or `wayback down NAME`; then remove everything it created
+    Up(UpArgs),
+    /// Stop instances and remove everything they created
+    Down(DownArgs),
+    /// List instances
+    Ls(JsonArg),
+    /// Show one instance
+    Status(StatusArgs),
+    /// Print an instance's service output
+    Logs(LogsArgs),
+    /// Tear down instances whose owning process is gone (after a crash or kill -9)
+    Gc(JsonArg),
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// (internal) the init process inside an instance's container
+    #[command(name = "__init", hide = true)]
+    Init { spec: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The btrfs subvolume to resurrect, typically a read-only snapshot (e.g. /persist/.snapshots/11921/snapshot)
+    pub snapshot: PathBuf,
+    /// Instance name [default: <profile>-<n>]
+    #[arg(long, short)]
+    pub name: Option<String>,
+    /// Built-in profile (postgresql, nginx-static, mariadb), a profile in the config's profile_dirs, or a file
+    #[arg(long, short, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+    /// Bind PATH of the snapshot read-write (from the clone) into the container at DEST [default: PATH]
+    #[arg(long, short, value_name = "PATH[:DEST]")]
+    pub bind: Vec<String>,
+    /// Run CMD (with /bin/sh -c) instead of the profile's processes; repeat for several, started in order
+    #[arg(long, value_name = "CMD")]
+    pub exec: Vec<String>,
+    /// User to run --exec commands as [default: root]
+    #[arg(long, short, requires = "exec")]
+    pub user: Option<String>,
+    /// The service's HTTP port inside the instance; gets a hostname on the proxy
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Hostname for the HTTP route [default: <name>.<base_domain>]
+    #[arg(long, value_name = "HOSTNAME")]
+    pub host: Option<String>,
+    /// Forward a host TCP port into the instance, e.g. 15432:5432 or 0.0.0.0:15432:5432 [address default: 127.0.0.1]
+    #[arg(long, value_name = "[ADDR:]HOSTPORT:PORT")]
+    pub publish: Vec<Publish>,
+    /// Remove the instance after this long, e.g. 90m, 24h, 2d [default: config default_ttl]
+    #[arg(long)]
+    pub ttl: Option<Duration>,
+    /// Print the plan and create nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Machine-readable output: the plan (with --dry-run) or one JSON line when the instance is ready
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Instance names
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub names: Vec<String>,
+    /// Every instance
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub name: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub name: String,
+    /// Keep printing new output
+    #[arg(long, short)]
+    pub follow: bool,
+}

@@ -1,0 +1,128 @@
+//! `wayback down` and `wayback gc`: stop instances and remove what they created.
+//!
+//! An instance whose owner (the foreground `up`) is alive is asked to stop with SIGTERM, and we wait for
+//! its directory to disappear. An instance without a live owner is torn down here from its journal.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use wayback_core::Config;
+
+use crate::apply;
+use crate::progress::Progress;
+use crate::state::{self, InstanceDir};
+
+/// How long to wait for an owner to finish tearing its instance down.
+const OWNER_WAIT: Duration = Duration::from_secs(90);
+
+pub async fn down(
+    cfg: &Config,
+    names: Vec<String>,
+    all: bool,
+    progress: Progress,
+) -> Result<ExitCode> {
+    let names = if all { state::list(cfg) } else { names };
+    let dirs = names
+        .iter()
+        .map(|n| InstanceDir::open(cfg, n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut failed = Vec::new();
+    for dir in dirs {
+        if let Err(e) = down_one(&dir, &progress).await {
+            failed.push(format!("{}: {e:#}", dir.name));
+        }
+    }
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(anyhow!("{}", failed.join("\n")))
+    }
+}
+
+async fn down_one(dir: &InstanceDir, progress: &Progress) -> Result<()> {
+    if let Some(owner) = dir
+        .owner()
+        .filter(|o| o.alive() && o.pid != std::process::id() as i32)
+    {
+        progress.note(format!("asking {} (pid {}) to stop", dir.name, owner.pid));
+        match kill(Pid::from_raw(owner.pid), Signal::SIGTERM) {
+            Ok(()) | Err(nix::Error::ESRCH) => {}
+            Err(e) => {
+                return Err(anyhow!(
+                    "cannot signal owner pid {} of {}: {e}",
+                    owner.pid,
+                    dir.name
+                ))
+            }
+        }
+        let start = Instant::now();
+        while dir.path.exists() && owner.alive() {
+            if start.elapsed() > OWNER_WAIT {
+                return Err(anyhow!(
+                    "{} did not stop within {}s (owner pid {})",
+                    dir.name,
+                    OWNER_WAIT.as_secs(),
+                    owner.pid
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !dir.path.exists() {
+            progress.note(format!("{} removed", dir.name));
+            return Ok(());
+        }
+        // The owner died while stopping: finish its work below.
+    }
+    teardown(dir, progress).await
+}
+
+async fn teardown(dir: &InstanceDir, progress: &Progress) -> Result<()> {
+    let td = apply::teardown(dir, progress).await;
+    if td.errors.is_empty() {
+        progress.note(format!("{} removed", dir.name));
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "teardown incomplete:\n  {}",
+            td.errors.join("\n  ")
+        ))
+    }
+}
+
+/// Remove every instance whose owner is gone.
+pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode> {
+    let mut report = Vec::new();
+    let mut failed = false;
+    for name in state::list(cfg) {
+        let Ok(dir) = InstanceDir::open(cfg, &name) else {
+            continue;
+        };
+        if dir.owner().is_some_and(|o| o.alive()) {
+            continue;
+        }
+        let td = apply::teardown(&dir, &progress).await;
+        failed |= !td.errors.is_empty();
+        if !json {
+            for r in &td.removed {
+                println!("{name}: removed {r}");
+            }
+            for e in &td.errors {
+                eprintln!("{name}: {e}");
+            }
+        }
+        report.push(serde_json::json!({"name": name, "removed": td.removed, "errors": td.errors}));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if report.is_empty() {
+        eprintln!("nothing to collect");
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

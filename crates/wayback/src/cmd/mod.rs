@@ -1,0 +1,5 @@
+//! One module per command.
+pub mod down;
+pub mod logs;
+pub mod status;
+pub mod up;

@@ -1,0 +1,315 @@
+//! wayback's init: PID 1 inside an instance's container (`wayback __init SPEC`).
+//!
+//! Lays out the FHS skeleton a tmpfs root lacks (/var/run → /run, /var/tmp, …), creates the profile's
+//! directories, starts the profile's processes in order (each as its user, waiting for its readiness before
+//! the next), reaps every child, and on SIGTERM/SIGINT stops the processes in reverse order with their stop
+//! signals. If a process exits on its own, the others are stopped and init exits non-zero, which ends the
+//! container; the host side notices and reports it. Single-threaded; syscalls: sigprocmask/sigtimedwait,
+//! waitpid, kill, setgroups/setgid/setuid (in the child before exec), mkdir/chown/chmod/symlink.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{Gid, Group, Pid, Uid, User};
+use wayback_core::plan::InitSpec;
+use wayback_core::profile::{DirSpec, Process, Ready};
+
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+struct Running {
+    name: String,
+    pid: Pid,
+    stop: Signal,
+}
+
+pub fn main(spec_path: &Path) -> Result<i32> {
+    let text = fs::read_to_string(spec_path)
+        .with_context(|| format!("reading {}", spec_path.display()))?;
+    let spec: InitSpec =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", spec_path.display()))?;
+    let signals = handled_signals();
+    signals.thread_block().context("blocking signals")?;
+    skeleton()?;
+    for d in &spec.dirs {
+        make_dir(d).with_context(|| format!("creating {}", d.path.display()))?;
+    }
+    let mut running: Vec<Running> = Vec::new();
+    for p in &spec.processes {
+        match start(p) {
+            Ok(pid) => {
+                say(&format!("started {} (pid {pid})", p.name));
+                running.push(Running {
+                    name: p.name.clone(),
+                    pid,
+                    stop: p
+                        .stop_signal
+                        .as_deref()
+                        .map(Signal::from_str)
+                        .transpose()?
+                        .unwrap_or(Signal::SIGTERM),
+                });
+            }
+            Err(e) => {
+                say(&format!("cannot start {}: {e:#}", p.name));
+                stop_all(&mut running);
+                return Ok(1);
+            }
+        }
+        if let Some(r) = &p.ready {
+            if let Err(e) = wait_ready(r, &running) {
+                say(&format!("{} did not become ready: {e:#}", p.name));
+                stop_all(&mut running);
+                return Ok(1);
+            }
+        }
+    }
+    say("all processes started");
+    loop {
+        match signals.wait() {
+            Ok(Signal::SIGCHLD) => {
+                if let Some((name, status)) = reap(&mut running) {
+                    say(&format!("{name} exited ({status}); stopping the instance"));
+                    stop_all(&mut running);
+                    return Ok(1);
+                }
+            }
+            Ok(sig) => {
+                say(&format!("received {sig}, stopping"));
+                stop_all(&mut running);
+                return Ok(0);
+            }
+            Err(e) => bail!("sigwait: {e}"),
+        }
+    }
+}
+
+fn handled_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        s.add(sig);
+    }
+    s
+}
+
+fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "wayback-init: {msg}");
+}
+
+/// What a tmpfs root needs for Debian's services: /var with the usual symlinks into /run.
+fn skeleton() -> Result<()> {
+    for (dir, mode) in [
+        ("/var", 0o755),
+        ("/var/lib", 0o755),
+        ("/var/log", 0o755),
+        ("/var/cache", 0o755),
+        ("/var/spool", 0o755),
+        ("/var/tmp", 0o1777),
+        ("/run/lock", 0o1777),
+        ("/tmp", 0o1777),
+    ] {
+        if !Path::new(dir).exists() {
+            fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
+        }
+    }
+    for (link, target) in [("/var/run", "/run"), ("/var/lock", "/run/lock")] {
+        if fs::symlink_metadata(link).is_err() {
+            symlink(target, link).with_context(|| format!("linking {link}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn make_dir(d: &DirSpec) -> Result<()> {
+    fs::create_dir_all(&d.path)?;
+    let uid = d
+        .owner
+        .as_deref()
+        .map(lookup_user)
+        .transpose()?
+        .map(|u| u.uid);
+    let gid = match d.group.as_deref() {
+        Some(g) => Some(lookup_group(g)?),
+        None => d
+            .owner
+            .as_deref()
+            .map(lookup_user)
+            .transpose()?
+            .map(|u| u.gid),
+    };
+    nix::unistd::chown(&d.path, uid, gid)?;
+    if let Some(m) = &d.mode {
+        fs::set_permissions(
+            &d.path,
+            fs::Permissions::from_mode(u32::from_str_radix(m, 8)?),
+        )?;
+    }
+    Ok(())
+}
+
+fn lookup_user(name: &str) -> Result<User> {
+    User::from_name(name)?.with_context(|| format!("no user {name:?} in the host's /etc/passwd"))
+}
+
+fn lookup_group(name: &str) -> Result<Gid> {
+    Ok(Group::from_name(name)?
+        .with_context(|| format!("no group {name:?} in the host's /etc/group"))?
+        .gid)
+}
+
+fn start(p: &Process) -> Result<Pid> {
+    let argv = p.argv();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .env("PATH", PATH)
+        .env("container", "wayback");
+    let mut ids: Option<(Uid, Gid, Vec<Gid>)> = None;
+    if let Some(u) = &p.user {
+        let user = lookup_user(u)?;
+        let gid = match &p.group {
+            Some(g) => lookup_group(g)?,
+            None => user.gid,
+        };
+        let cname = CString::new(user.name.clone())?;
+        let groups = nix::unistd::getgrouplist(&cname, gid).unwrap_or_else(|_| vec![gid]);
+        cmd.env("HOME", &user.dir)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name);
+        cmd.current_dir(if user.dir.is_dir() {
+            user.dir.as_path()
+        } else {
+            Path::new("/")
+        });
+        ids = Some((user.uid, gid, groups));
+    } else {
+        cmd.env("HOME", "/root").current_dir("/");
+    }
+    if let Some(w) = &p.workdir {
+        cmd.current_dir(w);
+    }
+    cmd.envs(&p.env);
+    if let Some((uid, gid, groups)) = ids {
+        // SAFETY: the closure runs in the forked child before exec and only makes the async-signal-safe
+        // syscalls setgroups/setgid/setuid on values computed before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::unistd::setgroups(&groups)?;
+                nix::unistd::setgid(gid)?;
+                nix::unistd::setuid(uid)?;
+                Ok(())
+            });
+        }
+    }
+    let child = cmd.spawn().with_context(|| format!("exec {}", argv[0]))?;
+    Ok(Pid::from_raw(child.id() as i32))
+}
+
+/// Wait for `r` while watching for children that die first.
+fn wait_ready(r: &Ready, running: &[Running]) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < READY_TIMEOUT {
+        if let Some(rp) = running.iter().find(|rp| {
+            matches!(
+                waitpid(rp.pid, Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+            )
+        }) {
+            bail!("{} exited before it was ready", rp.name);
+        }
+        let ok = if let Some(port) = r.tcp.or(r.http) {
+            TcpStream::connect_timeout(
+                &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into(),
+                Duration::from_millis(200),
+            )
+            .is_ok()
+        } else if let Some(p) = &r.path {
+            p.exists()
+        } else {
+            true
+        };
+        if ok {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    bail!("not ready after {}s", READY_TIMEOUT.as_secs())
+}
+
+/// Reap all exited children; report the first of ours that ended.
+fn reap(running: &mut Vec<Running>) -> Option<(String, String)> {
+    let mut ended = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => break,
+            Ok(st) => {
+                let Some(pid) = st.pid() else { break };
+                if let Some(i) = running.iter().position(|r| r.pid == pid) {
+                    let r = running.remove(i);
+                    ended.get_or_insert((r.name, describe(&st)));
+                }
+            }
+        }
+    }
+    ended
+}
+
+fn describe(st: &WaitStatus) -> String {
+    match st {
+        WaitStatus::Exited(_, code) => format!("exit status {code}"),
+        WaitStatus::Signaled(_, sig, _) => format!("killed by {sig}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Stop processes newest first: their stop signal, then SIGKILL after the grace period.
+fn stop_all(running: &mut Vec<Running>) {
+    while let Some(r) = running.pop() {
+        say(&format!("stopping {} with {}", r.name, r.stop));
+        let _ = kill(r.pid, r.stop);
+        let deadline = Instant::now() + STOP_GRACE;
+        loop {
+            if !matches!(
+                waitpid(r.pid, Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::StillAlive)
+            ) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                say(&format!(
+                    "{} did not stop in {}s, killing it",
+                    r.name,
+                    STOP_GRACE.as_secs()
+                ));
+                let _ = kill(r.pid, Signal::SIGKILL);
+                let _ = waitpid(r.pid, None);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Orphans re-parented to us.
+    while let Ok(st) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if st == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The systemd-nspawn process of an instance: launch it (own process group, output to the instance log),
+//! find it again by its `--machine=` argument (after a crash we have no PID), and stop it: SIGTERM, which
+//! nspawn forwards to wayback's init (`--kill-signal=SIGTERM`) for an orderly stop, then SIGKILL.
+//!
+//! Tools: systemd-nspawn. Syscalls: kill(2); reads /proc/*/cmdline.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NspawnError {
+    #[error("cannot open container log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start systemd-nspawn: {source} (is the systemd-container package installed?)")]
+    Spawn { source: std::io::Error },
+    #[error("cannot signal container {machine} (pid {pid}): {source}")]
+    Signal {
+        machine: String,
+        pid: i32,
+        source: nix::Error,
+    },
+    #[error("container {machine} (pid {pid}) did not exit after SIGKILL")]
+    Stuck { machine: String, pid: i32 },
+}
+
+/// Start nspawn with `argv` (program first), stdin from /dev/null, stdout+stderr appended to `log`.
+pub fn launch(argv: &[String], log: &Path) -> Result<Child, NspawnError> {
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|source| NspawnError::Log {
+            path: log.into(),
+            source,
+        })?;
+    let err = out.try_clone().map_err(|source| NspawnError::Log {
+        path: log.into(),
+        source,
+    })?;
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        // Own process group: a Ctrl-C on the terminal reaches `up`, which then stops the container in order.
+        .process_group(0)
+        .spawn()
+        .map_err(|source| NspawnError::Spawn { source })
+}
+
+/// PIDs of systemd-nspawn processes started with `--machine=<machine>`.
+pub fn find(machine: &str) -> Vec<i32> {
+    find_in(Path::new("/proc"), machine)
+}
+
+fn find_in(proc_root: &Path, machine: &str) -> Vec<i32> {
+    let want = format!("--machine={machine}");
+    let mut pids: Vec<i32> = fs::read_dir(proc_root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(cmdline) = fs::read(proc_root.join(pid.to_string()).join("cmdline")) else {
+                return false;
+            };
+            let mut args = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty());
+            let is_nspawn = args
+                .next()
+                .is_some_and(|a0| a0 == b"systemd-nspawn" || a0.ends_with(b"/systemd-nspawn"));
+            is_nspawn && args.any(|a| a == want.as_bytes())
+        })
+        .collect();
+    pids.sort();
+    pids
+}
+
+/// Stop every nspawn process of `machine`: SIGTERM, wait up to `grace`, then SIGKILL. None running: Ok.
+pub fn stop(machine: &str, grace: Duration) -> Result<(), NspawnError> {
+    let pids = find(machine);
+    for pid in &pids {
+        signal(machine, *pid, Signal::SIGTERM)?;
+    }
+    if wait_gone(machine, grace) {
+        return Ok(());
+    }
+    for pid in find(machine) {
+        signal(machine, pid, Signal::SIGKILL)?;
+    }
+    if wait_gone(machine, Duration::from_secs(10)) {
+        Ok(())
+    } else {
+        Err(NspawnError::Stuck {
+            machine: machine.into(),
+            pid: find(machine).first().copied().unwrap_or(0),
+        })
+    }
+}
+
+fn signal(machine: &str, pid: i32, sig: Signal) -> Result<(), NspawnError> {
+    match kill(Pid::from_raw(pid), sig) {
+        Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
+        Err(source) => Err(NspawnError::Signal {
+            machine: machine.into(),
+            pid,
+            source,
+        }),
+    }
+}
+
+/// Wait until no nspawn of `machine` runs. Reaps our own children on the way (a zombie still has a cmdline
+/// of zero length, so it no longer matches).
+fn wait_gone(machine: &str, timeout: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        reap_children();
+        if find(machine).is_empty() {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Collect exited children of this process so they do not linger as zombies.
+fn reap_children() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// The last `lines` lines of a log file, for error messages.
+pub fn log_tail(log: &Path, lines: usize) -> String {
+    let Ok(mut f) = File::open(log) else {
+        return String::new();
+    };
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
+    let mut buf = String::new();
+    let _ = f.read_to_string(&mut buf);
+    let all: Vec<&str> = buf.lines().filter(|l| !is_noise(l)).collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// nspawn prints this on every exit on hosts without systemd as PID 1; it means nothing.
+fn is_noise(line: &str) -> bool {
+    line.contains("Attempted to remove disk file system under \"/run/systemd/nspawn/propagate")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_by_machine_argument_only() {
+        let root = tempfile::tempdir().unwrap();
+        let mk = |pid: &str, args: &[&str]| {
+            let d = root.path().join(pid);
+            fs::create_dir(&d).unwrap();
+            fs::write(d.join("cmdline"), args.join("\0") + "\0").unwrap();
+        };
+        mk("10", &["systemd-nspawn", "--quiet", "--machine=wb-a"]);
+        mk("11", &["/usr/bin/systemd-nspawn", "--machine=wb-a"]);
+        mk("12", &["systemd-nspawn", "--machine=wb-ab"]);
+        mk("13", &["bash", "-c", "--machine=wb-a"]);
+        mk("self", &["x"]);
+        assert_eq!(find_in(root.path(), "wb-a"), vec![10, 11]);
+        assert!(find_in(root.path(), "wb-zz").is_empty());
+    }
+}
