@@ -2,6 +2,7 @@
 //! plan `up` applies, the journal format, and the systemd-nspawn command line. Nothing here needs root or
 //! touches kernel objects; the `wayback` binary gathers facts from the system and applies plans.
 
+pub mod catalog;
 pub mod config;
 pub mod duration;
 pub mod journal;
@@ -10,6 +11,7 @@ pub mod nspawn;
 pub mod plan;
 pub mod pool;
 pub mod profile;
+pub mod selector;
 
 pub use config::Config;
 pub use duration::Duration;

@@ -1,0 +1,1 @@
+//! Snapshot catalogs (snapper, btrbk, plain subvolumes): placeholder until the module lands.

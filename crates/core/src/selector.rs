@@ -1,0 +1,1 @@
+//! Snapshot selectors: placeholder until the module lands.

@@ -1,0 +1,125 @@
+//! Tier 0: the plan `up` applies, from a request and fixed facts. No system access.
+
+use std::path::{Path, PathBuf};
+
+use wayback_core::plan::{self, Facts, PlanError, Publish, SourceFacts, UpRequest};
+use wayback_core::profile::{Bind, Profile};
+use wayback_core::{Config, InstanceName};
+
+fn facts() -> Facts {
+    Facts {
+        source: SourceFacts {
+            path: "/persist/.snapshots/11921/snapshot".into(),
+            uuid: "6a1c5c7e-0000-4000-8000-000000000001".into(),
+            readonly: true,
+            fs_root: "/persist".into(),
+        },
+        existing: vec!["postgresql-1".into()],
+        in_use: vec!["0.0.0.0/0".parse().unwrap(), "10.213.0.0/30".parse().unwrap(), "192.168.1.0/24".parse().unwrap()],
+        init_exe: "/usr/bin/wayback".into(),
+        machined: false,
+        now: 1_795_000_000,
+    }
+}
+
+fn request(profile: &str) -> UpRequest {
+    UpRequest {
+        snapshot: "/persist/.snapshots/11921/snapshot".into(),
+        name: None,
+        profile: Profile::find(profile, &[]).unwrap(),
+        binds: vec![],
+        exec: vec![],
+        user: None,
+        port: None,
+        host: None,
+        publish: vec![],
+        ttl: None,
+    }
+}
+
+fn all_exist(_: &Path) -> bool {
+    true
+}
+
+#[test]
+fn postgresql_with_publish() {
+    let mut req = request("postgresql");
+    req.publish = vec!["127.0.0.1:15432:5432".parse().unwrap()];
+    let p = plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap();
+    assert_eq!(p.name.as_str(), "postgresql-2", "default names skip taken ones");
+    assert_eq!(p.clone, PathBuf::from("/persist/.wayback/postgresql-2"));
+    assert_eq!(p.block.net.to_string(), "10.213.0.4/30", "the taken block is skipped");
+    assert!(p.http.is_none());
+    insta::assert_snapshot!("postgresql_plan", p.to_string());
+}
+
+#[test]
+fn nginx_route_and_json_round_trip() {
+    let mut req = request("nginx-static");
+    req.name = Some(InstanceName::new("www-old").unwrap());
+    req.host = Some("Old-WWW.Example.org".into());
+    req.ttl = Some("4h".parse().unwrap());
+    let p = plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap();
+    let http = p.http.as_ref().unwrap();
+    assert_eq!(http.host, "old-www.example.org");
+    assert_eq!(http.url, "http://old-www.example.org:8080/");
+    assert_eq!(p.expires - p.created, 4 * 3600);
+    let json = serde_json::to_string(&p).unwrap();
+    let back: wayback_core::Plan = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, p);
+    insta::assert_snapshot!("nginx_plan", p.to_string());
+}
+
+#[test]
+fn exec_with_user_and_cli_bind() {
+    let mut req = request("nginx-static");
+    req.exec = vec!["python3 -m http.server 8000".into()];
+    req.user = Some("www-data".into());
+    req.port = Some(8000);
+    req.binds = vec![Bind::parse_cli("/srv/site:/var/www")];
+    let p = plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap();
+    assert_eq!(p.init.processes.len(), 1);
+    assert_eq!(p.init.processes[0].user.as_deref(), Some("www-data"));
+    assert_eq!(p.container.binds.len(), 1, "a CLI bind replaces the profile's bind with the same destination");
+    assert_eq!(p.container.binds[0].source, PathBuf::from("/persist/.wayback/nginx-static-1/srv/site"));
+    assert_eq!(p.http.unwrap().port, 8000);
+}
+
+#[test]
+fn bad_input_is_refused() {
+    let f = facts();
+    let cfg = Config::default();
+    let mut req = request("postgresql");
+    req.name = Some(InstanceName::new("postgresql-1").unwrap());
+    assert_eq!(plan::build(&req, &f, &cfg, &all_exist).unwrap_err(), PlanError::NameTaken("postgresql-1".into()));
+
+    let req = request("postgresql");
+    let missing = plan::build(&req, &f, &cfg, &|_: &Path| false).unwrap_err();
+    assert!(matches!(missing, PlanError::BindMissing { .. }));
+    assert!(missing.to_string().contains("/var/lib/postgresql"));
+
+    let mut req = request("nginx-static");
+    req.host = Some("bad_host!".into());
+    assert!(matches!(plan::build(&req, &f, &cfg, &all_exist), Err(PlanError::Name(_))));
+
+    let mut req = request("postgresql");
+    req.binds = vec![Bind::parse_cli("relative/path")];
+    assert!(matches!(plan::build(&req, &f, &cfg, &all_exist), Err(PlanError::BindInvalid(_))));
+
+    let mut f2 = facts();
+    f2.in_use.push("10.213.0.0/16".parse().unwrap());
+    assert!(matches!(plan::build(&request("postgresql"), &f2, &cfg, &all_exist), Err(PlanError::Pool(_))));
+}
+
+#[test]
+fn publish_parsing() {
+    let p: Publish = "15432:5432".parse().unwrap();
+    assert_eq!(p.listen.to_string(), "127.0.0.1:15432");
+    let p: Publish = "0.0.0.0:80:8080".parse().unwrap();
+    assert_eq!((p.listen.port(), p.port), (80, 8080));
+    let p: Publish = "[::1]:15432:5432".parse().unwrap();
+    assert_eq!(p.listen.to_string(), "[::1]:15432");
+    for bad in ["5432", "x:5432", "0:5432", "1:70000", "nohost:1:2"] {
+        assert!(bad.parse::<Publish>().is_err(), "{bad}");
+    }
+}
