@@ -42,6 +42,11 @@ pub enum Cmd {
     Status(StatusArgs),
     /// Print an instance's service output
     Logs(LogsArgs),
+    /// Give an instance more time: its expiry moves DURATION later (e.g. `wayback extend pg-1 12h`)
+    Extend {
+        name: String,
+        duration: Duration,
+    },
     /// Tear down instances whose owning process is gone (after a crash or kill -9)
     Gc(JsonArg),
     /// Print a shell completion script

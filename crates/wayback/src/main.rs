@@ -66,6 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Ls(a) => cmd::status::ls(&cfg, a.json),
         Cmd::Status(a) => cmd::status::status(&cfg, &a.name, a.json),
         Cmd::Logs(a) => cmd::logs::logs(&cfg, &a.name, a.follow).await,
+        Cmd::Extend { name, duration } => cmd::extend::extend(&cfg, &name, duration),
         Cmd::Gc(a) => cmd::down::gc(&cfg, a.json, progress).await,
         Cmd::Completions { shell } => {
             clap_complete::generate(

@@ -24,8 +24,9 @@ use crate::sys::{btrfs, mountinfo, nspawn};
 
 pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitCode> {
     let req = request(cfg, &args)?;
+    let source = source_facts(&req.snapshot)?;
     let alloc = alloc_lock(cfg)?;
-    let facts = facts(cfg, &req.snapshot).await?;
+    let facts = facts(cfg, source).await?;
     let plan = plan::build(&req, &facts, cfg, &|p: &Path| p.exists())?;
     if args.dry_run {
         if args.json {
@@ -202,8 +203,8 @@ fn alloc_lock(cfg: &Config) -> Result<Flock<std::fs::File>> {
         .map_err(|(_, e)| anyhow!("locking {}: {e}", path.display()))
 }
 
-/// High: what the plan needs to know about the system.
-async fn facts(cfg: &Config, snapshot: &Path) -> Result<Facts> {
+/// The snapshot: it must be a btrfs subvolume; where its filesystem is mounted.
+fn source_facts(snapshot: &Path) -> Result<SourceFacts> {
     let path = std::fs::canonicalize(snapshot).map_err(|_| btrfs::BtrfsError::Missing {
         path: snapshot.into(),
     })?;
@@ -212,6 +213,16 @@ async fn facts(cfg: &Config, snapshot: &Path) -> Result<Facts> {
     let fs_root = mountinfo::mount_of(&mounts, &path)
         .map(|m| m.mount_point.clone())
         .with_context(|| format!("no mount holds {}", path.display()))?;
+    Ok(SourceFacts {
+        path,
+        uuid: info.uuid,
+        readonly: info.readonly,
+        fs_root,
+    })
+}
+
+/// High: what the plan needs to know about the system. Call with the allocation lock held.
+async fn facts(cfg: &Config, source: SourceFacts) -> Result<Facts> {
     let existing = state::list(cfg);
     let mut in_use: Vec<ipnet::Ipv4Net> = existing
         .iter()
@@ -220,12 +231,7 @@ async fn facts(cfg: &Config, snapshot: &Path) -> Result<Facts> {
         .collect();
     in_use.extend(wayback_net::veth::host_ipv4_prefixes().await?);
     Ok(Facts {
-        source: SourceFacts {
-            path,
-            uuid: info.uuid,
-            readonly: info.readonly,
-            fs_root,
-        },
+        source,
         existing,
         in_use,
         init_exe: std::env::current_exe().context("locating the wayback binary")?,

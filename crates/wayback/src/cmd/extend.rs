@@ -1,0 +1,20 @@
+//! `wayback extend NAME DURATION`: push an instance's expiry back. The owner re-reads the expiry every
+//! second, so the new time takes effect at once.
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use wayback_core::{Config, Duration};
+
+use crate::state::{self, InstanceDir};
+
+pub fn extend(cfg: &Config, name: &str, by: Duration) -> Result<ExitCode> {
+    let dir = InstanceDir::open(cfg, name)?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    // Extending an instance that is about to expire counts from now, not from the old expiry.
+    let expires = dir.expires().unwrap_or(now).max(now) + by.as_secs();
+    state::write_json(&dir.path.join("expires.json"), &expires)?;
+    println!("{name} now expires in {}", Duration(expires - now));
+    Ok(ExitCode::SUCCESS)
+}
