@@ -35,6 +35,8 @@ pub struct UpRequest {
     pub host: Option<String>,
     pub publish: Vec<Publish>,
     pub ttl: Option<Duration>,
+    /// Remove the instance after this long without a proxied HTTP request.
+    pub idle: Option<Duration>,
 }
 
 /// The system as it is now, gathered by the binary.
@@ -116,6 +118,8 @@ pub struct Plan {
     pub created: u64,
     pub ttl: Duration,
     pub expires: u64,
+    #[serde(default)]
+    pub idle: Option<Duration>,
     pub source: SourceFacts,
     /// The writable btrfs snapshot of the source.
     pub clone: PathBuf,
@@ -163,6 +167,8 @@ pub enum PlanError {
     NothingToRun(String),
     #[error("--user needs --exec (a profile's processes set their own users)")]
     UserWithoutExec,
+    #[error("--idle needs an HTTP route (--port or a profile with http_port): idle time is measured on proxied requests")]
+    IdleWithoutHttp,
     #[error(transparent)]
     Pool(#[from] PoolError),
 }
@@ -255,6 +261,9 @@ pub fn build(
             None
         }
     };
+    if req.idle.is_some() && http.is_none() {
+        return Err(PlanError::IdleWithoutHttp);
+    }
     let ready = profile
         .ready
         .clone()
@@ -286,6 +295,7 @@ pub fn build(
         created: facts.now,
         ttl,
         expires: facts.now + ttl.as_secs(),
+        idle: req.idle,
         source: facts.source.clone(),
         clone,
         netns: name.netns(),
@@ -339,11 +349,15 @@ fn default_name(profile: &str, existing: &[String]) -> Result<InstanceName, Plan
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        write!(
             f,
-            "instance {} (profile {}, ttl {})",
+            "instance {} (profile {}, ttl {}",
             self.name, self.profile, self.ttl
         )?;
+        match self.idle {
+            Some(idle) => writeln!(f, ", idle {idle})")?,
+            None => writeln!(f, ")")?,
+        }
         writeln!(
             f,
             "  source     {} (btrfs, {})",

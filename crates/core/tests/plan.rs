@@ -15,7 +15,11 @@ fn facts() -> Facts {
             fs_root: "/persist".into(),
         },
         existing: vec!["postgresql-1".into()],
-        in_use: vec!["0.0.0.0/0".parse().unwrap(), "10.213.0.0/30".parse().unwrap(), "192.168.1.0/24".parse().unwrap()],
+        in_use: vec![
+            "0.0.0.0/0".parse().unwrap(),
+            "10.213.0.0/30".parse().unwrap(),
+            "192.168.1.0/24".parse().unwrap(),
+        ],
         init_exe: "/usr/bin/wayback".into(),
         machined: false,
         now: 1_795_000_000,
@@ -34,6 +38,7 @@ fn request(profile: &str) -> UpRequest {
         host: None,
         publish: vec![],
         ttl: None,
+        idle: None,
     }
 }
 
@@ -46,9 +51,17 @@ fn postgresql_with_publish() {
     let mut req = request("postgresql");
     req.publish = vec!["127.0.0.1:15432:5432".parse().unwrap()];
     let p = plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap();
-    assert_eq!(p.name.as_str(), "postgresql-2", "default names skip taken ones");
+    assert_eq!(
+        p.name.as_str(),
+        "postgresql-2",
+        "default names skip taken ones"
+    );
     assert_eq!(p.clone, PathBuf::from("/persist/.wayback/postgresql-2"));
-    assert_eq!(p.block.net.to_string(), "10.213.0.4/30", "the taken block is skipped");
+    assert_eq!(
+        p.block.net.to_string(),
+        "10.213.0.4/30",
+        "the taken block is skipped"
+    );
     assert!(p.http.is_none());
     insta::assert_snapshot!("postgresql_plan", p.to_string());
 }
@@ -80,8 +93,15 @@ fn exec_with_user_and_cli_bind() {
     let p = plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap();
     assert_eq!(p.init.processes.len(), 1);
     assert_eq!(p.init.processes[0].user.as_deref(), Some("www-data"));
-    assert_eq!(p.container.binds.len(), 1, "a CLI bind replaces the profile's bind with the same destination");
-    assert_eq!(p.container.binds[0].source, PathBuf::from("/persist/.wayback/nginx-static-1/srv/site"));
+    assert_eq!(
+        p.container.binds.len(),
+        1,
+        "a CLI bind replaces the profile's bind with the same destination"
+    );
+    assert_eq!(
+        p.container.binds[0].source,
+        PathBuf::from("/persist/.wayback/nginx-static-1/srv/site")
+    );
     assert_eq!(p.http.unwrap().port, 8000);
 }
 
@@ -91,7 +111,10 @@ fn bad_input_is_refused() {
     let cfg = Config::default();
     let mut req = request("postgresql");
     req.name = Some(InstanceName::new("postgresql-1").unwrap());
-    assert_eq!(plan::build(&req, &f, &cfg, &all_exist).unwrap_err(), PlanError::NameTaken("postgresql-1".into()));
+    assert_eq!(
+        plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+        PlanError::NameTaken("postgresql-1".into())
+    );
 
     let req = request("postgresql");
     let missing = plan::build(&req, &f, &cfg, &|_: &Path| false).unwrap_err();
@@ -100,15 +123,24 @@ fn bad_input_is_refused() {
 
     let mut req = request("nginx-static");
     req.host = Some("bad_host!".into());
-    assert!(matches!(plan::build(&req, &f, &cfg, &all_exist), Err(PlanError::Name(_))));
+    assert!(matches!(
+        plan::build(&req, &f, &cfg, &all_exist),
+        Err(PlanError::Name(_))
+    ));
 
     let mut req = request("postgresql");
     req.binds = vec![Bind::parse_cli("relative/path")];
-    assert!(matches!(plan::build(&req, &f, &cfg, &all_exist), Err(PlanError::BindInvalid(_))));
+    assert!(matches!(
+        plan::build(&req, &f, &cfg, &all_exist),
+        Err(PlanError::BindInvalid(_))
+    ));
 
     let mut f2 = facts();
     f2.in_use.push("10.213.0.0/16".parse().unwrap());
-    assert!(matches!(plan::build(&request("postgresql"), &f2, &cfg, &all_exist), Err(PlanError::Pool(_))));
+    assert!(matches!(
+        plan::build(&request("postgresql"), &f2, &cfg, &all_exist),
+        Err(PlanError::Pool(_))
+    ));
 }
 
 #[test]

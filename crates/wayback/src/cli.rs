@@ -43,10 +43,7 @@ pub enum Cmd {
     /// Print an instance's service output
     Logs(LogsArgs),
     /// Give an instance more time: its expiry moves DURATION later (e.g. `wayback extend pg-1 12h`)
-    Extend {
-        name: String,
-        duration: Duration,
-    },
+    Extend { name: String, duration: Duration },
     /// Tear down instances whose owning process is gone (after a crash or kill -9)
     Gc(JsonArg),
     /// Print a shell completion script
@@ -90,6 +87,9 @@ pub struct UpArgs {
     /// Remove the instance after this long, e.g. 90m, 24h, 2d [default: config default_ttl]
     #[arg(long)]
     pub ttl: Option<Duration>,
+    /// Also remove the instance after this long without a proxied HTTP request, e.g. 30m
+    #[arg(long, value_name = "DURATION")]
+    pub idle: Option<Duration>,
     /// Print the plan and create nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -48,14 +48,19 @@ fn loopback(port: u16) -> SocketAddr {
 /// Resolves hostnames from the route files in the runtime dir, caching one pooled backend per route.
 pub struct DirResolver {
     dir: PathBuf,
+    instances: PathBuf,
     cache: RwLock<HashMap<String, (RouteFile, Arc<Backend>)>>,
+    /// Last activity time written per host, so files are rewritten only when it changed.
+    written: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 impl DirResolver {
-    pub fn new(dir: PathBuf) -> Arc<DirResolver> {
+    pub fn new(cfg: &Config) -> Arc<DirResolver> {
         Arc::new(DirResolver {
-            dir,
+            dir: cfg.routes_dir(),
+            instances: cfg.instances_dir(),
             cache: RwLock::default(),
+            written: Default::default(),
         })
     }
 
@@ -91,8 +96,27 @@ impl DirResolver {
         };
         if !stale.is_empty() {
             let mut cache = self.cache.write().expect("route cache lock");
-            for h in stale {
-                cache.remove(&h);
+            for h in &stale {
+                cache.remove(h);
+            }
+        }
+        self.record_activity();
+    }
+
+    /// Tell instance owners (which may be other processes) when their instance last saw a request: a file
+    /// in the instance's state directory, which `--idle` reads. Written into the instance directory so it
+    /// cannot outlive the instance: once the directory is gone the write fails harmlessly.
+    fn record_activity(&self) {
+        let cache = self.cache.read().expect("route cache lock");
+        let mut written = self.written.lock().expect("activity lock");
+        for (host, (rf, backend)) in cache.iter() {
+            let last = backend.last_activity();
+            if last == 0 || written.get(host) == Some(&last) {
+                continue;
+            }
+            let dir = self.instances.join(&rf.instance);
+            if dir.is_dir() && state::write_json(&dir.join("activity.json"), &last).is_ok() {
+                written.insert(host.clone(), last);
             }
         }
     }
@@ -143,7 +167,7 @@ pub async fn claim_proxy(cfg: &Config) -> Result<ProxySlot> {
 
 /// Run the proxy while `stop` is false: serve if we own it, else retry taking it over every second.
 pub async fn run_proxy(cfg: Config, mut slot: ProxySlot, mut stop: watch::Receiver<bool>) {
-    let resolver = DirResolver::new(cfg.routes_dir());
+    let resolver = DirResolver::new(&cfg);
     let refresher = {
         let r = resolver.clone();
         let mut stop = stop.clone();

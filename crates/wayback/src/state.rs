@@ -138,6 +138,11 @@ impl InstanceDir {
             .or_else(|| self.plan().ok().map(|p| p.expires))
     }
 
+    /// Unix time of the last proxied request, as recorded by the process that runs the proxy.
+    pub fn last_activity(&self) -> Option<u64> {
+        read_json(&self.path.join("activity.json")).ok()
+    }
+
     /// Remove the directory and everything in it. Already gone: Ok.
     pub fn remove(&self) -> Result<(), StateError> {
         match fs::remove_dir_all(&self.path) {

@@ -11,7 +11,9 @@ use crate::state::{self, InstanceDir};
 
 pub fn extend(cfg: &Config, name: &str, by: Duration) -> Result<ExitCode> {
     let dir = InstanceDir::open(cfg, name)?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     // Extending an instance that is about to expire counts from now, not from the old expiry.
     let expires = dir.expires().unwrap_or(now).max(now) + by.as_secs();
     state::write_json(&dir.path.join("expires.json"), &expires)?;

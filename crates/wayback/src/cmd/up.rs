@@ -95,8 +95,15 @@ pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitC
         println!("{}", status.ready_line());
     }
 
+    let ready_at = now();
     let reason = loop {
         let left = dir.expires().unwrap_or(plan.expires).saturating_sub(now());
+        if let Some(idle) = plan.idle {
+            let last = dir.last_activity().unwrap_or(0).max(ready_at);
+            if now().saturating_sub(last) >= idle.as_secs() {
+                break Stop::Asked("idle");
+            }
+        }
         tokio::select! {
             _ = sigint.recv() => break Stop::Asked("interrupted"),
             _ = sigterm.recv() => break Stop::Asked("stopped"),
@@ -186,6 +193,7 @@ fn request(cfg: &Config, args: &UpArgs) -> Result<UpRequest> {
         host: args.host.clone(),
         publish: args.publish.clone(),
         ttl: args.ttl,
+        idle: args.idle,
     })
 }
 
