@@ -1,0 +1,389 @@
+//! The HTTP reverse proxy: [`serve_http`] (HTTP/1.1 + h2c accept loop with graceful shutdown), the per-request
+//! handler (route by Host, forward through the backend's pooled client, map failures to generic 4xx/5xx), and
+//! the pure header logic (host normalization, hop-by-hop stripping, `X-Forwarded-*`), testable without sockets.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{Authority, Scheme};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::route::{Backend, Resolve};
+use crate::tcp::{accept_or_shutdown, Drain, DrainToken, SHUTDOWN_GRACE};
+use crate::ErrorChain;
+
+/// Body of every response the proxy returns: the backend's streamed body, or a small fixed one of our own.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// A client must send its complete request head within this time (also bounds idle keep-alive).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A backend must produce a response head within this time, else the client gets 502.
+const RESPONSE_HEAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// Fixed authority of the absolute URI handed to a backend's client; each backend has its own pool, and the
+/// client rewrites the request line to origin form, so this never reaches the wire.
+const BACKEND_AUTHORITY: Authority = Authority::from_static("backend.invalid");
+
+/// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1, plus legacy ones).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Settings of the HTTP proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Value of `X-Forwarded-Proto`: `"http"` now, `"https"` once TLS terminates here.
+    pub forwarded_proto: &'static str,
+}
+
+/// What can go wrong setting up a proxy server.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// `ProxyConfig::forwarded_proto` is not a URI scheme.
+    #[error("invalid forwarded_proto {0:?}: expected a URI scheme such as \"http\" or \"https\"")]
+    InvalidForwardedProto(&'static str),
+}
+
+impl From<ProxyError> for io::Error {
+    fn from(e: ProxyError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidInput, e)
+    }
+}
+
+/// State shared by all connections of one server.
+struct Shared {
+    resolver: Arc<dyn Resolve>,
+    proto: HeaderValue,
+}
+
+/// State of one client connection, shared by its requests.
+struct ConnCtx {
+    shared: Arc<Shared>,
+    /// The client's IP, preformatted for `X-Forwarded-For`.
+    client_ip: HeaderValue,
+    /// Lets upgraded tunnels spawned by this connection take part in graceful shutdown.
+    drain: DrainToken,
+}
+
+/// Serve HTTP/1.1 and h2c on `listener` until `shutdown` resolves, then stop accepting and let in-flight
+/// connections finish (bounded by a few seconds) before returning.
+pub async fn serve_http(
+    listener: TcpListener,
+    resolver: Arc<dyn Resolve>,
+    cfg: ProxyConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let proto = forwarded_proto_value(cfg.forwarded_proto)?;
+    let shared = Arc::new(Shared { resolver, proto });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+
+    let drain = Drain::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    while let Some((stream, peer)) = accept_or_shutdown(&listener, &mut shutdown).await {
+        let ctx = ConnCtx {
+            shared: shared.clone(),
+            client_ip: ip_header_value(peer.ip()),
+            drain: drain.token(),
+        };
+        tokio::spawn(serve_connection(builder.clone(), stream, ctx));
+    }
+    drop(listener);
+    drain.finish(SHUTDOWN_GRACE).await;
+    Ok(())
+}
+
+async fn serve_connection(
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: TcpStream,
+    ctx: ConnCtx,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut token = ctx.drain.clone();
+    let ctx = Arc::new(ctx);
+    let svc = hyper::service::service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = token.draining() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                r = conn.as_mut() => r,
+                () = token.stopped() => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %ErrorChain(&*e), "client connection error");
+    }
+}
+
+/// Handle one request; never fails (errors become generic responses).
+async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBody> {
+    if req.method() == Method::CONNECT {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    let Some(host_value) = request_host(&req) else {
+        return plain(StatusCode::BAD_REQUEST, "bad request: missing Host\n");
+    };
+    let Some(host) = host_value.to_str().ok().and_then(normalize_host) else {
+        return plain(StatusCode::BAD_REQUEST, "bad request: invalid Host\n");
+    };
+    let Some(backend) = ctx.shared.resolver.resolve(&host) else {
+        return plain(StatusCode::NOT_FOUND, "no such instance\n");
+    };
+    backend.touch();
+
+    let upgrade =
+        req.version() == Version::HTTP_11 && crate::upgrade::is_upgrade_request(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let Some(uri) = backend_uri(req.uri()) else {
+        return plain(StatusCode::BAD_REQUEST, "bad request: invalid target\n");
+    };
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    prepare_request_headers(
+        req.headers_mut(),
+        host_value,
+        &ctx.client_ip,
+        &ctx.shared.proto,
+        upgrade,
+    );
+
+    let mut resp =
+        match tokio::time::timeout(RESPONSE_HEAD_TIMEOUT, backend.client().request(req)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return bad_gateway(&backend, &e),
+            Err(_) => {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "no response head in time");
+                return bad_gateway(&backend, &e);
+            }
+        };
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            let e = io::Error::other("101 Switching Protocols without an upgrade request");
+            return bad_gateway(&backend, &e);
+        };
+        return crate::upgrade::splice(&backend, client_upgrade, resp, ctx.drain.clone());
+    }
+    *resp.version_mut() = Version::HTTP_11;
+    strip_hop_by_hop(resp.headers_mut(), false);
+    resp.map(Either::Left)
+}
+
+fn bad_gateway(backend: &Backend, err: &(dyn std::error::Error + 'static)) -> Response<ProxyBody> {
+    tracing::warn!(backend = backend.name(), error = %ErrorChain(err), "upstream request failed");
+    plain(StatusCode::BAD_GATEWAY, "bad gateway\n")
+}
+
+/// A small fixed plain-text response. The body must never name an instance or an internal address.
+pub(crate) fn plain(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Validate `forwarded_proto` as a URI scheme and turn it into a header value.
+pub(crate) fn forwarded_proto_value(proto: &'static str) -> Result<HeaderValue, ProxyError> {
+    let mut bytes = proto.bytes();
+    let valid = bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if valid {
+        Ok(HeaderValue::from_static(proto))
+    } else {
+        Err(ProxyError::InvalidForwardedProto(proto))
+    }
+}
+
+/// The IP as a header value (e.g. `127.0.0.1`, `::1`); IPv4-mapped IPv6 addresses are shown as IPv4.
+pub(crate) fn ip_header_value(ip: IpAddr) -> HeaderValue {
+    let ip = ip.to_canonical();
+    HeaderValue::from_maybe_shared(Bytes::from(ip.to_string()))
+        .expect("an IP address is a valid header value")
+}
+
+/// The host the client asked for: the request target's authority (h2 `:authority`, HTTP/1 absolute-form),
+/// else the `Host` header.
+pub(crate) fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if let Some(auth) = req.uri().authority() {
+        return HeaderValue::from_str(auth.as_str()).ok();
+    }
+    req.headers().get(header::HOST).cloned()
+}
+
+/// Normalize a Host value for routing: port and trailing dot stripped, lowercased. `None` if malformed.
+/// Borrows unless the host contains uppercase letters.
+pub(crate) fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let (literal, after) = (&rest[..end], &rest[end + 1..]);
+        if literal.is_empty()
+            || !literal
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return None;
+        }
+        if !after.is_empty() && !after.strip_prefix(':').is_some_and(is_port) {
+            return None;
+        }
+        &raw[..end + 2]
+    } else {
+        let host = match raw.rsplit_once(':') {
+            Some((h, port)) if is_port(port) => h,
+            Some(_) => return None,
+            None => raw,
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if host.is_empty() || !host.bytes().all(is_reg_name_byte) {
+            return None;
+        }
+        host
+    };
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Cow::Owned(host.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(host))
+    }
+}
+
+fn is_port(s: &str) -> bool {
+    s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// RFC 3986 reg-name: unreserved / pct-encoded / sub-delims.
+fn is_reg_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b)
+}
+
+/// The comma-separated tokens of all `Connection` header lines.
+pub(crate) fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Remove hop-by-hop headers and any header named in `Connection`. With `keep_upgrade`, `Upgrade` is kept and
+/// `Connection` is reduced to `upgrade`.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        // Allocates only if `Connection` names headers beyond the usual close/keep-alive/upgrade.
+        let mut named: Vec<HeaderName> = Vec::new();
+        for token in connection_tokens(headers) {
+            if ["close", "keep-alive", "upgrade"]
+                .iter()
+                .any(|k| token.eq_ignore_ascii_case(k))
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                named.push(name);
+            }
+        }
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Turn a client request's headers into the backend request's: strip hop-by-hop headers, set `Host` to what
+/// the client asked for, append the client to `X-Forwarded-For`, set `X-Forwarded-Host`/`-Proto`.
+pub(crate) fn prepare_request_headers(
+    headers: &mut HeaderMap,
+    host: HeaderValue,
+    client_ip: &HeaderValue,
+    proto: &HeaderValue,
+    upgrade: bool,
+) {
+    strip_hop_by_hop(headers, upgrade);
+    append_forwarded_for(headers, client_ip);
+    headers.insert(X_FORWARDED_HOST, host.clone());
+    headers.insert(X_FORWARDED_PROTO, proto.clone());
+    headers.insert(header::HOST, host);
+}
+
+/// Append `client_ip` to `X-Forwarded-For`, folding multiple existing header lines into one.
+pub(crate) fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+    let mut existing = headers.get_all(X_FORWARDED_FOR).iter().peekable();
+    if existing.peek().is_none() {
+        headers.insert(X_FORWARDED_FOR, client_ip.clone());
+        return;
+    }
+    let mut buf = BytesMut::with_capacity(128);
+    for v in existing {
+        buf.put_slice(v.as_bytes());
+        buf.put_slice(b", ");
+    }
+    buf.put_slice(client_ip.as_bytes());
+    let value = HeaderValue::from_maybe_shared(buf.freeze()).unwrap_or_else(|_| client_ip.clone());
+    headers.insert(X_FORWARDED_FOR, value);
+}
+
+/// The URI handed to the backend's client: a fixed authority plus the request's path and query (the client
+/// sends it in origin form).
+pub(crate) fn backend_uri(uri: &Uri) -> Option<Uri> {
+    let mut parts = hyper::http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(BACKEND_AUTHORITY);
+    parts.path_and_query = Some(
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).ok()
+}
+
+#[cfg(test)]
+mod tests;
