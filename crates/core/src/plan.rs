@@ -159,6 +159,8 @@ pub enum PlanError {
     NameTaken(String),
     #[error("bind path {path} does not exist in snapshot {snapshot}; check the path (it is relative to the snapshot's root) or the snapshot")]
     BindMissing { path: PathBuf, snapshot: PathBuf },
+    #[error("bind path {path} is empty in snapshot {snapshot}: on the live system it is a separate btrfs subvolume, and snapshots of a parent do not contain nested subvolumes. Use a snapshot of the subvolume that holds {path} instead (`wayback snapshots` lists them)")]
+    NestedSubvolume { path: PathBuf, snapshot: PathBuf },
     #[error(
         "invalid bind {0}: bind paths must be absolute, without '..' (e.g. /var/lib/postgresql)"
     )]
@@ -173,12 +175,22 @@ pub enum PlanError {
     Pool(#[from] PoolError),
 }
 
-/// Build the plan. `exists` tells whether a path exists (used for bind paths inside the snapshot).
+/// What a bind path is inside the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathState {
+    Missing,
+    Present,
+    /// The empty directory btrfs leaves in a snapshot where the live system has a nested subvolume
+    /// (inode 2): the data is not in this snapshot.
+    NestedSubvolume,
+}
+
+/// Build the plan. `probe` says what a path inside the snapshot is (used for bind paths).
 pub fn build(
     req: &UpRequest,
     facts: &Facts,
     cfg: &Config,
-    exists: &dyn Fn(&Path) -> bool,
+    probe: &dyn Fn(&Path) -> PathState,
 ) -> Result<Plan, PlanError> {
     let profile = &req.profile;
     let name = match &req.name {
@@ -204,11 +216,20 @@ pub fn build(
             }
         }
         let rel = b.path().strip_prefix("/").unwrap_or(b.path());
-        if !exists(&facts.source.path.join(rel)) {
-            return Err(PlanError::BindMissing {
-                path: b.path().to_path_buf(),
-                snapshot: facts.source.path.clone(),
-            });
+        match probe(&facts.source.path.join(rel)) {
+            PathState::Present => {}
+            PathState::Missing => {
+                return Err(PlanError::BindMissing {
+                    path: b.path().to_path_buf(),
+                    snapshot: facts.source.path.clone(),
+                })
+            }
+            PathState::NestedSubvolume => {
+                return Err(PlanError::NestedSubvolume {
+                    path: b.path().to_path_buf(),
+                    snapshot: facts.source.path.clone(),
+                })
+            }
         }
         mounts.push(MountBind {
             source: clone.join(rel),

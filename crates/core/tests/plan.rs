@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wayback_core::plan::{self, Facts, PlanError, Publish, SourceFacts, UpRequest};
+use wayback_core::plan::{self, Facts, PathState, PlanError, Publish, SourceFacts, UpRequest};
 use wayback_core::profile::{Bind, Profile};
 use wayback_core::{Config, InstanceName};
 
@@ -42,8 +42,8 @@ fn request(profile: &str) -> UpRequest {
     }
 }
 
-fn all_exist(_: &Path) -> bool {
-    true
+fn all_exist(_: &Path) -> PathState {
+    PathState::Present
 }
 
 #[test]
@@ -117,9 +117,13 @@ fn bad_input_is_refused() {
     );
 
     let req = request("postgresql");
-    let missing = plan::build(&req, &f, &cfg, &|_: &Path| false).unwrap_err();
+    let missing = plan::build(&req, &f, &cfg, &|_: &Path| PathState::Missing).unwrap_err();
     assert!(matches!(missing, PlanError::BindMissing { .. }));
     assert!(missing.to_string().contains("/var/lib/postgresql"));
+
+    let nested = plan::build(&req, &f, &cfg, &|_: &Path| PathState::NestedSubvolume).unwrap_err();
+    assert!(matches!(nested, PlanError::NestedSubvolume { .. }));
+    assert!(nested.to_string().contains("separate btrfs subvolume"), "{nested}");
 
     let mut req = request("nginx-static");
     req.host = Some("bad_host!".into());

@@ -51,6 +51,9 @@ pub enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the man page (roff) generated from this command line definition
+    #[command(hide = true)]
+    Manpage,
     /// (internal) the init process inside an instance's container
     #[command(name = "__init", hide = true)]
     Init { spec: PathBuf },

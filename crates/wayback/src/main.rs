@@ -33,6 +33,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    if !matches!(cli.cmd, Cmd::Up(_)) {
+        default_sigpipe();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WAYBACK_LOG")
@@ -57,6 +60,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Short-lived commands die quietly on a closed pipe (`wayback ls | head`), like other Unix tools. Not for
+/// `up`, which hosts network servers and child processes and must never die of SIGPIPE.
+fn default_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_DFL installs no handler code; called before any thread
+    // that could rely on the old disposition is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let progress = Progress { quiet: cli.quiet };
     let cfg = Config::load(Config::locate(cli.config.as_deref(), None).as_deref())?;
@@ -75,6 +88,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "wayback",
                 &mut std::io::stdout(),
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Manpage => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Init { .. } => unreachable!("handled before the runtime starts"),

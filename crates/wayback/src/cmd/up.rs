@@ -27,7 +27,7 @@ pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitC
     let source = source_facts(&req.snapshot)?;
     let alloc = alloc_lock(cfg)?;
     let facts = facts(cfg, source).await?;
-    let plan = plan::build(&req, &facts, cfg, &|p: &Path| p.exists())?;
+    let plan = plan::build(&req, &facts, cfg, &btrfs::probe)?;
     if args.dry_run {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);

@@ -18,6 +18,8 @@ use btrfs_uapi::subvolume::{self, SubvolumeFlags};
 const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
 /// Inode number of every subvolume's root directory.
 const SUBVOL_ROOT_INO: u64 = 256;
+/// Inode number of the empty directory that stands in a snapshot where a nested subvolume was.
+const EMPTY_SUBVOL_DIR_INO: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtrfsError {
@@ -103,6 +105,16 @@ pub fn inspect(path: &Path) -> Result<SubvolInfo, BtrfsError> {
         parent_uuid: info.parent_uuid.to_string(),
         readonly: flags.contains(SubvolumeFlags::RDONLY),
     })
+}
+
+/// What `path` (inside a snapshot) is: missing, present, or the empty stand-in of a nested subvolume.
+pub fn probe(path: &Path) -> wayback_core::plan::PathState {
+    use wayback_core::plan::PathState;
+    match std::fs::symlink_metadata(path) {
+        Err(_) => PathState::Missing,
+        Ok(m) if m.is_dir() && m.ino() == EMPTY_SUBVOL_DIR_INO => PathState::NestedSubvolume,
+        Ok(_) => PathState::Present,
+    }
 }
 
 fn split(path: &Path) -> Result<(PathBuf, CString), BtrfsError> {
