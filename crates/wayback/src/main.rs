@@ -8,6 +8,7 @@ mod cli;
 mod cmd;
 mod error;
 mod init;
+mod instance;
 mod progress;
 mod serve;
 mod state;

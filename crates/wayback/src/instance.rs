@@ -1,0 +1,293 @@
+//! The life of one instance in the process that hosts it (the foreground `up`, or `wayback serve`):
+//! plan it under the allocation lock, claim its ports, apply it, wait until it answers, publish its route,
+//! supervise it (TTL, idle, restarts of a crashed container with backoff), and tear it down.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use wayback_core::plan::{self, Facts, SourceFacts, UpRequest};
+use wayback_core::{Config, Plan};
+
+use crate::apply;
+use crate::error::BadInput;
+use crate::progress::Progress;
+use crate::serve;
+use crate::state::{self, InstanceDir, Owner, Phase};
+use crate::sys::{btrfs, mountinfo, nspawn};
+
+/// How often a container that died on its own is started again before the instance is given up.
+pub const MAX_RESTARTS: u32 = 3;
+
+/// Held from reading what is in use until the new instance's plan is saved.
+pub struct AllocLock(#[allow(dead_code)] Flock<std::fs::File>);
+
+/// Resolve the request against the system and build the plan. Bad input fails here, before anything exists.
+pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
+    let source = source_facts(&req.snapshot)?;
+    let alloc = alloc_lock(cfg)?;
+    let facts = facts(cfg, source).await?;
+    let plan = plan::build(req, &facts, cfg, &btrfs::probe)?;
+    Ok((plan, alloc))
+}
+
+/// Claimed ports and a created instance directory, not yet applied.
+pub struct Prepared {
+    pub dir: InstanceDir,
+    pub plan: Plan,
+    publishes: Vec<(TcpListener, u16)>,
+}
+
+/// Bind the publish ports (a busy port is the user's to fix), then create the instance directory and save
+/// the plan: from here on the name is taken and teardown can find everything.
+pub async fn prepare(cfg: &Config, plan: Plan, alloc: AllocLock, owner: Owner) -> Result<Prepared> {
+    let publishes = serve::bind_publishes(&plan).await.map_err(BadInput::wrap)?;
+    let dir = InstanceDir::create(cfg, plan.name.as_str())?;
+    state::write_json(&dir.plan_path(), &plan)?;
+    dir.set_owner(owner)?;
+    dir.set_phase(Phase::Starting)?;
+    drop(alloc);
+    Ok(Prepared {
+        dir,
+        plan,
+        publishes,
+    })
+}
+
+/// An instance that answers and is published.
+pub struct Hosted {
+    pub dir: InstanceDir,
+    pub plan: Plan,
+    stop_publish: watch::Sender<bool>,
+    ready_at: u64,
+}
+
+/// Why hosting ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// Asked to stop (signal, `down`, TTL, idle).
+    Asked(String),
+    /// The container kept dying.
+    Died,
+}
+
+/// Apply, wait for readiness, publish. On failure or `interrupt`, roll back and return the error.
+pub async fn start(
+    cfg: &Config,
+    p: Prepared,
+    progress: &Progress,
+    interrupt: impl Future<Output = String>,
+) -> Result<Hosted> {
+    let Prepared {
+        dir,
+        plan,
+        publishes,
+    } = p;
+    progress.note(format!(
+        "starting {} from {}",
+        plan.name,
+        plan.source.path.display()
+    ));
+    let started = async {
+        apply::apply(&dir, &plan, progress).await?;
+        wait_ready(cfg, &dir, &plan, progress).await?;
+        apply::publish_route(cfg, &dir, &plan)
+    };
+    let outcome = tokio::select! {
+        r = started => r,
+        why = interrupt => Err(anyhow!("{why} while starting")),
+    };
+    if let Err(e) = outcome {
+        progress.note("start failed, rolling back");
+        let td = apply::teardown(&dir, progress).await;
+        return Err(with_teardown_errors(e, &td.errors));
+    }
+    adopt(dir, plan, publishes)
+}
+
+/// Host an instance that is already running (after `start`, or found running by a restarted daemon).
+pub fn adopt(dir: InstanceDir, plan: Plan, publishes: Vec<(TcpListener, u16)>) -> Result<Hosted> {
+    let (stop_publish, stop_rx) = watch::channel(false);
+    serve::serve_publishes(&plan, publishes, &stop_rx)?;
+    dir.set_phase(Phase::Running)?;
+    Ok(Hosted {
+        dir,
+        plan,
+        stop_publish,
+        ready_at: now(),
+    })
+}
+
+/// Re-bind the publish ports of an adopted instance.
+pub async fn rebind(plan: &Plan) -> Result<Vec<(TcpListener, u16)>> {
+    serve::bind_publishes(plan).await
+}
+
+async fn wait_ready(
+    cfg: &Config,
+    dir: &InstanceDir,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<()> {
+    let step = progress.step("waiting for the service to answer");
+    serve::wait_ready(plan, cfg.ready_timeout.as_std())
+        .await
+        .map_err(|e| {
+            let tail = nspawn::log_tail(&dir.log_path(), 20);
+            anyhow!(
+                "{e:#}\n--- last lines of {} ---\n{tail}",
+                dir.log_path().display()
+            )
+        })?;
+    step.done();
+    Ok(())
+}
+
+impl Hosted {
+    /// Run until `stop` resolves, the TTL or idle time passes, or the container dies more than
+    /// MAX_RESTARTS times (it is started again with backoff 1 s, 2 s, 4 s meanwhile).
+    pub async fn supervise(
+        &self,
+        cfg: &Config,
+        progress: &Progress,
+        stop: impl Future<Output = String>,
+    ) -> Stop {
+        tokio::pin!(stop);
+        let mut restarts = 0;
+        loop {
+            let left = self
+                .dir
+                .expires()
+                .unwrap_or(self.plan.expires)
+                .saturating_sub(now());
+            if left == 0 {
+                return Stop::Asked("TTL reached".into());
+            }
+            if let Some(idle) = self.plan.idle {
+                let last = self.dir.last_activity().unwrap_or(0).max(self.ready_at);
+                if now().saturating_sub(last) >= idle.as_secs() {
+                    return Stop::Asked(format!("idle for {idle}"));
+                }
+            }
+            tokio::select! {
+                why = &mut stop => return Stop::Asked(why),
+                _ = tokio::time::sleep(Duration::from_secs(left.min(1))) => {}
+            }
+            if !nspawn::find(&self.plan.container.machine).is_empty() {
+                continue;
+            }
+            if restarts == MAX_RESTARTS {
+                return Stop::Died;
+            }
+            restarts += 1;
+            let backoff = Duration::from_secs(1 << (restarts - 1));
+            eprintln!(
+                "wayback: the container of {} exited; restart {restarts}/{MAX_RESTARTS} in {}s\n--- last lines of {} ---\n{}",
+                self.plan.name,
+                backoff.as_secs(),
+                self.dir.log_path().display(),
+                nspawn::log_tail(&self.dir.log_path(), 10)
+            );
+            tokio::select! {
+                why = &mut stop => return Stop::Asked(why),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            let relaunched = nspawn::launch(&self.plan.container.argv(), &self.dir.log_path())
+                .map_err(anyhow::Error::from);
+            let ready = match relaunched {
+                Ok(_) => wait_ready(cfg, &self.dir, &self.plan, progress).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = ready {
+                eprintln!("wayback: restart of {} failed: {e:#}", self.plan.name);
+            }
+        }
+    }
+
+    /// Stop serving and remove everything the journal lists.
+    pub async fn finish(self, progress: &Progress) -> Result<()> {
+        self.dir.set_phase(Phase::Stopping)?;
+        let _ = self.stop_publish.send(true);
+        let td = apply::teardown(&self.dir, progress).await;
+        if !td.errors.is_empty() {
+            return Err(with_teardown_errors(
+                anyhow!("teardown of {} incomplete", self.plan.name),
+                &td.errors,
+            ));
+        }
+        progress.note(format!("{} removed", self.plan.name));
+        Ok(())
+    }
+}
+
+pub fn with_teardown_errors(e: anyhow::Error, errors: &[String]) -> anyhow::Error {
+    if errors.is_empty() {
+        return e;
+    }
+    anyhow!(
+        "{e:#}\nrollback left these behind (run `wayback gc` to retry):\n  {}",
+        errors.join("\n  ")
+    )
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Serialises allocation (names, address blocks) between concurrent `up`s until the plan is saved.
+fn alloc_lock(cfg: &Config) -> Result<AllocLock> {
+    state::create_private_dir_all(&cfg.state_dir)?;
+    let path = cfg.state_dir.join("alloc.lock");
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let lock = Flock::lock(f, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow!("locking {}: {e}", path.display()))?;
+    Ok(AllocLock(lock))
+}
+
+/// The snapshot: it must be a btrfs subvolume; where its filesystem is mounted.
+fn source_facts(snapshot: &Path) -> Result<SourceFacts> {
+    let path = std::fs::canonicalize(snapshot).map_err(|_| btrfs::BtrfsError::Missing {
+        path: snapshot.into(),
+    })?;
+    let info = btrfs::inspect(&path)?;
+    let mounts = mountinfo::read_self().context("reading /proc/self/mountinfo")?;
+    let fs_root = mountinfo::mount_of(&mounts, &path)
+        .map(|m| m.mount_point.clone())
+        .with_context(|| format!("no mount holds {}", path.display()))?;
+    Ok(SourceFacts {
+        path,
+        uuid: info.uuid,
+        readonly: info.readonly,
+        fs_root,
+    })
+}
+
+/// What the plan needs to know about the system. Call with the allocation lock held.
+async fn facts(cfg: &Config, source: SourceFacts) -> Result<Facts> {
+    let existing = state::list(cfg);
+    let mut in_use: Vec<ipnet::Ipv4Net> = existing
+        .iter()
+        .filter_map(|n| InstanceDir::open(cfg, n).ok()?.plan().ok())
+        .map(|p: Plan| p.block.net)
+        .collect();
+    in_use.extend(wayback_net::veth::host_ipv4_prefixes().await?);
+    Ok(Facts {
+        source,
+        existing,
+        in_use,
+        init_exe: std::env::current_exe().context("locating the wayback binary")?,
+        machined: Path::new("/run/systemd/system").is_dir(),
+        now: now(),
+    })
+}
