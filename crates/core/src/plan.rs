@@ -22,8 +22,9 @@ pub const BLOCK_LEN: u8 = 30;
 /// Name of the veth end inside the instance (systemd-nspawn's convention).
 pub const PEER_IF: &str = "host0";
 
-/// What the user asked for, already parsed (names, durations and ports are valid types).
-#[derive(Debug, Clone)]
+/// What the user asked for, already parsed (names, durations and ports are valid types). Serialisable so
+/// the CLI can hand it to the daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpRequest {
     pub snapshot: PathBuf,
     pub name: Option<InstanceName>,

@@ -34,6 +34,9 @@ pub enum Cmd {
     /// Start an instance from a snapshot and keep it running in the foreground until Ctrl-C, SIGTERM, its
     /// TTL, or `wayback down NAME`; then remove everything it created
     Up(UpArgs),
+    /// Run the daemon: host the proxy and the instances handed to it with `up --detach`; adopt running
+    /// instances and remove dead ones on start
+    Serve,
     /// Stop instances and remove everything they created
     Down(DownArgs),
     /// List instances
@@ -93,6 +96,9 @@ pub struct UpArgs {
     /// Also remove the instance after this long without a proxied HTTP request, e.g. 30m
     #[arg(long, value_name = "DURATION")]
     pub idle: Option<Duration>,
+    /// Hand the instance to the daemon (`wayback serve`) and return once it answers
+    #[arg(long, short = 'd', conflicts_with = "dry_run")]
+    pub detach: bool,
     /// Print the plan and create nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -273,6 +273,17 @@ fn source_facts(snapshot: &Path) -> Result<SourceFacts> {
     })
 }
 
+/// The binary to run as the container's init: this one. If it was replaced on disk while we run (an
+/// upgrade under a long-running daemon), the new file at the same path.
+fn init_exe() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().context("locating the wayback binary")?;
+    let s = exe.to_string_lossy();
+    Ok(match s.strip_suffix(" (deleted)") {
+        Some(p) => p.into(),
+        None => exe,
+    })
+}
+
 /// What the plan needs to know about the system. Call with the allocation lock held.
 async fn facts(cfg: &Config, source: SourceFacts) -> Result<Facts> {
     let existing = state::list(cfg);
@@ -286,7 +297,7 @@ async fn facts(cfg: &Config, source: SourceFacts) -> Result<Facts> {
         source,
         existing,
         in_use,
-        init_exe: std::env::current_exe().context("locating the wayback binary")?,
+        init_exe: init_exe()?,
         machined: Path::new("/run/systemd/system").is_dir(),
         now: now(),
     })

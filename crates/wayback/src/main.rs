@@ -6,6 +6,8 @@
 mod apply;
 mod cli;
 mod cmd;
+mod control;
+mod daemon;
 mod error;
 mod init;
 mod instance;
@@ -34,7 +36,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    if !matches!(cli.cmd, Cmd::Up(_)) {
+    if !matches!(cli.cmd, Cmd::Up(_) | Cmd::Serve) {
         default_sigpipe();
     }
     tracing_subscriber::fmt()
@@ -72,10 +74,14 @@ fn default_sigpipe() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let progress = Progress { quiet: cli.quiet };
+    let progress = Progress {
+        quiet: cli.quiet,
+        sink: None,
+    };
     let cfg = Config::load(Config::locate(cli.config.as_deref(), None).as_deref())?;
     match cli.cmd {
         Cmd::Up(args) => cmd::up::run(&cfg, args, progress).await,
+        Cmd::Serve => daemon::serve(cfg, progress).await,
         Cmd::Down(a) => cmd::down::down(&cfg, a.names, a.all, progress).await,
         Cmd::Ls(a) => cmd::status::ls(&cfg, a.json),
         Cmd::Status(a) => cmd::status::status(&cfg, &a.name, a.json),

@@ -1,10 +1,15 @@
-//! Progress lines on stderr for long steps (`wayback: cloning … done in 12 ms`). Quiet mode prints nothing.
+//! Progress lines for long steps (`wayback: cloning … done in 12 ms`): on stderr, or, in the daemon, sent
+//! to the client that asked. Quiet mode prints nothing.
 
 use std::time::Instant;
 
-#[derive(Debug, Clone, Copy, Default)]
+use tokio::sync::mpsc::UnboundedSender;
+
+#[derive(Debug, Clone, Default)]
 pub struct Progress {
     pub quiet: bool,
+    /// Where lines go instead of stderr (the daemon forwards them to the client).
+    pub sink: Option<UnboundedSender<String>>,
 }
 
 pub struct Step<'a> {
@@ -16,9 +21,7 @@ pub struct Step<'a> {
 impl Progress {
     pub fn step(&self, what: impl Into<String>) -> Step<'_> {
         let what = what.into();
-        if !self.quiet {
-            eprintln!("wayback: {what} …");
-        }
+        self.note(format!("{what} …"));
         Step {
             progress: self,
             what,
@@ -27,20 +30,25 @@ impl Progress {
     }
 
     pub fn note(&self, msg: impl AsRef<str>) {
-        if !self.quiet {
-            eprintln!("wayback: {}", msg.as_ref());
+        if self.quiet {
+            return;
+        }
+        let line = format!("wayback: {}", msg.as_ref());
+        match &self.sink {
+            Some(tx) => {
+                let _ = tx.send(line);
+            }
+            None => eprintln!("{line}"),
         }
     }
 }
 
 impl Step<'_> {
     pub fn done(self) {
-        if !self.progress.quiet {
-            eprintln!(
-                "wayback: {} done ({} ms)",
-                self.what,
-                self.start.elapsed().as_millis()
-            );
-        }
+        self.progress.note(format!(
+            "{} done ({} ms)",
+            self.what,
+            self.start.elapsed().as_millis()
+        ));
     }
 }

@@ -39,6 +39,9 @@ pub enum Phase {
 pub struct Owner {
     pub pid: i32,
     pub start_time: u64,
+    /// The owner is `wayback serve`: ask it over its socket instead of signalling it.
+    #[serde(default)]
+    pub daemon: bool,
 }
 
 impl Owner {
@@ -47,6 +50,14 @@ impl Owner {
         Owner {
             pid,
             start_time: process_start_time(pid).unwrap_or(0),
+            daemon: false,
+        }
+    }
+
+    pub fn current_daemon() -> Owner {
+        Owner {
+            daemon: true,
+            ..Owner::current()
         }
     }
 
@@ -55,12 +66,17 @@ impl Owner {
     }
 }
 
-/// Field 22 of /proc/PID/stat (start time in clock ticks since boot).
+/// Field 22 of /proc/PID/stat (start time in clock ticks since boot); None for a process that is gone or
+/// a zombie (dead, waiting to be reaped by a parent that may never do so).
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+    let mut fields = rest.split(' ');
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// One instance's directory.
@@ -228,7 +244,8 @@ mod tests {
         assert!(Owner::current().alive());
         assert!(!Owner {
             pid: std::process::id() as i32,
-            start_time: 1
+            start_time: 1,
+            daemon: false,
         }
         .alive());
         let dir = tempfile::tempdir().unwrap();

@@ -12,6 +12,7 @@ use nix::unistd::Pid;
 use wayback_core::Config;
 
 use crate::apply;
+use crate::control;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir};
 
@@ -31,7 +32,7 @@ pub async fn down(
         .collect::<Result<Vec<_>, _>>()?;
     let mut failed = Vec::new();
     for dir in dirs {
-        if let Err(e) = down_one(&dir, &progress).await {
+        if let Err(e) = down_one(cfg, &dir, &progress).await {
             failed.push(format!("{}: {e:#}", dir.name));
         }
     }
@@ -42,7 +43,20 @@ pub async fn down(
     }
 }
 
-async fn down_one(dir: &InstanceDir, progress: &Progress) -> Result<()> {
+async fn down_one(cfg: &Config, dir: &InstanceDir, progress: &Progress) -> Result<()> {
+    if dir.owner().is_some_and(|o| o.daemon && o.alive()) {
+        progress.note(format!("asking the daemon to stop {}", dir.name));
+        control::call(
+            cfg,
+            &control::Request::Down {
+                name: dir.name.clone(),
+            },
+            |l| progress.note(l),
+        )
+        .await?;
+        progress.note(format!("{} removed", dir.name));
+        return Ok(());
+    }
     if let Some(owner) = dir
         .owner()
         .filter(|o| o.alive() && o.pid != std::process::id() as i32)

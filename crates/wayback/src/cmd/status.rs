@@ -8,11 +8,11 @@ use wayback_core::{Config, Duration};
 
 use crate::state::{self, InstanceDir, Phase};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct InstanceStatus {
     pub name: String,
     /// starting, running, stopping, or orphaned (its owner died: `wayback gc` removes it).
-    pub state: &'static str,
+    pub state: String,
     pub profile: Option<String>,
     pub url: Option<String>,
     pub host: Option<String>,
@@ -42,7 +42,7 @@ impl InstanceStatus {
             .map_or(0, |d| d.as_secs());
         InstanceStatus {
             name: dir.name.clone(),
-            state,
+            state: state.into(),
             profile: plan.as_ref().map(|p| p.profile.clone()),
             url: plan
                 .as_ref()

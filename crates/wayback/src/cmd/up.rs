@@ -12,6 +12,7 @@ use wayback_core::{Config, InstanceName};
 
 use crate::cli::UpArgs;
 use crate::cmd::status::InstanceStatus;
+use crate::control;
 use crate::error::BadInput;
 use crate::instance::{self, Stop};
 use crate::progress::Progress;
@@ -21,6 +22,9 @@ use crate::sys::nspawn;
 
 pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitCode> {
     let req = request(cfg, &args)?;
+    if args.detach {
+        return detached(cfg, req, args.json, &progress).await;
+    }
     let (plan, alloc) = instance::plan(cfg, &req).await?;
     if args.dry_run {
         if args.json {
@@ -72,6 +76,30 @@ pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitC
         Stop::Asked(_) => ExitCode::SUCCESS,
         Stop::Died => ExitCode::FAILURE,
     })
+}
+
+/// `up --detach`: the daemon does the work; we relay its progress and print the same ready line.
+async fn detached(
+    cfg: &Config,
+    req: UpRequest,
+    json: bool,
+    progress: &Progress,
+) -> Result<ExitCode> {
+    let reply = control::call(cfg, &control::Request::Up { req: Box::new(req) }, |line| {
+        if !progress.quiet {
+            eprintln!("{line}");
+        }
+    })
+    .await?;
+    if let control::Reply::Ready { status } = reply {
+        if json {
+            println!("{status}");
+        } else {
+            let s: InstanceStatus = serde_json::from_value(status)?;
+            println!("{}", s.ready_line());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves when the foreground `up` is asked to stop: Ctrl-C or SIGTERM (which `wayback down` sends).

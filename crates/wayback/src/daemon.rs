@@ -1,0 +1,240 @@
+//! `wayback serve`: the daemon. Hosts the proxy and every instance handed to it (`up --detach`), supervises
+//! them (restarts with backoff, TTL, idle), and answers the CLI on a unix socket.
+//!
+//! On start it reads every instance directory: instances whose owner is gone and whose container still runs
+//! are adopted (publishes re-bound, route files are still there for the proxy); the rest are torn down from
+//! their journals. On SIGTERM/SIGINT it stops listening and exits, leaving its instances running for the next
+//! start to adopt (`wayback down --all` removes them). A second daemon on the same runtime dir refuses to start.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot, watch};
+use wayback_core::Config;
+
+use crate::apply;
+use crate::cmd::status::InstanceStatus;
+use crate::control::{self, Reply, Request};
+use crate::error;
+use crate::instance::{self, Hosted, Stop};
+use crate::progress::Progress;
+use crate::serve;
+use crate::state::{self, InstanceDir, Owner, Phase};
+use crate::sys::nspawn;
+
+/// Stop handles of the instances this daemon hosts.
+type Registry = Arc<Mutex<HashMap<String, oneshot::Sender<String>>>>;
+
+pub async fn serve(cfg: Config, progress: Progress) -> Result<ExitCode> {
+    state::create_private_dir_all(&cfg.runtime_dir)?;
+    let lock_path = cfg.runtime_dir.join("daemon.lock");
+    let lock_file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+        anyhow!(
+            "another `wayback serve` already runs on {} (lock {})",
+            cfg.runtime_dir.display(),
+            lock_path.display()
+        )
+    })?;
+    let me = Owner::current_daemon();
+    let slot = serve::claim_proxy(&cfg).await?;
+    let (stop_proxy, stop_rx) = watch::channel(false);
+    let proxy = tokio::spawn(serve::run_proxy(cfg.clone(), slot, stop_rx));
+    let registry: Registry = Arc::default();
+    recover(&cfg, me, &registry, &progress).await;
+
+    let sock = control::socket_path(&cfg);
+    let _ = std::fs::remove_file(&sock); // stale: we hold the daemon lock
+    let listener =
+        UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
+    progress.note(format!(
+        "daemon ready on {} (proxy {})",
+        sock.display(),
+        cfg.proxy.listen
+    ));
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            conn = listener.accept() => match conn {
+                Ok((stream, _)) => {
+                    let (cfg, registry) = (cfg.clone(), registry.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = handle(stream, cfg, me, registry).await {
+                            tracing::warn!("control connection: {e:#}");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!("accept on {}: {e}", sock.display()),
+            },
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+    progress.note(
+        "daemon stopping; instances keep running and are adopted by the next `wayback serve`",
+    );
+    let _ = std::fs::remove_file(&sock);
+    let _ = stop_proxy.send(true);
+    let _ = proxy.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Adopt instances whose container still runs; tear down the rest (unless a live process owns them).
+async fn recover(cfg: &Config, me: Owner, registry: &Registry, progress: &Progress) {
+    for name in state::list(cfg) {
+        let Ok(dir) = InstanceDir::open(cfg, &name) else {
+            continue;
+        };
+        if dir.owner().is_some_and(|o| o.alive() && o.pid != me.pid) {
+            continue; // a foreground `up` hosts it
+        }
+        let plan = dir.plan().ok();
+        let running = plan.as_ref().is_some_and(|p| {
+            dir.phase() == Some(Phase::Running) && !nspawn::find(&p.container.machine).is_empty()
+        });
+        if let (true, Some(plan)) = (running, plan) {
+            let adopted = async {
+                dir.set_owner(me)?;
+                let publishes = instance::rebind(&plan).await?;
+                instance::adopt(dir.clone(), plan, publishes)
+            };
+            match adopted.await {
+                Ok(hosted) => {
+                    progress.note(format!("adopted {name}"));
+                    host(cfg.clone(), hosted, registry.clone(), progress.clone());
+                    continue;
+                }
+                Err(e) => progress.note(format!("cannot adopt {name}: {e:#}; removing it")),
+            }
+        }
+        let td = apply::teardown(&dir, progress).await;
+        if td.errors.is_empty() {
+            progress.note(format!("removed {name} (its owner was gone)"));
+        } else {
+            progress.note(format!("removing {name} failed: {}", td.errors.join("; ")));
+        }
+    }
+}
+
+/// Supervise a hosted instance in a task until `down`, TTL, idle, or it keeps dying; then tear it down.
+fn host(cfg: Config, hosted: Hosted, registry: Registry, progress: Progress) {
+    let (tx, rx) = oneshot::channel::<String>();
+    let name = hosted.plan.name.to_string();
+    registry
+        .lock()
+        .expect("registry lock")
+        .insert(name.clone(), tx);
+    tokio::spawn(async move {
+        let stop = async { rx.await.unwrap_or_else(|_| "daemon stopped".into()) };
+        let reason = hosted.supervise(&cfg, &progress, stop).await;
+        if reason == Stop::Died {
+            progress.note(format!(
+                "{name} kept exiting ({} restarts); removing it",
+                instance::MAX_RESTARTS
+            ));
+        }
+        if let Err(e) = hosted.finish(&progress).await {
+            tracing::warn!("{e:#}");
+        }
+        registry.lock().expect("registry lock").remove(&name);
+    });
+}
+
+async fn handle(stream: UnixStream, cfg: Config, me: Owner, registry: Registry) -> Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    let Some(line) = lines.next_line().await? else {
+        return Ok(());
+    };
+    let req: Request = serde_json::from_str(&line).context("bad request")?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
+    let worker = tokio::spawn(async move {
+        let reply = match req {
+            Request::Ping => Ok(Reply::Pong {
+                pid: std::process::id(),
+            }),
+            Request::Up { req } => up(&cfg, *req, me, &registry, &tx).await,
+            Request::Down { name } => down(&cfg, &name, &registry).await,
+        };
+        let final_reply = reply.unwrap_or_else(|e| Reply::Error {
+            bad_input: error::is_bad_input(&e),
+            message: format!("{e:#}"),
+        });
+        let _ = tx.send(final_reply);
+    });
+    while let Some(reply) = rx.recv().await {
+        let mut l = serde_json::to_string(&reply)?;
+        l.push('\n');
+        if w.write_all(l.as_bytes()).await.is_err() {
+            break; // the client went away; the work goes on
+        }
+    }
+    let _ = worker.await;
+    Ok(())
+}
+
+async fn up(
+    cfg: &Config,
+    req: wayback_core::UpRequest,
+    me: Owner,
+    registry: &Registry,
+    tx: &mpsc::UnboundedSender<Reply>,
+) -> Result<Reply> {
+    let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<String>();
+    let forward = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(line) = lines_rx.recv().await {
+                let _ = tx.send(Reply::Progress { line });
+            }
+        })
+    };
+    let progress = Progress {
+        quiet: false,
+        sink: Some(lines_tx),
+    };
+    let result = async {
+        let (plan, alloc) = instance::plan(cfg, &req).await?;
+        let prepared = instance::prepare(cfg, plan, alloc, me).await?;
+        let hosted = instance::start(cfg, prepared, &progress, std::future::pending()).await?;
+        let status = serde_json::to_value(InstanceStatus::of(&hosted.dir))?;
+        host(cfg.clone(), hosted, registry.clone(), Progress::default());
+        Ok(Reply::Ready { status })
+    }
+    .await;
+    drop(progress);
+    let _ = forward.await;
+    result
+}
+
+async fn down(cfg: &Config, name: &str, registry: &Registry) -> Result<Reply> {
+    let dir = InstanceDir::open(cfg, name)?;
+    let stop = registry.lock().expect("registry lock").remove(name);
+    let Some(stop) = stop else {
+        return Err(anyhow!("{name} is not hosted by this daemon"));
+    };
+    let _ = stop.send("down".into());
+    let start = std::time::Instant::now();
+    while dir.path.exists() {
+        if start.elapsed() > Duration::from_secs(90) {
+            return Err(anyhow!("{name} did not stop within 90s"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(Reply::Done)
+}
