@@ -15,6 +15,7 @@ use wayback_core::journal::{self, Journal, Resource};
 use wayback_core::{Config, Plan};
 use wayback_net::{netns, veth, VethSpec};
 
+use crate::fault;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir, RouteFile};
 use crate::sys::{btrfs, nspawn};
@@ -32,9 +33,11 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
         j.record(&Resource::Dir {
             path: clone_parent.to_path_buf(),
         })?;
+        fault::point("journaled dir");
         fs::create_dir(clone_parent)
             .or_else(|e| if e.kind() == io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })
             .with_context(|| format!("cannot create clone directory {} (is the snapshot's filesystem mounted read-only? set clone_dir in the config)", clone_parent.display()))?;
+        fault::point("created dir");
     }
     let step = progress.step(format!(
         "cloning {} to {}",
@@ -46,7 +49,9 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
         source: plan.source.path.clone(),
         source_uuid: plan.source.uuid.clone(),
     })?;
+    fault::point("journaled clone");
     btrfs::clone(&plan.source.path, &plan.clone)?;
+    fault::point("created clone");
     step.done();
 
     let step = progress.step(format!(
@@ -56,6 +61,7 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
     j.record(&Resource::Netns {
         path: plan.netns_path.clone(),
     })?;
+    fault::point("journaled netns");
     let ns_dir = plan
         .netns_path
         .parent()
@@ -63,9 +69,11 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
         .to_path_buf();
     let ns_name = plan.netns.clone();
     tokio::task::spawn_blocking(move || netns::create(&ns_dir, &ns_name)).await??;
+    fault::point("created netns");
     j.record(&Resource::Veth {
         host_if: plan.host_if.clone(),
     })?;
+    fault::point("journaled veth");
     veth::create(&VethSpec {
         host_if: plan.host_if.clone(),
         peer_if: plan.peer_if.clone(),
@@ -75,13 +83,16 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
         netns_path: plan.netns_path.clone(),
     })
     .await?;
+    fault::point("created veth");
     step.done();
 
     let step = progress.step(format!("container {}", plan.container.machine));
     j.record(&Resource::Container {
         machine: plan.container.machine.clone(),
     })?;
+    fault::point("journaled container");
     nspawn::launch(&plan.container.argv(), &dir.log_path())?;
+    fault::point("created container");
     step.done();
     Ok(())
 }
@@ -97,6 +108,7 @@ pub fn publish_route(cfg: &Config, dir: &InstanceDir, plan: &Plan) -> Result<()>
         file: file.clone(),
         host: http.host.clone(),
     })?;
+    fault::point("journaled route");
     state::create_private_dir_all(&cfg.routes_dir())?;
     state::write_json(
         &file,
@@ -107,6 +119,7 @@ pub fn publish_route(cfg: &Config, dir: &InstanceDir, plan: &Plan) -> Result<()>
             port: http.port,
         },
     )?;
+    fault::point("created route");
     Ok(())
 }
 
@@ -133,6 +146,7 @@ pub async fn teardown(dir: &InstanceDir, progress: &Progress) -> Teardown {
         let t = Instant::now();
         match undo(&res).await {
             Ok(()) => {
+                fault::point("undone");
                 progress.note(format!("removed {what} ({} ms)", t.elapsed().as_millis()));
                 report.removed.push(what);
             }

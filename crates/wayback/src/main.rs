@@ -9,6 +9,7 @@ mod cmd;
 mod control;
 mod daemon;
 mod error;
+mod fault;
 mod init;
 mod instance;
 mod progress;
@@ -88,6 +89,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Logs(a) => cmd::logs::logs(&cfg, &a.name, a.follow).await,
         Cmd::Extend { name, duration } => cmd::extend::extend(&cfg, &name, duration),
         Cmd::Gc(a) => cmd::down::gc(&cfg, a.json, progress).await,
+        // Find (issue 3)
+        Cmd::Snapshots(a) => cmd::snapshots::run(&cfg, a).await,
+        Cmd::Find(a) => cmd::find::run(&cfg, a).await,
+        Cmd::Diff(a) => cmd::diff::run(&cfg, a).await,
         Cmd::Completions { shell } => {
             clap_complete::generate(
                 shell,
