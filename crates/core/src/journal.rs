@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Resource {
-    /// A directory wayback made (e.g. the clone directory); removed only when empty.
+    /// The directory that holds clones; removed only when empty and marked as made by wayback.
     Dir { path: PathBuf },
     /// A writable btrfs snapshot at `path` of the subvolume with UUID `source_uuid`. Undo deletes the
     /// subvolume at `path` only if its parent UUID is `source_uuid`.

@@ -18,7 +18,7 @@ use wayback_net::{netns, veth, VethSpec};
 use crate::fault;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir, RouteFile};
-use crate::sys::{btrfs, nspawn};
+use crate::sys::{btrfs, nspawn, owned_dir};
 
 /// How long a container gets to stop in order before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -28,17 +28,19 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
     let mut j = Journal::open(&dir.journal_path())?;
     state::write_json(&dir.init_spec_path(), &plan.init)?;
 
+    // Every instance records the clone directory; it is removed (when empty) only if wayback made it.
     let clone_parent = plan.clone.parent().context("clone path has no parent")?;
-    if !clone_parent.exists() {
-        j.record(&Resource::Dir {
-            path: clone_parent.to_path_buf(),
-        })?;
-        fault::point("journaled dir");
-        fs::create_dir(clone_parent)
-            .or_else(|e| if e.kind() == io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })
-            .with_context(|| format!("cannot create clone directory {} (is the snapshot's filesystem mounted read-only? set clone_dir in the config)", clone_parent.display()))?;
-        fault::point("created dir");
-    }
+    j.record(&Resource::Dir {
+        path: clone_parent.to_path_buf(),
+    })?;
+    fault::point("journaled dir");
+    owned_dir::create(clone_parent).with_context(|| {
+        format!(
+            "cannot create clone directory {} (is the snapshot's filesystem mounted read-only? set clone_dir in the config)",
+            clone_parent.display()
+        )
+    })?;
+    fault::point("created dir");
     let step = progress.step(format!(
         "cloning {} to {}",
         plan.source.path.display(),
@@ -179,19 +181,8 @@ pub async fn undo(res: &Resource) -> Result<()> {
             tokio::task::spawn_blocking(move || btrfs::delete_clone(&p, &u)).await??;
             Ok(())
         }
-        Resource::Dir { path } => match fs::remove_dir(path) {
-            Ok(()) => Ok(()),
-            // Another instance's clone lives there too: it stays until the last one goes.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
-        },
+        Resource::Dir { path } => owned_dir::remove_if_unused(path)
+            .with_context(|| format!("removing {}", path.display())),
     }
 }
 

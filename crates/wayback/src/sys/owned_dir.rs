@@ -1,0 +1,107 @@
+//! Directories wayback creates on other people's filesystems (the clone directory at the top of a
+//! snapshot's mount), marked with an extended attribute so that wayback removes them — when empty — no
+//! matter which instance made them, and never removes a directory it did not make.
+//!
+//! Syscalls: mkdir, setxattr/getxattr (`user.wayback`), rmdir.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+const XATTR: &str = "user.wayback";
+
+fn cpath(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Create `path` (if missing) and mark it as wayback's. An existing directory is left unmarked.
+pub fn create(path: &Path) -> io::Result<()> {
+    match fs::create_dir(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let p = cpath(path)?;
+    let name = CString::new(XATTR).expect("static name");
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call; the value
+    // pointer and length describe a valid 1-byte buffer.
+    let rc = unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), b"1".as_ptr().cast(), 1, 0) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        let _ = fs::remove_dir(path);
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Whether `path` carries wayback's mark.
+pub fn is_ours(path: &Path) -> bool {
+    let (Ok(p), Ok(name)) = (cpath(path), CString::new(XATTR)) else {
+        return false;
+    };
+    let mut buf = [0u8; 8];
+    // SAFETY: valid NUL-terminated strings; `buf` is writable for its full length, which is passed.
+    let rc = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    rc == 1 && buf[0] == b'1'
+}
+
+/// Remove `path` if it is wayback's and empty. Gone, not ours, or still in use by another clone: Ok.
+pub fn remove_if_unused(path: &Path) -> io::Result<()> {
+    if !is_ours(path) {
+        return Ok(());
+    }
+    match fs::remove_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_only_what_it_creates() {
+        let t = tempfile::tempdir().unwrap();
+        let mine = t.path().join("mine");
+        create(&mine).unwrap();
+        if !is_ours(&mine) {
+            eprintln!("SKIP: {} does not support user xattrs", t.path().display());
+            return;
+        }
+        let theirs = t.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        create(&theirs).unwrap(); // exists: left unmarked
+        assert!(!is_ours(&theirs));
+        fs::write(mine.join("f"), "x").unwrap();
+        remove_if_unused(&mine).unwrap();
+        assert!(mine.exists(), "not empty: stays");
+        fs::remove_file(mine.join("f")).unwrap();
+        remove_if_unused(&mine).unwrap();
+        assert!(!mine.exists());
+        remove_if_unused(&theirs).unwrap();
+        assert!(
+            theirs.exists(),
+            "never removes a directory wayback did not make"
+        );
+        remove_if_unused(&mine).unwrap();
+    }
+}
