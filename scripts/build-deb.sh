@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Build the Debian package: target/debian/wayback_<version>_<arch>.deb with the binary, the systemd unit,
+# the default config, bash/zsh/fish completions, the man page (generated from the clap definitions) and docs.
+# Equivalent to what `cargo deb` would produce, without needing cargo-deb installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release -p wayback
+bin=target/release/wayback
+version=$("$bin" --version | awk '{print $2}')
+arch=$(dpkg --print-architecture)
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+install -Dm755 "$bin" "$stage/usr/bin/wayback"
+install -Dm644 packaging/wayback.service "$stage/lib/systemd/system/wayback.service"
+install -Dm644 packaging/config.toml "$stage/etc/wayback/config.toml"
+install -d "$stage/etc/wayback/profiles"
+install -d "$stage/usr/share/man/man1"
+"$bin" manpage | gzip -9n > "$stage/usr/share/man/man1/wayback.1.gz"
+install -d "$stage/usr/share/bash-completion/completions" "$stage/usr/share/zsh/vendor-completions" "$stage/usr/share/fish/vendor_completions.d"
+"$bin" completions bash > "$stage/usr/share/bash-completion/completions/wayback"
+"$bin" completions zsh > "$stage/usr/share/zsh/vendor-completions/_wayback"
+"$bin" completions fish > "$stage/usr/share/fish/vendor_completions.d/wayback.fish"
+install -d "$stage/usr/share/doc/wayback"
+cp README.md docs/*.md "$stage/usr/share/doc/wayback/"
+
+install -d "$stage/DEBIAN"
+size=$(du -sk "$stage" | cut -f1)
+cat > "$stage/DEBIAN/control" <<CONTROL
+Package: wayback
+Version: $version
+Architecture: $arch
+Maintainer: wayback developers <wayback@example.invalid>
+Installed-Size: $size
+Depends: systemd-container, btrfs-progs, nftables, iproute2, libc6
+Recommends: man-db
+Section: admin
+Priority: optional
+Description: resurrect a btrfs snapshot as a live, isolated, temporary service
+ wayback turns a read-only btrfs snapshot into a running, network-isolated copy of a
+ service (PostgreSQL, nginx, a web app) on its own hostname, in one command, and
+ removes every trace of it afterwards.
+CONTROL
+echo /etc/wayback/config.toml > "$stage/DEBIAN/conffiles"
+cat > "$stage/DEBIAN/postinst" <<'POSTINST'
+#!/bin/sh
+set -e
+if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
+POSTINST
+chmod 755 "$stage/DEBIAN/postinst"
+mkdir -p target/debian
+out="target/debian/wayback_${version}_${arch}.deb"
+dpkg-deb --root-owner-group --build "$stage" "$out" >/dev/null
+echo "$out"
