@@ -104,6 +104,24 @@ pub enum NetError {
         source: io::Error,
     },
 
+    /// An `--allow-egress` value that is not `[tcp:|udp:]IP:PORT`.
+    #[error(
+        "invalid egress hole {input:?}: {reason} (expected IP:PORT, [IPv6]:PORT or udp:IP:PORT)"
+    )]
+    InvalidEgress { input: String, reason: &'static str },
+
+    /// The `nft` program could not be started (or fed its input).
+    #[error("cannot {action}: cannot run nft (is the nftables package installed?)")]
+    NftSpawn { action: String, source: io::Error },
+
+    /// `nft` ran and failed; the source carries its message.
+    #[error("cannot {action}: nft failed ({hint})")]
+    Nft {
+        action: String,
+        hint: &'static str,
+        source: io::Error,
+    },
+
     /// Any other netlink request (opening the socket, dumps).
     #[error("netlink request failed: {what}")]
     Netlink {

@@ -8,6 +8,7 @@
 pub mod dial;
 mod error;
 pub mod netns;
+pub mod nft;
 pub mod veth;
 
 pub use dial::NetnsDialer;

@@ -1,0 +1,360 @@
+//! The nftables quarantine of an instance: from the host's point of view, nothing that arrives on the
+//! instance's host-side veth may open a connection — not to the host (every host service bound to
+//! `0.0.0.0` or `::` listens on the veth's IPv4 and fe80:: addresses), not to another instance, not
+//! anywhere the host would forward it. Replies to connections the host opened *into* the instance still
+//! flow; the host's proxy and `--publish` do not use the veth at all (they dial 127.0.0.1 inside the
+//! namespace, see [`crate::dial`]).
+//!
+//! Owns `table inet wayback`, shared by all instances, which holds:
+//! - base chains `input` and `forward` (`type filter`, `priority filter - 1`, `policy accept`), each with
+//!   one rule per instance: `iifname "<host_if>" jump wb-<instance>`;
+//! - per instance a chain `wb-<instance>`: `ct state established,related accept`; IPv6 neighbour
+//!   discovery accept; one accept per `--allow-egress` hole; `counter goto refuse`;
+//! - the shared chain `refuse`: `meta l4proto tcp reject with tcp reset`, then `reject with icmpx
+//!   admin-prohibited`, so a TCP connect fails with ECONNREFUSED and a DNS query (UDP, connected socket)
+//!   with EHOSTUNREACH at once instead of timing out. Exception: from an IPv6 link-local source
+//!   everything gets the ICMPv6 error, because the kernel routes a TCP reset to a link-local address
+//!   without its interface (out of the host's first `fe80::/64` route, e.g. eth0, never reaching the
+//!   instance). A TCP connect to the host's `fe80::` address therefore fails with EACCES after about
+//!   1 s: the first ICMPv6 error arrives while `connect()` still holds the socket and is only noted as
+//!   a soft error; the one for the SYN retransmitted after 1 s ends the connect.
+//!
+//! Only traffic from instance interfaces is touched; the host's own traffic and other tables are not.
+//! `iifname` matches by name, so [`apply`] can (and should) run before the veth exists: there is then no
+//! moment at which the interface is up and unquarantined.
+//!
+//! An `--allow-egress` hole is only the nftables half. To the host's veth address it works as it is; to
+//! any other destination the instance also needs a route inside its namespace (it has none beyond its
+//! /30 and fe80::/64), and the host needs `ip_forward` (on the veth at least) plus NAT or a return route.
+//! **wayback does none of that by default**; the caller that wants a real egress hole has to add it.
+//!
+//! Tools: the `nft` program (Debian package `nftables`) and the `nftables` crate's JSON schema: `nft -j
+//! -f -` (one atomic transaction per [`apply`] / [`remove`] / [`remove_table`]), `nft -j list table inet
+//! wayback` and `nft -j list tables` (the crate's `helper::get_current_ruleset_with_args`) to look.
+//!
+//! Concurrent wayback processes are safe. Jump rules are deleted by handle, looked up just before;
+//! when the ruleset changed in between, the transaction fails as a whole and is retried with a fresh
+//! look. Deleting the table with the last instance is guarded inside the same transaction: it first
+//! deletes the `refuse` chain, which the kernel refuses (EBUSY, aborting everything) while any instance
+//! chain still ends in `goto refuse` — also one that another process added after we looked.
+
+mod listing;
+mod ruleset;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use nftables::helper::{self, NftablesError};
+use nftables::schema::{NfListObject, NfObject, Nftables};
+
+use listing::{ours, Listing};
+
+pub use ruleset::{chain_name, ruleset, Egress, Proto, Quarantine, CHAIN_PREFIX, TABLE};
+
+use crate::NetError;
+
+/// The program run for every transaction and listing.
+const NFT: &str = "nft";
+/// How often a transaction is retried when the ruleset changed between looking and acting.
+const ATTEMPTS: u32 = 5;
+
+/// Install (or replace) the quarantine of `q.instance`, in one transaction. Jump rules left by an
+/// earlier `apply` of the same instance are deleted in that transaction, so re-applying (e.g. with
+/// other holes) never leaves the instance unquarantined for a moment, nor doubles its rules.
+pub fn apply(q: &Quarantine) -> Result<(), NetError> {
+    apply_with(NFT, q)
+}
+
+/// Remove the instance's chain and its jump rules; `Ok` if already gone. When no instance chain is
+/// left, the table goes too (guarded against a concurrent [`apply`]).
+pub fn remove(instance: &str) -> Result<(), NetError> {
+    remove_with(NFT, instance)
+}
+
+/// Delete `table inet wayback` with everything in it (for `gc`); `Ok` if absent. Unlike [`remove`]
+/// this also takes away other instances' quarantines: only call it when [`instances_in_ruleset`] is empty
+/// or every instance is known to be dead.
+pub fn remove_table() -> Result<(), NetError> {
+    run(NFT, ruleset::delete_table(), "delete table inet wayback")
+}
+
+/// The instances that have a chain in the table (sorted; empty if there is no table).
+pub fn instances_in_ruleset() -> Result<Vec<String>, NetError> {
+    let action = "list the instances in table inet wayback";
+    Ok(list(NFT, action)?
+        .map(|l| l.instances())
+        .unwrap_or_default())
+}
+
+fn apply_with(nft: &str, q: &Quarantine) -> Result<(), NetError> {
+    check_instance(&q.instance)?;
+    check_host_if(&q.host_if)?;
+    let chain = chain_name(&q.instance);
+    let action = format!(
+        "add the nftables quarantine of instance {} (interface {})",
+        q.instance, q.host_if
+    );
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let stale: Vec<_> = list(nft, &action)?
+            .map(|l| l.jumps_to(&chain))
+            .unwrap_or_default();
+        let mut cmds: Vec<_> = stale
+            .iter()
+            .map(|(b, h)| ruleset::delete_rule(b, *h))
+            .collect();
+        cmds.extend(ruleset(q).objects.iter().cloned());
+        match run(nft, cmds, &action) {
+            // Without stale rules there is no handle that could have gone away: a failure is final.
+            Err(e) if !stale.is_empty() && attempt < ATTEMPTS => {
+                tracing::debug!(error = %e, "nftables changed underneath, retrying");
+            }
+            done => return done,
+        }
+    }
+}
+
+fn remove_with(nft: &str, instance: &str) -> Result<(), NetError> {
+    check_instance(instance)?;
+    let chain = chain_name(instance);
+    let action = format!("remove the nftables quarantine of instance {instance}");
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let Some(listing) = list(nft, &action)? else {
+            return Ok(());
+        };
+        let others = listing.instances().iter().any(|i| i != instance);
+        let mut cmds: Vec<_> = listing
+            .jumps_to(&chain)
+            .iter()
+            .map(|(b, h)| ruleset::delete_rule(b, *h))
+            .collect();
+        if listing.chains.contains(&chain) {
+            cmds.push(ruleset::delete_chain(&chain));
+        }
+        if cmds.is_empty() && others {
+            return Ok(());
+        }
+        if !others {
+            cmds.extend(ruleset::delete_table_if_unused());
+        }
+        match run(nft, cmds, &action) {
+            Ok(()) if !others => return Ok(()),
+            // Ours are gone; look again in case the others went meanwhile and the table can go too.
+            Ok(()) => {}
+            // Another process added an instance (guard) or removed rules (handles): look again.
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::debug!(error = %e, "nftables changed underneath, retrying");
+                std::thread::sleep(std::time::Duration::from_millis(5 * u64::from(attempt)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The table as it is now, or `None` if there is none.
+fn list(nft: &str, action: &str) -> Result<Option<Listing>, NetError> {
+    let args = ["list", "table", "inet", TABLE];
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match helper::get_current_ruleset_with_args(Some(nft), &args) {
+            Ok(set) => return Ok(Some(Listing::parse(&set))),
+            // Most likely ENOENT, but the message is localised: ask which tables exist instead. If the
+            // table is there now, another process re-created it in between: look again.
+            Err(NftablesError::NftFailed { .. }) if !table_exists(nft, action)? => return Ok(None),
+            Err(NftablesError::NftFailed { .. }) if attempt < ATTEMPTS => {}
+            Err(e) => return Err(nft_error(action, e)),
+        }
+    }
+}
+
+fn table_exists(nft: &str, action: &str) -> Result<bool, NetError> {
+    let set = helper::get_current_ruleset_with_args(Some(nft), &["list", "tables"])
+        .map_err(|e| nft_error(action, e))?;
+    Ok(set.objects.iter().any(
+        |o| matches!(o, NfObject::ListObject(NfListObject::Table(t)) if ours(t.family, &t.name)),
+    ))
+}
+
+/// Run `cmds` as one `nft -j -f -` transaction. (Not `nftables::helper::apply_ruleset`: that lets nft's
+/// error message go to our stderr instead of into the error.)
+fn run(nft: &str, cmds: Vec<NfObject<'static>>, action: &str) -> Result<(), NetError> {
+    let set = Nftables {
+        objects: cmds.into(),
+    };
+    let json = serde_json::to_string(&set).expect("nftables commands serialise to JSON");
+    let spawn_err = |source| NetError::NftSpawn {
+        action: action.to_string(),
+        source,
+    };
+    let mut child = Command::new(nft)
+        .args(["-j", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    // Dropping stdin at the end of this statement closes the pipe: nft reads to EOF, then commits.
+    let fed = (child.stdin.take().expect("stdin is piped")).write_all(json.as_bytes());
+    let out = child.wait_with_output().map_err(spawn_err)?;
+    if !out.status.success() {
+        return Err(failed(action, &String::from_utf8_lossy(&out.stderr)));
+    }
+    fed.map_err(spawn_err)
+}
+
+/// `nft` ran and failed with `stderr`.
+fn failed(action: &str, stderr: &str) -> NetError {
+    let hint = if stderr.contains("Operation not permitted") {
+        "needs root (CAP_NET_ADMIN)"
+    } else {
+        "see `nft list table inet wayback`"
+    };
+    let msg = match stderr.trim() {
+        "" => "nft exited with an error and no message",
+        m => m,
+    };
+    NetError::Nft {
+        action: action.to_string(),
+        hint,
+        source: std::io::Error::other(msg.to_string()),
+    }
+}
+
+fn nft_error(action: &str, e: NftablesError) -> NetError {
+    let other = |m: String| std::io::Error::other(m);
+    let action = action.to_string();
+    match e {
+        NftablesError::NftExecution { inner, .. } => NetError::NftSpawn {
+            action,
+            source: inner,
+        },
+        NftablesError::NftFailed { stderr, .. } => failed(&action, &stderr),
+        NftablesError::NftOutputEncoding { inner, .. } => NetError::Nft {
+            action,
+            hint: "nft printed something that is not UTF-8",
+            source: other(inner.to_string()),
+        },
+        NftablesError::NftInvalidJson(inner) => NetError::Nft {
+            action,
+            hint: "nft printed JSON this wayback cannot read; is the table edited by hand?",
+            source: other(inner.to_string()),
+        },
+    }
+}
+
+/// `[a-z0-9-]{1,32}`: safe as part of a chain name.
+fn check_instance(name: &str) -> Result<(), NetError> {
+    let ok = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    ok.then_some(()).ok_or_else(|| NetError::InvalidName {
+        name: name.to_string(),
+        reason: "instance names are 1 to 32 characters a-z, 0-9 and '-'",
+    })
+}
+
+/// 1..=15 bytes of `[A-Za-z0-9_.-]`: in particular no `*`, which `iifname` treats as a wildcard.
+fn check_host_if(name: &str) -> Result<(), NetError> {
+    let ok = (1..=15).contains(&name.len())
+        && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    ok.then_some(()).ok_or_else(|| NetError::InvalidName {
+        name: name.to_string(),
+        reason: "host interface names for the quarantine are 1 to 15 bytes of A-Z, a-z, 0-9, '_', '.', '-'",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["a", "cloud-old", "x0", &"a".repeat(32)] {
+            check_instance(good).unwrap();
+        }
+        for bad in ["", "Cloud", "a_b", "a.b", "a b", &"a".repeat(33)] {
+            assert!(check_instance(bad).is_err(), "{bad:?}");
+        }
+        for good in ["wb-demo", "wb-cloud-ol1a2b", "eth0.5", "a"] {
+            check_host_if(good).unwrap();
+        }
+        for bad in ["", "wb-*", "wb-\"x", "a b", "a234567890123456", "wb/x"] {
+            assert!(check_host_if(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_nft_names_the_instance_and_the_package() {
+        let q = Quarantine {
+            instance: "demo".into(),
+            host_if: "wb-demo".into(),
+            allow: vec![],
+        };
+        let e = apply_with("/nonexistent/nft", &q).unwrap_err();
+        assert!(matches!(e, NetError::NftSpawn { .. }), "{e:?}");
+        let msg = e.to_string();
+        for part in ["demo", "wb-demo", "is the nftables package installed?"] {
+            assert!(msg.contains(part), "{msg}");
+        }
+        let e = remove_with("/nonexistent/nft", "demo").unwrap_err();
+        assert!(e.to_string().contains("is the nftables package installed?"));
+    }
+
+    #[test]
+    fn a_failing_nft_is_reported_with_its_message_as_source() {
+        // `false` fails like nft does, with an empty message.
+        let e = list("false", "look").unwrap_err();
+        assert!(matches!(e, NetError::Nft { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("cannot look: nft failed"), "{e}");
+        let e = run("false", vec![], "apply").unwrap_err();
+        let source = std::error::Error::source(&e).unwrap().to_string();
+        assert_eq!(source, "nft exited with an error and no message");
+        let e = nft_error(
+            "x",
+            NftablesError::NftFailed {
+                program: "nft".into(),
+                hint: String::new(),
+                stdout: String::new(),
+                stderr: "Error: Could not process rule: Operation not permitted\n".into(),
+            },
+        );
+        assert!(e.to_string().contains("needs root"), "{e}");
+        let source = std::error::Error::source(&e).unwrap().to_string();
+        assert_eq!(
+            source,
+            "Error: Could not process rule: Operation not permitted"
+        );
+    }
+
+    #[test]
+    fn the_table_cannot_be_deleted_under_a_live_instance() {
+        if !nix::unistd::geteuid().is_root() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI must run as root"
+            );
+            eprintln!("skipped: needs root for nftables");
+            return;
+        }
+        let name = format!("wbtq{}u-guard", std::process::id() % 100_000);
+        let q = Quarantine {
+            instance: name.clone(),
+            host_if: "wbtq-guard".into(),
+            allow: vec![],
+        };
+        apply(&q).unwrap();
+        // What `remove` of the last other instance sends, computed before ours was added.
+        let guarded = run(NFT, ruleset::delete_table_if_unused(), "test the guard");
+        let still = instances_in_ruleset().unwrap();
+        remove(&name).unwrap();
+        assert!(guarded.is_err(), "the guard let the table go");
+        assert!(still.contains(&name), "{still:?}");
+        assert!(!instances_in_ruleset().unwrap().contains(&name));
+    }
+}

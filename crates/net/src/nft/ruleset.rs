@@ -1,0 +1,349 @@
+//! The pure half of [`crate::nft`]: what a quarantine is ([`Quarantine`], [`Egress`]) and the nftables
+//! JSON commands that install one ([`ruleset`]) or take things away again. Nothing here runs `nft`.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use nftables::expr::{
+    Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, SetItem, CT,
+};
+use nftables::schema::{Chain, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, Table};
+use nftables::stmt::{
+    AnonymousCounter, Counter, JumpTarget, Match, Operator, Reject, RejectType, Statement,
+};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
+
+use crate::NetError;
+
+/// The one table every instance shares.
+pub const TABLE: &str = "wayback";
+/// Every instance chain is called `wb-<instance>`; nothing else in the table starts with this.
+pub const CHAIN_PREFIX: &str = "wb-";
+/// The shared chain every instance chain ends in with `goto` (and the guard of table deletion).
+pub const REFUSE_CHAIN: &str = "refuse";
+/// The base chains, with the hook each one hangs on.
+pub const BASE_CHAINS: [(&str, NfHook); 2] =
+    [("input", NfHook::Input), ("forward", NfHook::Forward)];
+/// `priority filter - 1`: just before the usual `filter` chains of other tables.
+pub const PRIORITY: i32 = -1;
+
+/// One instance's quarantine: everything that enters the host through `host_if` (the host end of the
+/// instance's veth) and is not a reply, or a hole in `allow`, is rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantine {
+    /// Instance name, `[a-z0-9-]{1,32}`; the chain is `wb-<instance>`.
+    pub instance: String,
+    /// Host-side veth interface, e.g. `wb-demo` (1 to 15 bytes of `[A-Za-z0-9_.-]`, no wildcard).
+    pub host_if: String,
+    /// `--allow-egress` holes, in order.
+    pub allow: Vec<Egress>,
+}
+
+/// Transport protocol of an egress hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// One `--allow-egress` hole: exactly this destination address, protocol and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Egress {
+    pub proto: Proto,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+impl Proto {
+    fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl FromStr for Egress {
+    type Err = NetError;
+
+    /// `10.0.0.5:443`, `[2001:db8::1]:443`, `udp:10.0.0.5:53`, `tcp:[::1]:80`: an IP literal (no host
+    /// names: the rule is fixed when the instance starts) and a port other than 0.
+    fn from_str(s: &str) -> Result<Self, NetError> {
+        let bad = |reason| NetError::InvalidEgress {
+            input: s.to_string(),
+            reason,
+        };
+        let (proto, rest) = match s.split_once(':') {
+            Some((p, rest)) if p.eq_ignore_ascii_case("tcp") => (Proto::Tcp, rest),
+            Some((p, rest)) if p.eq_ignore_ascii_case("udp") => (Proto::Udp, rest),
+            // "sctp:…", but not the first group of an unbracketed IPv6 address ("dead:beef::1").
+            Some((p, rest))
+                if p.bytes().all(|b| b.is_ascii_alphabetic())
+                    && !p.bytes().all(|b| b.is_ascii_hexdigit())
+                    && rest.contains(':') =>
+            {
+                return Err(bad("the protocol must be tcp: or udp:"));
+            }
+            _ => (Proto::Tcp, s),
+        };
+        let sa = SocketAddr::from_str(rest).map_err(|_| {
+            let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+            let name_like = host.bytes().any(|b| b.is_ascii_alphabetic())
+                && (host.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if name_like && host.parse::<IpAddr>().is_err() {
+                bad("the host must be an IP address literal, not a name")
+            } else {
+                bad("not an address with a port")
+            }
+        })?;
+        if let SocketAddr::V6(v6) = sa {
+            if v6.scope_id() != 0 {
+                return Err(bad("scoped (%interface) addresses are not supported"));
+            }
+        }
+        let addr = sa.ip().to_canonical();
+        if addr.is_unspecified() {
+            return Err(bad("the unspecified address matches nothing"));
+        }
+        if sa.port() == 0 {
+            return Err(bad("port 0"));
+        }
+        Ok(Egress {
+            proto,
+            addr,
+            port: sa.port(),
+        })
+    }
+}
+
+impl fmt::Display for Egress {
+    /// The canonical form `FromStr` accepts: `tcp:10.0.0.5:443`, `udp:[2001:db8::1]:53`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sa = SocketAddr::new(self.addr, self.port);
+        write!(f, "{}:{sa}", self.proto.as_str())
+    }
+}
+
+/// The chain of an instance: `wb-<instance>`.
+pub fn chain_name(instance: &str) -> String {
+    format!("{CHAIN_PREFIX}{instance}")
+}
+
+/// The commands that add (or re-fill) the quarantine of `q`, as one transaction: create the table, the
+/// base chains and the shared `refuse` chain idempotently (`add`), flush and fill the `refuse` chain and
+/// the instance chain, and hang the instance chain off both base chains with `iifname "<host_if>"
+/// jump wb-<instance>`. Pure: does not validate names (`nft::apply` does) and does not know what is in
+/// the kernel already, so applying it twice adds the two jump rules twice (`nft::apply` deletes old ones
+/// in the same transaction).
+pub fn ruleset(q: &Quarantine) -> Nftables<'static> {
+    let chain = chain_name(&q.instance);
+    let mut cmds = vec![add(NfListObject::Table(table()))];
+    for (name, hook) in BASE_CHAINS {
+        cmds.push(add(NfListObject::Chain(Chain {
+            _type: Some(NfChainType::Filter),
+            hook: Some(hook),
+            prio: Some(PRIORITY),
+            policy: Some(NfChainPolicy::Accept),
+            ..plain_chain(name)
+        })));
+    }
+    // Shared: TCP gets a reset (connect() fails with ECONNREFUSED at once), everything else an ICMP /
+    // ICMPv6 "administratively prohibited" (EHOSTUNREACH on a connected socket, so DNS fails at once).
+    // Not a reset to an IPv6 link-local source: the kernel routes that reset without its interface
+    // (out of the host's first fe80::/64 route, e.g. eth0), so it would never reach the instance.
+    cmds.extend(fill(
+        REFUSE_CHAIN,
+        vec![
+            vec![
+                Statement::Match(Match {
+                    left: payload("ip6", "saddr"),
+                    right: Expression::Named(NamedExpression::Prefix(Prefix {
+                        addr: Box::new(s("fe80::")),
+                        len: 10,
+                    })),
+                    op: Operator::EQ,
+                }),
+                admin_prohibited(),
+            ],
+            vec![
+                eq(meta(MetaKey::L4proto), "tcp"),
+                Statement::Reject(Some(Reject::new(Some(RejectType::TCPReset), None))),
+            ],
+            vec![admin_prohibited()],
+        ],
+    ));
+    let mut rules = vec![
+        // Replies to connections the host opened into the instance (and their ICMP errors).
+        vec![
+            Statement::Match(Match {
+                left: Expression::Named(NamedExpression::CT(CT {
+                    key: "state".into(),
+                    family: None,
+                    dir: None,
+                })),
+                right: Expression::List(vec![s("established"), s("related")]),
+                op: Operator::IN,
+            }),
+            Statement::Accept(None),
+        ],
+        // IPv6 neighbour discovery, so a blocked connect to the host's fe80:: address gets refused
+        // instead of hanging in address resolution. Not a connection; the kernel answers it.
+        vec![
+            Statement::Match(Match {
+                left: payload("icmpv6", "type"),
+                right: Expression::Named(NamedExpression::Set(vec![
+                    SetItem::Element(s("nd-neighbor-solicit")),
+                    SetItem::Element(s("nd-neighbor-advert")),
+                ])),
+                op: Operator::EQ,
+            }),
+            Statement::Accept(None),
+        ],
+    ];
+    for hole in &q.allow {
+        let family = if hole.addr.is_ipv4() { "ip" } else { "ip6" };
+        rules.push(vec![
+            eq(payload(family, "daddr"), &hole.addr.to_string()),
+            Statement::Match(Match {
+                left: payload(hole.proto.as_str(), "dport"),
+                right: Expression::Number(u32::from(hole.port)),
+                op: Operator::EQ,
+            }),
+            Statement::Accept(None),
+        ]);
+    }
+    rules.push(vec![
+        Statement::Counter(Counter::Anonymous(Some(AnonymousCounter::default()))),
+        Statement::Goto(JumpTarget {
+            target: REFUSE_CHAIN.into(),
+        }),
+    ]);
+    cmds.extend(fill(&chain, rules));
+    for (base, _) in BASE_CHAINS {
+        cmds.push(add(NfListObject::Rule(rule(
+            base,
+            vec![
+                eq(meta(MetaKey::Iifname), &q.host_if),
+                Statement::Jump(JumpTarget {
+                    target: chain.clone().into(),
+                }),
+            ],
+        ))));
+    }
+    Nftables {
+        objects: cmds.into(),
+    }
+}
+
+/// Delete rule `handle` of chain `chain`.
+pub fn delete_rule(chain: &str, handle: u32) -> NfObject<'static> {
+    NfObject::CmdObject(NfCmd::Delete(NfListObject::Rule(Rule {
+        handle: Some(handle),
+        ..rule(chain, Vec::new())
+    })))
+}
+
+/// Delete chain `chain` (and its rules; the kernel refuses while anything still jumps to it).
+pub fn delete_chain(chain: &str) -> NfObject<'static> {
+    NfObject::CmdObject(NfCmd::Delete(NfListObject::Chain(plain_chain(chain))))
+}
+
+/// Delete the whole table, but only if no instance chain is left: the `refuse` chain is (re)added and
+/// deleted first, which the kernel refuses (EBUSY, aborting the whole transaction) while any instance
+/// chain still ends in `goto refuse` — also one that another process added after we last looked.
+/// Adding the table first makes this succeed when the table is already gone.
+pub fn delete_table_if_unused() -> Vec<NfObject<'static>> {
+    vec![
+        add(NfListObject::Table(table())),
+        add(NfListObject::Chain(plain_chain(REFUSE_CHAIN))),
+        delete_chain(REFUSE_CHAIN),
+        NfObject::CmdObject(NfCmd::Delete(NfListObject::Table(table()))),
+    ]
+}
+
+/// Delete the whole table whatever is in it; succeeds when it is absent.
+pub fn delete_table() -> Vec<NfObject<'static>> {
+    vec![
+        add(NfListObject::Table(table())),
+        NfObject::CmdObject(NfCmd::Delete(NfListObject::Table(table()))),
+    ]
+}
+
+fn table() -> Table<'static> {
+    Table {
+        family: NfFamily::INet,
+        name: TABLE.into(),
+        handle: None,
+    }
+}
+
+fn plain_chain(name: &str) -> Chain<'static> {
+    Chain {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        name: name.to_string().into(),
+        ..Chain::default()
+    }
+}
+
+fn rule(chain: &str, expr: Vec<Statement<'static>>) -> Rule<'static> {
+    Rule {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        chain: chain.to_string().into(),
+        expr: expr.into(),
+        ..Rule::default()
+    }
+}
+
+/// `add chain`, `flush chain`, then one `add rule` per entry of `rules`.
+fn fill(chain: &str, rules: Vec<Vec<Statement<'static>>>) -> Vec<NfObject<'static>> {
+    let mut out = vec![
+        add(NfListObject::Chain(plain_chain(chain))),
+        NfObject::CmdObject(NfCmd::Flush(FlushObject::Chain(plain_chain(chain)))),
+    ];
+    out.extend(
+        rules
+            .into_iter()
+            .map(|r| add(NfListObject::Rule(rule(chain, r)))),
+    );
+    out
+}
+
+fn add(obj: NfListObject<'static>) -> NfObject<'static> {
+    NfObject::CmdObject(NfCmd::Add(obj))
+}
+
+fn admin_prohibited() -> Statement<'static> {
+    Statement::Reject(Some(Reject::new(
+        Some(RejectType::ICMPX),
+        Some(RejectCode::AdminProhibited),
+    )))
+}
+
+fn s(text: &str) -> Expression<'static> {
+    Expression::String(Cow::Owned(text.to_string()))
+}
+
+fn meta(key: MetaKey) -> Expression<'static> {
+    Expression::Named(NamedExpression::Meta(Meta { key }))
+}
+
+fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: protocol.into(),
+            field: field.into(),
+        },
+    )))
+}
+
+fn eq(left: Expression<'static>, right: &str) -> Statement<'static> {
+    Statement::Match(Match {
+        left,
+        right: s(right),
+        op: Operator::EQ,
+    })
+}
