@@ -26,10 +26,19 @@ pub enum Resource {
     },
     /// A named network namespace (bind-mounted nsfs file).
     Netns { path: PathBuf },
+    /// The instance's nftables quarantine chain (in `table inet wayback`).
+    Quarantine { instance: String, host_if: String },
     /// The host side of a veth pair.
     Veth { host_if: String },
-    /// The systemd-nspawn process, found by its `--machine=` argument.
+    /// The systemd-nspawn process, found by its `--machine=` argument (recorded before it starts).
     Container { machine: String },
+    /// A process wayback started, noted right after it started: PID plus start time (so a reused PID is
+    /// never signalled). Undo stops it.
+    Process {
+        pid: i32,
+        start_time: u64,
+        what: String,
+    },
     /// A route file read by the proxy.
     Route { file: PathBuf, host: String },
 }
@@ -41,8 +50,10 @@ impl Resource {
             Resource::Dir { path } => format!("directory {}", path.display()),
             Resource::Clone { path, .. } => format!("clone {}", path.display()),
             Resource::Netns { path } => format!("netns {}", path.display()),
+            Resource::Quarantine { instance, .. } => format!("nftables quarantine of {instance}"),
             Resource::Veth { host_if } => format!("veth {host_if}"),
             Resource::Container { machine } => format!("container {machine}"),
+            Resource::Process { pid, what, .. } => format!("{what} process {pid}"),
             Resource::Route { host, .. } => format!("route {host}"),
         }
     }

@@ -38,6 +38,9 @@ pub struct UpRequest {
     pub ttl: Option<Duration>,
     /// Remove the instance after this long without a proxied HTTP request.
     pub idle: Option<Duration>,
+    /// Holes in the quarantine, `[tcp:|udp:]ADDR:PORT` (validated by the caller).
+    #[serde(default)]
+    pub allow_egress: Vec<String>,
 }
 
 /// The system as it is now, gathered by the binary.
@@ -129,6 +132,9 @@ pub struct Plan {
     pub host_if: String,
     pub peer_if: String,
     pub block: Block,
+    /// Quarantine holes: the only connections the instance may open.
+    #[serde(default)]
+    pub allow_egress: Vec<String>,
     pub container: ContainerSpec,
     pub init: InitSpec,
     pub ready: Option<Ready>,
@@ -325,6 +331,7 @@ pub fn build(
         host_if: name.host_if(),
         peer_if: PEER_IF.into(),
         block,
+        allow_egress: req.allow_egress.clone(),
         init: InitSpec {
             instance: name.to_string(),
             dirs: profile.dirs.clone(),
@@ -401,6 +408,18 @@ impl fmt::Display for Plan {
             "  veth       {} {}/{} <-> {} {}/{} (no route out, no NAT)",
             self.host_if, self.block.host, BLOCK_LEN, self.peer_if, self.block.peer, BLOCK_LEN
         )?;
+        if self.allow_egress.is_empty() {
+            writeln!(
+                f,
+                "  quarantine table inet wayback: the instance can open no connection"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "  quarantine table inet wayback: the instance can open only {}",
+                self.allow_egress.join(", ")
+            )?;
+        }
         writeln!(
             f,
             "  container  {} (host mode: tmpfs root, host /usr and /etc read-only)",

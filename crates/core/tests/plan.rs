@@ -39,6 +39,7 @@ fn request(profile: &str) -> UpRequest {
         publish: vec![],
         ttl: None,
         idle: None,
+        allow_egress: vec![],
     }
 }
 
@@ -123,7 +124,10 @@ fn bad_input_is_refused() {
 
     let nested = plan::build(&req, &f, &cfg, &|_: &Path| PathState::NestedSubvolume).unwrap_err();
     assert!(matches!(nested, PlanError::NestedSubvolume { .. }));
-    assert!(nested.to_string().contains("separate btrfs subvolume"), "{nested}");
+    assert!(
+        nested.to_string().contains("separate btrfs subvolume"),
+        "{nested}"
+    );
 
     let mut req = request("nginx-static");
     req.host = Some("bad_host!".into());

@@ -8,11 +8,13 @@
 use std::fs;
 use std::io;
 use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use wayback_core::journal::{self, Journal, Resource};
 use wayback_core::{Config, Plan};
+use wayback_net::nft::{self, Quarantine};
 use wayback_net::{netns, veth, VethSpec};
 
 use crate::fault;
@@ -24,7 +26,7 @@ use crate::sys::{btrfs, nspawn, owned_dir};
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// Create the clone, the network and the container, journaling each first.
-pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Result<()> {
+pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Result<Child> {
     let mut j = Journal::open(&dir.journal_path())?;
     state::write_json(&dir.init_spec_path(), &plan.init)?;
 
@@ -72,6 +74,23 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
     let ns_name = plan.netns.clone();
     tokio::task::spawn_blocking(move || netns::create(&ns_dir, &ns_name)).await??;
     fault::point("created netns");
+    // The quarantine goes in before the link exists, so the instance never has a moment without it.
+    let quarantine = Quarantine {
+        instance: plan.name.to_string(),
+        host_if: plan.host_if.clone(),
+        allow: plan
+            .allow_egress
+            .iter()
+            .map(|e| e.parse())
+            .collect::<Result<_, _>>()?,
+    };
+    j.record(&Resource::Quarantine {
+        instance: quarantine.instance.clone(),
+        host_if: quarantine.host_if.clone(),
+    })?;
+    fault::point("journaled quarantine");
+    tokio::task::spawn_blocking(move || nft::apply(&quarantine)).await??;
+    fault::point("created quarantine");
     j.record(&Resource::Veth {
         host_if: plan.host_if.clone(),
     })?;
@@ -93,9 +112,22 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
         machine: plan.container.machine.clone(),
     })?;
     fault::point("journaled container");
-    nspawn::launch(&plan.container.argv(), &dir.log_path())?;
+    let child = nspawn::launch(&plan.container.argv(), &dir.log_path())?;
     fault::point("created container");
+    note_process(&mut j, &child, "systemd-nspawn")?;
     step.done();
+    Ok(child)
+}
+
+/// Note a started process in the journal, so teardown stops exactly it (by PID and start time).
+pub fn note_process(j: &mut Journal, child: &Child, what: &str) -> Result<()> {
+    let pid = child.id() as i32;
+    j.record(&Resource::Process {
+        pid,
+        start_time: state::process_start_time(pid).unwrap_or(0),
+        what: what.into(),
+    })?;
+    fault::point("journaled process");
     Ok(())
 }
 
@@ -172,7 +204,19 @@ pub async fn undo(res: &Resource) -> Result<()> {
             tokio::task::spawn_blocking(move || nspawn::stop(&m, STOP_GRACE)).await??;
             Ok(())
         }
+        Resource::Process {
+            pid, start_time, ..
+        } => {
+            let (p, t) = (*pid, *start_time);
+            tokio::task::spawn_blocking(move || nspawn::stop_pid(p, t, STOP_GRACE)).await??;
+            Ok(())
+        }
         Resource::Veth { host_if } => Ok(veth::delete(host_if).await?),
+        Resource::Quarantine { instance, .. } => {
+            let i = instance.clone();
+            tokio::task::spawn_blocking(move || nft::remove(&i)).await??;
+            Ok(())
+        }
         Resource::Netns { path } => Ok(netns::delete(path)?),
         Resource::Clone {
             path, source_uuid, ..

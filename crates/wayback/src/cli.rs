@@ -96,6 +96,9 @@ pub struct UpArgs {
     /// Also remove the instance after this long without a proxied HTTP request, e.g. 30m
     #[arg(long, value_name = "DURATION")]
     pub idle: Option<Duration>,
+    /// Let the instance open connections to ADDR:PORT (TCP, or udp:ADDR:PORT); by default it can open none
+    #[arg(long, value_name = "[udp:]ADDR:PORT")]
+    pub allow_egress: Vec<wayback_net::nft::Egress>,
     /// Hand the instance to the daemon (`wayback serve`) and return once it answers
     #[arg(long, short = 'd', conflicts_with = "dry_run")]
     pub detach: bool,

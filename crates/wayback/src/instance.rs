@@ -10,6 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use wayback_core::journal::Journal;
 use wayback_core::plan::{self, Facts, SourceFacts, UpRequest};
 use wayback_core::{Config, Plan};
 
@@ -93,8 +94,8 @@ pub async fn start(
         plan.source.path.display()
     ));
     let started = async {
-        apply::apply(&dir, &plan, progress).await?;
-        wait_ready(cfg, &dir, &plan, progress).await?;
+        let mut container = apply::apply(&dir, &plan, progress).await?;
+        wait_ready(cfg, &dir, &plan, progress, &mut container).await?;
         apply::publish_route(cfg, &dir, &plan)
     };
     let outcome = tokio::select! {
@@ -132,9 +133,10 @@ async fn wait_ready(
     dir: &InstanceDir,
     plan: &Plan,
     progress: &Progress,
+    container: &mut std::process::Child,
 ) -> Result<()> {
     let step = progress.step("waiting for the service to answer");
-    serve::wait_ready(plan, cfg.ready_timeout.as_std())
+    serve::wait_ready(plan, cfg.ready_timeout.as_std(), container)
         .await
         .map_err(|e| {
             let tail = nspawn::log_tail(&dir.log_path(), 20);
@@ -199,7 +201,15 @@ impl Hosted {
             let relaunched = nspawn::launch(&self.plan.container.argv(), &self.dir.log_path())
                 .map_err(anyhow::Error::from);
             let ready = match relaunched {
-                Ok(_) => wait_ready(cfg, &self.dir, &self.plan, progress).await,
+                Ok(mut c) => {
+                    let noted = Journal::open(&self.dir.journal_path())
+                        .map_err(anyhow::Error::from)
+                        .and_then(|mut j| apply::note_process(&mut j, &c, "systemd-nspawn"));
+                    match noted {
+                        Ok(()) => wait_ready(cfg, &self.dir, &self.plan, progress, &mut c).await,
+                        Err(e) => Err(e),
+                    }
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = ready {

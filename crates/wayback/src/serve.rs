@@ -25,7 +25,6 @@ use wayback_net::NetnsDialer;
 use wayback_proxy::{Backend, Dial, ProxyConfig, Resolve};
 
 use crate::state::{self, RouteFile};
-use crate::sys::nspawn;
 
 /// Dial a port on the instance's own loopback, from inside its network namespace.
 pub struct NetnsDial {
@@ -260,16 +259,19 @@ pub fn serve_publishes(
 
 /// Wait until the instance answers its readiness check from inside its netns, or fail (container gone,
 /// timeout). HTTP readiness accepts 2xx, 3xx, 401 and 403.
-pub async fn wait_ready(plan: &Plan, timeout: Duration) -> Result<()> {
+pub async fn wait_ready(
+    plan: &Plan,
+    timeout: Duration,
+    container: &mut std::process::Child,
+) -> Result<()> {
     let Some(ready) = &plan.ready else {
         return Ok(());
     };
     let dialer = NetnsDialer::open(&plan.netns_path)?;
     let start = Instant::now();
-    let machine = plan.container.machine.clone();
     loop {
-        if nspawn::find(&machine).is_empty() {
-            bail!("the container exited before the service was ready");
+        if let Some(status) = container.try_wait()? {
+            bail!("the container exited before the service was ready (systemd-nspawn {status})");
         }
         if probe(&dialer, ready, plan).await {
             return Ok(());

@@ -138,5 +138,6 @@ fn request(cfg: &Config, args: &UpArgs) -> Result<UpRequest> {
         publish: args.publish.clone(),
         ttl: args.ttl,
         idle: args.idle,
+        allow_egress: args.allow_egress.iter().map(|e| e.to_string()).collect(),
     })
 }

@@ -84,6 +84,31 @@ fn find_in(proc_root: &Path, machine: &str) -> Vec<i32> {
     pids
 }
 
+/// Stop one process we started (`pid` with this `start_time`): SIGTERM, then SIGKILL after `grace`.
+/// Gone already (or the PID now belongs to another process): Ok.
+pub fn stop_pid(pid: i32, start_time: u64, grace: Duration) -> Result<(), NspawnError> {
+    let same = || crate::state::process_start_time(pid) == Some(start_time);
+    if !same() {
+        return Ok(());
+    }
+    let what = format!("pid {pid}");
+    signal(&what, pid, Signal::SIGTERM)?;
+    let start = Instant::now();
+    while same() {
+        reap_children();
+        if start.elapsed() >= grace {
+            signal(&what, pid, Signal::SIGKILL)?;
+            std::thread::sleep(Duration::from_millis(50));
+            reap_children();
+            if start.elapsed() >= grace + Duration::from_secs(10) {
+                return Err(NspawnError::Stuck { machine: what, pid });
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// Stop every nspawn process of `machine`: SIGTERM, wait up to `grace`, then SIGKILL. None running: Ok.
 pub fn stop(machine: &str, grace: Duration) -> Result<(), NspawnError> {
     let pids = find(machine);
