@@ -10,6 +10,7 @@ pub mod names;
 pub mod nspawn;
 pub mod plan;
 pub mod pool;
+pub mod probe;
 pub mod profile;
 pub mod selector;
 

@@ -297,11 +297,11 @@ pub fn build(
         .clone()
         .or_else(|| http_port.map(Ready::tcp))
         .or_else(|| {
+            // The last process's own network check (a path check can only run inside the container).
             processes
                 .iter()
                 .rev()
-                .find_map(|p| p.ready.as_ref()?.tcp)
-                .map(Ready::tcp)
+                .find_map(|p| p.ready.clone().filter(|r| r.path.is_none()))
         })
         .or_else(|| req.publish.first().map(|p| Ready::tcp(p.port)));
 
@@ -450,6 +450,9 @@ impl fmt::Display for Plan {
         writeln!(f, "    command  {}", shell_words(&self.container.argv()))?;
         match &self.ready {
             Some(Ready { tcp: Some(p), .. }) => writeln!(f, "  ready      tcp port {p} answers")?,
+            Some(Ready {
+                postgres: Some(p), ..
+            }) => writeln!(f, "  ready      PostgreSQL on port {p} accepts queries")?,
             Some(Ready {
                 http: Some(p),
                 http_path,

@@ -143,6 +143,10 @@ pub struct Ready {
     pub http: Option<u16>,
     #[serde(default)]
     pub http_path: Option<String>,
+    /// A PostgreSQL port that accepts queries (not only connections: recovery after a crash-consistent
+    /// snapshot takes a moment).
+    #[serde(default)]
+    pub postgres: Option<u16>,
     /// A path (e.g. a unix socket) that exists inside the container. Only for per-process readiness.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -274,12 +278,12 @@ impl Profile {
 
 impl Ready {
     fn validate(&self, allow_path: bool) -> Result<(), String> {
-        let set = [self.tcp.is_some(), self.http.is_some(), self.path.is_some()]
+        let set = [self.tcp.is_some(), self.http.is_some(), self.postgres.is_some(), self.path.is_some()]
             .iter()
             .filter(|b| **b)
             .count();
         if set != 1 {
-            return Err("ready: set exactly one of tcp, http or path".into());
+            return Err("ready: set exactly one of tcp, http, postgres or path".into());
         }
         if self.path.is_some() && !allow_path {
             return Err(

@@ -207,17 +207,20 @@ fn start(p: &Process) -> Result<Pid> {
         cmd.current_dir(w);
     }
     cmd.envs(&p.env);
-    if let Some((uid, gid, groups)) = ids {
-        // SAFETY: the closure runs in the forked child before exec and only makes the async-signal-safe
-        // syscalls setgroups/setgid/setuid on values computed before the fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::unistd::setgroups(&groups)?;
-                nix::unistd::setgid(gid)?;
-                nix::unistd::setuid(uid)?;
-                Ok(())
-            });
-        }
+    // SAFETY: the closure runs in the forked child before exec and makes only async-signal-safe syscalls
+    // (sigprocmask, setgroups, setgid, setuid) on values computed before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Init blocks the signals it waits for; the service must start with none blocked, or it would
+            // never see SIGTERM.
+            SigSet::empty().thread_set_mask()?;
+            if let Some((uid, gid, groups)) = &ids {
+                nix::unistd::setgroups(groups)?;
+                nix::unistd::setgid(*gid)?;
+                nix::unistd::setuid(*uid)?;
+            }
+            Ok(())
+        });
     }
     let child = cmd.spawn().with_context(|| format!("exec {}", argv[0]))?;
     Ok(Pid::from_raw(child.id() as i32))
@@ -235,12 +238,19 @@ fn wait_ready(r: &Ready, running: &[Running]) -> Result<()> {
         }) {
             bail!("{} exited before it was ready", rp.name);
         }
-        let ok = if let Some(port) = r.tcp.or(r.http) {
-            TcpStream::connect_timeout(
+        let ok = if let Some(port) = r.tcp.or(r.http).or(r.postgres) {
+            let conn = TcpStream::connect_timeout(
                 &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into(),
                 Duration::from_millis(200),
-            )
-            .is_ok()
+            );
+            match conn {
+                Ok(mut s) if r.postgres.is_some() => {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    wayback_core::probe::postgres_ready(&mut s)
+                }
+                Ok(_) => true,
+                Err(_) => false,
+            }
         } else if let Some(p) = &r.path {
             p.exists()
         } else {

@@ -289,6 +289,7 @@ pub async fn wait_ready(
 
 fn describe(r: &Ready) -> String {
     match (r.tcp, r.http) {
+        _ if r.postgres.is_some() => format!("PostgreSQL on port {}", r.postgres.unwrap_or(5432)),
         (Some(p), _) => format!("TCP port {p}"),
         (_, Some(p)) => format!(
             "HTTP port {p} path {}",
@@ -299,7 +300,7 @@ fn describe(r: &Ready) -> String {
 }
 
 async fn probe(dialer: &NetnsDialer, r: &Ready, plan: &Plan) -> bool {
-    let Some(port) = r.tcp.or(r.http) else {
+    let Some(port) = r.tcp.or(r.http).or(r.postgres) else {
         return true;
     };
     let Ok(Ok(stream)) =
@@ -310,24 +311,29 @@ async fn probe(dialer: &NetnsDialer, r: &Ready, plan: &Plan) -> bool {
     if r.tcp.is_some() {
         return true;
     }
+    let Ok(std) = stream.into_std() else {
+        return false;
+    };
+    let _ = std.set_nonblocking(false);
+    let _ = std.set_read_timeout(Some(Duration::from_secs(2)));
+    if r.postgres.is_some() {
+        let mut s = std;
+        return tokio::task::spawn_blocking(move || wayback_core::probe::postgres_ready(&mut s))
+            .await
+            .unwrap_or(false);
+    }
     let host = plan
         .http
         .as_ref()
         .map_or("localhost", |h| h.host.as_str())
         .to_string();
     let path = r.http_path.clone().unwrap_or_else(|| "/".into());
-    let std = match stream.into_std() {
-        Ok(s) => s,
-        Err(_) => return false,
-    };
     tokio::task::spawn_blocking(move || http_status_ok(std, &host, &path))
         .await
         .unwrap_or(false)
 }
 
 fn http_status_ok(mut s: std::net::TcpStream, host: &str, path: &str) -> bool {
-    let _ = s.set_nonblocking(false);
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     if write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: wayback-ready\r\n\r\n").is_err() {
         return false;
     }
