@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Install the Debian package built by scripts/build-deb.sh, check the man page and completions are there,
+# and smoke-test the installed daemon: `wayback serve` from /usr/bin, an instance handed to it with
+# `up --detach` from a snapshot on a small loop-backed btrfs pool, `ls`, `down --all`. Purges the package and
+# removes everything it made on exit. Root only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deb=$(ls -t target/debian/wayback_*.deb 2>/dev/null | head -1)
+[ -n "$deb" ] || { echo "deb-smoke: no package; run scripts/build-deb.sh first" >&2; exit 1; }
+work=$(mktemp -d /tmp/wbtdeb.XXXXXX)
+daemon=""
+loopdev=""
+cleanup() {
+    set +e
+    [ -n "$daemon" ] && kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+    if [ -x /usr/bin/wayback ] && [ -f "$work/config.toml" ]; then
+        /usr/bin/wayback -q --config "$work/config.toml" down --all >/dev/null 2>&1
+        /usr/bin/wayback -q --config "$work/config.toml" gc >/dev/null 2>&1
+    fi
+    mountpoint -q "$work/mnt" && umount "$work/mnt"
+    [ -n "$loopdev" ] && losetup -d "$loopdev" 2>/dev/null
+    dpkg -P wayback >/dev/null 2>&1
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+dpkg -i "$deb" >/dev/null
+test -x /usr/bin/wayback
+test -f /lib/systemd/system/wayback.service
+test -f /etc/wayback/config.toml
+test -f /usr/share/bash-completion/completions/wayback
+test -f /usr/share/zsh/vendor-completions/_wayback
+test -f /usr/share/fish/vendor_completions.d/wayback.fish
+man -P cat wayback 2>/dev/null | grep -q "wayback - Resurrect a btrfs snapshot" \
+    || man -P cat wayback 2>/dev/null | grep -qi "resurrect" || { echo "deb-smoke: man wayback shows no page" >&2; exit 1; }
+echo "deb-smoke: installed $(/usr/bin/wayback --version); man page and completions present"
+
+# A small btrfs pool with a snapshot.
+truncate -s 512M "$work/wbtdeb.img"
+mkfs.btrfs -q "$work/wbtdeb.img" >/dev/null 2>&1
+loopdev=$(losetup --find --show "$work/wbtdeb.img")
+mkdir "$work/mnt"
+mount "$loopdev" "$work/mnt"
+btrfs -q subvolume create "$work/mnt/live"
+mkdir -p "$work/mnt/live/srv/data" "$work/mnt/snaps"
+echo "old" > "$work/mnt/live/srv/data/file"
+btrfs -q subvolume snapshot -r "$work/mnt/live" "$work/mnt/snaps/s1"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/config.toml" <<CONFIG
+state_dir = "$work/state"
+runtime_dir = "$work/run"
+base_domain = "wbt.test"
+address_pool = "10.213.251.0/24"
+[proxy]
+listen = "127.0.0.1:$port"
+CONFIG
+/usr/bin/wayback --config "$work/config.toml" serve 2>"$work/serve.log" &
+daemon=$!
+for _ in $(seq 100); do [ -S "$work/run/wayback.sock" ] && break; sleep 0.1; done
+[ -S "$work/run/wayback.sock" ] || { cat "$work/serve.log"; echo "deb-smoke: daemon did not start" >&2; exit 1; }
+/usr/bin/wayback -q --config "$work/config.toml" up "$work/mnt/snaps/s1" --name wbtdeb --bind /srv/data \
+    --exec 'exec sleep 1000' --detach
+/usr/bin/wayback --config "$work/config.toml" ls | grep -q "wbtdeb *running" \
+    || { /usr/bin/wayback --config "$work/config.toml" ls; echo "deb-smoke: instance not running" >&2; exit 1; }
+/usr/bin/wayback -q --config "$work/config.toml" down --all
+[ -z "$(ls "$work/state/instances")" ] || { echo "deb-smoke: instance left behind" >&2; exit 1; }
+echo "deb-smoke: installed daemon served an instance and removed it"

@@ -1,0 +1,13 @@
+# Debian packages wayback's build, tests, demo and benchmarks need (sourced by scripts/install-deps.sh,
+# demo/demo.sh and the benchmarks, so there is one list).
+# shellcheck disable=SC2034
+WAYBACK_PACKAGES=(
+    # wayback's own runtime needs
+    btrfs-progs systemd-container nftables iproute2 util-linux procps
+    # building (bindgen for btrfs ioctls needs libclang)
+    libclang-dev clang pkg-config build-essential ca-certificates
+    # services used by the profiles and the tests
+    postgresql postgresql-client nginx-light mariadb-server
+    # demo, benchmarks, packaging checks (man page), the ACME test (pebble)
+    curl wrk hyperfine man-db pebble
+)
