@@ -24,6 +24,7 @@ fn require_root(test: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("{test} needs root, and CI=true: privileged tests must run in CI");
     }
+    eprintln!("SKIP: {test} needs root (it mounts a loop btrfs image)");
     println!("SKIP: {test} needs root (it mounts a loop btrfs image)");
     false
 }

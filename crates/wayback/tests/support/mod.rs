@@ -901,9 +901,15 @@ impl Wayback {
         let third = ((std::process::id() as u64 + u64::from(n) * 37) % 254) + 1;
         let pool_net = format!("10.213.{third}.0/24");
         let config = dir.path().join("config.toml");
+        // `extra` may override the default readiness timeout.
+        let ready = if extra.contains("ready_timeout") {
+            ""
+        } else {
+            "ready_timeout = \"60s\"\n"
+        };
         let text = format!(
             "state_dir = \"{}\"\nruntime_dir = \"{}\"\nbase_domain = \"wbt.test\"\ndefault_ttl = \"30m\"\n\
-             address_pool = \"{pool_net}\"\nclone_dir = \".wayback\"\nready_timeout = \"60s\"\n{extra}\n\
+             address_pool = \"{pool_net}\"\nclone_dir = \".wayback\"\n{ready}{extra}\n\
              [proxy]\nlisten = \"{proxy}\"\n",
             state_dir.display(),
             runtime_dir.display(),
