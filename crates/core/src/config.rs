@@ -34,6 +34,9 @@ pub struct Config {
     pub profile_dirs: Vec<PathBuf>,
     /// How long `up` waits for the service to answer before rolling back.
     pub ready_timeout: Duration,
+    /// Host paths shown read-only in every container, besides the defaults (/etc, and /nix,
+    /// /run/current-system, /run/booted-system, /run/wrappers, /opt when present).
+    pub host_paths: Vec<PathBuf>,
     pub proxy: ProxyConfig,
 }
 
@@ -55,6 +58,7 @@ impl Default for Config {
             clone_dir: ".wayback".into(),
             profile_dirs: vec!["/etc/wayback/profiles".into()],
             ready_timeout: Duration(60),
+            host_paths: Vec::new(),
             proxy: ProxyConfig::default(),
         }
     }

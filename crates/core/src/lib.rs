@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod config;
 pub mod duration;
+pub mod hostpaths;
 pub mod journal;
 pub mod names;
 pub mod nspawn;

@@ -11,6 +11,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::hostpaths::HostPaths;
 use crate::duration::Duration;
 use crate::names::{validate_hostname, InstanceName, NameError};
 use crate::nspawn::{ContainerSpec, MountBind};
@@ -41,6 +42,11 @@ pub struct UpRequest {
     /// Holes in the quarantine, `[tcp:|udp:]ADDR:PORT` (validated by the caller).
     #[serde(default)]
     pub allow_egress: Vec<String>,
+    /// More host paths to show read-only (`--host-path`), and defaults to leave out (`--no-host-path`).
+    #[serde(default)]
+    pub host_paths: Vec<PathBuf>,
+    #[serde(default)]
+    pub no_host_paths: Vec<PathBuf>,
 }
 
 /// The system as it is now, gathered by the binary.
@@ -56,6 +62,10 @@ pub struct Facts {
     pub init_exe: PathBuf,
     /// Whether systemd-machined can be used for registration.
     pub machined: bool,
+    /// Host paths the container sees (resolved from defaults, config and the request).
+    pub host_paths: HostPaths,
+    /// The host's shell for `shell =` processes, as the host resolves /bin/sh (a /nix/store path on NixOS).
+    pub shell: PathBuf,
     /// Unix time.
     pub now: u64,
 }
@@ -146,8 +156,18 @@ pub struct Plan {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InitSpec {
     pub instance: String,
+    /// Shell for `shell =` processes.
+    #[serde(default = "default_shell")]
+    pub shell: PathBuf,
+    /// Host symlinks recreated inside the container: (path, target).
+    #[serde(default)]
+    pub symlinks: Vec<(PathBuf, PathBuf)>,
     pub dirs: Vec<DirSpec>,
     pub processes: Vec<Process>,
+}
+
+fn default_shell() -> PathBuf {
+    "/bin/sh".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,7 +332,7 @@ pub fn build(
     let container = ContainerSpec {
         machine: name.machine(),
         netns_path: netns_path.clone(),
-        host_ro: vec!["/etc".into()],
+        host_ro: facts.host_paths.binds.clone(),
         binds: mounts,
         init_exe: facts.init_exe.clone(),
         spec_file: instance_dir.join("init.json"),
@@ -334,6 +354,8 @@ pub fn build(
         allow_egress: req.allow_egress.clone(),
         init: InitSpec {
             instance: name.to_string(),
+            shell: facts.shell.clone(),
+            symlinks: facts.host_paths.symlinks.clone(),
             dirs: profile.dirs.clone(),
             processes,
         },
@@ -444,7 +466,7 @@ impl fmt::Display for Plan {
                 "    process  {} as {}: {}",
                 p.name,
                 user,
-                shell_words(&p.argv())
+                shell_words(&p.argv(&self.init.shell))
             )?;
         }
         writeln!(f, "    command  {}", shell_words(&self.container.argv()))?;

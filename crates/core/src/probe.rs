@@ -28,7 +28,8 @@ pub fn postgres_ready(stream: &mut (impl Read + Write)) -> bool {
     if stream.read_exact(&mut head).is_err() {
         return false;
     }
-    let body_len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]).saturating_sub(4) as usize;
+    let body_len =
+        u32::from_be_bytes([head[1], head[2], head[3], head[4]]).saturating_sub(4) as usize;
     match head[0] {
         b'R' => true,
         b'E' => {
@@ -93,7 +94,10 @@ mod tests {
     }
 
     fn probe(reply: Vec<u8>) -> (bool, Vec<u8>) {
-        let mut f = Fake { reply: Cursor::new(reply), sent: Vec::new() };
+        let mut f = Fake {
+            reply: Cursor::new(reply),
+            sent: Vec::new(),
+        };
         (postgres_ready(&mut f), f.sent)
     }
 
@@ -102,9 +106,15 @@ mod tests {
         let (ready, sent) = probe(vec![b'R', 0, 0, 0, 8, 0, 0, 0, 10]);
         assert!(ready, "authentication request means ready");
         assert_eq!(&sent[4..8], &196_608u32.to_be_bytes());
-        assert_eq!(u32::from_be_bytes(sent[0..4].try_into().unwrap()) as usize, sent.len());
+        assert_eq!(
+            u32::from_be_bytes(sent[0..4].try_into().unwrap()) as usize,
+            sent.len()
+        );
         assert!(!probe(error("57P03")).0, "starting up is not ready");
-        assert!(probe(error("28000")).0, "a refused role still means the server answers");
+        assert!(
+            probe(error("28000")).0,
+            "a refused role still means the server answers"
+        );
         assert!(!probe(Vec::new()).0, "closed connection");
         assert!(!probe(b"HTTP/1.1 400".to_vec()).0, "not PostgreSQL");
     }

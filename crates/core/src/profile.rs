@@ -121,11 +121,11 @@ pub struct Process {
 }
 
 impl Process {
-    /// The argv to exec.
-    pub fn argv(&self) -> Vec<String> {
+    /// The argv to exec; `shell =` scripts run with `sh`.
+    pub fn argv(&self, sh: &Path) -> Vec<String> {
         match (&self.command, &self.shell) {
             (Some(c), _) => c.clone(),
-            (None, Some(s)) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+            (None, Some(s)) => vec![sh.display().to_string(), "-c".into(), s.clone()],
             (None, None) => Vec::new(),
         }
     }
@@ -278,10 +278,15 @@ impl Profile {
 
 impl Ready {
     fn validate(&self, allow_path: bool) -> Result<(), String> {
-        let set = [self.tcp.is_some(), self.http.is_some(), self.postgres.is_some(), self.path.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let set = [
+            self.tcp.is_some(),
+            self.http.is_some(),
+            self.postgres.is_some(),
+            self.path.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if set != 1 {
             return Err("ready: set exactly one of tcp, http, postgres or path".into());
         }

@@ -22,6 +22,11 @@ fn facts() -> Facts {
         ],
         init_exe: "/usr/bin/wayback".into(),
         machined: false,
+        host_paths: wayback_core::hostpaths::HostPaths {
+            binds: vec!["/etc".into()],
+            symlinks: vec![],
+        },
+        shell: "/bin/sh".into(),
         now: 1_795_000_000,
     }
 }
@@ -40,6 +45,8 @@ fn request(profile: &str) -> UpRequest {
         ttl: None,
         idle: None,
         allow_egress: vec![],
+        host_paths: vec![],
+        no_host_paths: vec![],
     }
 }
 

@@ -96,6 +96,13 @@ pub struct UpArgs {
     /// Also remove the instance after this long without a proxied HTTP request, e.g. 30m
     #[arg(long, value_name = "DURATION")]
     pub idle: Option<Duration>,
+    /// Also show this host path read-only in the container (repeatable), e.g. /srv/app or /opt/tool
+    #[arg(long, value_name = "PATH")]
+    pub host_path: Vec<std::path::PathBuf>,
+    /// Leave out one of the default host paths (/etc, /nix, /run/current-system, /run/booted-system,
+    /// /run/wrappers, /opt)
+    #[arg(long, value_name = "PATH")]
+    pub no_host_path: Vec<std::path::PathBuf>,
     /// Let the instance open connections to ADDR:PORT (TCP, or udp:ADDR:PORT); by default it can open none
     #[arg(long, value_name = "[udp:]ADDR:PORT")]
     pub allow_egress: Vec<wayback_net::nft::Egress>,

@@ -32,6 +32,7 @@ pub fn is_bad_input(e: &anyhow::Error) -> bool {
             || c.is::<PlanError>()
             || c.is::<NameError>()
             || c.is::<ConfigError>()
+            || c.is::<wayback_core::hostpaths::HostPathError>()
             || c.is::<ProfileError>()
             || matches!(
                 c.downcast_ref::<StateError>(),

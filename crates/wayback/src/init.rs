@@ -43,12 +43,15 @@ pub fn main(spec_path: &Path) -> Result<i32> {
     let signals = handled_signals();
     signals.thread_block().context("blocking signals")?;
     skeleton()?;
+    for (link, target) in &spec.symlinks {
+        host_symlink(link, target).with_context(|| format!("linking {} -> {}", link.display(), target.display()))?;
+    }
     for d in &spec.dirs {
         make_dir(d).with_context(|| format!("creating {}", d.path.display()))?;
     }
     let mut running: Vec<Running> = Vec::new();
     for p in &spec.processes {
-        match start(p) {
+        match start(p, &spec.shell) {
             Ok(pid) => {
                 say(&format!("started {} (pid {pid})", p.name));
                 running.push(Running {
@@ -138,6 +141,18 @@ fn skeleton() -> Result<()> {
     Ok(())
 }
 
+/// Recreate a host symlink (e.g. /run/current-system on NixOS). One that already points there is fine.
+fn host_symlink(link: &Path, target: &Path) -> Result<()> {
+    if fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    if let Some(parent) = link.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    symlink(target, link)?;
+    Ok(())
+}
+
 fn make_dir(d: &DirSpec) -> Result<()> {
     fs::create_dir_all(&d.path)?;
     let uid = d
@@ -175,8 +190,8 @@ fn lookup_group(name: &str) -> Result<Gid> {
         .gid)
 }
 
-fn start(p: &Process) -> Result<Pid> {
-    let argv = p.argv();
+fn start(p: &Process, shell: &Path) -> Result<Pid> {
+    let argv = p.argv(shell);
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .env_clear()

@@ -10,6 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use wayback_core::hostpaths::{self, HostEntry};
 use wayback_core::journal::Journal;
 use wayback_core::plan::{self, Facts, SourceFacts, UpRequest};
 use wayback_core::{Config, Plan};
@@ -31,7 +32,7 @@ pub struct AllocLock(#[allow(dead_code)] Flock<std::fs::File>);
 pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
     let source = source_facts(&req.snapshot)?;
     let alloc = alloc_lock(cfg)?;
-    let facts = facts(cfg, source).await?;
+    let facts = facts(cfg, source, req).await?;
     let plan = plan::build(req, &facts, cfg, &btrfs::probe)?;
     Ok((plan, alloc))
 }
@@ -283,6 +284,17 @@ fn source_facts(snapshot: &Path) -> Result<SourceFacts> {
     })
 }
 
+fn probe_host(path: &Path) -> HostEntry {
+    match std::fs::symlink_metadata(path) {
+        Err(_) => HostEntry::Missing,
+        Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(path) {
+            Ok(target) => HostEntry::Symlink(target),
+            Err(_) => HostEntry::Missing,
+        },
+        Ok(_) => HostEntry::Present,
+    }
+}
+
 /// The binary to run as the container's init: this one. If it was replaced on disk while we run (an
 /// upgrade under a long-running daemon), the new file at the same path.
 fn init_exe() -> Result<std::path::PathBuf> {
@@ -295,7 +307,7 @@ fn init_exe() -> Result<std::path::PathBuf> {
 }
 
 /// What the plan needs to know about the system. Call with the allocation lock held.
-async fn facts(cfg: &Config, source: SourceFacts) -> Result<Facts> {
+async fn facts(cfg: &Config, source: SourceFacts, req: &UpRequest) -> Result<Facts> {
     let existing = state::list(cfg);
     let mut in_use: Vec<ipnet::Ipv4Net> = existing
         .iter()
@@ -309,6 +321,8 @@ async fn facts(cfg: &Config, source: SourceFacts) -> Result<Facts> {
         in_use,
         init_exe: init_exe()?,
         machined: Path::new("/run/systemd/system").is_dir(),
+        host_paths: hostpaths::resolve(&[cfg.host_paths.clone(), req.host_paths.clone()].concat(), &req.no_host_paths, &probe_host)?,
+        shell: std::fs::canonicalize("/bin/sh").unwrap_or_else(|_| "/bin/sh".into()),
         now: now(),
     })
 }
