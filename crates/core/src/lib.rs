@@ -3,17 +3,22 @@
 //! touches kernel objects; the `wayback` binary gathers facts from the system and applies plans.
 
 pub mod catalog;
+pub mod change;
+pub mod civil;
 pub mod config;
 pub mod duration;
+pub mod glob;
 pub mod hostpaths;
 pub mod journal;
 pub mod names;
 pub mod nspawn;
 pub mod plan;
 pub mod pool;
+pub mod presence;
 pub mod probe;
 pub mod profile;
 pub mod selector;
+pub mod sendstream;
 
 pub use config::Config;
 pub use duration::Duration;

@@ -49,6 +49,14 @@ pub enum Cmd {
     Extend { name: String, duration: Duration },
     /// Tear down instances whose owning process is gone (after a crash or kill -9)
     Gc(JsonArg),
+    // --- Find (issue 3) ---
+    /// List the snapshots (snapper, btrbk, plain subvolumes) under ROOTs, sorted by date
+    Snapshots(crate::cmd::snapshots::SnapshotsArgs),
+    /// Which snapshots hold a path or glob, grouped into runs, so the last good snapshot is obvious
+    Find(crate::cmd::find::FindArgs),
+    /// Added, removed and modified paths between two snapshots, or a snapshot and its live subvolume
+    Diff(crate::cmd::diff::DiffArgs),
+    // --- end Find ---
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]

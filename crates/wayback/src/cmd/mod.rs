@@ -4,3 +4,7 @@ pub mod extend;
 pub mod logs;
 pub mod status;
 pub mod up;
+// Find (issue 3).
+pub mod diff;
+pub mod find;
+pub mod snapshots;

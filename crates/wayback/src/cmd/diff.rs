@@ -1,0 +1,167 @@
+//! `wayback diff A [B]`: added / removed / modified paths between two snapshots, or between a
+//! snapshot and the live subvolume it was taken from. On btrfs it reads the send stream
+//! (`btrfs send --no-data -p A B | btrfs receive --dump`), so only what changed is looked at; a
+//! writable side is first frozen as a temporary read-only snapshot in wayback's clone dir, deleted
+//! again afterwards (also on error and Ctrl-C). Elsewhere, or if send fails, both trees are walked.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Result};
+use tokio::signal::unix::{signal, SignalKind};
+use wayback_core::change::{self, Change};
+use wayback_core::Config;
+
+use crate::cmd::snapshots::{resolve_path, SELECTOR_HELP};
+use crate::error::BadInput;
+use crate::sys::snapdiff::{self, DiffError, TempSnapshot};
+use crate::sys::{mountinfo, walk};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = SELECTOR_HELP)]
+pub struct DiffArgs {
+    /// The older side: a snapshot selector (e.g. @11921, /persist@2w, or a path)
+    pub a: String,
+    /// The newer side [default: the live subvolume A was taken from]
+    pub b: Option<String>,
+    /// Only paths at or below PREFIX (relative to the snapshot root, e.g. var/lib/postgresql)
+    #[arg(long, value_name = "PREFIX")]
+    pub path: Option<PathBuf>,
+    /// Where to look up @N / @DATE selectors (repeat for several)
+    #[arg(long, value_name = "ROOT")]
+    pub root: Vec<PathBuf>,
+    /// Compare by walking both trees instead of reading the btrfs send stream
+    #[arg(long)]
+    pub walk: bool,
+    /// One JSON object: {"a", "b", "method", "changes": [...], "summary"}
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `var/lib/x/` → `var/lib/x`; `..` is refused.
+fn prefix_of(p: &Path) -> Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                return Err(BadInput::new(format!(
+                    "--path {}: '..' would leave the snapshot; give a path relative to its root",
+                    p.display()
+                ))
+                .into())
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Where temporary snapshots of `side` go: the config's clone_dir on its filesystem.
+fn temp_dir(cfg: &Config, side: &Path) -> Option<PathBuf> {
+    if cfg.clone_dir.is_absolute() {
+        return Some(cfg.clone_dir.clone());
+    }
+    let mounts = mountinfo::read_self().ok()?;
+    let m = mountinfo::mount_of(&mounts, side)?;
+    Some(m.mount_point.join(&cfg.clone_dir))
+}
+
+fn same_btrfs(a: &Path, b: &Path) -> bool {
+    let Ok(mounts) = mountinfo::read_self() else {
+        return false;
+    };
+    let src = |p: &Path| {
+        mountinfo::mount_of(&mounts, p)
+            .filter(|m| m.fs_type == "btrfs")
+            .map(|m| m.source.clone())
+    };
+    walk::subvol_meta(a).is_some()
+        && walk::subvol_meta(b).is_some()
+        && src(a).is_some()
+        && src(a) == src(b)
+}
+
+/// The diff itself (blocking). Returns the changes and the method used.
+fn compute(
+    cfg: &Config,
+    a: &Path,
+    b: &Path,
+    prefix: Option<&Path>,
+    force_walk: bool,
+) -> Result<(Vec<Change>, &'static str), DiffError> {
+    if !force_walk && same_btrfs(a, b) {
+        let attempt = || -> Result<Vec<Change>, DiffError> {
+            // Keep the guards alive until the diff is done: dropping them deletes the snapshots.
+            let mut guards = Vec::new();
+            let mut frozen = |side: &Path| -> Result<PathBuf, DiffError> {
+                if walk::subvol_meta(side).is_some_and(|m| m.readonly) {
+                    return Ok(side.into());
+                }
+                let dir = temp_dir(cfg, side).ok_or_else(|| {
+                    DiffError::Send(format!("cannot tell which mount holds {}", side.display()))
+                })?;
+                let t = TempSnapshot::create(side, &dir)?;
+                let p = t.path.clone();
+                guards.push(t);
+                Ok(p)
+            };
+            let (fa, fb) = (frozen(a)?, frozen(b)?);
+            snapdiff::diff_send(&fa, &fb, prefix)
+        };
+        match attempt() {
+            Ok(c) => return Ok((c, "send")),
+            Err(DiffError::Interrupted) => return Err(DiffError::Interrupted),
+            Err(e) => eprintln!("wayback: {e}; comparing by walking both trees instead"),
+        }
+    }
+    snapdiff::diff_walk(a, b, prefix).map(|c| (c, "walk"))
+}
+
+pub async fn run(cfg: &Config, args: DiffArgs) -> Result<ExitCode> {
+    let a = resolve_path(&args.a, &args.root)?;
+    let b = match &args.b {
+        Some(b) => resolve_path(b, &args.root)?,
+        None => snapdiff::live_of(&a).map_err(|e| BadInput::new(e.to_string()))?,
+    };
+    for side in [&a, &b] {
+        if !side.is_dir() {
+            return Err(BadInput::new(format!("{} is not a directory", side.display())).into());
+        }
+    }
+    let prefix = args.path.as_deref().map(prefix_of).transpose()?;
+    let prefix = prefix.filter(|p| !p.as_os_str().is_empty());
+
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let (cfg2, a2, b2, p2, w) = (cfg.clone(), a.clone(), b.clone(), prefix.clone(), args.walk);
+    let mut task = tokio::task::spawn_blocking(move || compute(&cfg2, &a2, &b2, p2.as_deref(), w));
+    let result = tokio::select! {
+        r = &mut task => r,
+        _ = sigint.recv() => { snapdiff::interrupt(); task.await }
+        _ = sigterm.recv() => { snapdiff::interrupt(); task.await }
+    };
+    let (changes, method) = match result.map_err(|e| anyhow!("diff task failed: {e}"))? {
+        Ok(x) => x,
+        Err(DiffError::Interrupted) => {
+            eprintln!("wayback: interrupted; temporary snapshots removed");
+            return Ok(ExitCode::from(130));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.json {
+        let out = serde_json::json!({
+            "a": a,
+            "b": b,
+            "method": method,
+            "prefix": prefix,
+            "changes": changes,
+            "summary": change::summary(&changes),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        eprintln!("{} -> {} ({method})", a.display(), b.display());
+        print!("{}", change::render(&changes));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,104 @@
+//! `wayback find PATTERN`: which snapshots hold a path or glob (relative to the snapshot root), with
+//! size and mtime, grouped into runs ("present in #11900–#11921, gone from #11922 on") so the last good
+//! snapshot is obvious. Reads only: lists just the directories below the pattern's literal prefix.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use wayback_core::catalog::Snapshot;
+use wayback_core::glob::Glob;
+use wayback_core::presence::{self, Observation};
+use wayback_core::selector::{self, Range, Selector};
+use wayback_core::Config;
+
+use crate::cmd::snapshots::{canonical_selector, load_catalog, now};
+use crate::error::BadInput;
+use crate::sys::walk;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = FIND_HELP)]
+pub struct FindArgs {
+    /// A path or glob relative to the snapshot root: `*`, `?`, `[a-z]` within a name, `**` for any
+    /// number of directories (e.g. var/lib/nextcloud/data/alice/files/**/report*.odt)
+    pub pattern: String,
+    /// Only these snapshots: a selector or a range (e.g. @11900..@11950, @2026-11-01.., ..@2w)
+    #[arg(long = "in", value_name = "RANGE")]
+    pub range: Option<String>,
+    /// Where the snapshots are (repeat for several); a ROOT in --in counts too
+    #[arg(long, value_name = "ROOT")]
+    pub root: Vec<PathBuf>,
+    /// One JSON object: per-snapshot matches, runs, and the last good snapshot per series
+    #[arg(long)]
+    pub json: bool,
+}
+
+const FIND_HELP: &str = "\
+Examples:
+  wayback find var/lib/nextcloud/data/alice/files/report.odt --root /persist
+  wayback find 'var/lib/nextcloud/data/alice/files/**/report*.odt' --in /persist@2026-11-01..
+  wayback find etc/nginx/sites-enabled/www.conf --root /mnt/btr_pool/btrbk_snapshots --json
+
+Snapshot selectors for --in:
+  @11921, /persist@11921, @2026-11-14, @2026-11-14T10:00[+01:00], @2w, @36h, or a path;
+  ranges A..B, A.., ..B (each end inclusive; a date alone covers its whole day).";
+
+fn parse_range(text: &str) -> Result<Range> {
+    let r: Range = text
+        .parse()
+        .map_err(|e| BadInput::new(format!("--in: {e}")))?;
+    let canon = |s: Option<Selector>| s.map(canonical_selector).transpose();
+    Ok(Range {
+        from: canon(r.from)?,
+        to: canon(r.to)?,
+        text: r.text,
+    })
+}
+
+pub async fn run(_cfg: &Config, args: FindArgs) -> Result<ExitCode> {
+    let glob: Glob = args
+        .pattern
+        .parse()
+        .map_err(|e| BadInput::new(format!("{e}")))?;
+    let range = args.range.as_deref().map(parse_range).transpose()?;
+    let mut roots = args.root.clone();
+    if let Some(r) = &range {
+        roots.extend(r.roots().into_iter().map(PathBuf::from));
+    }
+    if roots.is_empty() {
+        return Err(BadInput::new(
+            "which snapshots? give --root ROOT (e.g. --root /persist) or a ROOT in --in (e.g. --in /persist@2w..)",
+        )
+        .into());
+    }
+    let cat = load_catalog(&roots)?;
+    let snaps: Vec<&Snapshot> = match &range {
+        Some(r) => {
+            selector::select(r, &cat.snapshots, now()).map_err(|e| BadInput::new(e.to_string()))?
+        }
+        None => cat.snapshots.iter().collect(),
+    };
+    if snaps.is_empty() {
+        return Err(BadInput::new("no snapshots found under the given roots").into());
+    }
+    let obs: Vec<Observation> = snaps
+        .iter()
+        .map(|s| Observation::of(s, walk::find_hits(&s.path, &glob)))
+        .collect();
+    if args.json {
+        let good: Vec<serde_json::Value> = presence::last_good(&obs)
+            .iter()
+            .map(|o| serde_json::json!({ "series": o.series, "id": o.id, "path": o.path }))
+            .collect();
+        let out = serde_json::json!({
+            "pattern": args.pattern,
+            "snapshots": obs,
+            "runs": presence::runs(&obs),
+            "last_good": good,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", presence::render(&args.pattern, &obs));
+    }
+    Ok(ExitCode::SUCCESS)
+}
