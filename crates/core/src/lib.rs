@@ -7,6 +7,7 @@ pub mod change;
 pub mod civil;
 pub mod config;
 pub mod duration;
+pub mod export;
 pub mod glob;
 pub mod hostpaths;
 pub mod journal;
@@ -19,6 +20,7 @@ pub mod probe;
 pub mod profile;
 pub mod selector;
 pub mod sendstream;
+pub mod units;
 
 pub use config::Config;
 pub use duration::Duration;

@@ -1,0 +1,440 @@
+//! Tier 0: profiles from systemd unit files in fixture trees (tests/fixtures/units/): Debian 12's real unit
+//! files, a NixOS-style tree of symlinks into a fake /nix/store, and synthetic units for drop-ins,
+//! EnvironmentFile, ordering and reports. No system access beyond reading the fixtures.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use wayback_core::profile::{Bind, Profile};
+use wayback_core::units::{
+    profile_from_units, render_toml, FsUnitSource, Options, Report, ReportKind, UnitError,
+};
+
+fn fixture(tree: &str) -> FsUnitSource {
+    FsUnitSource::new(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/units")
+            .join(tree),
+    )
+}
+
+fn nothing_in_snapshot(_: &Path) -> bool {
+    false
+}
+
+fn build(
+    tree: &str,
+    names: &[&str],
+    opts: &Options,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<(Profile, Vec<Report>), UnitError> {
+    let src = fixture(tree);
+    profile_from_units(names, "generated", &src, &src, exists, opts)
+}
+
+/// The rendered TOML parses back to the same profile, and every wrapper script is valid sh.
+fn rendered(p: &Profile, reports: &[Report]) -> String {
+    for proc in &p.processes {
+        if let Some(script) = &proc.shell {
+            let out = std::process::Command::new("/bin/sh")
+                .args(["-n", "-c", script])
+                .output()
+                .expect("run /bin/sh -n");
+            assert!(
+                out.status.success(),
+                "{}: {}\n{script}",
+                proc.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let text = render_toml(p, reports);
+    let back = Profile::parse(&text, "rendered").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(&back, p, "round trip changed the profile:\n{text}");
+    text
+}
+
+fn has(reports: &[Report], directive: &str, needle: &str) -> bool {
+    reports
+        .iter()
+        .any(|r| r.directive == directive && r.message.contains(needle))
+}
+
+#[test]
+fn debian_mariadb_php_fpm_nginx() {
+    let opts = Options {
+        http_port: Some(80),
+        ready_ports: BTreeMap::from([("nginx".to_string(), 80)]),
+    };
+    let (p, reports) = build(
+        "debian",
+        &["nginx", "php8.2-fpm", "mariadb"],
+        &opts,
+        &nothing_in_snapshot,
+    )
+    .unwrap();
+    let names: Vec<&str> = p.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["nginx", "php8.2-fpm", "mariadb"],
+        "no ordering among them: the given order"
+    );
+    let maria = &p.processes[2];
+    assert_eq!(
+        maria.user, None,
+        "ExecStartPost=! needs root: the wrapper drops to mysql"
+    );
+    assert_eq!(
+        maria.env["MYSQLD_OPTS"], "--skip-name-resolve --max-connections=50",
+        "from the drop-in"
+    );
+    let sh = maria.shell.as_deref().unwrap();
+    assert!(sh.contains("umask 0007"), "{sh}");
+    assert!(sh.contains("setpriv --reuid=mysql --regid=mysql --init-groups -- /bin/sh -c"));
+    assert!(
+        sh.contains("until [ -S /run/mysqld/mysqld.sock ]"),
+        "waits for the socket from mariadb.socket"
+    );
+    assert!(sh.contains("/etc/mysql/debian-start ||"));
+    assert!(has(&reports, "ProtectSystem", "sandboxing"));
+    assert!(has(&reports, "Restart", "does not restart"));
+    assert!(
+        !reports.iter().any(|r| r.directive == "LimitNOFILE"),
+        "reset by the drop-in"
+    );
+    assert!(
+        !reports.iter().any(|r| r.directive == "PrivateTmp"),
+        "PrivateTmp=false asks nothing"
+    );
+    let nginx = &p.processes[0];
+    assert!(nginx
+        .shell
+        .as_deref()
+        .unwrap()
+        .contains("main=$(cat /run/nginx.pid)"));
+    assert!(has(&reports, "ExecStop", "not run"));
+    let fpm = p.processes[1].shell.as_deref().unwrap();
+    assert!(
+        fpm.contains("--fpm-config /etc/php/8.2/fpm/php-fpm.conf &\nmain=$!"),
+        "ExecStartPost= runs while php-fpm runs in the background: {fpm}"
+    );
+    let dirs: Vec<&Path> = p.dirs.iter().map(|d| d.path.as_path()).collect();
+    assert!(
+        dirs.contains(&Path::new("/run/php")) && dirs.contains(&Path::new("/run/mysqld")),
+        "from tmpfiles.d"
+    );
+    insta::assert_snapshot!("debian_stack", rendered(&p, &reports));
+}
+
+#[test]
+fn debian_postgresql_instance_and_alias() {
+    let (p, reports) = build(
+        "debian",
+        &["postgresql", "postgresql@15-main"],
+        &Options::default(),
+        &nothing_in_snapshot,
+    )
+    .unwrap();
+    let names: Vec<&str> = p.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["postgresql@15-main", "postgresql"],
+        "postgresql@.service says Before=postgresql.service"
+    );
+    let sh = p.processes[0].shell.as_deref().unwrap();
+    assert!(
+        sh.contains("/usr/bin/pg_ctlcluster --skip-systemctl-redirect 15-main start || :"),
+        "{sh}"
+    );
+    assert!(
+        sh.contains("main=$(cat /run/postgresql/15-main.pid)"),
+        "{sh}"
+    );
+    assert!(has(&reports, "AssertPathExists", "not checked"));
+    assert!(
+        p.description.contains("PostgreSQL Cluster 15-main"),
+        "%i expanded: {}",
+        p.description
+    );
+    insta::assert_snapshot!("debian_postgresql", rendered(&p, &reports));
+
+    let (p, reports) = build(
+        "debian",
+        &["mysql"],
+        &Options::default(),
+        &nothing_in_snapshot,
+    )
+    .unwrap();
+    assert_eq!(p.processes[0].name, "mariadb");
+    assert!(reports
+        .iter()
+        .any(|r| r.message.contains("alias of mariadb.service")));
+    assert!(matches!(
+        build("debian", &["mysql", "mariadb"], &Options::default(), &nothing_in_snapshot),
+        Err(UnitError::Duplicate(u)) if u == "mariadb.service"
+    ));
+}
+
+#[test]
+fn nixos_store_links() {
+    let in_snapshot = |p: &Path| {
+        [
+            "/var/lib/wiki",
+            "/var/lib/postgresql",
+            "/var/lib/postgresql/16",
+        ]
+        .iter()
+        .any(|x| p == Path::new(x))
+    };
+    let (p, reports) = build(
+        "nixos",
+        &["wiki", "postgresql"],
+        &Options::default(),
+        &in_snapshot,
+    )
+    .unwrap();
+    assert_eq!(
+        p.processes[0].name, "postgresql",
+        "wiki is After=postgresql.service"
+    );
+    let wiki = &p.processes[1];
+    assert_eq!(
+        wiki.shell.as_deref().unwrap().lines().last().unwrap(),
+        "exec /nix/store/w3i4-wiki-1.2.3/bin/wiki --data /var/lib/wiki/data --listen 127.0.0.1:3000",
+        "store paths kept, ${{WIKI_DATA}} from the drop-in (a link into the store)"
+    );
+    assert!(wiki.env["PATH"].starts_with("/nix/store/a1c2-coreutils-9.5/bin:"));
+    assert_eq!(wiki.env["STATE_DIRECTORY"], "/var/lib/wiki");
+    assert_eq!(
+        p.binds,
+        [Bind::Path("/var/lib/postgresql".into()), Bind::Path("/var/lib/wiki".into())],
+        "StateDirectory= in the snapshot become binds; /var/lib/postgresql/16 is inside /var/lib/postgresql"
+    );
+    assert!(reports.iter().any(|r| r.message.contains(
+        "/etc/systemd/system/wiki.service is a link to /nix/store/u1b2-unit-wiki.service/wiki.service"
+    )));
+    assert!(!reports.iter().any(|r| r.directive.starts_with("X-")));
+    insta::assert_snapshot!("nixos", rendered(&p, &reports));
+}
+
+#[test]
+fn synthetic_dropins_environment_order_and_reports() {
+    let opts = Options {
+        http_port: Some(8080),
+        ready_ports: BTreeMap::from([("app.service".to_string(), 8080)]),
+    };
+    let in_snapshot = |p: &Path| p == Path::new("/var/lib/db");
+    let (p, reports) = build(
+        "synthetic",
+        &["app", "db", "cache", "setup"],
+        &opts,
+        &in_snapshot,
+    )
+    .unwrap();
+    let names: Vec<&str> = p.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["db", "cache", "setup", "app"]);
+
+    let app = &p.processes[3];
+    let sh = app.shell.as_deref().unwrap();
+    assert!(
+        !sh.contains("/bin/false"),
+        "the lower-priority drop-in of the same name is shadowed"
+    );
+    assert!(
+        sh.contains("/usr/bin/app-warmup --fast || :"),
+        "ExecStartPost= reset by the drop-in"
+    );
+    assert!(
+        sh.contains("--greeting 'hello world' --verbose --color=auto --unit app.service --host %H"),
+        "{sh}"
+    );
+    assert!(
+        sh.contains("/usr/bin/app-migrate --config /etc/app/app.conf --lock /run/app/migrate.lock")
+    );
+    assert!(sh.contains("umask 0027"));
+    assert_eq!(
+        app.env["APP_SECRET"], "s3cr3t \"quoted\"",
+        "EnvironmentFile through the reader"
+    );
+    assert_eq!(app.env["FROM_ALL"], "1", "service.d/ drop-in");
+    assert!(!app.env.contains_key("MODE"), "UnsetEnvironment=");
+    assert_eq!(app.env["EMPTY"], "");
+    assert_eq!(app.stop_signal.as_deref(), Some("SIGINT"));
+    assert_eq!(app.workdir.as_deref(), Some(Path::new("/srv/app")));
+
+    let db = &p.processes[0];
+    assert_eq!(db.user.as_deref(), Some("db"));
+    assert!(db
+        .shell
+        .as_deref()
+        .unwrap()
+        .contains("main=$(cat /run/db/db.pid)\ntrap 'kill -s QUIT \"$main\" 2>/dev/null' QUIT"));
+    assert_eq!(p.binds, [Bind::Path("/var/lib/db".into())]);
+    let cache = &p.processes[1];
+    assert_eq!(
+        cache.ready.as_ref().unwrap().tcp,
+        Some(6380),
+        "from cache.socket"
+    );
+    assert_eq!(
+        cache.command.as_ref().unwrap(),
+        &["/usr/bin/cache", "--foreground"]
+    );
+    let dirs: Vec<&Path> = p.dirs.iter().map(|d| d.path.as_path()).collect();
+    assert!(
+        dirs.contains(&Path::new("/run/app/sockets")) && dirs.contains(&Path::new("/var/lib/app"))
+    );
+    assert!(
+        !dirs.contains(&Path::new("/var/lib/db")),
+        "bound, not created"
+    );
+    assert_eq!(
+        p.dirs
+            .iter()
+            .find(|d| d.path == Path::new("/run/app"))
+            .unwrap()
+            .mode
+            .as_deref(),
+        Some("0750")
+    );
+
+    for (directive, needle) in [
+        ("PrivateTmp", "private to the instance"),
+        ("ProtectSystem", "sandboxing"),
+        ("CapabilityBoundingSet", "capabilities"),
+        ("Restart", "does not restart"),
+        ("Slice", "cgroup"),
+        ("MemoryMax", "cgroup"),
+        ("LoadCredential", "credentials"),
+        ("ConditionPathExists", "not checked"),
+        ("Frobnicate", "unknown to wayback"),
+        ("LimitNOFILE", "limits"),
+        ("SupplementaryGroups", "not added"),
+        ("EnvironmentFile", "app-missing"),
+        ("ExecStart", "%H"),
+        ("Description", "%H"),
+        ("ExecStartPre", "setpriv"),
+        ("WorkingDirectory", "must exist"),
+        ("Wants", "metrics.service is not among the listed units"),
+        ("ExecStop", "not run"),
+        ("Type", "supervises the daemon"),
+        ("Type", "run once"),
+        ("Type", "no sd_notify"),
+        ("", "not Key=value"),
+    ] {
+        assert!(
+            has(&reports, directive, needle),
+            "no report {directive}: {needle}\n{reports:#?}"
+        );
+    }
+    assert!(
+        !reports.iter().any(|r| r.directive == "PrivateDevices"),
+        "PrivateDevices=no asks nothing"
+    );
+    assert!(
+        !reports.iter().any(|r| r.message.contains("app-optional")),
+        "a missing optional file is fine"
+    );
+    let line = reports
+        .iter()
+        .find(|r| r.directive == "Frobnicate")
+        .unwrap();
+    assert_eq!(line.line, Some(43));
+    assert_eq!(line.kind, ReportKind::Ignored);
+    assert_eq!(
+        line.to_string(),
+        "/etc/systemd/system/app.service:43: Frobnicate=yes: unknown to wayback: not honoured"
+    );
+    insta::assert_snapshot!("synthetic", rendered(&p, &reports));
+}
+
+#[test]
+fn forking_without_pidfile_templates_and_prefixes() {
+    let (p, reports) = build(
+        "synthetic",
+        &["legacy", "worker@mail-queue"],
+        &Options::default(),
+        &nothing_in_snapshot,
+    )
+    .unwrap();
+    let legacy = p.processes[0].shell.as_deref().unwrap();
+    assert!(legacy.ends_with("/usr/sbin/legacyd || exit\n: > /run/wayback-units/legacy.service.started\nexec sleep infinity\n"), "{legacy}");
+    assert!(has(&reports, "Type", "unsupported without PIDFile="));
+    let worker = p.processes[1].command.as_ref().unwrap();
+    assert_eq!(
+        worker,
+        &[
+            "/usr/bin/worker",
+            "--queue",
+            "mail/queue",
+            "--dir",
+            "/var/lib/worker/mail-queue"
+        ]
+    );
+    assert!(has(&reports, "ExecStart", "argv[0] \"worker-mail-queue\""));
+    insta::assert_snapshot!("legacy_worker", rendered(&p, &reports));
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let err = |names: &[&str]| {
+        build(
+            "synthetic",
+            names,
+            &Options::default(),
+            &nothing_in_snapshot,
+        )
+        .unwrap_err()
+    };
+    let e = err(&["cyc-a", "cyc-b", "cyc-c"]);
+    assert_eq!(
+        e.to_string(),
+        "ordering cycle among the listed units: cyc-a.service -> cyc-b.service -> cyc-c.service -> cyc-a.service (each must start before the next, by After=/Before=); drop a unit from the list or override an ordering in a drop-in"
+    );
+    assert!(matches!(err(&["masked"]), UnitError::Masked { .. }));
+    assert!(err(&["worker@"])
+        .to_string()
+        .contains("worker@NAME.service"));
+    let e = err(&["nope"]).to_string();
+    assert!(
+        e.contains("nope.service not found") && e.contains("/etc/systemd/system"),
+        "{e}"
+    );
+    assert!(matches!(err(&["cache.socket"]), UnitError::NotService(_)));
+    assert!(matches!(err(&[]), UnitError::NoUnits));
+    assert!(matches!(err(&["a b"]), UnitError::BadName(_)));
+    let e = err(&["twostarts"]).to_string();
+    assert!(e.starts_with("/etc/systemd/system/twostarts.service.d/bad.conf:2: unit twostarts.service: Type=simple allows one ExecStart=, found 2"), "{e}");
+}
+
+#[test]
+fn environment_files_through_a_closure() {
+    let src = fixture("synthetic");
+    let files: BTreeMap<PathBuf, &str> = BTreeMap::from([
+        (
+            PathBuf::from("/etc/default/app"),
+            "APP_SECRET=from-closure\n",
+        ),
+        (PathBuf::from("/etc/default/app-missing"), "LATE=1\n"),
+    ]);
+    let reader = |p: &Path| -> io::Result<String> {
+        files
+            .get(p)
+            .map(|s| s.to_string())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    };
+    let (p, reports) = profile_from_units(
+        &["app", "db", "cache"],
+        "x",
+        &src,
+        &reader,
+        &nothing_in_snapshot,
+        &Options::default(),
+    )
+    .unwrap();
+    let app = p.processes.iter().find(|p| p.name == "app").unwrap();
+    assert_eq!(app.env["APP_SECRET"], "from-closure");
+    assert_eq!(app.env["LATE"], "1");
+    assert!(!reports.iter().any(|r| r.message.contains("cannot read")));
+}
