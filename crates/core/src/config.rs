@@ -27,6 +27,9 @@ pub struct Config {
     pub default_ttl: Duration,
     /// Each instance takes a /30 of this pool for its veth pair.
     pub address_pool: Ipv4Net,
+    /// Where `wayback snapshots`, `find`, `diff` and selectors such as `up @11921` look for snapshots when
+    /// no ROOT is given: snapper `.snapshots` parents, btrbk snapshot dirs, directories of subvolumes.
+    pub snapshot_roots: Vec<PathBuf>,
     /// Where writable clones go. Relative: a directory at the top of the filesystem (mount) that holds the
     /// snapshot. Absolute: that directory, which must be on the snapshot's filesystem.
     pub clone_dir: PathBuf,
@@ -55,6 +58,7 @@ impl Default for Config {
             base_domain: "wayback.localhost".into(),
             default_ttl: Duration(24 * 3600),
             address_pool: "10.213.0.0/16".parse().expect("valid default pool"),
+            snapshot_roots: Vec::new(),
             clone_dir: ".wayback".into(),
             profile_dirs: vec!["/etc/wayback/profiles".into()],
             ready_timeout: Duration(60),

@@ -33,6 +33,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Start an instance from a snapshot and keep it running in the foreground until Ctrl-C, SIGTERM, its
     /// TTL, or `wayback down NAME`; then remove everything it created
+    #[command(after_help = crate::cmd::snapshots::SELECTOR_HELP)]
     Up(UpArgs),
     /// Run the daemon: host the proxy and the instances handed to it with `up --detach`; adopt running
     /// instances and remove dead ones on start
@@ -72,8 +73,10 @@ pub enum Cmd {
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// The btrfs subvolume to resurrect, typically a read-only snapshot (e.g. /persist/.snapshots/11921/snapshot)
-    pub snapshot: PathBuf,
+    /// The snapshot to resurrect: a btrfs subvolume path (e.g. /persist/.snapshots/11921/snapshot) or a
+    /// selector (@11921, /persist@2026-11-14, @2w: see below)
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
     /// Instance name [default: <profile>-<n>]
     #[arg(long, short)]
     pub name: Option<String>,

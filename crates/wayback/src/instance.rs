@@ -33,7 +33,13 @@ pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
     let source = source_facts(&req.snapshot)?;
     let alloc = alloc_lock(cfg)?;
     let facts = facts(cfg, source, req).await?;
-    let plan = plan::build(req, &facts, cfg, &btrfs::probe)?;
+    let plan = plan::build(req, &facts, cfg, &btrfs::probe).map_err(|e| match &e {
+        plan::PlanError::NestedSubvolume { path, snapshot } => {
+            let hint = crate::nested::hint(cfg, snapshot, path);
+            anyhow::Error::new(BadInput::new(format!("{e}{hint}")))
+        }
+        _ => e.into(),
+    })?;
     Ok((plan, alloc))
 }
 

@@ -12,6 +12,7 @@ mod error;
 mod fault;
 mod init;
 mod instance;
+mod nested;
 mod progress;
 mod serve;
 mod state;
@@ -37,7 +38,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    if !matches!(cli.cmd, Cmd::Up(_) | Cmd::Serve) {
+    let long_running = matches!(&cli.cmd, Cmd::Up(a) if !a.dry_run) || matches!(cli.cmd, Cmd::Serve);
+    if !long_running {
         default_sigpipe();
     }
     tracing_subscriber::fmt()

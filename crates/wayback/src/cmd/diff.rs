@@ -119,9 +119,10 @@ fn compute(
 }
 
 pub async fn run(cfg: &Config, args: DiffArgs) -> Result<ExitCode> {
-    let a = resolve_path(&args.a, &args.root)?;
+    let roots = if args.root.is_empty() { cfg.snapshot_roots.clone() } else { args.root.clone() };
+    let a = resolve_path(&args.a, &roots)?;
     let b = match &args.b {
-        Some(b) => resolve_path(b, &args.root)?,
+        Some(b) => resolve_path(b, &roots)?,
         None => snapdiff::live_of(&a).map_err(|e| BadInput::new(e.to_string()))?,
     };
     for side in [&a, &b] {

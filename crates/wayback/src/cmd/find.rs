@@ -55,7 +55,7 @@ fn parse_range(text: &str) -> Result<Range> {
     })
 }
 
-pub async fn run(_cfg: &Config, args: FindArgs) -> Result<ExitCode> {
+pub async fn run(cfg: &Config, args: FindArgs) -> Result<ExitCode> {
     let glob: Glob = args
         .pattern
         .parse()
@@ -66,8 +66,11 @@ pub async fn run(_cfg: &Config, args: FindArgs) -> Result<ExitCode> {
         roots.extend(r.roots().into_iter().map(PathBuf::from));
     }
     if roots.is_empty() {
+        roots = cfg.snapshot_roots.clone();
+    }
+    if roots.is_empty() {
         return Err(BadInput::new(
-            "which snapshots? give --root ROOT (e.g. --root /persist) or a ROOT in --in (e.g. --in /persist@2w..)",
+            "which snapshots? give --root ROOT (e.g. --root /persist), a ROOT in --in (e.g. --in /persist@2w..), or set snapshot_roots in the config",
         )
         .into());
     }

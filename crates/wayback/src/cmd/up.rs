@@ -127,7 +127,7 @@ fn request(cfg: &Config, args: &UpArgs) -> Result<UpRequest> {
     };
     let name = args.name.as_deref().map(InstanceName::new).transpose()?;
     Ok(UpRequest {
-        snapshot: args.snapshot.clone(),
+        snapshot: crate::cmd::snapshots::resolve_path(&args.snapshot, &cfg.snapshot_roots)?,
         name,
         profile,
         binds: args.bind.iter().map(|b| Bind::parse_cli(b)).collect(),
