@@ -24,6 +24,8 @@ pub enum Resource {
         source: PathBuf,
         source_uuid: String,
     },
+    /// An overlayfs clone of a non-btrfs source, mounted at `merged` (its layers live in the instance dir).
+    Overlay { merged: PathBuf },
     /// A named network namespace (bind-mounted nsfs file).
     Netns { path: PathBuf },
     /// The instance's nftables quarantine chain (in `table inet wayback`).
@@ -49,6 +51,7 @@ impl Resource {
         match self {
             Resource::Dir { path } => format!("directory {}", path.display()),
             Resource::Clone { path, .. } => format!("clone {}", path.display()),
+            Resource::Overlay { merged } => format!("overlay {}", merged.display()),
             Resource::Netns { path } => format!("netns {}", path.display()),
             Resource::Quarantine { instance, .. } => format!("nftables quarantine of {instance}"),
             Resource::Veth { host_if } => format!("veth {host_if}"),

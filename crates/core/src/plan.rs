@@ -47,6 +47,9 @@ pub struct UpRequest {
     pub host_paths: Vec<PathBuf>,
     #[serde(default)]
     pub no_host_paths: Vec<PathBuf>,
+    /// Accept a writable non-btrfs directory as the source (through an overlay; it is never written).
+    #[serde(default)]
+    pub overlay: bool,
 }
 
 /// The system as it is now, gathered by the binary.
@@ -73,10 +76,25 @@ pub struct Facts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceFacts {
     pub path: PathBuf,
+    /// How the writable clone is made.
+    #[serde(default)]
+    pub kind: SourceKind,
+    /// The subvolume's UUID (btrfs sources).
     pub uuid: String,
     pub readonly: bool,
     /// Mount point of the filesystem holding the snapshot.
     pub fs_root: PathBuf,
+}
+
+/// What the source is, and so how it is cloned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A btrfs subvolume: a writable btrfs snapshot in `clone_dir`.
+    #[default]
+    Btrfs,
+    /// Any other directory: an overlayfs mount in the instance's state directory.
+    Overlay,
 }
 
 /// A TCP publish `[ADDR:]HOSTPORT:PORT`.
@@ -234,7 +252,10 @@ pub fn build(
         binds.retain(|x| x.dest() != b.dest());
         binds.push(b.clone());
     }
-    let clone = clone_path(cfg, &facts.source.fs_root, &name);
+    let clone = match facts.source.kind {
+        SourceKind::Btrfs => clone_path(cfg, &facts.source.fs_root, &name),
+        SourceKind::Overlay => cfg.instance_dir(name.as_str()).join("overlay/merged"),
+    };
     let mut mounts = Vec::new();
     for b in &binds {
         for p in [b.path(), b.dest()] {
@@ -409,21 +430,17 @@ impl fmt::Display for Plan {
             Some(idle) => writeln!(f, ", idle {idle})")?,
             None => writeln!(f, ")")?,
         }
-        writeln!(
-            f,
-            "  source     {} (btrfs, {})",
-            self.source.path.display(),
-            if self.source.readonly {
-                "read-only"
-            } else {
-                "writable"
+        let ro = if self.source.readonly { "read-only" } else { "writable" };
+        match self.source.kind {
+            SourceKind::Btrfs => {
+                writeln!(f, "  source     {} (btrfs subvolume, {ro})", self.source.path.display())?;
+                writeln!(f, "  clone      {} (writable btrfs snapshot)", self.clone.display())?;
             }
-        )?;
-        writeln!(
-            f,
-            "  clone      {} (writable btrfs snapshot)",
-            self.clone.display()
-        )?;
+            SourceKind::Overlay => {
+                writeln!(f, "  source     {} (directory, {ro})", self.source.path.display())?;
+                writeln!(f, "  clone      {} (overlayfs: writes go to its upper layer only)", self.clone.display())?;
+            }
+        }
         writeln!(f, "  netns      {}", self.netns_path.display())?;
         writeln!(
             f,

@@ -10,6 +10,7 @@ fn facts() -> Facts {
     Facts {
         source: SourceFacts {
             path: "/persist/.snapshots/11921/snapshot".into(),
+            kind: Default::default(),
             uuid: "6a1c5c7e-0000-4000-8000-000000000001".into(),
             readonly: true,
             fs_root: "/persist".into(),
@@ -47,6 +48,7 @@ fn request(profile: &str) -> UpRequest {
         allow_egress: vec![],
         host_paths: vec![],
         no_host_paths: vec![],
+        overlay: false,
     }
 }
 

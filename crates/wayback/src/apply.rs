@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use wayback_core::journal::{self, Journal, Resource};
+use wayback_core::plan::SourceKind;
 use wayback_core::{Config, Plan};
 use wayback_net::nft::{self, Quarantine};
 use wayback_net::{netns, veth, VethSpec};
@@ -20,7 +21,7 @@ use wayback_net::{netns, veth, VethSpec};
 use crate::fault;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir, RouteFile};
-use crate::sys::{btrfs, nspawn, owned_dir};
+use crate::sys::{btrfs, nspawn, overlay, owned_dir};
 
 /// How long a container gets to stop in order before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -30,33 +31,23 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
     let mut j = Journal::open(&dir.journal_path())?;
     state::write_json(&dir.init_spec_path(), &plan.init)?;
 
-    // Every instance records the clone directory; it is removed (when empty) only if wayback made it.
-    let clone_parent = plan.clone.parent().context("clone path has no parent")?;
-    j.record(&Resource::Dir {
-        path: clone_parent.to_path_buf(),
-    })?;
-    fault::point("journaled dir");
-    owned_dir::create(clone_parent).with_context(|| {
-        format!(
-            "cannot create clone directory {} (is the snapshot's filesystem mounted read-only? set clone_dir in the config)",
-            clone_parent.display()
-        )
-    })?;
-    fault::point("created dir");
-    let step = progress.step(format!(
-        "cloning {} to {}",
-        plan.source.path.display(),
-        plan.clone.display()
-    ));
-    j.record(&Resource::Clone {
-        path: plan.clone.clone(),
-        source: plan.source.path.clone(),
-        source_uuid: plan.source.uuid.clone(),
-    })?;
-    fault::point("journaled clone");
-    btrfs::clone(&plan.source.path, &plan.clone)?;
-    fault::point("created clone");
-    step.done();
+    match plan.source.kind {
+        SourceKind::Btrfs => clone_btrfs(&mut j, plan, progress)?,
+        SourceKind::Overlay => {
+            let step = progress.step(format!(
+                "overlay of {} at {}",
+                plan.source.path.display(),
+                plan.clone.display()
+            ));
+            j.record(&Resource::Overlay {
+                merged: plan.clone.clone(),
+            })?;
+            fault::point("journaled overlay");
+            overlay::mount_clone(&plan.source.path, &plan.clone)?;
+            fault::point("created overlay");
+            step.done();
+        }
+    }
 
     let step = progress.step(format!(
         "network namespace {} and veth {}",
@@ -117,6 +108,38 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
     note_process(&mut j, &child, "systemd-nspawn")?;
     step.done();
     Ok(child)
+}
+
+/// The writable btrfs snapshot, in the clone directory at the top of the source's filesystem.
+fn clone_btrfs(j: &mut Journal, plan: &Plan, progress: &Progress) -> Result<()> {
+    // Every instance records the clone directory; it is removed (when empty) only if wayback made it.
+    let clone_parent = plan.clone.parent().context("clone path has no parent")?;
+    j.record(&Resource::Dir {
+        path: clone_parent.to_path_buf(),
+    })?;
+    fault::point("journaled dir");
+    owned_dir::create(clone_parent).with_context(|| {
+        format!(
+            "cannot create clone directory {} (is the snapshot's filesystem mounted read-only? set clone_dir in the config)",
+            clone_parent.display()
+        )
+    })?;
+    fault::point("created dir");
+    let step = progress.step(format!(
+        "cloning {} to {}",
+        plan.source.path.display(),
+        plan.clone.display()
+    ));
+    j.record(&Resource::Clone {
+        path: plan.clone.clone(),
+        source: plan.source.path.clone(),
+        source_uuid: plan.source.uuid.clone(),
+    })?;
+    fault::point("journaled clone");
+    btrfs::clone(&plan.source.path, &plan.clone)?;
+    fault::point("created clone");
+    step.done();
+    Ok(())
 }
 
 /// Note a started process in the journal, so teardown stops exactly it (by PID and start time).
@@ -217,6 +240,7 @@ pub async fn undo(res: &Resource) -> Result<()> {
             tokio::task::spawn_blocking(move || nft::remove(&i)).await??;
             Ok(())
         }
+        Resource::Overlay { merged } => Ok(overlay::unmount_clone(merged)?),
         Resource::Netns { path } => Ok(netns::delete(path)?),
         Resource::Clone {
             path, source_uuid, ..

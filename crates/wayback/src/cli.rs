@@ -114,6 +114,10 @@ pub struct UpArgs {
     /// /run/wrappers, /opt)
     #[arg(long, value_name = "PATH")]
     pub no_host_path: Vec<std::path::PathBuf>,
+    /// Accept a writable directory that is not a btrfs subvolume as SNAPSHOT (cloned with an overlay; it is
+    /// never written, but must not change while the instance runs). Read-only ones need no flag
+    #[arg(long)]
+    pub overlay: bool,
     /// Let the instance open connections to ADDR:PORT (TCP, or udp:ADDR:PORT); by default it can open none
     #[arg(long, value_name = "[udp:]ADDR:PORT")]
     pub allow_egress: Vec<wayback_net::nft::Egress>,

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wayback_core::hostpaths::{self, HostEntry};
 use wayback_core::journal::Journal;
-use wayback_core::plan::{self, Facts, SourceFacts, UpRequest};
+use wayback_core::plan::{self, Facts, SourceFacts, SourceKind, UpRequest};
 use wayback_core::{Config, Plan};
 
 use crate::apply;
@@ -30,7 +30,7 @@ pub struct AllocLock(#[allow(dead_code)] Flock<std::fs::File>);
 
 /// Resolve the request against the system and build the plan. Bad input fails here, before anything exists.
 pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
-    let source = source_facts(&req.snapshot)?;
+    let source = source_facts(&req.snapshot, req.overlay)?;
     let alloc = alloc_lock(cfg)?;
     let facts = facts(cfg, source, req).await?;
     let plan = plan::build(req, &facts, cfg, &btrfs::probe).map_err(|e| match &e {
@@ -273,21 +273,41 @@ fn alloc_lock(cfg: &Config) -> Result<AllocLock> {
 }
 
 /// The snapshot: it must be a btrfs subvolume; where its filesystem is mounted.
-fn source_facts(snapshot: &Path) -> Result<SourceFacts> {
+fn source_facts(snapshot: &Path, force_overlay: bool) -> Result<SourceFacts> {
     let path = std::fs::canonicalize(snapshot).map_err(|_| btrfs::BtrfsError::Missing {
         path: snapshot.into(),
     })?;
-    let info = btrfs::inspect(&path)?;
     let mounts = mountinfo::read_self().context("reading /proc/self/mountinfo")?;
-    let fs_root = mountinfo::mount_of(&mounts, &path)
-        .map(|m| m.mount_point.clone())
+    let mount = mountinfo::mount_of(&mounts, &path)
         .with_context(|| format!("no mount holds {}", path.display()))?;
-    Ok(SourceFacts {
-        path,
-        uuid: info.uuid,
-        readonly: info.readonly,
-        fs_root,
-    })
+    let fs_root = mount.mount_point.clone();
+    let mount_ro = mount.options.split(',').any(|o| o == "ro");
+    match btrfs::inspect(&path) {
+        Ok(info) => Ok(SourceFacts {
+            path,
+            kind: SourceKind::Btrfs,
+            uuid: info.uuid,
+            readonly: info.readonly,
+            fs_root,
+        }),
+        // Not a subvolume: a read-only directory (a mounted backup, a ZFS or LVM snapshot) is cloned with an
+        // overlay; a writable one only on request, since a directory changing under an overlay is undefined.
+        Err(btrfs::BtrfsError::NotBtrfs { .. } | btrfs::BtrfsError::NotSubvolume { .. }) if mount_ro || force_overlay => {
+            Ok(SourceFacts {
+                path,
+                kind: SourceKind::Overlay,
+                uuid: String::new(),
+                readonly: mount_ro,
+                fs_root,
+            })
+        }
+        Err(e @ (btrfs::BtrfsError::NotBtrfs { .. } | btrfs::BtrfsError::NotSubvolume { .. })) => Err(BadInput::new(format!(
+            "{e}\n(a directory on a read-only mount, such as a mounted backup, works through an overlay clone; \
+             `--overlay` accepts a writable one, which must not change while the instance runs)"
+        ))
+        .into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn probe_host(path: &Path) -> HostEntry {

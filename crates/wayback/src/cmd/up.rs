@@ -141,5 +141,6 @@ fn request(cfg: &Config, args: &UpArgs) -> Result<UpRequest> {
         allow_egress: args.allow_egress.iter().map(|e| e.to_string()).collect(),
         host_paths: args.host_path.clone(),
         no_host_paths: args.no_host_path.clone(),
+        overlay: args.overlay,
     })
 }

@@ -3,6 +3,7 @@
 pub mod btrfs;
 pub mod mountinfo;
 pub mod nspawn;
+pub mod overlay;
 pub mod owned_dir;
 // Find (issue 3): catalog probe, find/diff walks, send-stream diff.
 pub mod snapdiff;
