@@ -13,6 +13,7 @@ pub mod hostpaths;
 pub mod journal;
 pub mod names;
 pub mod nspawn;
+pub mod ownership;
 pub mod plan;
 pub mod pool;
 pub mod presence;

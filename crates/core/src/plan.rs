@@ -50,6 +50,13 @@ pub struct UpRequest {
     /// Accept a writable non-btrfs directory as the source (through an overlay; it is never written).
     #[serde(default)]
     pub overlay: bool,
+    /// Fix owner mismatches by changing ids in the clone (by name from the snapshot's /etc/passwd and
+    /// /etc/group, plus `map_ids`).
+    #[serde(default)]
+    pub chown: bool,
+    /// Explicit id changes for the clone: (snapshot id, host id, user or group).
+    #[serde(default)]
+    pub map_ids: Vec<(u32, u32, crate::ownership::IdKind)>,
 }
 
 /// The system as it is now, gathered by the binary.
@@ -163,11 +170,21 @@ pub struct Plan {
     /// Quarantine holes: the only connections the instance may open.
     #[serde(default)]
     pub allow_egress: Vec<String>,
+    /// Owner changes applied to the clone before the container starts (snapshot id → host id).
+    #[serde(default)]
+    pub chown: Option<Chown>,
     pub container: ContainerSpec,
     pub init: InitSpec,
     pub ready: Option<Ready>,
     pub http: Option<HttpRoute>,
     pub publish: Vec<Publish>,
+}
+
+/// Id changes in the clone, so the host's users own what their snapshot counterparts owned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chown {
+    pub uids: std::collections::BTreeMap<u32, u32>,
+    pub gids: std::collections::BTreeMap<u32, u32>,
 }
 
 /// What wayback's init does inside the container.
@@ -373,6 +390,7 @@ pub fn build(
         peer_if: PEER_IF.into(),
         block,
         allow_egress: req.allow_egress.clone(),
+        chown: None,
         init: InitSpec {
             instance: name.to_string(),
             shell: facts.shell.clone(),
@@ -447,6 +465,12 @@ impl fmt::Display for Plan {
             "  veth       {} {}/{} <-> {} {}/{} (no route out, no NAT)",
             self.host_if, self.block.host, BLOCK_LEN, self.peer_if, self.block.peer, BLOCK_LEN
         )?;
+        if let Some(c) = &self.chown {
+            let ids = |m: &std::collections::BTreeMap<u32, u32>| {
+                m.iter().map(|(a, b)| format!("{a}->{b}")).collect::<Vec<_>>().join(" ")
+            };
+            writeln!(f, "  chown      clone owners: uids {} gids {}", ids(&c.uids), ids(&c.gids))?;
+        }
         if self.allow_egress.is_empty() {
             writeln!(
                 f,

@@ -49,6 +49,8 @@ fn request(profile: &str) -> UpRequest {
         host_paths: vec![],
         no_host_paths: vec![],
         overlay: false,
+        chown: false,
+        map_ids: vec![],
     }
 }
 

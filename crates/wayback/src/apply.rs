@@ -21,7 +21,7 @@ use wayback_net::{netns, veth, VethSpec};
 use crate::fault;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir, RouteFile};
-use crate::sys::{btrfs, nspawn, overlay, owned_dir};
+use crate::sys::{btrfs, ids, nspawn, overlay, owned_dir};
 
 /// How long a container gets to stop in order before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -47,6 +47,15 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
             fault::point("created overlay");
             step.done();
         }
+    }
+
+    if let Some(chown) = &plan.chown {
+        let step = progress.step("changing owners in the clone");
+        for b in &plan.container.binds {
+            let n = ids::chown_tree(&b.source, chown).with_context(|| format!("changing owners under {}", b.source.display()))?;
+            progress.note(format!("{}: {n} entries", b.dest.display()));
+        }
+        step.done();
     }
 
     let step = progress.step(format!(

@@ -114,6 +114,16 @@ pub struct UpArgs {
     /// /run/wrappers, /opt)
     #[arg(long, value_name = "PATH")]
     pub no_host_path: Vec<std::path::PathBuf>,
+    /// When the snapshot's files belong to other uids/gids than this host's users of the same name, change
+    /// them in the clone (never in the snapshot)
+    #[arg(long)]
+    pub chown: bool,
+    /// Map a snapshot uid to a host user in the clone, e.g. 991:www-data (implies --chown)
+    #[arg(long, value_name = "UID:USER", value_parser = parse_map_uid)]
+    pub map_uid: Vec<(u32, u32)>,
+    /// Map a snapshot gid to a host group in the clone, e.g. 991:www-data (implies --chown)
+    #[arg(long, value_name = "GID:GROUP", value_parser = parse_map_gid)]
+    pub map_gid: Vec<(u32, u32)>,
     /// Accept a writable directory that is not a btrfs subvolume as SNAPSHOT (cloned with an overlay; it is
     /// never written, but must not change while the instance runs). Read-only ones need no flag
     #[arg(long)]
@@ -161,4 +171,31 @@ pub struct LogsArgs {
     /// Keep printing new output
     #[arg(long, short)]
     pub follow: bool,
+}
+
+fn parse_map(s: &str, users: bool) -> Result<(u32, u32), String> {
+    let (from, to) = s.split_once(':').ok_or_else(|| format!("expected ID:NAME, got {s:?}"))?;
+    let from: u32 = from.parse().map_err(|_| format!("{from:?} is not a numeric id"))?;
+    let to = match to.parse::<u32>() {
+        Ok(id) => id,
+        Err(_) if users => nix::unistd::User::from_name(to)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
+            .ok_or_else(|| format!("no user {to:?} on this host"))?,
+        Err(_) => nix::unistd::Group::from_name(to)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw())
+            .ok_or_else(|| format!("no group {to:?} on this host"))?,
+    };
+    Ok((from, to))
+}
+
+fn parse_map_uid(s: &str) -> Result<(u32, u32), String> {
+    parse_map(s, true)
+}
+
+fn parse_map_gid(s: &str) -> Result<(u32, u32), String> {
+    parse_map(s, false)
 }

@@ -12,7 +12,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wayback_core::hostpaths::{self, HostEntry};
 use wayback_core::journal::Journal;
-use wayback_core::plan::{self, Facts, SourceFacts, SourceKind, UpRequest};
+use wayback_core::ownership;
+use wayback_core::plan::{self, Chown, Facts, SourceFacts, SourceKind, UpRequest};
 use wayback_core::{Config, Plan};
 
 use crate::apply;
@@ -20,7 +21,7 @@ use crate::error::BadInput;
 use crate::progress::Progress;
 use crate::serve;
 use crate::state::{self, InstanceDir, Owner, Phase};
-use crate::sys::{btrfs, mountinfo, nspawn};
+use crate::sys::{btrfs, ids, mountinfo, nspawn};
 
 /// How often a container that died on its own is started again before the instance is given up.
 pub const MAX_RESTARTS: u32 = 3;
@@ -40,7 +41,38 @@ pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
         }
         _ => e.into(),
     })?;
+    let plan = owners(req, plan)?;
     Ok((plan, alloc))
+}
+
+/// Compare the owners of the bind paths with the host's users: refuse a mismatch (exit 2, naming path,
+/// owner and user), or with `--chown` / `--map-uid` plan the id changes that fix it in the clone.
+fn owners(req: &UpRequest, mut plan: Plan) -> Result<Plan> {
+    let found = ids::mismatches(&plan);
+    if found.is_empty() && req.map_ids.is_empty() {
+        return Ok(plan);
+    }
+    let list = |ms: &[ownership::Mismatch]| ms.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n");
+    if !req.chown && req.map_ids.is_empty() {
+        return Err(BadInput::new(format!(
+            "the snapshot's files belong to other users than this host's:\n{}\n\
+             `--chown` changes them in the clone (by name, from the snapshot's /etc/passwd and /etc/group); \
+             `--map-uid UID:USER` / `--map-gid GID:GROUP` map ids the snapshot cannot name",
+            list(&found)
+        ))
+        .into());
+    }
+    let (uids, gids, unmapped) = ownership::mapping(&found, &req.map_ids);
+    if !unmapped.is_empty() {
+        return Err(BadInput::new(format!(
+            "--chown cannot map these owners (no user or group of that name on this host):\n{}\n\
+             map them with --map-uid UID:USER / --map-gid GID:GROUP",
+            list(&unmapped)
+        ))
+        .into());
+    }
+    plan.chown = Some(Chown { uids, gids });
+    Ok(plan)
 }
 
 /// Claimed ports and a created instance directory, not yet applied.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
+use wayback_core::ownership::IdKind;
 use wayback_core::plan::UpRequest;
 use wayback_core::profile::{Bind, Profile};
 use wayback_core::{Config, InstanceName};
@@ -142,5 +143,12 @@ fn request(cfg: &Config, args: &UpArgs) -> Result<UpRequest> {
         host_paths: args.host_path.clone(),
         no_host_paths: args.no_host_path.clone(),
         overlay: args.overlay,
+        chown: args.chown || !args.map_uid.is_empty() || !args.map_gid.is_empty(),
+        map_ids: args
+            .map_uid
+            .iter()
+            .map(|(a, b)| (*a, *b, IdKind::User))
+            .chain(args.map_gid.iter().map(|(a, b)| (*a, *b, IdKind::Group)))
+            .collect(),
     })
 }

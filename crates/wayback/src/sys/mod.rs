@@ -1,6 +1,7 @@
 //! Side effects on kernel objects and external tools, one module each. (Network namespaces and veth
 //! pairs live in the `wayback-net` crate.)
 pub mod btrfs;
+pub mod ids;
 pub mod mountinfo;
 pub mod nspawn;
 pub mod overlay;

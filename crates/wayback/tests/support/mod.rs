@@ -244,7 +244,7 @@ fn chmod(p: &Path, mode: u32) {
         .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", p.display()));
 }
 
-fn path_str(p: &Path) -> &str {
+pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
 
@@ -334,21 +334,28 @@ impl BtrfsPool {
 
     /// `btrfs subvolume snapshot -r <mount>/<src> <mount>/<dst>`.
     pub fn snapshot_ro(&self, src_rel: &str, dst_rel: &str) -> PathBuf {
+        self.snapshot(src_rel, dst_rel, true)
+    }
+
+    /// A writable snapshot (`btrfs subvolume snapshot <src> <dst>`).
+    pub fn snapshot_rw(&self, src_rel: &str, dst_rel: &str) -> PathBuf {
+        self.snapshot(src_rel, dst_rel, false)
+    }
+
+    fn snapshot(&self, src_rel: &str, dst_rel: &str, readonly: bool) -> PathBuf {
         let src = self.path(src_rel);
         let dst = self.path(dst_rel);
         if let Some(parent) = dst.parent() {
             mkdir_p(parent);
         }
-        cmd_ok(
-            "btrfs",
-            &[
-                "subvolume",
-                "snapshot",
-                "-r",
-                path_str(&src),
-                path_str(&dst),
-            ],
-        );
+        let ro: &[&str] = if readonly { &["-r"] } else { &[] };
+        let args: Vec<&str> = ["subvolume", "snapshot"]
+            .iter()
+            .copied()
+            .chain(ro.iter().copied())
+            .chain([path_str(&src), path_str(&dst)])
+            .collect();
+        cmd_ok("btrfs", &args);
         self.own
             .lock()
             .unwrap()
