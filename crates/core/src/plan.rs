@@ -74,6 +74,9 @@ pub struct Facts {
     pub machined: bool,
     /// Host paths the container sees (resolved from defaults, config and the request).
     pub host_paths: HostPaths,
+    /// The host's /var directory skeleton (empty directories with their owners and modes), which packages
+    /// expect to exist (/var/lib/nginx, /var/log/mysql, /var/lib/php/sessions…).
+    pub var_skeleton: Vec<DirSpec>,
     /// The host's shell for `shell =` processes, as the host resolves /bin/sh (a /nix/store path on NixOS).
     pub shell: PathBuf,
     /// Unix time.
@@ -197,6 +200,9 @@ pub struct InitSpec {
     /// Host symlinks recreated inside the container: (path, target).
     #[serde(default)]
     pub symlinks: Vec<(PathBuf, PathBuf)>,
+    /// The host's /var directory skeleton, created empty before the profile's dirs.
+    #[serde(default)]
+    pub skeleton: Vec<DirSpec>,
     pub dirs: Vec<DirSpec>,
     pub processes: Vec<Process>,
 }
@@ -395,6 +401,7 @@ pub fn build(
             instance: name.to_string(),
             shell: facts.shell.clone(),
             symlinks: facts.host_paths.symlinks.clone(),
+            skeleton: facts.var_skeleton.clone(),
             dirs: profile.dirs.clone(),
             processes,
         },
@@ -499,6 +506,9 @@ impl fmt::Display for Plan {
         }
         for d in &self.init.dirs {
             writeln!(f, "    tmpfs dir {}", d.path.display())?;
+        }
+        if !self.init.skeleton.is_empty() {
+            writeln!(f, "    /var     {} empty directories like the host's (/var/lib/*, /var/log/*, …)", self.init.skeleton.len())?;
         }
         for p in &self.init.processes {
             let user = p.user.as_deref().unwrap_or("root");

@@ -28,6 +28,7 @@ fn facts() -> Facts {
             symlinks: vec![],
         },
         shell: "/bin/sh".into(),
+        var_skeleton: vec![],
         now: 1_795_000_000,
     }
 }

@@ -58,6 +58,10 @@ pub enum Cmd {
     /// Added, removed and modified paths between two snapshots, or a snapshot and its live subvolume
     Diff(crate::cmd::diff::DiffArgs),
     // --- end Find ---
+    /// List and show profiles; generate one from the host's systemd units
+    Profile(crate::cmd::profile::ProfileArgs),
+    /// Print an instance's plan as a NixOS container module (with its nginx vhost) or an nginx vhost
+    Export(crate::cmd::export::ExportArgs),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -86,6 +90,9 @@ pub struct UpArgs {
     /// Bind PATH of the snapshot read-write (from the clone) into the container at DEST [default: PATH]
     #[arg(long, short, value_name = "PATH[:DEST]")]
     pub bind: Vec<String>,
+    /// Build the profile from these systemd units of the host (as `wayback profile from-units` does)
+    #[arg(long, value_name = "UNIT", conflicts_with_all = ["profile", "exec"])]
+    pub unit: Vec<String>,
     /// Run CMD (with /bin/sh -c) instead of the profile's processes; repeat for several, started in order
     #[arg(long, value_name = "CMD")]
     pub exec: Vec<String>,
@@ -137,6 +144,11 @@ pub struct UpArgs {
     /// Print the plan and create nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: print the plan as a NixOS container module or an nginx vhost instead
+    #[arg(long, value_enum, requires = "dry_run", value_name = "FORMAT")]
+    pub export: Option<crate::cmd::export::Format>,
+    #[command(flatten)]
+    pub export_nginx: crate::cmd::export::NginxArgs,
     /// Machine-readable output: the plan (with --dry-run) or one JSON line when the instance is ready
     #[arg(long)]
     pub json: bool,

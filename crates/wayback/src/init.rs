@@ -46,7 +46,7 @@ pub fn main(spec_path: &Path) -> Result<i32> {
     for (link, target) in &spec.symlinks {
         host_symlink(link, target).with_context(|| format!("linking {} -> {}", link.display(), target.display()))?;
     }
-    for d in &spec.dirs {
+    for d in spec.skeleton.iter().chain(&spec.dirs) {
         make_dir(d).with_context(|| format!("creating {}", d.path.display()))?;
     }
     let mut running: Vec<Running> = Vec::new();
@@ -155,20 +155,21 @@ fn host_symlink(link: &Path, target: &Path) -> Result<()> {
 
 fn make_dir(d: &DirSpec) -> Result<()> {
     fs::create_dir_all(&d.path)?;
-    let uid = d
-        .owner
-        .as_deref()
-        .map(lookup_user)
-        .transpose()?
-        .map(|u| u.uid);
+    // Owners are names from the host's passwd/group, or numeric ids (the host's /var skeleton).
+    let user = |n: &str| -> Result<(Uid, Gid)> {
+        match n.parse::<u32>() {
+            Ok(id) => Ok((Uid::from_raw(id), Gid::from_raw(id))),
+            Err(_) => lookup_user(n).map(|u| (u.uid, u.gid)),
+        }
+    };
+    let owner = d.owner.as_deref().map(user).transpose()?;
+    let uid = owner.map(|o| o.0);
     let gid = match d.group.as_deref() {
-        Some(g) => Some(lookup_group(g)?),
-        None => d
-            .owner
-            .as_deref()
-            .map(lookup_user)
-            .transpose()?
-            .map(|u| u.gid),
+        Some(g) => Some(match g.parse::<u32>() {
+            Ok(id) => Gid::from_raw(id),
+            Err(_) => lookup_group(g)?,
+        }),
+        None => owner.map(|o| o.1),
     };
     nix::unistd::chown(&d.path, uid, gid)?;
     if let Some(m) = &d.mode {

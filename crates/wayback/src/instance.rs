@@ -342,6 +342,37 @@ fn source_facts(snapshot: &Path, force_overlay: bool) -> Result<SourceFacts> {
     }
 }
 
+/// Directories (two levels deep) under the host's /var/{lib,log,cache,spool}, as empty directories with
+/// their numeric owners and modes: what installed packages expect to find. Names only, never contents.
+pub fn var_skeleton(var: &Path) -> Vec<wayback_core::profile::DirSpec> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut level: Vec<std::path::PathBuf> = ["lib", "log", "cache", "spool"].iter().map(|d| var.join(d)).collect();
+    for _ in 0..2 {
+        let mut next = Vec::new();
+        for dir in &level {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            for e in entries.flatten() {
+                let path = e.path();
+                let Ok(m) = std::fs::symlink_metadata(&path) else { continue };
+                if !m.is_dir() {
+                    continue;
+                }
+                out.push(wayback_core::profile::DirSpec {
+                    path: Path::new("/var").join(path.strip_prefix(var).unwrap_or(&path)),
+                    owner: Some(m.uid().to_string()),
+                    group: Some(m.gid().to_string()),
+                    mode: Some(format!("{:o}", m.mode() & 0o7777)),
+                });
+                next.push(path);
+            }
+        }
+        level = next;
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
 fn probe_host(path: &Path) -> HostEntry {
     match std::fs::symlink_metadata(path) {
         Err(_) => HostEntry::Missing,
@@ -381,6 +412,7 @@ async fn facts(cfg: &Config, source: SourceFacts, req: &UpRequest) -> Result<Fac
         machined: Path::new("/run/systemd/system").is_dir(),
         host_paths: hostpaths::resolve(&[cfg.host_paths.clone(), req.host_paths.clone()].concat(), &req.no_host_paths, &probe_host)?,
         shell: std::fs::canonicalize("/bin/sh").unwrap_or_else(|_| "/bin/sh".into()),
+        var_skeleton: var_skeleton(Path::new("/var")),
         now: now(),
     })
 }

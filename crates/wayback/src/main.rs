@@ -95,6 +95,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Snapshots(a) => cmd::snapshots::run(&cfg, a).await,
         Cmd::Find(a) => cmd::find::run(&cfg, a).await,
         Cmd::Diff(a) => cmd::diff::run(&cfg, a).await,
+        Cmd::Profile(a) => cmd::profile::run(&cfg, a),
+        Cmd::Export(a) => cmd::export::run(&cfg, a),
         Cmd::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -1,7 +1,9 @@
 //! One module per command.
 pub mod down;
+pub mod export;
 pub mod extend;
 pub mod logs;
+pub mod profile;
 pub mod status;
 pub mod up;
 // Find (issue 3).

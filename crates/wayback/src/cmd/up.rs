@@ -22,12 +22,16 @@ use crate::state::Owner;
 use crate::sys::nspawn;
 
 pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitCode> {
-    let req = request(cfg, &args)?;
+    let req = request(cfg, &args, &progress)?;
     if args.detach {
         return detached(cfg, req, args.json, &progress).await;
     }
     let (plan, alloc) = instance::plan(cfg, &req).await?;
     if args.dry_run {
+        if let Some(format) = args.export {
+            print!("{}", crate::cmd::export::render(&plan, format, &args.export_nginx));
+            return Ok(ExitCode::SUCCESS);
+        }
         if args.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
         } else {
@@ -112,8 +116,17 @@ async fn asked(sigint: &mut Signal, sigterm: &mut Signal) -> String {
 }
 
 /// Low → typed request. No system access except reading profile files.
-fn request(cfg: &Config, args: &UpArgs) -> Result<UpRequest> {
+fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest> {
+    let snapshot = crate::cmd::snapshots::resolve_path(&args.snapshot, &cfg.snapshot_roots)?;
     let profile = match (&args.profile, args.exec.is_empty()) {
+        _ if !args.unit.is_empty() => {
+            let (p, reports) =
+                crate::cmd::profile::from_units(&args.unit, "units", Some(&snapshot), args.port, &[])?;
+            for r in &reports {
+                progress.note(r.to_string());
+            }
+            p
+        }
         (Some(p), _) => Profile::find(p, &cfg.profile_dirs)?,
         (None, false) => Profile {
             name: "exec".into(),
@@ -121,14 +134,14 @@ fn request(cfg: &Config, args: &UpArgs) -> Result<UpRequest> {
         },
         (None, true) => {
             return Err(BadInput::new(
-                "nothing to run: give --profile NAME (see docs/profiles.md) or --exec CMD",
+                "nothing to run: give --profile NAME (see docs/profiles.md), --unit UNIT or --exec CMD",
             )
             .into())
         }
     };
     let name = args.name.as_deref().map(InstanceName::new).transpose()?;
     Ok(UpRequest {
-        snapshot: crate::cmd::snapshots::resolve_path(&args.snapshot, &cfg.snapshot_roots)?,
+        snapshot,
         name,
         profile,
         binds: args.bind.iter().map(|b| Bind::parse_cli(b)).collect(),
