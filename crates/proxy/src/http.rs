@@ -1,34 +1,26 @@
-//! The HTTP reverse proxy: [`serve_http`] (HTTP/1.1 + h2c accept loop with graceful shutdown), the per-request
-//! handler (route by Host, forward through the backend's pooled client, map failures to generic 4xx/5xx), and
-//! the pure header logic (host normalization, hop-by-hop stripping, `X-Forwarded-*`), testable without sockets.
+//! The HTTP reverse proxy's per-request handler (route by Host, check the backend's gate, forward through the
+//! backend's pooled client, map failures to generic 4xx/5xx), and the pure header logic (host normalization,
+//! hop-by-hop stripping, `X-Forwarded-*`), testable without sockets. The accept loops are in `serve.rs`.
 
 use std::borrow::Cow;
-use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::http::uri::{Authority, Scheme};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::route::{Backend, Resolve};
-use crate::tcp::{accept_or_shutdown, Drain, DrainToken, SHUTDOWN_GRACE};
+use crate::pool::BackendBody;
+use crate::route::Backend;
+use crate::serve::ConnCtx;
 use crate::ErrorChain;
 
 /// Body of every response the proxy returns: the backend's streamed body, or a small fixed one of our own.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = Either<BackendBody, Full<Bytes>>;
 
-/// A client must send its complete request head within this time (also bounds idle keep-alive).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A backend must produce a response head within this time, else the client gets 502.
 const RESPONSE_HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -37,9 +29,6 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-/// Fixed authority of the absolute URI handed to a backend's client; each backend has its own pool, and the
-/// client rewrites the request line to origin form, so this never reaches the wire.
-const BACKEND_AUTHORITY: Authority = Authority::from_static("backend.invalid");
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1, plus legacy ones).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -73,85 +62,8 @@ impl From<ProxyError> for io::Error {
     }
 }
 
-/// State shared by all connections of one server.
-struct Shared {
-    resolver: Arc<dyn Resolve>,
-    proto: HeaderValue,
-}
-
-/// State of one client connection, shared by its requests.
-struct ConnCtx {
-    shared: Arc<Shared>,
-    /// The client's IP, preformatted for `X-Forwarded-For`.
-    client_ip: HeaderValue,
-    /// Lets upgraded tunnels spawned by this connection take part in graceful shutdown.
-    drain: DrainToken,
-}
-
-/// Serve HTTP/1.1 and h2c on `listener` until `shutdown` resolves, then stop accepting and let in-flight
-/// connections finish (bounded by a few seconds) before returning.
-pub async fn serve_http(
-    listener: TcpListener,
-    resolver: Arc<dyn Resolve>,
-    cfg: ProxyConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let proto = forwarded_proto_value(cfg.forwarded_proto)?;
-    let shared = Arc::new(Shared { resolver, proto });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-
-    let drain = Drain::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    while let Some((stream, peer)) = accept_or_shutdown(&listener, &mut shutdown).await {
-        let ctx = ConnCtx {
-            shared: shared.clone(),
-            client_ip: ip_header_value(peer.ip()),
-            drain: drain.token(),
-        };
-        tokio::spawn(serve_connection(builder.clone(), stream, ctx));
-    }
-    drop(listener);
-    drain.finish(SHUTDOWN_GRACE).await;
-    Ok(())
-}
-
-async fn serve_connection(
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    stream: TcpStream,
-    ctx: ConnCtx,
-) {
-    let _ = stream.set_nodelay(true);
-    let mut token = ctx.drain.clone();
-    let ctx = Arc::new(ctx);
-    let svc = hyper::service::service_fn(move |req| {
-        let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
-    });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = token.draining() => {
-            conn.as_mut().graceful_shutdown();
-            tokio::select! {
-                r = conn.as_mut() => r,
-                () = token.stopped() => Ok(()),
-            }
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %ErrorChain(&*e), "client connection error");
-    }
-}
-
 /// Handle one request; never fails (errors become generic responses).
-async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBody> {
+pub(crate) async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBody> {
     if req.method() == Method::CONNECT {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
@@ -164,6 +76,12 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBody
     let Some(backend) = ctx.shared.resolver.resolve(&host) else {
         return plain(StatusCode::NOT_FOUND, "no such instance\n");
     };
+    if let Some(gate) = backend.gate() {
+        let (name, peer, secure) = (backend.name(), ctx.peer_ip, ctx.shared.secure);
+        if let Some(refusal) = gate.check(name, &host, &mut req, peer, secure).await {
+            return refusal;
+        }
+    }
     backend.touch();
 
     let upgrade =
@@ -182,15 +100,19 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBody
         upgrade,
     );
 
-    let mut resp =
-        match tokio::time::timeout(RESPONSE_HEAD_TIMEOUT, backend.client().request(req)).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => return bad_gateway(&backend, &e),
-            Err(_) => {
-                let e = io::Error::new(io::ErrorKind::TimedOut, "no response head in time");
-                return bad_gateway(&backend, &e);
-            }
-        };
+    let mut resp = match tokio::time::timeout(
+        RESPONSE_HEAD_TIMEOUT,
+        backend.pool().request(&**backend.dial(), req),
+    )
+    .await
+    {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => return bad_gateway(&backend, &e),
+        Err(_) => {
+            let e = io::Error::new(io::ErrorKind::TimedOut, "no response head in time");
+            return bad_gateway(&backend, &e);
+        }
+    };
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
@@ -371,12 +293,10 @@ pub(crate) fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderVa
     headers.insert(X_FORWARDED_FOR, value);
 }
 
-/// The URI handed to the backend's client: a fixed authority plus the request's path and query (the client
-/// sends it in origin form).
+/// The request target sent to the backend: the request's path and query in origin form (`/p?q`), whatever
+/// form the client used (absolute-form, h2 `:authority`).
 pub(crate) fn backend_uri(uri: &Uri) -> Option<Uri> {
     let mut parts = hyper::http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(BACKEND_AUTHORITY);
     parts.path_and_query = Some(
         uri.path_and_query()
             .cloned()

@@ -1,17 +1,31 @@
 //! wayback's built-in reverse proxy: routes HTTP/1.1 and h2c requests by Host to per-instance backends over
 //! pooled keep-alive connections, splices protocol upgrades (WebSocket), and forwards plain TCP for
-//! `--publish`.
+//! `--publish`. Per instance, an access gate (share link, basic auth, allowed networks) decides who gets
+//! through; TLS terminates here with certificate files or on-demand ACME certificates.
 //!
 //! Responses to clients are deliberately generic: instance names and internal addresses appear only in logs.
 
+mod acme;
+mod gate;
 mod http;
+mod pool;
 mod route;
+mod serve;
 mod tcp;
+mod tls;
 mod upgrade;
 
-pub use crate::http::{serve_http, ProxyBody, ProxyConfig, ProxyError};
+pub use crate::acme::AcmeConfig;
+pub use crate::gate::{
+    share_url, BasicAuth, DirGateStore, Gate, GateConfig, GateError, GateStore, MemoryGateStore,
+    ShareLink, BCRYPT_COST, SESSION_COOKIE, SHARE_QUERY_PARAM,
+};
+pub use crate::http::{ProxyBody, ProxyConfig, ProxyError};
+pub use crate::pool::BackendBody;
 pub use crate::route::{Backend, Dial, Resolve, RouteTable, TcpDial};
+pub use crate::serve::{serve_http, serve_https, serve_https_redirect};
 pub use crate::tcp::serve_tcp;
+pub use crate::tls::{CertificateFiles, Tls, TlsConfig, TlsError};
 
 /// Displays an error with its whole `source()` chain, for logs.
 pub(crate) struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));

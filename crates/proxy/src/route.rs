@@ -1,28 +1,22 @@
-//! Routing state: how to reach an instance ([`Dial`], [`TcpDial`]), the per-instance [`Backend`] (pooled
-//! HTTP/1.1 client plus activity counters), and host → backend resolution ([`Resolve`], [`RouteTable`]).
+//! Routing state: how to reach an instance ([`Dial`], [`TcpDial`]), the per-instance [`Backend`] (optional
+//! access gate, keep-alive connection pool, activity counters), and host → backend resolution ([`Resolve`],
+//! [`RouteTable`]).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
-use hyper::body::Incoming;
-use hyper::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::gate::Gate;
+use crate::pool::Pool;
 
 /// Upper bound on establishing one backend connection (dial + connect).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Idle pooled backend connections are closed after this long.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to open a TCP connection to an instance's service.
 ///
@@ -52,37 +46,40 @@ pub(crate) async fn dial_stream(dial: &dyn Dial) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// The pooled client type every [`Backend`] owns.
-pub(crate) type BackendClient = Client<DialConnector, Incoming>;
-
 /// One proxied instance.
 ///
 /// `name` is for logs only and never appears in a response to a client.
 pub struct Backend {
     name: String,
     dial: Arc<dyn Dial>,
-    client: BackendClient,
+    gate: Option<Gate>,
+    pool: Arc<Pool>,
     requests: AtomicU64,
     last_activity: AtomicU64,
     open_upgrades: AtomicU64,
 }
 
 impl Backend {
-    /// Build a backend with its own keep-alive connection pool on top of `dial`.
+    /// Build a backend with its own keep-alive connection pool on top of `dial`, with no access gate.
     ///
-    /// Needs no running runtime; the pool spawns its housekeeping lazily on the current tokio runtime.
+    /// Needs no running runtime and spawns nothing.
     pub fn new(name: impl Into<String>, dial: Arc<dyn Dial>) -> Arc<Backend> {
-        let connector = DialConnector { dial: dial.clone() };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            // Keep the client's Host header (or the one derived from :authority) as is.
-            .set_host(false)
-            .build(connector);
+        Self::build(name.into(), dial, None)
+    }
+
+    /// Like [`Backend::new`], with an access gate in front: requests that fail it are answered by the proxy
+    /// and never reach the instance. An open gate ([`crate::GateConfig::is_open`]) costs nothing.
+    pub fn with_gate(name: impl Into<String>, dial: Arc<dyn Dial>, gate: Gate) -> Arc<Backend> {
+        let gate = (!gate.config().is_open()).then_some(gate);
+        Self::build(name.into(), dial, gate)
+    }
+
+    fn build(name: String, dial: Arc<dyn Dial>, gate: Option<Gate>) -> Arc<Backend> {
         Arc::new(Backend {
-            name: name.into(),
+            name,
             dial,
-            client,
+            gate,
+            pool: Arc::default(),
             requests: AtomicU64::new(0),
             last_activity: AtomicU64::new(0),
             open_upgrades: AtomicU64::new(0),
@@ -97,6 +94,11 @@ impl Backend {
     /// The dialer this backend connects through.
     pub fn dial(&self) -> &Arc<dyn Dial> {
         &self.dial
+    }
+
+    /// The access gate, if any condition is configured.
+    pub fn gate(&self) -> Option<&Gate> {
+        self.gate.as_ref()
     }
 
     /// Unix time (seconds) of the last request that reached this backend, 0 if none.
@@ -116,8 +118,8 @@ impl Backend {
         self.open_upgrades.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn client(&self) -> &BackendClient {
-        &self.client
+    pub(crate) fn pool(&self) -> &Arc<Pool> {
+        &self.pool
     }
 
     /// Record one request (hot path: two relaxed atomic writes).
@@ -140,6 +142,7 @@ impl std::fmt::Debug for Backend {
             .field("requests", &self.requests())
             .field("last_activity", &self.last_activity())
             .field("open_upgrades", &self.open_upgrades())
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
@@ -154,86 +157,10 @@ impl Drop for UpgradeGuard {
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// hyper-util connector that ignores the URI and opens connections through a [`Dial`].
-#[derive(Clone)]
-pub(crate) struct DialConnector {
-    dial: Arc<dyn Dial>,
-}
-
-impl tower_service::Service<Uri> for DialConnector {
-    type Response = TokioIo<BackendStream>;
-    type Error = io::Error;
-    type Future = BoxFuture<'static, io::Result<TokioIo<BackendStream>>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _dst: Uri) -> Self::Future {
-        let dial = self.dial.clone();
-        Box::pin(async move {
-            let stream = dial_stream(&*dial).await?;
-            Ok(TokioIo::new(BackendStream(stream)))
-        })
-    }
-}
-
-/// A backend TCP stream.
-///
-/// Exists so that [`Connection::connected`] reports nothing extra: hyper-util's impl for `TcpStream` queries
-/// both socket addresses and attaches them to every response's extensions (an allocation per request).
-pub(crate) struct BackendStream(TcpStream);
-
-impl Connection for BackendStream {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
-impl AsyncRead for BackendStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for BackendStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
 }
 
 /// Resolve a host (lowercased, port and trailing dot stripped) to a backend.

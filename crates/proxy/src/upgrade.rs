@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Response, Version};
@@ -27,10 +26,10 @@ pub(crate) fn is_upgrade_request(headers: &HeaderMap) -> bool {
 ///
 /// The tunnel counts in [`Backend::open_upgrades`] while open and is closed when the server's shutdown grace
 /// period ends.
-pub(crate) fn splice(
+pub(crate) fn splice<B>(
     backend: &Arc<Backend>,
     client: OnUpgrade,
-    mut resp: Response<Incoming>,
+    mut resp: Response<B>,
     mut drain: DrainToken,
 ) -> Response<ProxyBody> {
     let upstream = hyper::upgrade::on(&mut resp);

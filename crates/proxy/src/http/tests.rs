@@ -135,13 +135,10 @@ fn prepare_request_headers_keeps_upgrade_when_asked() {
 #[test]
 fn backend_uri_is_origin_path_and_query() {
     let cases = [
-        ("/", "http://backend.invalid/"),
-        ("/a/b?c=1&d", "http://backend.invalid/a/b?c=1&d"),
-        (
-            "https://Some.Host:8443/x?y=z",
-            "http://backend.invalid/x?y=z",
-        ),
-        ("http://some.host", "http://backend.invalid/"),
+        ("/", "/"),
+        ("/a/b?c=1&d", "/a/b?c=1&d"),
+        ("https://Some.Host:8443/x?y=z", "/x?y=z"),
+        ("http://some.host", "/"),
     ];
     for (input, want) in cases {
         let uri: Uri = input.parse().unwrap();

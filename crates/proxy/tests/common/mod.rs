@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: tiny hyper backends, a proxy under test, and clients.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
