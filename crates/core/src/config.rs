@@ -46,8 +46,50 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxyConfig {
-    /// Listen address of the built-in HTTP proxy.
+    /// Listen address of the built-in HTTP proxy. With TLS on, it redirects to HTTPS (and answers ACME
+    /// http-01 challenges).
     pub listen: SocketAddr,
+    /// Listen address for HTTPS; setting it turns TLS on (needs `certificates` or `[proxy.acme]`).
+    pub https_listen: Option<SocketAddr>,
+    /// Certificate chain + key files (PEM), picked by SNI; a wildcard certificate for `base_domain` is the
+    /// common case.
+    pub certificates: Vec<CertificateFiles>,
+    /// Per-hostname certificates from an ACME CA, for hostnames no certificate file covers.
+    pub acme: Option<AcmeSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeSettings {
+    /// e.g. https://acme-v02.api.letsencrypt.org/directory
+    pub directory_url: String,
+    #[serde(default)]
+    pub contact: Vec<String>,
+    /// Account key and certificates [default: <state_dir>/acme].
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// PEM root the CA's own HTTPS chains to (private CAs, tests) [default: the system's trust store].
+    #[serde(default)]
+    pub ca_root: Option<PathBuf>,
+}
+
+impl ProxyConfig {
+    /// The public URL of `host` on the proxy.
+    pub fn url(&self, host: &str) -> String {
+        match self.https_listen {
+            Some(a) if a.port() == 443 => format!("https://{host}/"),
+            Some(a) => format!("https://{host}:{}/", a.port()),
+            None if self.listen.port() == 80 => format!("http://{host}/"),
+            None => format!("http://{host}:{}/", self.listen.port()),
+        }
+    }
 }
 
 impl Default for Config {
@@ -72,6 +114,9 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
             listen: "127.0.0.1:8080".parse().expect("valid default listen"),
+            https_listen: None,
+            certificates: Vec::new(),
+            acme: None,
         }
     }
 }
@@ -121,6 +166,12 @@ impl Config {
             return Err(ConfigError::Parse {
                 path: path.to_path_buf(),
                 message: format!("address_pool {} is smaller than one /30", cfg.address_pool),
+            });
+        }
+        if cfg.proxy.https_listen.is_some() && cfg.proxy.certificates.is_empty() && cfg.proxy.acme.is_none() {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: "[proxy] https_listen needs certificates = [{ cert = ..., key = ... }] or a [proxy.acme] section".into(),
             });
         }
         crate::names::validate_hostname(&cfg.base_domain).map_err(|e| ConfigError::Parse {

@@ -57,6 +57,15 @@ pub struct UpRequest {
     /// Explicit id changes for the clone: (snapshot id, host id, user or group).
     #[serde(default)]
     pub map_ids: Vec<(u32, u32, crate::ownership::IdKind)>,
+    /// Access gate: a one-time share link valid this long.
+    #[serde(default)]
+    pub share: Option<Duration>,
+    /// Access gate: HTTP basic auth (user, password). The password never enters the plan.
+    #[serde(default)]
+    pub basic_auth: Option<(String, String)>,
+    /// Access gate: only clients from these networks.
+    #[serde(default)]
+    pub allow: Vec<ipnet::IpNet>,
 }
 
 /// The system as it is now, gathered by the binary.
@@ -180,7 +189,25 @@ pub struct Plan {
     pub init: InitSpec,
     pub ready: Option<Ready>,
     pub http: Option<HttpRoute>,
+    /// Who may pass the proxy to this instance.
+    #[serde(default)]
+    pub gate: GateSpec,
     pub publish: Vec<Publish>,
+}
+
+/// The access gate on the proxy, without secrets (those are made when the route is published).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateSpec {
+    /// A one-time link, exchanged for a session cookie, valid this long.
+    pub share: Option<Duration>,
+    pub basic_auth_user: Option<String>,
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+impl GateSpec {
+    pub fn is_open(&self) -> bool {
+        self.share.is_none() && self.basic_auth_user.is_none() && self.allow.is_empty()
+    }
 }
 
 /// Id changes in the clone, so the host's users own what their snapshot counterparts owned.
@@ -239,6 +266,8 @@ pub enum PlanError {
     UserWithoutExec,
     #[error("--idle needs an HTTP route (--port or a profile with http_port): idle time is measured on proxied requests")]
     IdleWithoutHttp,
+    #[error("--share, --basic-auth and --allow guard the HTTP proxy: they need an HTTP route (--port or a profile with http_port)")]
+    GateWithoutHttp,
     #[error(transparent)]
     Pool(#[from] PoolError),
 }
@@ -338,12 +367,7 @@ pub fn build(
                 Some(h) => validate_hostname(h)?,
                 None => validate_hostname(&format!("{}.{}", name, cfg.base_domain))?,
             };
-            let listen_port = cfg.proxy.listen.port();
-            let url = if listen_port == 80 {
-                format!("http://{host}/")
-            } else {
-                format!("http://{host}:{listen_port}/")
-            };
+            let url = cfg.proxy.url(&host);
             Some(HttpRoute { host, port, url })
         }
         None => {
@@ -355,6 +379,14 @@ pub fn build(
     };
     if req.idle.is_some() && http.is_none() {
         return Err(PlanError::IdleWithoutHttp);
+    }
+    let gate = GateSpec {
+        share: req.share,
+        basic_auth_user: req.basic_auth.as_ref().map(|(u, _)| u.clone()),
+        allow: req.allow.clone(),
+    };
+    if !gate.is_open() && http.is_none() {
+        return Err(PlanError::GateWithoutHttp);
     }
     let ready = profile
         .ready
@@ -408,6 +440,7 @@ pub fn build(
         container,
         ready,
         http,
+        gate,
         publish: req.publish.clone(),
         name,
     })
@@ -539,6 +572,20 @@ impl fmt::Display for Plan {
         }
         if let Some(h) = &self.http {
             writeln!(f, "  route      {} -> port {} ({})", h.host, h.port, h.url)?;
+        }
+        if !self.gate.is_open() {
+            let mut parts = Vec::new();
+            if let Some(d) = self.gate.share {
+                parts.push(format!("one-time share link (valid {d})"));
+            }
+            if let Some(u) = &self.gate.basic_auth_user {
+                parts.push(format!("basic auth as {u}"));
+            }
+            if !self.gate.allow.is_empty() {
+                let nets: Vec<String> = self.gate.allow.iter().map(|n| n.to_string()).collect();
+                parts.push(format!("clients from {}", nets.join(", ")));
+            }
+            writeln!(f, "  gate       {}", parts.join("; "))?;
         }
         for p in &self.publish {
             writeln!(f, "  publish    {} -> port {}", p.listen, p.port)?;

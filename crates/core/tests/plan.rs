@@ -52,6 +52,9 @@ fn request(profile: &str) -> UpRequest {
         overlay: false,
         chown: false,
         map_ids: vec![],
+        share: None,
+        basic_auth: None,
+        allow: vec![],
     }
 }
 

@@ -17,6 +17,7 @@ use wayback_core::plan::SourceKind;
 use wayback_core::{Config, Plan};
 use wayback_net::nft::{self, Quarantine};
 use wayback_net::{netns, veth, VethSpec};
+use wayback_proxy::{share_url, BasicAuth, GateConfig, ShareLink};
 
 use crate::fault;
 use crate::progress::Progress;
@@ -52,7 +53,8 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
     if let Some(chown) = &plan.chown {
         let step = progress.step("changing owners in the clone");
         for b in &plan.container.binds {
-            let n = ids::chown_tree(&b.source, chown).with_context(|| format!("changing owners under {}", b.source.display()))?;
+            let n = ids::chown_tree(&b.source, chown)
+                .with_context(|| format!("changing owners under {}", b.source.display()))?;
             progress.note(format!("{}: {n} entries", b.dest.display()));
         }
         step.done();
@@ -164,10 +166,33 @@ pub fn note_process(j: &mut Journal, child: &Child, what: &str) -> Result<()> {
 }
 
 /// Publish the HTTP route: a file the proxy (in whichever process hosts it) reads.
-pub fn publish_route(cfg: &Config, dir: &InstanceDir, plan: &Plan) -> Result<()> {
+/// Publish the HTTP route with its access gate; returns the one-time share URL when `--share` was asked.
+/// The gate's secrets (bcrypt hash of the password, the share token's hash, the session key) are made here
+/// and kept only in the root-only route file; the token itself is returned once and never stored.
+pub fn publish_route(
+    cfg: &Config,
+    dir: &InstanceDir,
+    plan: &Plan,
+    password: Option<&str>,
+) -> Result<Option<String>> {
     let Some(http) = &plan.http else {
-        return Ok(());
+        return Ok(None);
     };
+    let mut gate = GateConfig {
+        allow: plan.gate.allow.clone(),
+        ..GateConfig::default()
+    };
+    if let Some(user) = &plan.gate.basic_auth_user {
+        let password = password.context("--basic-auth needs a password")?;
+        gate.basic_auth = Some(BasicAuth::new(user.clone(), password)?);
+    }
+    let mut share = None;
+    if let Some(valid) = plan.gate.share {
+        let session = std::time::Duration::from_secs(plan.ttl.as_secs());
+        let (link, token) = ShareLink::generate(valid.as_std(), session)?;
+        gate.share = Some(link);
+        share = Some(share_url(&http.url, &token));
+    }
     let file = state::route_path(cfg, &http.host);
     let mut j = Journal::open(&dir.journal_path())?;
     j.record(&Resource::Route {
@@ -183,10 +208,11 @@ pub fn publish_route(cfg: &Config, dir: &InstanceDir, plan: &Plan) -> Result<()>
             instance: plan.name.to_string(),
             netns_path: plan.netns_path.clone(),
             port: http.port,
+            gate: (!gate.is_open()).then_some(gate),
         },
     )?;
     fault::point("created route");
-    Ok(())
+    Ok(share)
 }
 
 /// What a teardown did.

@@ -34,7 +34,7 @@ pub enum Cmd {
     /// Start an instance from a snapshot and keep it running in the foreground until Ctrl-C, SIGTERM, its
     /// TTL, or `wayback down NAME`; then remove everything it created
     #[command(after_help = crate::cmd::snapshots::SELECTOR_HELP)]
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Run the daemon: host the proxy and the instances handed to it with `up --detach`; adopt running
     /// instances and remove dead ones on start
     Serve,
@@ -138,6 +138,19 @@ pub struct UpArgs {
     /// Let the instance open connections to ADDR:PORT (TCP, or udp:ADDR:PORT); by default it can open none
     #[arg(long, value_name = "[udp:]ADDR:PORT")]
     pub allow_egress: Vec<wayback_net::nft::Egress>,
+    /// Guard the hostname with a one-time link (printed once): the first visit trades it for a session
+    /// cookie; the link stops working after that or after VALID [default: 15m]
+    #[arg(long, value_name = "VALID", num_args = 0..=1, default_missing_value = "15m")]
+    pub share: Option<Duration>,
+    /// Guard the hostname with HTTP basic auth as USER (password from --basic-auth-file, else prompted)
+    #[arg(long, value_name = "USER")]
+    pub basic_auth: Option<String>,
+    /// The basic-auth password: the first line of FILE
+    #[arg(long, value_name = "FILE", requires = "basic_auth")]
+    pub basic_auth_file: Option<PathBuf>,
+    /// Only clients from this network may pass the proxy (repeatable), e.g. 192.0.2.0/24 or 2001:db8::/32
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<ipnet::IpNet>,
     /// Hand the instance to the daemon (`wayback serve`) and return once it answers
     #[arg(long, short = 'd', conflicts_with = "dry_run")]
     pub detach: bool,
@@ -186,8 +199,12 @@ pub struct LogsArgs {
 }
 
 fn parse_map(s: &str, users: bool) -> Result<(u32, u32), String> {
-    let (from, to) = s.split_once(':').ok_or_else(|| format!("expected ID:NAME, got {s:?}"))?;
-    let from: u32 = from.parse().map_err(|_| format!("{from:?} is not a numeric id"))?;
+    let (from, to) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected ID:NAME, got {s:?}"))?;
+    let from: u32 = from
+        .parse()
+        .map_err(|_| format!("{from:?} is not a numeric id"))?;
     let to = match to.parse::<u32>() {
         Ok(id) => id,
         Err(_) if users => nix::unistd::User::from_name(to)

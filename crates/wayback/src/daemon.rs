@@ -26,7 +26,7 @@ use crate::control::{self, Reply, Request};
 use crate::error;
 use crate::instance::{self, Hosted, Stop};
 use crate::progress::Progress;
-use crate::serve;
+use crate::proxyhost;
 use crate::state::{self, InstanceDir, Owner, Phase};
 use crate::sys::nspawn;
 
@@ -49,9 +49,9 @@ pub async fn serve(cfg: Config, progress: Progress) -> Result<ExitCode> {
         )
     })?;
     let me = Owner::current_daemon();
-    let slot = serve::claim_proxy(&cfg).await?;
+    let slot = proxyhost::claim_proxy(&cfg).await?;
     let (stop_proxy, stop_rx) = watch::channel(false);
-    let proxy = tokio::spawn(serve::run_proxy(cfg.clone(), slot, stop_rx));
+    let proxy = tokio::spawn(proxyhost::run_proxy(cfg.clone(), slot, stop_rx));
     let registry: Registry = Arc::default();
     recover(&cfg, me, &registry, &progress).await;
 
@@ -210,9 +210,12 @@ async fn up(
     };
     let result = async {
         let (plan, alloc) = instance::plan(cfg, &req).await?;
-        let prepared = instance::prepare(cfg, plan, alloc, me).await?;
+        let mut prepared = instance::prepare(cfg, plan, alloc, me).await?;
+        prepared.password = req.basic_auth.as_ref().map(|(_, p)| p.clone());
         let hosted = instance::start(cfg, prepared, &progress, std::future::pending()).await?;
-        let status = serde_json::to_value(InstanceStatus::of(&hosted.dir))?;
+        let mut status = InstanceStatus::of(&hosted.dir);
+        status.share_url = hosted.share_url.clone();
+        let status = serde_json::to_value(status)?;
         host(cfg.clone(), hosted, registry.clone(), Progress::default());
         Ok(Reply::Ready { status })
     }

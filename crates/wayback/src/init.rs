@@ -44,7 +44,8 @@ pub fn main(spec_path: &Path) -> Result<i32> {
     signals.thread_block().context("blocking signals")?;
     skeleton()?;
     for (link, target) in &spec.symlinks {
-        host_symlink(link, target).with_context(|| format!("linking {} -> {}", link.display(), target.display()))?;
+        host_symlink(link, target)
+            .with_context(|| format!("linking {} -> {}", link.display(), target.display()))?;
     }
     for d in spec.skeleton.iter().chain(&spec.dirs) {
         make_dir(d).with_context(|| format!("creating {}", d.path.display()))?;

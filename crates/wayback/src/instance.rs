@@ -52,7 +52,12 @@ fn owners(req: &UpRequest, mut plan: Plan) -> Result<Plan> {
     if found.is_empty() && req.map_ids.is_empty() {
         return Ok(plan);
     }
-    let list = |ms: &[ownership::Mismatch]| ms.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n");
+    let list = |ms: &[ownership::Mismatch]| {
+        ms.iter()
+            .map(|m| format!("  {m}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     if !req.chown && req.map_ids.is_empty() {
         return Err(BadInput::new(format!(
             "the snapshot's files belong to other users than this host's:\n{}\n\
@@ -80,6 +85,8 @@ pub struct Prepared {
     pub dir: InstanceDir,
     pub plan: Plan,
     publishes: Vec<(TcpListener, u16)>,
+    /// The basic-auth password, kept in memory only until the route is published.
+    pub password: Option<String>,
 }
 
 /// Bind the publish ports (a busy port is the user's to fix), then create the instance directory and save
@@ -95,6 +102,7 @@ pub async fn prepare(cfg: &Config, plan: Plan, alloc: AllocLock, owner: Owner) -
         dir,
         plan,
         publishes,
+        password: None,
     })
 }
 
@@ -102,6 +110,8 @@ pub async fn prepare(cfg: &Config, plan: Plan, alloc: AllocLock, owner: Owner) -
 pub struct Hosted {
     pub dir: InstanceDir,
     pub plan: Plan,
+    /// The one-time share link (`--share`), shown once.
+    pub share_url: Option<String>,
     stop_publish: watch::Sender<bool>,
     ready_at: u64,
 }
@@ -126,6 +136,7 @@ pub async fn start(
         dir,
         plan,
         publishes,
+        password,
     } = p;
     progress.note(format!(
         "starting {} from {}",
@@ -135,18 +146,23 @@ pub async fn start(
     let started = async {
         let mut container = apply::apply(&dir, &plan, progress).await?;
         wait_ready(cfg, &dir, &plan, progress, &mut container).await?;
-        apply::publish_route(cfg, &dir, &plan)
+        apply::publish_route(cfg, &dir, &plan, password.as_deref())
     };
     let outcome = tokio::select! {
         r = started => r,
         why = interrupt => Err(anyhow!("{why} while starting")),
     };
-    if let Err(e) = outcome {
-        progress.note("start failed, rolling back");
-        let td = apply::teardown(&dir, progress).await;
-        return Err(with_teardown_errors(e, &td.errors));
-    }
-    adopt(dir, plan, publishes)
+    let share_url = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            progress.note("start failed, rolling back");
+            let td = apply::teardown(&dir, progress).await;
+            return Err(with_teardown_errors(e, &td.errors));
+        }
+    };
+    let mut hosted = adopt(dir, plan, publishes)?;
+    hosted.share_url = share_url;
+    Ok(hosted)
 }
 
 /// Host an instance that is already running (after `start`, or found running by a restarted daemon).
@@ -157,6 +173,7 @@ pub fn adopt(dir: InstanceDir, plan: Plan, publishes: Vec<(TcpListener, u16)>) -
     Ok(Hosted {
         dir,
         plan,
+        share_url: None,
         stop_publish,
         ready_at: now(),
     })
@@ -347,14 +364,21 @@ fn source_facts(snapshot: &Path, force_overlay: bool) -> Result<SourceFacts> {
 pub fn var_skeleton(var: &Path) -> Vec<wayback_core::profile::DirSpec> {
     use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
-    let mut level: Vec<std::path::PathBuf> = ["lib", "log", "cache", "spool"].iter().map(|d| var.join(d)).collect();
+    let mut level: Vec<std::path::PathBuf> = ["lib", "log", "cache", "spool"]
+        .iter()
+        .map(|d| var.join(d))
+        .collect();
     for _ in 0..2 {
         let mut next = Vec::new();
         for dir in &level {
-            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let path = e.path();
-                let Ok(m) = std::fs::symlink_metadata(&path) else { continue };
+                let Ok(m) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
                 if !m.is_dir() {
                     continue;
                 }
@@ -410,7 +434,11 @@ async fn facts(cfg: &Config, source: SourceFacts, req: &UpRequest) -> Result<Fac
         in_use,
         init_exe: init_exe()?,
         machined: Path::new("/run/systemd/system").is_dir(),
-        host_paths: hostpaths::resolve(&[cfg.host_paths.clone(), req.host_paths.clone()].concat(), &req.no_host_paths, &probe_host)?,
+        host_paths: hostpaths::resolve(
+            &[cfg.host_paths.clone(), req.host_paths.clone()].concat(),
+            &req.no_host_paths,
+            &probe_host,
+        )?,
         shell: std::fs::canonicalize("/bin/sh").unwrap_or_else(|_| "/bin/sh".into()),
         var_skeleton: var_skeleton(Path::new("/var")),
         now: now(),

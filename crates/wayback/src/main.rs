@@ -14,6 +14,7 @@ mod init;
 mod instance;
 mod nested;
 mod progress;
+mod proxyhost;
 mod serve;
 mod state;
 mod sys;
@@ -38,7 +39,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    let long_running = matches!(&cli.cmd, Cmd::Up(a) if !a.dry_run) || matches!(cli.cmd, Cmd::Serve);
+    let long_running =
+        matches!(&cli.cmd, Cmd::Up(a) if !a.dry_run) || matches!(cli.cmd, Cmd::Serve);
     if !long_running {
         default_sigpipe();
     }
@@ -83,7 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let cfg = Config::load(Config::locate(cli.config.as_deref(), None).as_deref())?;
     match cli.cmd {
-        Cmd::Up(args) => cmd::up::run(&cfg, args, progress).await,
+        Cmd::Up(args) => cmd::up::run(&cfg, *args, progress).await,
         Cmd::Serve => daemon::serve(cfg, progress).await,
         Cmd::Down(a) => cmd::down::down(&cfg, a.names, a.all, progress).await,
         Cmd::Ls(a) => cmd::status::ls(&cfg, a.json),

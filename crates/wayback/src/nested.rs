@@ -29,7 +29,9 @@ pub fn find(cfg: &Config, snapshot: &Path, bind: &Path) -> Option<Nested> {
     let live_root = snapdiff::live_of(snapshot).ok()?;
     let live = live_root.join(bind.strip_prefix("/").unwrap_or(bind));
     let live_meta = walk::subvol_meta(&live)?;
-    let catalog = load_catalog(&cfg.snapshot_roots).map(|c| c.snapshots).unwrap_or_default();
+    let catalog = load_catalog(&cfg.snapshot_roots)
+        .map(|c| c.snapshots)
+        .unwrap_or_default();
     // The source's moment: its catalog date (snapper's info.xml, a btrbk name), else its creation time.
     let moment = match catalog.iter().find(|s| s.path == snapshot) {
         Some(s) => s.date,

@@ -192,6 +192,9 @@ pub struct RouteFile {
     pub instance: String,
     pub netns_path: PathBuf,
     pub port: u16,
+    /// The access gate (with its secrets: this file is root-only).
+    #[serde(default)]
+    pub gate: Option<wayback_proxy::GateConfig>,
 }
 
 pub fn route_path(cfg: &Config, host: &str) -> PathBuf {

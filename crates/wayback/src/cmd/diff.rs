@@ -119,7 +119,11 @@ fn compute(
 }
 
 pub async fn run(cfg: &Config, args: DiffArgs) -> Result<ExitCode> {
-    let roots = if args.root.is_empty() { cfg.snapshot_roots.clone() } else { args.root.clone() };
+    let roots = if args.root.is_empty() {
+        cfg.snapshot_roots.clone()
+    } else {
+        args.root.clone()
+    };
     let a = resolve_path(&args.a, &roots)?;
     let b = match &args.b {
         Some(b) => resolve_path(b, &roots)?,

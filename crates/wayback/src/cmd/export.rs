@@ -53,7 +53,13 @@ pub fn render(plan: &Plan, format: Format, nginx: &NginxArgs) -> String {
                 }),
                 _ => None,
             };
-            export::nginx(plan, &NginxOpts { tls, ..NginxOpts::default() })
+            export::nginx(
+                plan,
+                &NginxOpts {
+                    tls,
+                    ..NginxOpts::default()
+                },
+            )
         }
     }
 }

@@ -49,8 +49,14 @@ pub struct FromUnitsArgs {
 }
 
 fn parse_ready(s: &str) -> Result<(String, u16), String> {
-    let (u, p) = s.split_once('=').ok_or_else(|| format!("expected UNIT=PORT, got {s:?}"))?;
-    let port = p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("bad port {p:?}"))?;
+    let (u, p) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected UNIT=PORT, got {s:?}"))?;
+    let port = p
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("bad port {p:?}"))?;
     Ok((u.to_string(), port))
 }
 
@@ -63,7 +69,8 @@ pub fn from_units(
     ready: &[(String, u16)],
 ) -> Result<(Profile, Vec<Report>)> {
     let src = FsUnitSource::new("/");
-    let exists = |p: &Path| snapshot.is_some_and(|s| s.join(p.strip_prefix("/").unwrap_or(p)).exists());
+    let exists =
+        |p: &Path| snapshot.is_some_and(|s| s.join(p.strip_prefix("/").unwrap_or(p)).exists());
     let opts = Options {
         ready_ports: ready.iter().cloned().collect::<BTreeMap<_, _>>(),
         http_port: port,
@@ -81,8 +88,16 @@ pub fn run(cfg: &Config, args: ProfileArgs) -> Result<ExitCode> {
             }
         }
         ProfileCmd::Show { name } => {
-            let text = match wayback_core::profile::BUILTINS.iter().find(|(n, _)| *n == name) {
-                Some((_, t)) if !cfg.profile_dirs.iter().any(|d| d.join(format!("{name}.toml")).is_file()) => {
+            let text = match wayback_core::profile::BUILTINS
+                .iter()
+                .find(|(n, _)| *n == name)
+            {
+                Some((_, t))
+                    if !cfg
+                        .profile_dirs
+                        .iter()
+                        .any(|d| d.join(format!("{name}.toml")).is_file()) =>
+                {
                     t.to_string()
                 }
                 _ => units::render_toml(&Profile::find(&name, &cfg.profile_dirs)?, &[]),
@@ -90,10 +105,12 @@ pub fn run(cfg: &Config, args: ProfileArgs) -> Result<ExitCode> {
             print!("{text}");
         }
         ProfileCmd::FromUnits(a) => {
-            let name = a.name.clone().unwrap_or_else(|| {
-                a.units[0].trim_end_matches(".service").replace('@', "-")
-            });
-            let (profile, reports) = from_units(&a.units, &name, a.snapshot.as_deref(), a.port, &a.ready)?;
+            let name = a
+                .name
+                .clone()
+                .unwrap_or_else(|| a.units[0].trim_end_matches(".service").replace('@', "-"));
+            let (profile, reports) =
+                from_units(&a.units, &name, a.snapshot.as_deref(), a.port, &a.ready)?;
             print!("{}", units::render_toml(&profile, &reports));
             for r in &reports {
                 eprintln!("wayback: {r}");

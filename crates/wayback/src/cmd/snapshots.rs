@@ -121,7 +121,11 @@ fn source_col(s: &Snapshot) -> String {
 }
 
 pub async fn run(cfg: &Config, args: SnapshotsArgs) -> Result<ExitCode> {
-    let roots = if args.roots.is_empty() { cfg.snapshot_roots.clone() } else { args.roots.clone() };
+    let roots = if args.roots.is_empty() {
+        cfg.snapshot_roots.clone()
+    } else {
+        args.roots.clone()
+    };
     if roots.is_empty() {
         return Err(BadInput::new(
             "give a ROOT: e.g. `wayback snapshots /persist` (snapper), `/mnt/btr_pool/btrbk_snapshots` (btrbk), or set snapshot_roots in the config",

@@ -24,6 +24,9 @@ pub struct InstanceStatus {
     pub expires: Option<u64>,
     pub ttl_left: Option<String>,
     pub owner_pid: Option<i32>,
+    /// The one-time share link, only in `up`'s ready output (it is never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_url: Option<String>,
 }
 
 impl InstanceStatus {
@@ -66,6 +69,7 @@ impl InstanceStatus {
             expires,
             ttl_left: expires.map(|e| Duration(e.saturating_sub(now).max(1)).to_string()),
             owner_pid: owner.map(|o| o.pid),
+            share_url: None,
         }
     }
 

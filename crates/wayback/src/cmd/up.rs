@@ -17,7 +17,7 @@ use crate::control;
 use crate::error::BadInput;
 use crate::instance::{self, Stop};
 use crate::progress::Progress;
-use crate::serve;
+use crate::proxyhost;
 use crate::state::Owner;
 use crate::sys::nspawn;
 
@@ -29,7 +29,10 @@ pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitC
     let (plan, alloc) = instance::plan(cfg, &req).await?;
     if args.dry_run {
         if let Some(format) = args.export {
-            print!("{}", crate::cmd::export::render(&plan, format, &args.export_nginx));
+            print!(
+                "{}",
+                crate::cmd::export::render(&plan, format, &args.export_nginx)
+            );
             return Ok(ExitCode::SUCCESS);
         }
         if args.json {
@@ -41,22 +44,28 @@ pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitC
     }
     // Everything that can fail without side effects goes first.
     let proxy = match &plan.http {
-        Some(_) => Some(serve::claim_proxy(cfg).await?),
+        Some(_) => Some(proxyhost::claim_proxy(cfg).await?),
         None => None,
     };
-    let prepared = instance::prepare(cfg, plan, alloc, Owner::current()).await?;
+    let mut prepared = instance::prepare(cfg, plan, alloc, Owner::current()).await?;
+    prepared.password = req.basic_auth.as_ref().map(|(_, p)| p.clone());
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let hosted =
         instance::start(cfg, prepared, &progress, asked(&mut sigint, &mut sigterm)).await?;
 
     let (stop_proxy, stop_rx) = watch::channel(false);
-    let proxy_task = proxy.map(|slot| tokio::spawn(serve::run_proxy(cfg.clone(), slot, stop_rx)));
-    let status = InstanceStatus::of(&hosted.dir);
+    let proxy_task =
+        proxy.map(|slot| tokio::spawn(proxyhost::run_proxy(cfg.clone(), slot, stop_rx)));
+    let mut status = InstanceStatus::of(&hosted.dir);
+    status.share_url = hosted.share_url.clone();
     if args.json {
         println!("{}", serde_json::to_string(&status)?);
     } else {
         println!("{}", status.ready_line());
+        if let Some(link) = &status.share_url {
+            println!("share {link}");
+        }
     }
 
     let reason = hosted
@@ -102,9 +111,56 @@ async fn detached(
         } else {
             let s: InstanceStatus = serde_json::from_value(status)?;
             println!("{}", s.ready_line());
+            if let Some(link) = &s.share_url {
+                println!("share {link}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The basic-auth password: the first line of `file`, else asked on the terminal without echo.
+fn password(file: Option<&std::path::Path>, user: &str) -> Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| BadInput::new(format!("cannot read {}: {e}", f.display())))?;
+        let line = text.lines().next().unwrap_or("").to_string();
+        if line.is_empty() {
+            return Err(BadInput::new(format!(
+                "{} is empty: put the password on its first line",
+                f.display()
+            ))
+            .into());
+        }
+        return Ok(line);
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(BadInput::new(
+            "--basic-auth: no terminal to ask the password on; give --basic-auth-file FILE",
+        )
+        .into());
+    }
+    eprint!("password for {user}: ");
+    std::io::stderr().flush()?;
+    let fd = std::io::stdin();
+    let old = nix::sys::termios::tcgetattr(&fd)?;
+    let mut quiet = old.clone();
+    quiet
+        .local_flags
+        .remove(nix::sys::termios::LocalFlags::ECHO);
+    nix::sys::termios::tcsetattr(&fd, nix::sys::termios::SetArg::TCSANOW, &quiet)?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    nix::sys::termios::tcsetattr(&fd, nix::sys::termios::SetArg::TCSANOW, &old)?;
+    eprintln!();
+    read?;
+    let line = line.trim_end_matches(['\n', '\r']).to_string();
+    if line.is_empty() {
+        return Err(BadInput::new("empty password").into());
+    }
+    Ok(line)
 }
 
 /// Resolves when the foreground `up` is asked to stop: Ctrl-C or SIGTERM (which `wayback down` sends).
@@ -120,8 +176,13 @@ fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest
     let snapshot = crate::cmd::snapshots::resolve_path(&args.snapshot, &cfg.snapshot_roots)?;
     let profile = match (&args.profile, args.exec.is_empty()) {
         _ if !args.unit.is_empty() => {
-            let (p, reports) =
-                crate::cmd::profile::from_units(&args.unit, "units", Some(&snapshot), args.port, &[])?;
+            let (p, reports) = crate::cmd::profile::from_units(
+                &args.unit,
+                "units",
+                Some(&snapshot),
+                args.port,
+                &[],
+            )?;
             for r in &reports {
                 progress.note(r.to_string());
             }
@@ -132,12 +193,10 @@ fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest
             name: "exec".into(),
             ..Profile::default()
         },
-        (None, true) => {
-            return Err(BadInput::new(
-                "nothing to run: give --profile NAME (see docs/profiles.md), --unit UNIT or --exec CMD",
-            )
-            .into())
-        }
+        (None, true) => return Err(BadInput::new(
+            "nothing to run: give --profile NAME (see docs/profiles.md), --unit UNIT or --exec CMD",
+        )
+        .into()),
     };
     let name = args.name.as_deref().map(InstanceName::new).transpose()?;
     Ok(UpRequest {
@@ -157,6 +216,15 @@ fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest
         no_host_paths: args.no_host_path.clone(),
         overlay: args.overlay,
         chown: args.chown || !args.map_uid.is_empty() || !args.map_gid.is_empty(),
+        share: args.share,
+        basic_auth: match &args.basic_auth {
+            Some(user) => Some((
+                user.clone(),
+                password(args.basic_auth_file.as_deref(), user)?,
+            )),
+            None => None,
+        },
+        allow: args.allow.clone(),
         map_ids: args
             .map_uid
             .iter()

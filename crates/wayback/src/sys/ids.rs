@@ -28,7 +28,11 @@ pub fn mismatches(plan: &Plan) -> Vec<Mismatch> {
         .filter_map(|b| {
             let rel = b.source.strip_prefix(&plan.clone).ok()?;
             let m = fs::symlink_metadata(plan.source.path.join(rel)).ok()?;
-            Some(PathOwner { path: b.dest.clone(), uid: m.uid(), gid: m.gid() })
+            Some(PathOwner {
+                path: b.dest.clone(),
+                uid: m.uid(),
+                gid: m.gid(),
+            })
         })
         .collect();
     ownership::check(

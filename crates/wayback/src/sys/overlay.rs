@@ -14,7 +14,12 @@ pub enum OverlayError {
     #[error("cannot create {path}: {source}")]
     Dir { path: PathBuf, source: io::Error },
     #[error("cannot mount an overlay of {lower} at {merged}: {source} (is overlayfs available, and is {upper} on a filesystem that supports it as an upper layer, e.g. not another overlay?)")]
-    Mount { lower: PathBuf, upper: PathBuf, merged: PathBuf, source: nix::Error },
+    Mount {
+        lower: PathBuf,
+        upper: PathBuf,
+        merged: PathBuf,
+        source: nix::Error,
+    },
     #[error("cannot unmount the overlay at {merged}: {source}")]
     Umount { merged: PathBuf, source: nix::Error },
 }
@@ -41,7 +46,10 @@ pub fn mount_clone(lower: &Path, merged: &Path) -> Result<(), OverlayError> {
     let base = merged.parent().unwrap_or(Path::new("/"));
     let l = Layout::under(base);
     for d in [&l.upper, &l.work, &l.merged] {
-        fs::create_dir_all(d).map_err(|source| OverlayError::Dir { path: d.clone(), source })?;
+        fs::create_dir_all(d).map_err(|source| OverlayError::Dir {
+            path: d.clone(),
+            source,
+        })?;
     }
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
@@ -49,8 +57,18 @@ pub fn mount_clone(lower: &Path, merged: &Path) -> Result<(), OverlayError> {
         escape(&l.upper),
         escape(&l.work)
     );
-    mount(Some("wayback"), &l.merged, Some("overlay"), MsFlags::empty(), Some(data.as_str())).map_err(|source| {
-        OverlayError::Mount { lower: lower.into(), upper: l.upper.clone(), merged: l.merged.clone(), source }
+    mount(
+        Some("wayback"),
+        &l.merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|source| OverlayError::Mount {
+        lower: lower.into(),
+        upper: l.upper.clone(),
+        merged: l.merged.clone(),
+        source,
     })
 }
 
@@ -58,14 +76,19 @@ pub fn mount_clone(lower: &Path, merged: &Path) -> Result<(), OverlayError> {
 pub fn unmount_clone(merged: &Path) -> Result<(), OverlayError> {
     match umount2(merged, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
-        Err(source) => Err(OverlayError::Umount { merged: merged.into(), source }),
+        Err(source) => Err(OverlayError::Umount {
+            merged: merged.into(),
+            source,
+        }),
     }
 }
 
 /// overlayfs options separate with ',' and ':'; escape them with a backslash.
 fn escape(p: &Path) -> String {
     let s = p.display().to_string();
-    s.replace('\\', "\\\\").replace(',', "\\,").replace(':', "\\:")
+    s.replace('\\', "\\\\")
+        .replace(',', "\\,")
+        .replace(':', "\\:")
 }
 
 #[cfg(test)]
@@ -75,7 +98,10 @@ mod tests {
     #[test]
     fn layout_and_escaping() {
         let l = Layout::under(Path::new("/var/lib/wayback/instances/x/overlay"));
-        assert_eq!(l.merged, Path::new("/var/lib/wayback/instances/x/overlay/merged"));
+        assert_eq!(
+            l.merged,
+            Path::new("/var/lib/wayback/instances/x/overlay/merged")
+        );
         assert_eq!(escape(Path::new("/a,b:c")), "/a\\,b\\:c");
     }
 }

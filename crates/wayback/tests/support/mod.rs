@@ -896,6 +896,15 @@ impl Wayback {
 
     /// `extra` is appended to the top-level keys of the generated config.
     pub fn with_extra_config(extra: &str) -> Wayback {
+        Wayback::with_configs(extra, "")
+    }
+
+    /// `extra` goes into the config's `[proxy]` section.
+    pub fn with_proxy_extra(extra: &str) -> Wayback {
+        Wayback::with_configs("", extra)
+    }
+
+    fn with_configs(extra: &str, proxy_extra: &str) -> Wayback {
         let n = next_counter();
         let dir = tempfile::Builder::new()
             .prefix(&format!("wbt{}x{n}-cfg-", std::process::id()))
@@ -917,7 +926,7 @@ impl Wayback {
         let text = format!(
             "state_dir = \"{}\"\nruntime_dir = \"{}\"\nbase_domain = \"wbt.test\"\ndefault_ttl = \"30m\"\n\
              address_pool = \"{pool_net}\"\nclone_dir = \".wayback\"\n{ready}{extra}\n\
-             [proxy]\nlisten = \"{proxy}\"\n",
+             [proxy]\nlisten = \"{proxy}\"\n{proxy_extra}\n",
             state_dir.display(),
             runtime_dir.display(),
         );

@@ -1,0 +1,259 @@
+//! The built-in proxy as hosted by a wayback process: one process at a time (the holder of
+//! `<runtime_dir>/proxy.lock`) listens on the proxy address(es) and serves every instance from the route
+//! files in the runtime dir; the others retry every second, so the proxy survives the exit of the process
+//! that started it. With `[proxy] https_listen` set, HTTPS is served (certificate files picked by SNI, and/or
+//! ACME) and the plain listener redirects to it while answering ACME challenges.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use wayback_core::{names, Config};
+use wayback_net::NetnsDialer;
+use wayback_proxy::{
+    AcmeConfig, Backend, CertificateFiles, DirGateStore, Gate, ProxyConfig, Resolve, Tls, TlsConfig,
+};
+
+use crate::serve::{loopback, NetnsDial};
+use crate::state::{self, RouteFile};
+
+/// Resolves hostnames from the route files in the runtime dir, caching one pooled backend per route.
+pub struct DirResolver {
+    dir: PathBuf,
+    instances: PathBuf,
+    cache: RwLock<HashMap<String, (RouteFile, Arc<Backend>)>>,
+    /// Last activity time written per host, so files are rewritten only when it changed.
+    written: std::sync::Mutex<HashMap<String, u64>>,
+}
+
+impl DirResolver {
+    pub fn new(cfg: &Config) -> Arc<DirResolver> {
+        Arc::new(DirResolver {
+            dir: cfg.routes_dir(),
+            instances: cfg.instances_dir(),
+            cache: RwLock::default(),
+            written: Default::default(),
+        })
+    }
+
+    fn load(&self, host: &str) -> Option<(RouteFile, Arc<Backend>)> {
+        // The host comes from a client: only a valid hostname may become a file name.
+        let host = names::validate_hostname(host).ok()?;
+        let rf: RouteFile = state::read_json(&self.dir.join(format!("{host}.json"))).ok()?;
+        let dialer = NetnsDialer::open(&rf.netns_path).ok()?;
+        let dial = Arc::new(NetnsDial {
+            dialer,
+            addr: loopback(rf.port),
+        });
+        let backend = match &rf.gate {
+            Some(g) => {
+                // "Link already used" marks live in the instance's directory and vanish with it.
+                let store = Arc::new(DirGateStore::new(self.instances.clone()));
+                let gate = Gate::new(g.clone(), store)
+                    .map_err(|e| tracing::warn!("route {host}: bad gate: {e}"))
+                    .ok()?;
+                Backend::with_gate(rf.instance.clone(), dial, gate)
+            }
+            None => Backend::new(rf.instance.clone(), dial),
+        };
+        Some((rf, backend))
+    }
+
+    /// Drop cached routes whose file is gone or changed.
+    pub fn refresh(&self) {
+        let stale: Vec<String> = {
+            let cache = self.cache.read().expect("route cache lock");
+            cache
+                .iter()
+                .filter(|(host, (rf, _))| {
+                    state::read_json::<RouteFile>(&self.dir.join(format!("{host}.json")))
+                        .ok()
+                        .as_ref()
+                        != Some(rf)
+                })
+                .map(|(h, _)| h.clone())
+                .collect()
+        };
+        if !stale.is_empty() {
+            let mut cache = self.cache.write().expect("route cache lock");
+            for h in &stale {
+                cache.remove(h);
+            }
+        }
+        self.record_activity();
+    }
+
+    /// Tell instance owners (which may be other processes) when their instance last saw a request: a file
+    /// in the instance's state directory, which `--idle` reads. Written into the instance directory so it
+    /// cannot outlive the instance: once the directory is gone the write fails harmlessly.
+    fn record_activity(&self) {
+        let cache = self.cache.read().expect("route cache lock");
+        let mut written = self.written.lock().expect("activity lock");
+        for (host, (rf, backend)) in cache.iter() {
+            let last = backend.last_activity();
+            if last == 0 || written.get(host) == Some(&last) {
+                continue;
+            }
+            let dir = self.instances.join(&rf.instance);
+            if dir.is_dir() && state::write_json(&dir.join("activity.json"), &last).is_ok() {
+                written.insert(host.clone(), last);
+            }
+        }
+    }
+}
+
+impl Resolve for DirResolver {
+    fn resolve(&self, host: &str) -> Option<Arc<Backend>> {
+        if let Some((_, b)) = self.cache.read().expect("route cache lock").get(host) {
+            return Some(b.clone());
+        }
+        let (rf, b) = self.load(host)?;
+        self.cache
+            .write()
+            .expect("route cache lock")
+            .insert(host.to_string(), (rf, b.clone()));
+        Some(b)
+    }
+}
+
+/// The right to run the proxy: the lock file, and the bound listeners once we hold it.
+pub enum ProxySlot {
+    Owner {
+        _lock: Flock<File>,
+        http: TcpListener,
+        https: Option<(TcpListener, Arc<Tls>)>,
+    },
+    /// Another wayback process runs the proxy; we take over if it exits.
+    Follower,
+}
+
+/// The TLS settings of the config, for the proxy crate.
+fn tls(cfg: &Config) -> Result<Arc<Tls>> {
+    let p = &cfg.proxy;
+    let acme = p.acme.as_ref().map(|a| AcmeConfig {
+        directory_url: a.directory_url.clone(),
+        contact: a.contact.clone(),
+        cache_dir: a
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| cfg.state_dir.join("acme")),
+        ca_root: a.ca_root.clone(),
+    });
+    let certificates = p
+        .certificates
+        .iter()
+        .map(|c| CertificateFiles {
+            cert: c.cert.clone(),
+            key: c.key.clone(),
+        })
+        .collect();
+    Tls::new(TlsConfig { certificates, acme }).context("[proxy] TLS settings")
+}
+
+/// Take the proxy if nobody has it. Fails (before anything is created) when we get the lock but cannot bind.
+pub async fn claim_proxy(cfg: &Config) -> Result<ProxySlot> {
+    state::create_private_dir_all(&cfg.runtime_dir)?;
+    let path = cfg.runtime_dir.join("proxy.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, nix::Error::EWOULDBLOCK)) => return Ok(ProxySlot::Follower),
+        Err((_, e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
+    };
+    let bind = |addr| async move {
+        TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} for the proxy: another program uses it? set [proxy] in the config")
+        })
+    };
+    let http = bind(cfg.proxy.listen).await?;
+    let https = match cfg.proxy.https_listen {
+        Some(addr) => Some((bind(addr).await?, tls(cfg)?)),
+        None => None,
+    };
+    Ok(ProxySlot::Owner {
+        _lock: lock,
+        http,
+        https,
+    })
+}
+
+/// Run the proxy while `stop` is false: serve if we own it, else retry taking it over every second.
+pub async fn run_proxy(cfg: Config, mut slot: ProxySlot, mut stop: watch::Receiver<bool>) {
+    let resolver = DirResolver::new(&cfg);
+    let refresher = {
+        let r = resolver.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            while !*stop.borrow() {
+                r.refresh();
+                let _ = tokio::time::timeout(Duration::from_millis(500), stop.changed()).await;
+            }
+        })
+    };
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match slot {
+            ProxySlot::Owner { _lock, http, https } => {
+                let shutdown = |mut s: watch::Receiver<bool>| async move {
+                    let _ = s.wait_for(|v| *v).await;
+                };
+                let resolver: Arc<dyn Resolve> = resolver.clone();
+                let served = match https {
+                    None => {
+                        let cfg = ProxyConfig {
+                            forwarded_proto: "http",
+                        };
+                        wayback_proxy::serve_http(http, resolver, cfg, shutdown(stop.clone())).await
+                    }
+                    Some((listener, tls)) => {
+                        let port = listener.local_addr().map_or(443, |a| a.port());
+                        let redirect = wayback_proxy::serve_https_redirect(
+                            http,
+                            resolver.clone(),
+                            tls.clone(),
+                            port,
+                            shutdown(stop.clone()),
+                        );
+                        let secure = wayback_proxy::serve_https(
+                            listener,
+                            resolver,
+                            tls,
+                            shutdown(stop.clone()),
+                        );
+                        let (a, b) = tokio::join!(redirect, secure);
+                        a.and(b)
+                    }
+                };
+                if let Err(e) = served {
+                    tracing::warn!("proxy on {} stopped: {e}", cfg.proxy.listen);
+                }
+                drop(_lock);
+                break;
+            }
+            ProxySlot::Follower => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), stop.changed()).await;
+                slot = match claim_proxy(&cfg).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("{e:#}");
+                        ProxySlot::Follower
+                    }
+                };
+            }
+        }
+    }
+    refresher.abort();
+}
