@@ -11,8 +11,8 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::hostpaths::HostPaths;
 use crate::duration::Duration;
+use crate::hostpaths::HostPaths;
 use crate::names::{validate_hostname, InstanceName, NameError};
 use crate::nspawn::{ContainerSpec, MountBind};
 use crate::pool::{self, Block, PoolError};
@@ -66,6 +66,16 @@ pub struct UpRequest {
     /// Access gate: only clients from these networks.
     #[serde(default)]
     pub allow: Vec<ipnet::IpNet>,
+    /// Hostname masquerade: the app's usual origin, `HOST` (https assumed) or `http[s]://HOST[:PORT]`.
+    #[serde(default)]
+    pub original_host: Option<String>,
+    /// With masquerade, rewrite text bodies too (the default).
+    #[serde(default = "yes")]
+    pub rewrite_bodies: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The system as it is now, gathered by the binary.
@@ -192,7 +202,45 @@ pub struct Plan {
     /// Who may pass the proxy to this instance.
     #[serde(default)]
     pub gate: GateSpec,
+    /// The app's usual origin, shown to it instead of the instance's hostname.
+    #[serde(default)]
+    pub masquerade: Option<MasqueradeSpec>,
     pub publish: Vec<Publish>,
+}
+
+/// Hostname masquerade: the proxy sends `host` (the live site's name) to the app and rewrites it back to
+/// the instance's hostname in headers and, when `bodies`, in text bodies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasqueradeSpec {
+    pub host: String,
+    pub https: bool,
+    pub bodies: bool,
+}
+
+impl MasqueradeSpec {
+    /// Parse `HOST[:PORT]` (https assumed) or `http://…` / `https://…`.
+    pub fn parse(s: &str, bodies: bool) -> Result<MasqueradeSpec, NameError> {
+        let (https, rest) = match s.split_once("://") {
+            Some(("https", r)) => (true, r),
+            Some(("http", r)) => (false, r),
+            Some(_) => return Err(NameError::Hostname(s.into())),
+            None => (true, s),
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() => (h, Some(p)),
+            _ => (rest, None),
+        };
+        let host = validate_hostname(host).map_err(|_| NameError::Hostname(s.into()))?;
+        Ok(MasqueradeSpec {
+            host: match port {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            },
+            https,
+            bodies,
+        })
+    }
 }
 
 /// The access gate on the proxy, without secrets (those are made when the route is published).
@@ -268,6 +316,8 @@ pub enum PlanError {
     IdleWithoutHttp,
     #[error("--share, --basic-auth and --allow guard the HTTP proxy: they need an HTTP route (--port or a profile with http_port)")]
     GateWithoutHttp,
+    #[error("--original-host {0} rewrites HTTP traffic: it needs an HTTP route (--port or a profile with http_port)")]
+    MasqueradeWithoutHttp(String),
     #[error(transparent)]
     Pool(#[from] PoolError),
 }
@@ -388,6 +438,11 @@ pub fn build(
     if !gate.is_open() && http.is_none() {
         return Err(PlanError::GateWithoutHttp);
     }
+    let masquerade = match &req.original_host {
+        Some(h) if http.is_none() => return Err(PlanError::MasqueradeWithoutHttp(h.clone())),
+        Some(h) => Some(MasqueradeSpec::parse(h, req.rewrite_bodies)?),
+        None => None,
+    };
     let ready = profile
         .ready
         .clone()
@@ -441,6 +496,7 @@ pub fn build(
         ready,
         http,
         gate,
+        masquerade,
         publish: req.publish.clone(),
         name,
     })
@@ -488,15 +544,35 @@ impl fmt::Display for Plan {
             Some(idle) => writeln!(f, ", idle {idle})")?,
             None => writeln!(f, ")")?,
         }
-        let ro = if self.source.readonly { "read-only" } else { "writable" };
+        let ro = if self.source.readonly {
+            "read-only"
+        } else {
+            "writable"
+        };
         match self.source.kind {
             SourceKind::Btrfs => {
-                writeln!(f, "  source     {} (btrfs subvolume, {ro})", self.source.path.display())?;
-                writeln!(f, "  clone      {} (writable btrfs snapshot)", self.clone.display())?;
+                writeln!(
+                    f,
+                    "  source     {} (btrfs subvolume, {ro})",
+                    self.source.path.display()
+                )?;
+                writeln!(
+                    f,
+                    "  clone      {} (writable btrfs snapshot)",
+                    self.clone.display()
+                )?;
             }
             SourceKind::Overlay => {
-                writeln!(f, "  source     {} (directory, {ro})", self.source.path.display())?;
-                writeln!(f, "  clone      {} (overlayfs: writes go to its upper layer only)", self.clone.display())?;
+                writeln!(
+                    f,
+                    "  source     {} (directory, {ro})",
+                    self.source.path.display()
+                )?;
+                writeln!(
+                    f,
+                    "  clone      {} (overlayfs: writes go to its upper layer only)",
+                    self.clone.display()
+                )?;
             }
         }
         writeln!(f, "  netns      {}", self.netns_path.display())?;
@@ -507,9 +583,17 @@ impl fmt::Display for Plan {
         )?;
         if let Some(c) = &self.chown {
             let ids = |m: &std::collections::BTreeMap<u32, u32>| {
-                m.iter().map(|(a, b)| format!("{a}->{b}")).collect::<Vec<_>>().join(" ")
+                m.iter()
+                    .map(|(a, b)| format!("{a}->{b}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             };
-            writeln!(f, "  chown      clone owners: uids {} gids {}", ids(&c.uids), ids(&c.gids))?;
+            writeln!(
+                f,
+                "  chown      clone owners: uids {} gids {}",
+                ids(&c.uids),
+                ids(&c.gids)
+            )?;
         }
         if self.allow_egress.is_empty() {
             writeln!(
@@ -541,7 +625,11 @@ impl fmt::Display for Plan {
             writeln!(f, "    tmpfs dir {}", d.path.display())?;
         }
         if !self.init.skeleton.is_empty() {
-            writeln!(f, "    /var     {} empty directories like the host's (/var/lib/*, /var/log/*, …)", self.init.skeleton.len())?;
+            writeln!(
+                f,
+                "    /var     {} empty directories like the host's (/var/lib/*, /var/log/*, …)",
+                self.init.skeleton.len()
+            )?;
         }
         for p in &self.init.processes {
             let user = p.user.as_deref().unwrap_or("root");
@@ -572,6 +660,19 @@ impl fmt::Display for Plan {
         }
         if let Some(h) = &self.http {
             writeln!(f, "  route      {} -> port {} ({})", h.host, h.port, h.url)?;
+        }
+        if let Some(m) = &self.masquerade {
+            let scheme = if m.https { "https" } else { "http" };
+            let bodies = if m.bodies {
+                "headers and text bodies"
+            } else {
+                "headers only"
+            };
+            writeln!(
+                f,
+                "  masquerade the app sees {scheme}://{}; rewritten back in {bodies}",
+                m.host
+            )?;
         }
         if !self.gate.is_open() {
             let mut parts = Vec::new();

@@ -55,6 +55,8 @@ fn request(profile: &str) -> UpRequest {
         share: None,
         basic_auth: None,
         allow: vec![],
+        original_host: None,
+        rewrite_bodies: true,
     }
 }
 

@@ -99,6 +99,11 @@ pub(crate) async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Respons
         &ctx.shared.proto,
         upgrade,
     );
+    let masquerade = backend.masquerade();
+    let head = req.method() == hyper::Method::HEAD;
+    if let Some(m) = masquerade {
+        m.rewrite_request_headers(req.headers_mut());
+    }
 
     let mut resp = match tokio::time::timeout(
         RESPONSE_HEAD_TIMEOUT,
@@ -114,6 +119,9 @@ pub(crate) async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Respons
         }
     };
 
+    if let Some(m) = masquerade {
+        m.rewrite_response_headers(resp.headers_mut());
+    }
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
             let e = io::Error::other("101 Switching Protocols without an upgrade request");
@@ -122,7 +130,18 @@ pub(crate) async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Respons
         return crate::upgrade::splice(&backend, client_upgrade, resp, ctx.drain.clone());
     }
     *resp.version_mut() = Version::HTTP_11;
+    let announces_trailers = resp.headers().contains_key(header::TRAILER);
     strip_hop_by_hop(resp.headers_mut(), false);
+    if let Some(m) = masquerade {
+        if !head
+            && !announces_trailers
+            && m.should_rewrite_body(resp.status().as_u16(), resp.headers())
+        {
+            let rewriter = m.body_rewriter(resp.headers());
+            m.prepare_rewritten_response_headers(resp.headers_mut());
+            resp.body_mut().rewrite_with(rewriter);
+        }
+    }
     resp.map(Either::Left)
 }
 

@@ -20,6 +20,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use wayback_masquerade::BodyRewriter;
 
 use crate::route::{dial_stream, Dial};
 
@@ -116,6 +117,8 @@ impl Pool {
                 });
             }
             return resp.map(|body| BackendBody {
+                rewriter: None,
+                finishing: false,
                 body,
                 conn: None,
                 pool: None,
@@ -123,6 +126,8 @@ impl Pool {
         }
         let pool = Some(self.clone());
         resp.map(|body| BackendBody {
+            rewriter: None,
+            finishing: false,
             body,
             conn: Some(conn),
             pool,
@@ -195,9 +200,18 @@ pub struct BackendBody {
     body: Incoming,
     conn: Option<Conn>,
     pool: Option<Arc<Pool>>,
+    /// Hostname masquerade: rewrites text bodies as they stream.
+    rewriter: Option<BodyRewriter>,
+    /// The rewriter's final output is still to be sent.
+    finishing: bool,
 }
 
 impl BackendBody {
+    /// Rewrite the body through `r` (hostname masquerade) as it streams.
+    pub(crate) fn rewrite_with(&mut self, r: BodyRewriter) {
+        self.rewriter = Some(r);
+    }
+
     fn release(&mut self, ended: bool) {
         if let (Some(conn), Some(pool)) = (self.conn.take(), self.pool.take()) {
             if ended {
@@ -207,33 +221,76 @@ impl BackendBody {
     }
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl Body for BackendBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         if let Some(conn) = this.conn.as_mut() {
             conn.drive(cx);
         }
-        let r = Pin::new(&mut this.body).poll_frame(cx);
-        match &r {
-            Poll::Ready(None) => this.release(true),
-            Poll::Ready(Some(Err(_))) => this.release(false),
-            _ => {}
+        loop {
+            if this.finishing {
+                this.finishing = false;
+                let tail = match this.rewriter.as_mut().map(BodyRewriter::finish) {
+                    Some(Ok(t)) => t,
+                    Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                    None => Bytes::new(),
+                };
+                this.rewriter = None;
+                if !tail.is_empty() {
+                    return Poll::Ready(Some(Ok(Frame::data(tail))));
+                }
+                return Poll::Ready(None);
+            }
+            let r = Pin::new(&mut this.body).poll_frame(cx);
+            match r {
+                Poll::Ready(None) => {
+                    this.release(true);
+                    if this.rewriter.is_some() {
+                        this.finishing = true;
+                        continue;
+                    }
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.release(false);
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Some(rw) = this.rewriter.as_mut() else {
+                        return Poll::Ready(Some(Ok(frame)));
+                    };
+                    match frame.into_data() {
+                        Ok(data) => match rw.push(&data) {
+                            Ok(out) if out.is_empty() => continue,
+                            Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                            Err(e) => return Poll::Ready(Some(Err(e.into()))),
+                        },
+                        // Trailers (the proxy does not rewrite responses that announce them).
+                        Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                    }
+                }
+                Poll::Pending => return Poll::Pending,
+            }
         }
-        r
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.rewriter.is_none() && !self.finishing && self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self.rewriter {
+            Some(_) => SizeHint::default(),
+            None => self.body.size_hint(),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 
 use crate::gate::Gate;
 use crate::pool::Pool;
+use wayback_masquerade::Masquerade;
 
 /// Upper bound on establishing one backend connection (dial + connect).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +54,7 @@ pub struct Backend {
     name: String,
     dial: Arc<dyn Dial>,
     gate: Option<Gate>,
+    masquerade: Option<Masquerade>,
     pool: Arc<Pool>,
     requests: AtomicU64,
     last_activity: AtomicU64,
@@ -64,21 +66,39 @@ impl Backend {
     ///
     /// Needs no running runtime and spawns nothing.
     pub fn new(name: impl Into<String>, dial: Arc<dyn Dial>) -> Arc<Backend> {
-        Self::build(name.into(), dial, None)
+        Self::build(name.into(), dial, None, None)
+    }
+
+    /// The general form: an optional gate, and an optional hostname masquerade (the backend sees its usual
+    /// hostname; headers and text bodies are rewritten back to the public one).
+    pub fn with(
+        name: impl Into<String>,
+        dial: Arc<dyn Dial>,
+        gate: Option<Gate>,
+        masquerade: Option<Masquerade>,
+    ) -> Arc<Backend> {
+        let gate = gate.filter(|g| !g.config().is_open());
+        Self::build(name.into(), dial, gate, masquerade)
     }
 
     /// Like [`Backend::new`], with an access gate in front: requests that fail it are answered by the proxy
     /// and never reach the instance. An open gate ([`crate::GateConfig::is_open`]) costs nothing.
     pub fn with_gate(name: impl Into<String>, dial: Arc<dyn Dial>, gate: Gate) -> Arc<Backend> {
         let gate = (!gate.config().is_open()).then_some(gate);
-        Self::build(name.into(), dial, gate)
+        Self::build(name.into(), dial, gate, None)
     }
 
-    fn build(name: String, dial: Arc<dyn Dial>, gate: Option<Gate>) -> Arc<Backend> {
+    fn build(
+        name: String,
+        dial: Arc<dyn Dial>,
+        gate: Option<Gate>,
+        masquerade: Option<Masquerade>,
+    ) -> Arc<Backend> {
         Arc::new(Backend {
             name,
             dial,
             gate,
+            masquerade,
             pool: Arc::default(),
             requests: AtomicU64::new(0),
             last_activity: AtomicU64::new(0),
@@ -97,6 +117,10 @@ impl Backend {
     }
 
     /// The access gate, if any condition is configured.
+    pub fn masquerade(&self) -> Option<&Masquerade> {
+        self.masquerade.as_ref()
+    }
+
     pub fn gate(&self) -> Option<&Gate> {
         self.gate.as_ref()
     }

@@ -21,7 +21,7 @@ use wayback_proxy::{share_url, BasicAuth, GateConfig, ShareLink};
 
 use crate::fault;
 use crate::progress::Progress;
-use crate::state::{self, InstanceDir, RouteFile};
+use crate::state::{self, InstanceDir, MasqueradeRoute, RouteFile};
 use crate::sys::{btrfs, ids, nspawn, overlay, owned_dir};
 
 /// How long a container gets to stop in order before it is killed.
@@ -209,6 +209,17 @@ pub fn publish_route(
             netns_path: plan.netns_path.clone(),
             port: http.port,
             gate: (!gate.is_open()).then_some(gate),
+            masquerade: plan.masquerade.as_ref().map(|m| {
+                // The public origin is the route's URL: scheme and host[:port].
+                let (scheme, rest) = http.url.split_once("://").unwrap_or(("http", &http.url));
+                MasqueradeRoute {
+                    original_host: m.host.clone(),
+                    original_https: m.https,
+                    public_host: rest.trim_end_matches('/').to_string(),
+                    public_https: scheme == "https",
+                    bodies: m.bodies,
+                }
+            }),
         },
     )?;
     fault::point("created route");

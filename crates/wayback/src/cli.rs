@@ -151,6 +151,13 @@ pub struct UpArgs {
     /// Only clients from this network may pass the proxy (repeatable), e.g. 192.0.2.0/24 or 2001:db8::/32
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<ipnet::IpNet>,
+    /// Hostname masquerade: show the app its usual hostname (e.g. cloud.example.org, or http://host:port)
+    /// and rewrite it back to the instance's in Location, Set-Cookie, CORS headers and text bodies
+    #[arg(long, value_name = "HOST")]
+    pub original_host: Option<String>,
+    /// With --original-host: rewrite headers only, not response bodies
+    #[arg(long, requires = "original_host")]
+    pub no_rewrite_bodies: bool,
     /// Hand the instance to the daemon (`wayback serve`) and return once it answers
     #[arg(long, short = 'd', conflicts_with = "dry_run")]
     pub detach: bool,

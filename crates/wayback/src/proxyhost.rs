@@ -15,6 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wayback_core::{names, Config};
+use wayback_masquerade::{Masquerade, Scheme};
 use wayback_net::NetnsDialer;
 use wayback_proxy::{
     AcmeConfig, Backend, CertificateFiles, DirGateStore, Gate, ProxyConfig, Resolve, Tls, TlsConfig,
@@ -51,17 +52,36 @@ impl DirResolver {
             dialer,
             addr: loopback(rf.port),
         });
-        let backend = match &rf.gate {
+        let gate = match &rf.gate {
             Some(g) => {
                 // "Link already used" marks live in the instance's directory and vanish with it.
                 let store = Arc::new(DirGateStore::new(self.instances.clone()));
-                let gate = Gate::new(g.clone(), store)
-                    .map_err(|e| tracing::warn!("route {host}: bad gate: {e}"))
-                    .ok()?;
-                Backend::with_gate(rf.instance.clone(), dial, gate)
+                Some(
+                    Gate::new(g.clone(), store)
+                        .map_err(|e| tracing::warn!("route {host}: bad gate: {e}"))
+                        .ok()?,
+                )
             }
-            None => Backend::new(rf.instance.clone(), dial),
+            None => None,
         };
+        let masquerade = match &rf.masquerade {
+            Some(m) => {
+                let scheme = |https| if https { Scheme::Https } else { Scheme::Http };
+                Some(
+                    Masquerade::new(
+                        &m.original_host,
+                        scheme(m.original_https),
+                        &m.public_host,
+                        scheme(m.public_https),
+                    )
+                    .map_err(|e| tracing::warn!("route {host}: bad masquerade: {e}"))
+                    .ok()?
+                    .with_bodies(m.bodies),
+                )
+            }
+            None => None,
+        };
+        let backend = Backend::with(rf.instance.clone(), dial, gate, masquerade);
         Some((rf, backend))
     }
 

@@ -195,6 +195,19 @@ pub struct RouteFile {
     /// The access gate (with its secrets: this file is root-only).
     #[serde(default)]
     pub gate: Option<wayback_proxy::GateConfig>,
+    /// Hostname masquerade: the app's origin, and the public one it is rewritten to.
+    #[serde(default)]
+    pub masquerade: Option<MasqueradeRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasqueradeRoute {
+    pub original_host: String,
+    pub original_https: bool,
+    /// The instance's public host, with its port when not the scheme's default.
+    pub public_host: String,
+    pub public_https: bool,
+    pub bodies: bool,
 }
 
 pub fn route_path(cfg: &Config, host: &str) -> PathBuf {

@@ -225,6 +225,8 @@ fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest
             None => None,
         },
         allow: args.allow.clone(),
+        original_host: args.original_host.clone(),
+        rewrite_bodies: !args.no_rewrite_bodies,
         map_ids: args
             .map_uid
             .iter()
