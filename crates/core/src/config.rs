@@ -37,6 +37,9 @@ pub struct Config {
     pub profile_dirs: Vec<PathBuf>,
     /// How long `up` waits for the service to answer before rolling back.
     pub ready_timeout: Duration,
+    /// When the snapshots an instance is assembled from (`--at`, `--bind SELECTOR:PATH`) are further apart
+    /// than this, `up` warns (and refuses with `--strict-consistency`).
+    pub max_skew: Duration,
     /// Host paths shown read-only in every container, besides the defaults (/etc, and /nix,
     /// /run/current-system, /run/booted-system, /run/wrappers, /opt when present).
     pub host_paths: Vec<PathBuf>,
@@ -105,6 +108,7 @@ impl Default for Config {
             profile_dirs: vec!["/etc/wayback/profiles".into()],
             ready_timeout: Duration(60),
             host_paths: Vec::new(),
+            max_skew: Duration(15 * 60),
             proxy: ProxyConfig::default(),
         }
     }
@@ -168,7 +172,10 @@ impl Config {
                 message: format!("address_pool {} is smaller than one /30", cfg.address_pool),
             });
         }
-        if cfg.proxy.https_listen.is_some() && cfg.proxy.certificates.is_empty() && cfg.proxy.acme.is_none() {
+        if cfg.proxy.https_listen.is_some()
+            && cfg.proxy.certificates.is_empty()
+            && cfg.proxy.acme.is_none()
+        {
             return Err(ConfigError::Parse {
                 path: path.to_path_buf(),
                 message: "[proxy] https_listen needs certificates = [{ cert = ..., key = ... }] or a [proxy.acme] section".into(),

@@ -10,11 +10,20 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Paths shown by default when they exist on the host.
-pub const DEFAULTS: &[&str] = &["/etc", "/nix", "/run/current-system", "/run/booted-system", "/run/wrappers", "/opt"];
+pub const DEFAULTS: &[&str] = &[
+    "/etc",
+    "/nix",
+    "/run/current-system",
+    "/run/booted-system",
+    "/run/wrappers",
+    "/opt",
+];
 
 /// Paths that cannot be host paths: the container's own root, pseudo-filesystems, its fresh tmpfs dirs,
 /// and /usr (already there).
-const FORBIDDEN: &[&str] = &["/", "/usr", "/proc", "/sys", "/dev", "/run", "/tmp", "/var", "/var/tmp"];
+const FORBIDDEN: &[&str] = &[
+    "/", "/usr", "/proc", "/sys", "/dev", "/run", "/tmp", "/var", "/var/tmp",
+];
 
 /// What a host path is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +46,9 @@ pub struct HostPaths {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HostPathError {
-    #[error("host path {0} does not exist on this host (from --host-path or host_paths in the config)")]
+    #[error(
+        "host path {0} does not exist on this host (from --host-path or host_paths in the config)"
+    )]
     Missing(PathBuf),
     #[error("host path {0} cannot be shown in the container: it is the container's own (use an absolute path below it, e.g. /srv/app, or a different one)")]
     Forbidden(PathBuf),
@@ -46,7 +57,11 @@ pub enum HostPathError {
 }
 
 /// Resolve defaults + `extra` (config and `--host-path`) − `removed` (`--no-host-path`).
-pub fn resolve(extra: &[PathBuf], removed: &[PathBuf], probe: &dyn Fn(&Path) -> HostEntry) -> Result<HostPaths, HostPathError> {
+pub fn resolve(
+    extra: &[PathBuf],
+    removed: &[PathBuf],
+    probe: &dyn Fn(&Path) -> HostEntry,
+) -> Result<HostPaths, HostPathError> {
     let mut out = HostPaths::default();
     let defaults = DEFAULTS.iter().map(|d| (PathBuf::from(d), true));
     let extras = extra.iter().map(|p| (p.clone(), false));
@@ -56,7 +71,11 @@ pub fn resolve(extra: &[PathBuf], removed: &[PathBuf], probe: &dyn Fn(&Path) -> 
             return Err(HostPathError::Invalid(path));
         }
         let norm: PathBuf = path.components().collect();
-        if seen.contains(&norm) || removed.iter().any(|r| r.components().collect::<PathBuf>() == norm) {
+        if seen.contains(&norm)
+            || removed
+                .iter()
+                .any(|r| r.components().collect::<PathBuf>() == norm)
+        {
             continue;
         }
         if FORBIDDEN.iter().any(|f| Path::new(f) == norm) {
@@ -99,19 +118,48 @@ mod tests {
         assert_eq!(d.binds, vec![PathBuf::from("/etc"), PathBuf::from("/opt")]);
         assert!(d.symlinks.is_empty());
         let n = resolve(&[], &[], &nixos).unwrap();
-        assert_eq!(n.binds, vec![PathBuf::from("/etc"), PathBuf::from("/nix"), PathBuf::from("/run/wrappers")]);
+        assert_eq!(
+            n.binds,
+            vec![
+                PathBuf::from("/etc"),
+                PathBuf::from("/nix"),
+                PathBuf::from("/run/wrappers")
+            ]
+        );
         assert_eq!(n.symlinks.len(), 2);
         assert_eq!(n.symlinks[0].0, PathBuf::from("/run/current-system"));
     }
 
     #[test]
     fn add_remove_and_refuse() {
-        let r = resolve(&["/srv/app".into(), "/etc".into()], &["/opt".into()], &debian).unwrap();
-        assert_eq!(r.binds, vec![PathBuf::from("/etc"), PathBuf::from("/srv/app")]);
-        assert_eq!(resolve(&["/srv/none".into()], &[], &debian), Err(HostPathError::Missing("/srv/none".into())));
-        assert_eq!(resolve(&["/proc".into()], &[], &debian), Err(HostPathError::Forbidden("/proc".into())));
-        assert_eq!(resolve(&["/usr/".into()], &[], &debian), Err(HostPathError::Forbidden("/usr".into())));
-        assert!(matches!(resolve(&["srv".into()], &[], &debian), Err(HostPathError::Invalid(_))));
-        assert!(resolve(&[], &["/etc".into()], &debian).unwrap().binds == vec![PathBuf::from("/opt")]);
+        let r = resolve(
+            &["/srv/app".into(), "/etc".into()],
+            &["/opt".into()],
+            &debian,
+        )
+        .unwrap();
+        assert_eq!(
+            r.binds,
+            vec![PathBuf::from("/etc"), PathBuf::from("/srv/app")]
+        );
+        assert_eq!(
+            resolve(&["/srv/none".into()], &[], &debian),
+            Err(HostPathError::Missing("/srv/none".into()))
+        );
+        assert_eq!(
+            resolve(&["/proc".into()], &[], &debian),
+            Err(HostPathError::Forbidden("/proc".into()))
+        );
+        assert_eq!(
+            resolve(&["/usr/".into()], &[], &debian),
+            Err(HostPathError::Forbidden("/usr".into()))
+        );
+        assert!(matches!(
+            resolve(&["srv".into()], &[], &debian),
+            Err(HostPathError::Invalid(_))
+        ));
+        assert!(
+            resolve(&[], &["/etc".into()], &debian).unwrap().binds == vec![PathBuf::from("/opt")]
+        );
     }
 }

@@ -23,7 +23,9 @@ impl IdTable {
         let mut t = IdTable::default();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let mut f = line.split(':');
-            let (Some(name), Some(_), Some(id)) = (f.next(), f.next(), f.next()) else { continue };
+            let (Some(name), Some(_), Some(id)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
             let Ok(id) = id.parse::<u32>() else { continue };
             t.by_name.entry(name.to_string()).or_insert(id);
             t.by_id.entry(id).or_insert_with(|| name.to_string());
@@ -72,9 +74,29 @@ impl fmt::Display for Mismatch {
             IdKind::Group => "group",
         };
         match (&self.name, self.host_id) {
-            (Some(n), Some(h)) => write!(f, "{} is {what} {n} ({}) in the snapshot, but {n} is {h} on this host", self.path.display(), self.id),
-            (Some(n), None) => write!(f, "{} is {what} {n} ({}) in the snapshot, and this host has no {n}", self.path.display(), self.id),
-            (None, _) => write!(f, "{} is {what} {} in the snapshot, which no {} on this host has", self.path.display(), self.id, if self.kind == IdKind::User { "user" } else { "group" }),
+            (Some(n), Some(h)) => write!(
+                f,
+                "{} is {what} {n} ({}) in the snapshot, but {n} is {h} on this host",
+                self.path.display(),
+                self.id
+            ),
+            (Some(n), None) => write!(
+                f,
+                "{} is {what} {n} ({}) in the snapshot, and this host has no {n}",
+                self.path.display(),
+                self.id
+            ),
+            (None, _) => write!(
+                f,
+                "{} is {what} {} in the snapshot, which no {} on this host has",
+                self.path.display(),
+                self.id,
+                if self.kind == IdKind::User {
+                    "user"
+                } else {
+                    "group"
+                }
+            ),
         }
     }
 }
@@ -105,7 +127,13 @@ pub fn check(owners: &[PathOwner], t: &Tables) -> Vec<Mismatch> {
                 None => host.name(id).is_some(),
             };
             if !fits {
-                out.push(Mismatch { path: o.path.clone(), kind, id, name, host_id });
+                out.push(Mismatch {
+                    path: o.path.clone(),
+                    kind,
+                    id,
+                    name,
+                    host_id,
+                });
             }
         }
     }
@@ -114,7 +142,10 @@ pub fn check(owners: &[PathOwner], t: &Tables) -> Vec<Mismatch> {
 
 /// The id changes that fix `mismatches` (snapshot id → host id), by name. Explicit `user_map` entries
 /// (`UID:USER` from the command line) win. Returns the mismatches nothing maps.
-pub fn mapping(mismatches: &[Mismatch], explicit: &[(u32, u32, IdKind)]) -> (BTreeMap<u32, u32>, BTreeMap<u32, u32>, Vec<Mismatch>) {
+pub fn mapping(
+    mismatches: &[Mismatch],
+    explicit: &[(u32, u32, IdKind)],
+) -> (BTreeMap<u32, u32>, BTreeMap<u32, u32>, Vec<Mismatch>) {
     let (mut uids, mut gids, mut unmapped) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
     for (from, to, kind) in explicit {
         match kind {
@@ -151,12 +182,34 @@ mod tests {
 
     #[test]
     fn finds_and_maps_by_name() {
-        let (hu, hg, su, sg) = (IdTable::parse(HOST_PW), IdTable::parse(HOST_GR), IdTable::parse(SNAP_PW), IdTable::parse(SNAP_GR));
-        let t = Tables { host_users: &hu, host_groups: &hg, snap_users: Some(&su), snap_groups: Some(&sg) };
+        let (hu, hg, su, sg) = (
+            IdTable::parse(HOST_PW),
+            IdTable::parse(HOST_GR),
+            IdTable::parse(SNAP_PW),
+            IdTable::parse(SNAP_GR),
+        );
+        let t = Tables {
+            host_users: &hu,
+            host_groups: &hg,
+            snap_users: Some(&su),
+            snap_groups: Some(&sg),
+        };
         let owners = [
-            PathOwner { path: "/var/lib/postgresql".into(), uid: 4242, gid: 4242 },
-            PathOwner { path: "/var/www".into(), uid: 0, gid: 0 },
-            PathOwner { path: "/srv/ghost".into(), uid: 777, gid: 777 },
+            PathOwner {
+                path: "/var/lib/postgresql".into(),
+                uid: 4242,
+                gid: 4242,
+            },
+            PathOwner {
+                path: "/var/www".into(),
+                uid: 0,
+                gid: 0,
+            },
+            PathOwner {
+                path: "/srv/ghost".into(),
+                uid: 777,
+                gid: 777,
+            },
         ];
         let m = check(&owners, &t);
         assert_eq!(m.len(), 4);
@@ -174,10 +227,29 @@ mod tests {
     #[test]
     fn without_snapshot_tables_only_unknown_ids_mismatch() {
         let (hu, hg) = (IdTable::parse(HOST_PW), IdTable::parse(HOST_GR));
-        let t = Tables { host_users: &hu, host_groups: &hg, snap_users: None, snap_groups: None };
-        let owners = [PathOwner { path: "/a".into(), uid: 106, gid: 110 }, PathOwner { path: "/b".into(), uid: 991, gid: 33 }];
+        let t = Tables {
+            host_users: &hu,
+            host_groups: &hg,
+            snap_users: None,
+            snap_groups: None,
+        };
+        let owners = [
+            PathOwner {
+                path: "/a".into(),
+                uid: 106,
+                gid: 110,
+            },
+            PathOwner {
+                path: "/b".into(),
+                uid: 991,
+                gid: 33,
+            },
+        ];
         let m = check(&owners, &t);
         assert_eq!(m.len(), 1);
-        assert_eq!(m[0].to_string(), "/b is owner 991 in the snapshot, which no user on this host has");
+        assert_eq!(
+            m[0].to_string(),
+            "/b is owner 991 in the snapshot, which no user on this host has"
+        );
     }
 }

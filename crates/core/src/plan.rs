@@ -3,12 +3,13 @@
 //!
 //! No syscalls here: the `wayback` binary gathers [`Facts`] and passes a path-existence probe.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+
+mod display;
 
 use crate::config::Config;
 use crate::duration::Duration;
@@ -27,7 +28,11 @@ pub const PEER_IF: &str = "host0";
 /// the CLI can hand it to the daemon.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpRequest {
-    pub snapshot: PathBuf,
+    /// The main snapshot; with `at`, the live root the bind paths are relative to (default /).
+    pub snapshot: Option<PathBuf>,
+    /// Pick each bind path's snapshot as of this time (unix seconds).
+    #[serde(default)]
+    pub at: Option<i64>,
     pub name: Option<InstanceName>,
     pub profile: Profile,
     pub binds: Vec<Bind>,
@@ -72,6 +77,9 @@ pub struct UpRequest {
     /// With masquerade, rewrite text bodies too (the default).
     #[serde(default = "yes")]
     pub rewrite_bodies: bool,
+    /// Refuse (instead of warning) when the chosen snapshots are further apart than `max_skew`.
+    #[serde(default)]
+    pub strict_consistency: bool,
 }
 
 fn yes() -> bool {
@@ -96,6 +104,12 @@ pub struct Facts {
     /// The host's /var directory skeleton (empty directories with their owners and modes), which packages
     /// expect to exist (/var/lib/nginx, /var/log/mysql, /var/lib/php/sessions…).
     pub var_skeleton: Vec<DirSpec>,
+    /// Snapshots of other subvolumes that binds come from (`--bind SELECTOR:PATH`, `--at`).
+    pub extra_sources: Vec<ExtraSourceFacts>,
+    /// Where each bind of [`merged_binds`] comes from; none: from the main source at the bind's path.
+    pub bind_sources: Vec<BindFrom>,
+    /// The main source's date (from its catalog), when known.
+    pub main_date: Option<i64>,
     /// The host's shell for `shell =` processes, as the host resolves /bin/sh (a /nix/store path on NixOS).
     pub shell: PathBuf,
     /// Unix time.
@@ -124,6 +138,33 @@ pub enum SourceKind {
     Btrfs,
     /// Any other directory: an overlayfs mount in the instance's state directory.
     Overlay,
+}
+
+/// Where a bind's data comes from: source `index` (0: the main one, i: `extra_sources[i - 1]`) at `rel`
+/// inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindFrom {
+    pub index: usize,
+    pub rel: PathBuf,
+}
+
+/// A snapshot of another subvolume, as found by the binary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraSourceFacts {
+    pub source: SourceFacts,
+    /// Its date (unix seconds) from the catalog.
+    pub date: Option<i64>,
+    /// How it was chosen, e.g. "--at 2026-11-14T10:00 for /var/lib/mysql" or "@12".
+    pub why: String,
+}
+
+/// An extra source in the plan, with its own clone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraSource {
+    pub source: SourceFacts,
+    pub clone: PathBuf,
+    pub date: Option<i64>,
+    pub why: String,
 }
 
 /// A TCP publish `[ADDR:]HOSTPORT:PORT`.
@@ -184,6 +225,15 @@ pub struct Plan {
     pub source: SourceFacts,
     /// The writable btrfs snapshot of the source.
     pub clone: PathBuf,
+    /// The main source's date, when known (catalog).
+    #[serde(default)]
+    pub main_date: Option<i64>,
+    /// Snapshots of other subvolumes, each with its own clone.
+    #[serde(default)]
+    pub extra: Vec<ExtraSource>,
+    /// Seconds between the oldest and the newest chosen snapshot (when their dates are known).
+    #[serde(default)]
+    pub skew: Option<u64>,
     pub netns: String,
     pub netns_path: PathBuf,
     pub host_if: String,
@@ -318,6 +368,8 @@ pub enum PlanError {
     GateWithoutHttp,
     #[error("--original-host {0} rewrites HTTP traffic: it needs an HTTP route (--port or a profile with http_port)")]
     MasqueradeWithoutHttp(String),
+    #[error("the chosen snapshots are {skew} apart, more than max_skew ({max}); pick a moment they share (--at), or drop --strict-consistency")]
+    Skew { skew: Duration, max: Duration },
     #[error(transparent)]
     Pool(#[from] PoolError),
 }
@@ -348,44 +400,61 @@ pub fn build(
         return Err(PlanError::NameTaken(name.to_string()));
     }
 
-    // Binds: the profile's, then the command line's (a CLI bind with the same destination replaces it).
-    let mut binds: Vec<Bind> = profile.binds.clone();
-    for b in &req.binds {
-        binds.retain(|x| x.dest() != b.dest());
-        binds.push(b.clone());
-    }
-    let clone = match facts.source.kind {
-        SourceKind::Btrfs => clone_path(cfg, &facts.source.fs_root, &name),
-        SourceKind::Overlay => cfg.instance_dir(name.as_str()).join("overlay/merged"),
-    };
+    let binds = merged_binds(profile, req);
+    let clone = clone_for(cfg, &facts.source, &name, 0);
+    let extra: Vec<ExtraSource> = facts
+        .extra_sources
+        .iter()
+        .enumerate()
+        .map(|(i, e)| ExtraSource {
+            source: e.source.clone(),
+            clone: clone_for(cfg, &e.source, &name, i + 1),
+            date: e.date,
+            why: e.why.clone(),
+        })
+        .collect();
     let mut mounts = Vec::new();
-    for b in &binds {
+    for (i, b) in binds.iter().enumerate() {
         for p in [b.path(), b.dest()] {
             if !p.is_absolute() || p.components().any(|c| c.as_os_str() == "..") {
                 return Err(PlanError::BindInvalid(p.to_path_buf()));
             }
         }
-        let rel = b.path().strip_prefix("/").unwrap_or(b.path());
-        match probe(&facts.source.path.join(rel)) {
+        let (src, clone_root, rel) = match facts.bind_sources.get(i) {
+            Some(BindFrom { index, rel }) if *index > 0 => {
+                let e = extra.get(index - 1).ok_or(PlanError::BindInvalid(b.path().to_path_buf()))?;
+                (&e.source, &e.clone, rel.strip_prefix("/").unwrap_or(rel).to_path_buf())
+            }
+            Some(BindFrom { rel, .. }) => (&facts.source, &clone, rel.strip_prefix("/").unwrap_or(rel).to_path_buf()),
+            None => (&facts.source, &clone, b.path().strip_prefix("/").unwrap_or(b.path()).to_path_buf()),
+        };
+        match probe(&src.path.join(&rel)) {
             PathState::Present => {}
             PathState::Missing => {
                 return Err(PlanError::BindMissing {
                     path: b.path().to_path_buf(),
-                    snapshot: facts.source.path.clone(),
+                    snapshot: src.path.clone(),
                 })
             }
             PathState::NestedSubvolume => {
                 return Err(PlanError::NestedSubvolume {
                     path: b.path().to_path_buf(),
-                    snapshot: facts.source.path.clone(),
+                    snapshot: src.path.clone(),
                 })
             }
         }
         mounts.push(MountBind {
-            source: clone.join(rel),
+            source: clone_root.join(&rel),
             dest: b.dest().to_path_buf(),
             readonly: false,
         });
+    }
+    let dates: Vec<i64> = facts.main_date.into_iter().chain(extra.iter().filter_map(|e| e.date)).collect();
+    let skew = (dates.len() > 1).then(|| (dates.iter().max().unwrap_or(&0) - dates.iter().min().unwrap_or(&0)).unsigned_abs());
+    if let Some(sk) = skew {
+        if req.strict_consistency && sk > cfg.max_skew.as_secs() {
+            return Err(PlanError::Skew { skew: Duration(sk), max: cfg.max_skew });
+        }
     }
 
     // Processes: --exec replaces the profile's.
@@ -477,6 +546,9 @@ pub fn build(
         idle: req.idle,
         source: facts.source.clone(),
         clone,
+        main_date: facts.main_date,
+        extra,
+        skew,
         netns: name.netns(),
         netns_path,
         host_if: name.host_if(),
@@ -500,6 +572,28 @@ pub fn build(
         publish: req.publish.clone(),
         name,
     })
+}
+
+/// The binds of a request: the profile's, then the command line's (a CLI bind with the same destination
+/// replaces the profile's).
+pub fn merged_binds(profile: &Profile, req: &UpRequest) -> Vec<Bind> {
+    let mut binds: Vec<Bind> = profile.binds.clone();
+    for b in &req.binds {
+        binds.retain(|x| x.dest() != b.dest());
+        binds.push(b.clone());
+    }
+    binds
+}
+
+/// The clone of source `index` (0: the main one): btrfs snapshots go to `<fs_root>/<clone_dir>/<name>`
+/// (`<name>.<index>` for extra sources: `.` cannot occur in instance names), overlays into the instance dir.
+fn clone_for(cfg: &Config, src: &SourceFacts, name: &InstanceName, index: usize) -> PathBuf {
+    match (src.kind, index) {
+        (SourceKind::Btrfs, 0) => clone_path(cfg, &src.fs_root, name),
+        (SourceKind::Btrfs, i) => clone_path(cfg, &src.fs_root, name).with_file_name(format!("{name}.{i}")),
+        (SourceKind::Overlay, 0) => cfg.instance_dir(name.as_str()).join("overlay/merged"),
+        (SourceKind::Overlay, i) => cfg.instance_dir(name.as_str()).join(format!("overlay-{i}/merged")),
+    }
 }
 
 /// Where the clone of an instance goes: `<fs_root>/<clone_dir>/<name>` (relative clone_dir) or
@@ -531,168 +625,6 @@ fn default_name(profile: &str, existing: &[String]) -> Result<InstanceName, Plan
         .find(|n| !existing.iter().any(|e| *e == format!("{base}-{n}")))
         .unwrap_or(1);
     Ok(InstanceName::new(&format!("{base}-{n}"))?)
-}
-
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "instance {} (profile {}, ttl {}",
-            self.name, self.profile, self.ttl
-        )?;
-        match self.idle {
-            Some(idle) => writeln!(f, ", idle {idle})")?,
-            None => writeln!(f, ")")?,
-        }
-        let ro = if self.source.readonly {
-            "read-only"
-        } else {
-            "writable"
-        };
-        match self.source.kind {
-            SourceKind::Btrfs => {
-                writeln!(
-                    f,
-                    "  source     {} (btrfs subvolume, {ro})",
-                    self.source.path.display()
-                )?;
-                writeln!(
-                    f,
-                    "  clone      {} (writable btrfs snapshot)",
-                    self.clone.display()
-                )?;
-            }
-            SourceKind::Overlay => {
-                writeln!(
-                    f,
-                    "  source     {} (directory, {ro})",
-                    self.source.path.display()
-                )?;
-                writeln!(
-                    f,
-                    "  clone      {} (overlayfs: writes go to its upper layer only)",
-                    self.clone.display()
-                )?;
-            }
-        }
-        writeln!(f, "  netns      {}", self.netns_path.display())?;
-        writeln!(
-            f,
-            "  veth       {} {}/{} <-> {} {}/{} (no route out, no NAT)",
-            self.host_if, self.block.host, BLOCK_LEN, self.peer_if, self.block.peer, BLOCK_LEN
-        )?;
-        if let Some(c) = &self.chown {
-            let ids = |m: &std::collections::BTreeMap<u32, u32>| {
-                m.iter()
-                    .map(|(a, b)| format!("{a}->{b}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            writeln!(
-                f,
-                "  chown      clone owners: uids {} gids {}",
-                ids(&c.uids),
-                ids(&c.gids)
-            )?;
-        }
-        if self.allow_egress.is_empty() {
-            writeln!(
-                f,
-                "  quarantine table inet wayback: the instance can open no connection"
-            )?;
-        } else {
-            writeln!(
-                f,
-                "  quarantine table inet wayback: the instance can open only {}",
-                self.allow_egress.join(", ")
-            )?;
-        }
-        writeln!(
-            f,
-            "  container  {} (host mode: tmpfs root, host /usr and /etc read-only)",
-            self.container.machine
-        )?;
-        for b in &self.container.binds {
-            writeln!(
-                f,
-                "    bind     {} -> {} ({})",
-                b.source.display(),
-                b.dest.display(),
-                if b.readonly { "ro" } else { "rw" }
-            )?;
-        }
-        for d in &self.init.dirs {
-            writeln!(f, "    tmpfs dir {}", d.path.display())?;
-        }
-        if !self.init.skeleton.is_empty() {
-            writeln!(
-                f,
-                "    /var     {} empty directories like the host's (/var/lib/*, /var/log/*, …)",
-                self.init.skeleton.len()
-            )?;
-        }
-        for p in &self.init.processes {
-            let user = p.user.as_deref().unwrap_or("root");
-            writeln!(
-                f,
-                "    process  {} as {}: {}",
-                p.name,
-                user,
-                shell_words(&p.argv(&self.init.shell))
-            )?;
-        }
-        writeln!(f, "    command  {}", shell_words(&self.container.argv()))?;
-        match &self.ready {
-            Some(Ready { tcp: Some(p), .. }) => writeln!(f, "  ready      tcp port {p} answers")?,
-            Some(Ready {
-                postgres: Some(p), ..
-            }) => writeln!(f, "  ready      PostgreSQL on port {p} accepts queries")?,
-            Some(Ready {
-                http: Some(p),
-                http_path,
-                ..
-            }) => writeln!(
-                f,
-                "  ready      http port {p} answers {}",
-                http_path.as_deref().unwrap_or("/")
-            )?,
-            _ => writeln!(f, "  ready      processes started")?,
-        }
-        if let Some(h) = &self.http {
-            writeln!(f, "  route      {} -> port {} ({})", h.host, h.port, h.url)?;
-        }
-        if let Some(m) = &self.masquerade {
-            let scheme = if m.https { "https" } else { "http" };
-            let bodies = if m.bodies {
-                "headers and text bodies"
-            } else {
-                "headers only"
-            };
-            writeln!(
-                f,
-                "  masquerade the app sees {scheme}://{}; rewritten back in {bodies}",
-                m.host
-            )?;
-        }
-        if !self.gate.is_open() {
-            let mut parts = Vec::new();
-            if let Some(d) = self.gate.share {
-                parts.push(format!("one-time share link (valid {d})"));
-            }
-            if let Some(u) = &self.gate.basic_auth_user {
-                parts.push(format!("basic auth as {u}"));
-            }
-            if !self.gate.allow.is_empty() {
-                let nets: Vec<String> = self.gate.allow.iter().map(|n| n.to_string()).collect();
-                parts.push(format!("clients from {}", nets.join(", ")));
-            }
-            writeln!(f, "  gate       {}", parts.join("; "))?;
-        }
-        for p in &self.publish {
-            writeln!(f, "  publish    {} -> port {}", p.listen, p.port)?;
-        }
-        Ok(())
-    }
 }
 
 /// Quote argv for display the way a shell would need it.

@@ -50,6 +50,10 @@ pub enum Bind {
         path: PathBuf,
         #[serde(default)]
         dest: Option<PathBuf>,
+        /// A snapshot selector (`@N`, `ROOT@N`, `@2026-11-14`, a path) for this path's own subvolume,
+        /// instead of the main SNAPSHOT.
+        #[serde(default)]
+        source: Option<String>,
     },
 }
 
@@ -61,22 +65,31 @@ impl Bind {
     }
     pub fn dest(&self) -> &Path {
         match self {
-            Bind::Path(p)
-            | Bind::Full {
-                path: p,
-                dest: None,
-            } => p,
+            Bind::Path(p) | Bind::Full { path: p, dest: None, .. } => p,
             Bind::Full { dest: Some(d), .. } => d,
         }
     }
-    /// Parse the CLI form `PATH[:DEST]`.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Bind::Full { source: Some(s), .. } => Some(s),
+            _ => None,
+        }
+    }
+    /// Parse the CLI form `[SELECTOR:]PATH[:DEST]`. The first part is a selector when it contains `@`
+    /// (`@12`, `/persist@2w`), or when there are three parts (`/snaps/db.20261114:/var/lib/mysql:/srv/db`).
     pub fn parse_cli(s: &str) -> Bind {
-        match s.split_once(':') {
-            Some((p, d)) if !d.is_empty() => Bind::Full {
-                path: p.into(),
-                dest: Some(d.into()),
-            },
-            _ => Bind::Path(s.trim_end_matches(':').into()),
+        let parts: Vec<&str> = s.split(':').collect();
+        let (source, rest) = match parts.as_slice() {
+            [sel, rest @ ..] if !rest.is_empty() && (sel.contains('@') || rest.len() == 2) => {
+                (Some(sel.to_string()), rest.to_vec())
+            }
+            _ => (None, parts),
+        };
+        let path: PathBuf = rest[0].into();
+        let dest = rest.get(1).filter(|d| !d.is_empty()).map(PathBuf::from);
+        match (source, dest) {
+            (None, None) => Bind::Path(path),
+            (source, dest) => Bind::Full { path, dest, source },
         }
     }
 }

@@ -14,6 +14,7 @@ fn facts() -> Facts {
     Facts {
         source: SourceFacts {
             path: "/persist/.snapshots/11921/snapshot".into(),
+            kind: Default::default(),
             uuid: "6a1c5c7e-0000-4000-8000-000000000001".into(),
             readonly: true,
             fs_root: "/persist".into(),
@@ -27,6 +28,10 @@ fn facts() -> Facts {
             symlinks: vec![],
         },
         shell: "/bin/sh".into(),
+        var_skeleton: vec![],
+        extra_sources: vec![],
+        bind_sources: vec![],
+        main_date: None,
         now: 1_795_000_000,
     }
 }
@@ -70,6 +75,7 @@ fn cloud_plan() -> Plan {
     profile.binds.push(Bind::Full {
         path: "/srv/odd \"dir\" ${HOME}".into(),
         dest: Some("/srv/odd".into()),
+        source: None,
     });
     let publish: Publish = "127.0.0.1:15432:5432".parse().unwrap();
     build(&request(

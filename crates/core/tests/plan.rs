@@ -29,13 +29,17 @@ fn facts() -> Facts {
         },
         shell: "/bin/sh".into(),
         var_skeleton: vec![],
+        extra_sources: vec![],
+        bind_sources: vec![],
+        main_date: None,
         now: 1_795_000_000,
     }
 }
 
 fn request(profile: &str) -> UpRequest {
     UpRequest {
-        snapshot: "/persist/.snapshots/11921/snapshot".into(),
+        snapshot: Some("/persist/.snapshots/11921/snapshot".into()),
+        at: None,
         name: None,
         profile: Profile::find(profile, &[]).unwrap(),
         binds: vec![],
@@ -57,6 +61,7 @@ fn request(profile: &str) -> UpRequest {
         allow: vec![],
         original_host: None,
         rewrite_bodies: true,
+        strict_consistency: false,
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use wayback_core::journal::{self, Journal, Resource};
-use wayback_core::plan::SourceKind;
+use wayback_core::plan::{SourceFacts, SourceKind};
 use wayback_core::{Config, Plan};
 use wayback_net::nft::{self, Quarantine};
 use wayback_net::{netns, veth, VethSpec};
@@ -32,22 +32,9 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
     let mut j = Journal::open(&dir.journal_path())?;
     state::write_json(&dir.init_spec_path(), &plan.init)?;
 
-    match plan.source.kind {
-        SourceKind::Btrfs => clone_btrfs(&mut j, plan, progress)?,
-        SourceKind::Overlay => {
-            let step = progress.step(format!(
-                "overlay of {} at {}",
-                plan.source.path.display(),
-                plan.clone.display()
-            ));
-            j.record(&Resource::Overlay {
-                merged: plan.clone.clone(),
-            })?;
-            fault::point("journaled overlay");
-            overlay::mount_clone(&plan.source.path, &plan.clone)?;
-            fault::point("created overlay");
-            step.done();
-        }
+    clone_source(&mut j, &plan.source, &plan.clone, progress)?;
+    for e in &plan.extra {
+        clone_source(&mut j, &e.source, &e.clone, progress)?;
     }
 
     if let Some(chown) = &plan.chown {
@@ -121,10 +108,28 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
     Ok(child)
 }
 
+/// The writable clone of one source: a btrfs snapshot, or an overlay for a non-btrfs directory.
+fn clone_source(j: &mut Journal, source: &SourceFacts, clone: &Path, progress: &Progress) -> Result<()> {
+    match source.kind {
+        SourceKind::Btrfs => clone_btrfs(j, source, clone, progress),
+        SourceKind::Overlay => {
+            let step = progress.step(format!("overlay of {} at {}", source.path.display(), clone.display()));
+            j.record(&Resource::Overlay {
+                merged: clone.to_path_buf(),
+            })?;
+            fault::point("journaled overlay");
+            overlay::mount_clone(&source.path, clone)?;
+            fault::point("created overlay");
+            step.done();
+            Ok(())
+        }
+    }
+}
+
 /// The writable btrfs snapshot, in the clone directory at the top of the source's filesystem.
-fn clone_btrfs(j: &mut Journal, plan: &Plan, progress: &Progress) -> Result<()> {
+fn clone_btrfs(j: &mut Journal, source: &SourceFacts, clone: &Path, progress: &Progress) -> Result<()> {
     // Every instance records the clone directory; it is removed (when empty) only if wayback made it.
-    let clone_parent = plan.clone.parent().context("clone path has no parent")?;
+    let clone_parent = clone.parent().context("clone path has no parent")?;
     j.record(&Resource::Dir {
         path: clone_parent.to_path_buf(),
     })?;
@@ -138,16 +143,16 @@ fn clone_btrfs(j: &mut Journal, plan: &Plan, progress: &Progress) -> Result<()> 
     fault::point("created dir");
     let step = progress.step(format!(
         "cloning {} to {}",
-        plan.source.path.display(),
-        plan.clone.display()
+        source.path.display(),
+        clone.display()
     ));
     j.record(&Resource::Clone {
-        path: plan.clone.clone(),
-        source: plan.source.path.clone(),
-        source_uuid: plan.source.uuid.clone(),
+        path: clone.to_path_buf(),
+        source: source.path.clone(),
+        source_uuid: source.uuid.clone(),
     })?;
     fault::point("journaled clone");
-    btrfs::clone(&plan.source.path, &plan.clone)?;
+    btrfs::clone(&source.path, clone)?;
     fault::point("created clone");
     step.done();
     Ok(())

@@ -79,8 +79,16 @@ pub enum Cmd {
 pub struct UpArgs {
     /// The snapshot to resurrect: a btrfs subvolume path (e.g. /persist/.snapshots/11921/snapshot) or a
     /// selector (@11921, /persist@2026-11-14, @2w: see below)
-    #[arg(value_name = "SNAPSHOT")]
-    pub snapshot: String,
+    /// With --at: the live root the bind paths are relative to [default: /]
+    #[arg(value_name = "SNAPSHOT", required_unless_present = "at")]
+    pub snapshot: Option<String>,
+    /// Assemble the instance from the moment TIME (e.g. 2026-11-14T10:00, 2026-11-14, 2w): for every bind
+    /// path, the snapshot of the subvolume holding it on the live system, newest at or before TIME
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Refuse (exit 2) when the chosen snapshots are further apart than max_skew (default 15m)
+    #[arg(long)]
+    pub strict_consistency: bool,
     /// Instance name [default: <profile>-<n>]
     #[arg(long, short)]
     pub name: Option<String>,

@@ -210,6 +210,9 @@ async fn up(
     };
     let result = async {
         let (plan, alloc) = instance::plan(cfg, &req).await?;
+        if let Some(w) = instance::skew_warning(cfg, &plan) {
+            progress.note(w);
+        }
         let mut prepared = instance::prepare(cfg, plan, alloc, me).await?;
         prepared.password = req.basic_auth.as_ref().map(|(_, p)| p.clone());
         let hosted = instance::start(cfg, prepared, &progress, std::future::pending()).await?;

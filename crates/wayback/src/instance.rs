@@ -31,9 +31,9 @@ pub struct AllocLock(#[allow(dead_code)] Flock<std::fs::File>);
 
 /// Resolve the request against the system and build the plan. Bad input fails here, before anything exists.
 pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
-    let source = source_facts(&req.snapshot, req.overlay)?;
+    let sources = crate::sources::resolve(cfg, req, &|p| source_facts(p, req.overlay))?;
     let alloc = alloc_lock(cfg)?;
-    let facts = facts(cfg, source, req).await?;
+    let facts = facts(cfg, sources, req).await?;
     let plan = plan::build(req, &facts, cfg, &btrfs::probe).map_err(|e| match &e {
         plan::PlanError::NestedSubvolume { path, snapshot } => {
             let hint = crate::nested::hint(cfg, snapshot, path);
@@ -43,6 +43,16 @@ pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
     })?;
     let plan = owners(req, plan)?;
     Ok((plan, alloc))
+}
+
+/// A warning when the snapshots the instance is assembled from are further apart than `max_skew`.
+pub fn skew_warning(cfg: &Config, plan: &Plan) -> Option<String> {
+    let sk = plan.skew.filter(|s| *s > cfg.max_skew.as_secs())?;
+    Some(format!(
+        "warning: the chosen snapshots are {} apart (more than max_skew {}): data from different moments may not fit together; --strict-consistency refuses this",
+        wayback_core::Duration(sk),
+        cfg.max_skew
+    ))
 }
 
 /// Compare the owners of the bind paths with the host's users: refuse a mismatch (exit 2, naming path,
@@ -420,7 +430,7 @@ fn init_exe() -> Result<std::path::PathBuf> {
 }
 
 /// What the plan needs to know about the system. Call with the allocation lock held.
-async fn facts(cfg: &Config, source: SourceFacts, req: &UpRequest) -> Result<Facts> {
+async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) -> Result<Facts> {
     let existing = state::list(cfg);
     let mut in_use: Vec<ipnet::Ipv4Net> = existing
         .iter()
@@ -429,7 +439,10 @@ async fn facts(cfg: &Config, source: SourceFacts, req: &UpRequest) -> Result<Fac
         .collect();
     in_use.extend(wayback_net::veth::host_ipv4_prefixes().await?);
     Ok(Facts {
-        source,
+        source: sources.main,
+        extra_sources: sources.extra,
+        bind_sources: sources.bind_sources,
+        main_date: sources.main_date,
         existing,
         in_use,
         init_exe: init_exe()?,

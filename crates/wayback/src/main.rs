@@ -16,6 +16,7 @@ mod nested;
 mod progress;
 mod proxyhost;
 mod serve;
+mod sources;
 mod state;
 mod sys;
 

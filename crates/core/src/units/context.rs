@@ -224,6 +224,7 @@ pub(crate) fn directories(
                                 Bind::Full {
                                     path: in_snapshot.clone(),
                                     dest: Some(path.clone()),
+                                    source: None,
                                 }
                             } else {
                                 Bind::Path(path.clone())

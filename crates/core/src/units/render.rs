@@ -185,15 +185,15 @@ pub fn render_toml(profile: &Profile, reports: &[Report]) -> String {
             .iter()
             .map(|b| match b {
                 Bind::Path(p) => path(p),
-                Bind::Full {
-                    path: p,
-                    dest: None,
-                } => format!("{{ path = {} }}", path(p)),
-                Bind::Full {
-                    path: p,
-                    dest: Some(d),
-                } => {
-                    format!("{{ path = {}, dest = {} }}", path(p), path(d))
+                Bind::Full { path: p, dest, source } => {
+                    let mut fields = vec![format!("path = {}", path(p))];
+                    if let Some(d) = dest {
+                        fields.push(format!("dest = {}", path(d)));
+                    }
+                    if let Some(s) = source {
+                        fields.push(format!("source = {}", path(std::path::Path::new(s))));
+                    }
+                    format!("{{ {} }}", fields.join(", "))
                 }
             })
             .collect();

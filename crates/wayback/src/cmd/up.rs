@@ -27,6 +27,9 @@ pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitC
         return detached(cfg, req, args.json, &progress).await;
     }
     let (plan, alloc) = instance::plan(cfg, &req).await?;
+    if let Some(w) = instance::skew_warning(cfg, &plan) {
+        eprintln!("wayback: {w}");
+    }
     if args.dry_run {
         if let Some(format) = args.export {
             print!(
@@ -119,6 +122,18 @@ async fn detached(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--at TIME`: a date, a date and time (UTC unless a zone is given) or an age such as `2w`; unix seconds.
+fn parse_at(text: &str) -> Result<i64> {
+    use wayback_core::selector::{Kind, Selector, Target};
+    let sel: Selector = format!("@{text}").parse().map_err(|e| BadInput::new(format!("--at {text}: {e}")))?;
+    let now = crate::cmd::snapshots::now();
+    match sel.kind {
+        Kind::At { root: None, target: Target::Time(t) } => Ok(t.end_utc()),
+        Kind::At { root: None, target: Target::Ago(d) } => Ok(now - d.as_secs() as i64),
+        _ => Err(BadInput::new(format!("--at {text}: give a time (2026-11-14T10:00, 2026-11-14) or an age (2w, 36h)")).into()),
+    }
+}
+
 /// The basic-auth password: the first line of `file`, else asked on the terminal without echo.
 fn password(file: Option<&std::path::Path>, user: &str) -> Result<String> {
     use std::io::{BufRead, IsTerminal, Write};
@@ -173,13 +188,18 @@ async fn asked(sigint: &mut Signal, sigterm: &mut Signal) -> String {
 
 /// Low → typed request. No system access except reading profile files.
 fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest> {
-    let snapshot = crate::cmd::snapshots::resolve_path(&args.snapshot, &cfg.snapshot_roots)?;
+    let at = args.at.as_deref().map(parse_at).transpose()?;
+    let snapshot = match (&args.snapshot, at) {
+        (Some(s), Some(_)) => Some(std::path::PathBuf::from(s)),
+        (Some(s), None) => Some(crate::cmd::snapshots::resolve_path(s, &cfg.snapshot_roots)?),
+        (None, _) => None,
+    };
     let profile = match (&args.profile, args.exec.is_empty()) {
         _ if !args.unit.is_empty() => {
             let (p, reports) = crate::cmd::profile::from_units(
                 &args.unit,
                 "units",
-                Some(&snapshot),
+                snapshot.as_deref().filter(|_| at.is_none()),
                 args.port,
                 &[],
             )?;
@@ -201,6 +221,8 @@ fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest
     let name = args.name.as_deref().map(InstanceName::new).transpose()?;
     Ok(UpRequest {
         snapshot,
+        at,
+        strict_consistency: args.strict_consistency,
         name,
         profile,
         binds: args.bind.iter().map(|b| Bind::parse_cli(b)).collect(),

@@ -1,0 +1,179 @@
+//! The plan as text: what `up --dry-run` prints, one line per resource.
+
+use std::fmt;
+
+use super::*;
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "instance {} (profile {}, ttl {}",
+            self.name, self.profile, self.ttl
+        )?;
+        match self.idle {
+            Some(idle) => writeln!(f, ", idle {idle})")?,
+            None => writeln!(f, ")")?,
+        }
+        let ro = if self.source.readonly {
+            "read-only"
+        } else {
+            "writable"
+        };
+        match self.source.kind {
+            SourceKind::Btrfs => {
+                writeln!(
+                    f,
+                    "  source     {} (btrfs subvolume, {ro})",
+                    self.source.path.display()
+                )?;
+                writeln!(
+                    f,
+                    "  clone      {} (writable btrfs snapshot)",
+                    self.clone.display()
+                )?;
+            }
+            SourceKind::Overlay => {
+                writeln!(
+                    f,
+                    "  source     {} (directory, {ro})",
+                    self.source.path.display()
+                )?;
+                writeln!(
+                    f,
+                    "  clone      {} (overlayfs: writes go to its upper layer only)",
+                    self.clone.display()
+                )?;
+            }
+        }
+        let when = |d: Option<i64>| d.map(|d| format!(", {} UTC", crate::civil::format_utc(d))).unwrap_or_default();
+        if self.main_date.is_some() || !self.extra.is_empty() {
+            writeln!(f, "  taken      main source{}", when(self.main_date))?;
+        }
+        for (i, e) in self.extra.iter().enumerate() {
+            writeln!(f, "  source {}   {} ({}{})", i + 2, e.source.path.display(), e.why, when(e.date))?;
+            writeln!(f, "  clone {}    {}", i + 2, e.clone.display())?;
+        }
+        if let Some(sk) = self.skew {
+            writeln!(f, "  skew       {} between the oldest and the newest snapshot", Duration(sk.max(1)))?;
+        }
+        writeln!(f, "  netns      {}", self.netns_path.display())?;
+        writeln!(
+            f,
+            "  veth       {} {}/{} <-> {} {}/{} (no route out, no NAT)",
+            self.host_if, self.block.host, BLOCK_LEN, self.peer_if, self.block.peer, BLOCK_LEN
+        )?;
+        if let Some(c) = &self.chown {
+            let ids = |m: &std::collections::BTreeMap<u32, u32>| {
+                m.iter()
+                    .map(|(a, b)| format!("{a}->{b}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            writeln!(
+                f,
+                "  chown      clone owners: uids {} gids {}",
+                ids(&c.uids),
+                ids(&c.gids)
+            )?;
+        }
+        if self.allow_egress.is_empty() {
+            writeln!(
+                f,
+                "  quarantine table inet wayback: the instance can open no connection"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "  quarantine table inet wayback: the instance can open only {}",
+                self.allow_egress.join(", ")
+            )?;
+        }
+        writeln!(
+            f,
+            "  container  {} (host mode: tmpfs root, host /usr and /etc read-only)",
+            self.container.machine
+        )?;
+        for b in &self.container.binds {
+            writeln!(
+                f,
+                "    bind     {} -> {} ({})",
+                b.source.display(),
+                b.dest.display(),
+                if b.readonly { "ro" } else { "rw" }
+            )?;
+        }
+        for d in &self.init.dirs {
+            writeln!(f, "    tmpfs dir {}", d.path.display())?;
+        }
+        if !self.init.skeleton.is_empty() {
+            writeln!(
+                f,
+                "    /var     {} empty directories like the host's (/var/lib/*, /var/log/*, …)",
+                self.init.skeleton.len()
+            )?;
+        }
+        for p in &self.init.processes {
+            let user = p.user.as_deref().unwrap_or("root");
+            writeln!(
+                f,
+                "    process  {} as {}: {}",
+                p.name,
+                user,
+                shell_words(&p.argv(&self.init.shell))
+            )?;
+        }
+        writeln!(f, "    command  {}", shell_words(&self.container.argv()))?;
+        match &self.ready {
+            Some(Ready { tcp: Some(p), .. }) => writeln!(f, "  ready      tcp port {p} answers")?,
+            Some(Ready {
+                postgres: Some(p), ..
+            }) => writeln!(f, "  ready      PostgreSQL on port {p} accepts queries")?,
+            Some(Ready {
+                http: Some(p),
+                http_path,
+                ..
+            }) => writeln!(
+                f,
+                "  ready      http port {p} answers {}",
+                http_path.as_deref().unwrap_or("/")
+            )?,
+            _ => writeln!(f, "  ready      processes started")?,
+        }
+        if let Some(h) = &self.http {
+            writeln!(f, "  route      {} -> port {} ({})", h.host, h.port, h.url)?;
+        }
+        if let Some(m) = &self.masquerade {
+            let scheme = if m.https { "https" } else { "http" };
+            let bodies = if m.bodies {
+                "headers and text bodies"
+            } else {
+                "headers only"
+            };
+            writeln!(
+                f,
+                "  masquerade the app sees {scheme}://{}; rewritten back in {bodies}",
+                m.host
+            )?;
+        }
+        if !self.gate.is_open() {
+            let mut parts = Vec::new();
+            if let Some(d) = self.gate.share {
+                parts.push(format!("one-time share link (valid {d})"));
+            }
+            if let Some(u) = &self.gate.basic_auth_user {
+                parts.push(format!("basic auth as {u}"));
+            }
+            if !self.gate.allow.is_empty() {
+                let nets: Vec<String> = self.gate.allow.iter().map(|n| n.to_string()).collect();
+                parts.push(format!("clients from {}", nets.join(", ")));
+            }
+            writeln!(f, "  gate       {}", parts.join("; "))?;
+        }
+        for p in &self.publish {
+            writeln!(f, "  publish    {} -> port {}", p.listen, p.port)?;
+        }
+        Ok(())
+    }
+}
+
