@@ -9,5 +9,5 @@ WAYBACK_PACKAGES=(
     # services used by the profiles and the tests
     postgresql postgresql-client nginx-light mariadb-server
     # demo, benchmarks, packaging checks (man page), the ACME test (pebble)
-    curl wrk hyperfine man-db pebble
+    curl wrk hyperfine man-db pebble debootstrap
 )

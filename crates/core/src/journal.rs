@@ -41,6 +41,8 @@ pub enum Resource {
         start_time: u64,
         what: String,
     },
+    /// Cgroup directories made for a booted container's launcher; removed when empty.
+    Cgroup { paths: Vec<PathBuf> },
     /// A route file read by the proxy.
     Route { file: PathBuf, host: String },
 }
@@ -58,6 +60,13 @@ impl Resource {
             Resource::Container { machine } => format!("container {machine}"),
             Resource::Process { pid, what, .. } => format!("{what} process {pid}"),
             Resource::Route { host, .. } => format!("route {host}"),
+            Resource::Cgroup { paths } => format!(
+                "cgroup {}",
+                paths
+                    .first()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
         }
     }
 }

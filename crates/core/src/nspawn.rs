@@ -34,6 +34,9 @@ pub struct ContainerSpec {
     pub spec_file: PathBuf,
     /// Register with systemd-machined (only when systemd runs as PID 1).
     pub register: bool,
+    /// Boot mode: boot this whole-root clone with its own init instead of host mode.
+    #[serde(default)]
+    pub boot_root: Option<PathBuf>,
 }
 
 impl ContainerSpec {
@@ -43,6 +46,23 @@ impl ContainerSpec {
             "systemd-nspawn".into(),
             "--quiet".into(),
             format!("--machine={}", self.machine),
+        ];
+        if let Some(root) = &self.boot_root {
+            // Boot mode: the snapshot's own init; SIGRTMIN+3 asks systemd for an orderly poweroff.
+            a.extend([
+                format!("--directory={}", root.display()),
+                "--boot".into(),
+                "--resolv-conf=off".into(),
+                "--timezone=off".into(),
+                "--link-journal=no".into(),
+                "--console=passive".into(),
+                "--kill-signal=SIGRTMIN+3".into(),
+                format!("--network-namespace-path={}", self.netns_path.display()),
+            ]);
+            self.registration(&mut a);
+            return a;
+        }
+        a.extend([
             "--directory=/".into(),
             "--volatile=yes".into(),
             "--resolv-conf=off".into(),
@@ -52,13 +72,8 @@ impl ContainerSpec {
             // Our init is PID 1 and stops the services in order on SIGTERM.
             "--kill-signal=SIGTERM".into(),
             format!("--network-namespace-path={}", self.netns_path.display()),
-        ];
-        if self.register {
-            a.push("--register=yes".into());
-        } else {
-            a.push("--register=no".into());
-            a.push("--keep-unit".into());
-        }
+        ]);
+        self.registration(&mut a);
         for p in &self.host_ro {
             a.push(format!("--bind-ro={}", p.display()));
         }
@@ -73,6 +88,18 @@ impl ContainerSpec {
         a.push("__init".into());
         a.push(SPEC_PATH.into());
         a
+    }
+}
+
+impl ContainerSpec {
+    /// With systemd as PID 1, register with machined; without, nspawn needs both flags.
+    fn registration(&self, a: &mut Vec<String>) {
+        if self.register {
+            a.push("--register=yes".into());
+        } else {
+            a.push("--register=no".into());
+            a.push("--keep-unit".into());
+        }
     }
 }
 
@@ -99,6 +126,7 @@ mod tests {
             init_exe: "/usr/bin/wayback".into(),
             spec_file: "/var/lib/wayback/instances/pg/init.json".into(),
             register: false,
+            boot_root: None,
         };
         let a = s.argv();
         assert!(a.contains(

@@ -80,6 +80,15 @@ pub struct UpRequest {
     /// Refuse (instead of warning) when the chosen snapshots are further apart than `max_skew`.
     #[serde(default)]
     pub strict_consistency: bool,
+    /// Boot mode: SNAPSHOT is a whole root filesystem; boot its own init.
+    #[serde(default)]
+    pub boot: bool,
+    /// Boot mode: units to mask besides the defaults (timers, mail and cron).
+    #[serde(default)]
+    pub masks: Vec<String>,
+    /// Boot mode: do not mask the default units.
+    #[serde(default)]
+    pub no_default_masks: bool,
 }
 
 fn yes() -> bool {
@@ -255,6 +264,9 @@ pub struct Plan {
     /// The app's usual origin, shown to it instead of the instance's hostname.
     #[serde(default)]
     pub masquerade: Option<MasqueradeSpec>,
+    /// Boot mode: the clone's own init runs; these units are masked first.
+    #[serde(default)]
+    pub boot: Option<BootSpec>,
     pub publish: Vec<Publish>,
 }
 
@@ -292,6 +304,31 @@ impl MasqueradeSpec {
         })
     }
 }
+
+/// Boot mode: units masked in the clone before it boots.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootSpec {
+    /// Named units (`--mask`).
+    pub masks: Vec<String>,
+    /// Also every timer, mail and cron unit the image has (the default).
+    pub default_masks: bool,
+}
+
+/// Unit names masked by default in boot mode besides every `*.timer`: mail transport agents and cron.
+pub const DEFAULT_MASKED_SERVICES: &[&str] = &[
+    "cron.service",
+    "crond.service",
+    "anacron.service",
+    "atd.service",
+    "postfix.service",
+    "postfix@-.service",
+    "exim4.service",
+    "sendmail.service",
+    "opensmtpd.service",
+    "nullmailer.service",
+    "dma.service",
+    "msmtpd.service",
+];
 
 /// The access gate on the proxy, without secrets (those are made when the route is published).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -400,7 +437,12 @@ pub fn build(
         return Err(PlanError::NameTaken(name.to_string()));
     }
 
-    let binds = merged_binds(profile, req);
+    // Boot mode clones the whole root: no binds, no processes of ours.
+    let binds = if req.boot {
+        Vec::new()
+    } else {
+        merged_binds(profile, req)
+    };
     let clone = clone_for(cfg, &facts.source, &name, 0);
     let extra: Vec<ExtraSource> = facts
         .extra_sources
@@ -422,11 +464,25 @@ pub fn build(
         }
         let (src, clone_root, rel) = match facts.bind_sources.get(i) {
             Some(BindFrom { index, rel }) if *index > 0 => {
-                let e = extra.get(index - 1).ok_or(PlanError::BindInvalid(b.path().to_path_buf()))?;
-                (&e.source, &e.clone, rel.strip_prefix("/").unwrap_or(rel).to_path_buf())
+                let e = extra
+                    .get(index - 1)
+                    .ok_or(PlanError::BindInvalid(b.path().to_path_buf()))?;
+                (
+                    &e.source,
+                    &e.clone,
+                    rel.strip_prefix("/").unwrap_or(rel).to_path_buf(),
+                )
             }
-            Some(BindFrom { rel, .. }) => (&facts.source, &clone, rel.strip_prefix("/").unwrap_or(rel).to_path_buf()),
-            None => (&facts.source, &clone, b.path().strip_prefix("/").unwrap_or(b.path()).to_path_buf()),
+            Some(BindFrom { rel, .. }) => (
+                &facts.source,
+                &clone,
+                rel.strip_prefix("/").unwrap_or(rel).to_path_buf(),
+            ),
+            None => (
+                &facts.source,
+                &clone,
+                b.path().strip_prefix("/").unwrap_or(b.path()).to_path_buf(),
+            ),
         };
         match probe(&src.path.join(&rel)) {
             PathState::Present => {}
@@ -449,11 +505,20 @@ pub fn build(
             readonly: false,
         });
     }
-    let dates: Vec<i64> = facts.main_date.into_iter().chain(extra.iter().filter_map(|e| e.date)).collect();
-    let skew = (dates.len() > 1).then(|| (dates.iter().max().unwrap_or(&0) - dates.iter().min().unwrap_or(&0)).unsigned_abs());
+    let dates: Vec<i64> = facts
+        .main_date
+        .into_iter()
+        .chain(extra.iter().filter_map(|e| e.date))
+        .collect();
+    let skew = (dates.len() > 1).then(|| {
+        (dates.iter().max().unwrap_or(&0) - dates.iter().min().unwrap_or(&0)).unsigned_abs()
+    });
     if let Some(sk) = skew {
         if req.strict_consistency && sk > cfg.max_skew.as_secs() {
-            return Err(PlanError::Skew { skew: Duration(sk), max: cfg.max_skew });
+            return Err(PlanError::Skew {
+                skew: Duration(sk),
+                max: cfg.max_skew,
+            });
         }
     }
 
@@ -475,7 +540,8 @@ pub fn build(
             })
             .collect()
     };
-    if processes.is_empty() {
+    let processes = if req.boot { Vec::new() } else { processes };
+    if processes.is_empty() && !req.boot {
         return Err(PlanError::NothingToRun(profile.name.clone()));
     }
 
@@ -532,12 +598,21 @@ pub fn build(
     let container = ContainerSpec {
         machine: name.machine(),
         netns_path: netns_path.clone(),
-        host_ro: facts.host_paths.binds.clone(),
+        host_ro: if req.boot {
+            Vec::new()
+        } else {
+            facts.host_paths.binds.clone()
+        },
         binds: mounts,
         init_exe: facts.init_exe.clone(),
         spec_file: instance_dir.join("init.json"),
         register: facts.machined,
+        boot_root: req.boot.then(|| clone.clone()),
     };
+    let boot = req.boot.then(|| BootSpec {
+        masks: req.masks.clone(),
+        default_masks: !req.no_default_masks,
+    });
     Ok(Plan {
         profile: profile.name.clone(),
         created: facts.now,
@@ -560,7 +635,11 @@ pub fn build(
             instance: name.to_string(),
             shell: facts.shell.clone(),
             symlinks: facts.host_paths.symlinks.clone(),
-            skeleton: facts.var_skeleton.clone(),
+            skeleton: if req.boot {
+                Vec::new()
+            } else {
+                facts.var_skeleton.clone()
+            },
             dirs: profile.dirs.clone(),
             processes,
         },
@@ -569,6 +648,7 @@ pub fn build(
         http,
         gate,
         masquerade,
+        boot,
         publish: req.publish.clone(),
         name,
     })
@@ -590,9 +670,13 @@ pub fn merged_binds(profile: &Profile, req: &UpRequest) -> Vec<Bind> {
 fn clone_for(cfg: &Config, src: &SourceFacts, name: &InstanceName, index: usize) -> PathBuf {
     match (src.kind, index) {
         (SourceKind::Btrfs, 0) => clone_path(cfg, &src.fs_root, name),
-        (SourceKind::Btrfs, i) => clone_path(cfg, &src.fs_root, name).with_file_name(format!("{name}.{i}")),
+        (SourceKind::Btrfs, i) => {
+            clone_path(cfg, &src.fs_root, name).with_file_name(format!("{name}.{i}"))
+        }
         (SourceKind::Overlay, 0) => cfg.instance_dir(name.as_str()).join("overlay/merged"),
-        (SourceKind::Overlay, i) => cfg.instance_dir(name.as_str()).join(format!("overlay-{i}/merged")),
+        (SourceKind::Overlay, i) => cfg
+            .instance_dir(name.as_str())
+            .join(format!("overlay-{i}/merged")),
     }
 }
 

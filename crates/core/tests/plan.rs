@@ -62,6 +62,9 @@ fn request(profile: &str) -> UpRequest {
         original_host: None,
         rewrite_bodies: true,
         strict_consistency: false,
+        boot: false,
+        masks: vec![],
+        no_default_masks: false,
     }
 }
 

@@ -22,7 +22,7 @@ use wayback_proxy::{share_url, BasicAuth, GateConfig, ShareLink};
 use crate::fault;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir, MasqueradeRoute, RouteFile};
-use crate::sys::{btrfs, ids, nspawn, overlay, owned_dir};
+use crate::sys::{boot, btrfs, ids, nspawn, overlay, owned_dir};
 
 /// How long a container gets to stop in order before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -101,19 +101,56 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
         machine: plan.container.machine.clone(),
     })?;
     fault::point("journaled container");
-    let child = nspawn::launch(&plan.container.argv(), &dir.log_path())?;
+    let cgroups = boot_cgroups(plan);
+    if let Some(spec) = &plan.boot {
+        let masked = boot::mask_units(&plan.clone, spec)
+            .with_context(|| format!("masking units in {}", plan.clone.display()))?;
+        progress.note(format!(
+            "masked {} units in the clone ({})",
+            masked.len(),
+            masked.join(", ")
+        ));
+        if !cgroups.is_empty() {
+            j.record(&Resource::Cgroup {
+                paths: cgroups.clone(),
+            })?;
+            fault::point("journaled cgroup");
+            boot::create_cgroups(&cgroups).context("creating the container's cgroups")?;
+            fault::point("created cgroup");
+        }
+    }
+    let child = nspawn::launch(&plan.container.argv(), &dir.log_path(), &cgroups)?;
     fault::point("created container");
     note_process(&mut j, &child, "systemd-nspawn")?;
     step.done();
     Ok(child)
 }
 
+/// A booted container's own cgroups (none when systemd-machined registers it, or in host mode).
+pub fn boot_cgroups(plan: &Plan) -> Vec<std::path::PathBuf> {
+    match (&plan.boot, plan.container.register) {
+        (Some(_), false) => {
+            boot::cgroup_paths(Path::new("/sys/fs/cgroup"), &plan.container.machine)
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// The writable clone of one source: a btrfs snapshot, or an overlay for a non-btrfs directory.
-fn clone_source(j: &mut Journal, source: &SourceFacts, clone: &Path, progress: &Progress) -> Result<()> {
+fn clone_source(
+    j: &mut Journal,
+    source: &SourceFacts,
+    clone: &Path,
+    progress: &Progress,
+) -> Result<()> {
     match source.kind {
         SourceKind::Btrfs => clone_btrfs(j, source, clone, progress),
         SourceKind::Overlay => {
-            let step = progress.step(format!("overlay of {} at {}", source.path.display(), clone.display()));
+            let step = progress.step(format!(
+                "overlay of {} at {}",
+                source.path.display(),
+                clone.display()
+            ));
             j.record(&Resource::Overlay {
                 merged: clone.to_path_buf(),
             })?;
@@ -127,7 +164,12 @@ fn clone_source(j: &mut Journal, source: &SourceFacts, clone: &Path, progress: &
 }
 
 /// The writable btrfs snapshot, in the clone directory at the top of the source's filesystem.
-fn clone_btrfs(j: &mut Journal, source: &SourceFacts, clone: &Path, progress: &Progress) -> Result<()> {
+fn clone_btrfs(
+    j: &mut Journal,
+    source: &SourceFacts,
+    clone: &Path,
+    progress: &Progress,
+) -> Result<()> {
     // Every instance records the clone directory; it is removed (when empty) only if wayback made it.
     let clone_parent = clone.parent().context("clone path has no parent")?;
     j.record(&Resource::Dir {
@@ -298,6 +340,11 @@ pub async fn undo(res: &Resource) -> Result<()> {
         } => {
             let (p, u) = (path.clone(), source_uuid.clone());
             tokio::task::spawn_blocking(move || btrfs::delete_clone(&p, &u)).await??;
+            Ok(())
+        }
+        Resource::Cgroup { paths } => {
+            let p = paths.clone();
+            tokio::task::spawn_blocking(move || boot::remove_cgroups(&p)).await??;
             Ok(())
         }
         Resource::Dir { path } => owned_dir::remove_if_unused(path)

@@ -166,6 +166,15 @@ pub struct UpArgs {
     /// With --original-host: rewrite headers only, not response bodies
     #[arg(long, requires = "original_host")]
     pub no_rewrite_bodies: bool,
+    /// Boot mode: SNAPSHOT is a whole root filesystem; boot its own init (systemd) instead of host mode
+    #[arg(long, conflicts_with_all = ["exec", "unit", "bind"])]
+    pub boot: bool,
+    /// Boot mode: also mask this unit (repeatable); every timer, mail and cron unit is masked by default
+    #[arg(long, value_name = "UNIT", requires = "boot")]
+    pub mask: Vec<String>,
+    /// Boot mode: do not mask timers, mail and cron units
+    #[arg(long, requires = "boot")]
+    pub no_default_masks: bool,
     /// Hand the instance to the daemon (`wayback serve`) and return once it answers
     #[arg(long, short = 'd', conflicts_with = "dry_run")]
     pub detach: bool,

@@ -264,8 +264,12 @@ impl Hosted {
                 why = &mut stop => return Stop::Asked(why),
                 _ = tokio::time::sleep(backoff) => {}
             }
-            let relaunched = nspawn::launch(&self.plan.container.argv(), &self.dir.log_path())
-                .map_err(anyhow::Error::from);
+            let relaunched = nspawn::launch(
+                &self.plan.container.argv(),
+                &self.dir.log_path(),
+                &apply::boot_cgroups(&self.plan),
+            )
+            .map_err(anyhow::Error::from);
             let ready = match relaunched {
                 Ok(mut c) => {
                     let noted = Journal::open(&self.dir.journal_path())

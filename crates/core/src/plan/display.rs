@@ -46,16 +46,46 @@ impl fmt::Display for Plan {
                 )?;
             }
         }
-        let when = |d: Option<i64>| d.map(|d| format!(", {} UTC", crate::civil::format_utc(d))).unwrap_or_default();
+        let when = |d: Option<i64>| {
+            d.map(|d| format!(", {} UTC", crate::civil::format_utc(d)))
+                .unwrap_or_default()
+        };
         if self.main_date.is_some() || !self.extra.is_empty() {
             writeln!(f, "  taken      main source{}", when(self.main_date))?;
         }
         for (i, e) in self.extra.iter().enumerate() {
-            writeln!(f, "  source {}   {} ({}{})", i + 2, e.source.path.display(), e.why, when(e.date))?;
+            writeln!(
+                f,
+                "  source {}   {} ({}{})",
+                i + 2,
+                e.source.path.display(),
+                e.why,
+                when(e.date)
+            )?;
             writeln!(f, "  clone {}    {}", i + 2, e.clone.display())?;
         }
         if let Some(sk) = self.skew {
-            writeln!(f, "  skew       {} between the oldest and the newest snapshot", Duration(sk.max(1)))?;
+            writeln!(
+                f,
+                "  skew       {} between the oldest and the newest snapshot",
+                Duration(sk.max(1))
+            )?;
+        }
+        if let Some(b) = &self.boot {
+            let mut masked = Vec::new();
+            if b.default_masks {
+                masked.push("every timer, mail and cron unit".to_string());
+            }
+            masked.extend(b.masks.iter().cloned());
+            writeln!(
+                f,
+                "  boot       the snapshot's own init; masked: {}",
+                if masked.is_empty() {
+                    "nothing".into()
+                } else {
+                    masked.join(", ")
+                }
+            )?;
         }
         writeln!(f, "  netns      {}", self.netns_path.display())?;
         writeln!(
@@ -89,11 +119,18 @@ impl fmt::Display for Plan {
                 self.allow_egress.join(", ")
             )?;
         }
-        writeln!(
-            f,
-            "  container  {} (host mode: tmpfs root, host /usr and /etc read-only)",
-            self.container.machine
-        )?;
+        match &self.container.boot_root {
+            Some(_) => writeln!(
+                f,
+                "  container  {} (boot mode: the clone is the whole root)",
+                self.container.machine
+            )?,
+            None => writeln!(
+                f,
+                "  container  {} (host mode: tmpfs root, host /usr and /etc read-only)",
+                self.container.machine
+            )?,
+        }
         for b in &self.container.binds {
             writeln!(
                 f,
@@ -176,4 +213,3 @@ impl fmt::Display for Plan {
         Ok(())
     }
 }
-

@@ -125,12 +125,23 @@ async fn detached(
 /// `--at TIME`: a date, a date and time (UTC unless a zone is given) or an age such as `2w`; unix seconds.
 fn parse_at(text: &str) -> Result<i64> {
     use wayback_core::selector::{Kind, Selector, Target};
-    let sel: Selector = format!("@{text}").parse().map_err(|e| BadInput::new(format!("--at {text}: {e}")))?;
+    let sel: Selector = format!("@{text}")
+        .parse()
+        .map_err(|e| BadInput::new(format!("--at {text}: {e}")))?;
     let now = crate::cmd::snapshots::now();
     match sel.kind {
-        Kind::At { root: None, target: Target::Time(t) } => Ok(t.end_utc()),
-        Kind::At { root: None, target: Target::Ago(d) } => Ok(now - d.as_secs() as i64),
-        _ => Err(BadInput::new(format!("--at {text}: give a time (2026-11-14T10:00, 2026-11-14) or an age (2w, 36h)")).into()),
+        Kind::At {
+            root: None,
+            target: Target::Time(t),
+        } => Ok(t.end_utc()),
+        Kind::At {
+            root: None,
+            target: Target::Ago(d),
+        } => Ok(now - d.as_secs() as i64),
+        _ => Err(BadInput::new(format!(
+            "--at {text}: give a time (2026-11-14T10:00, 2026-11-14) or an age (2w, 36h)"
+        ))
+        .into()),
     }
 }
 
@@ -213,6 +224,10 @@ fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest
             name: "exec".into(),
             ..Profile::default()
         },
+        (None, true) if args.boot => Profile {
+            name: "boot".into(),
+            ..Profile::default()
+        },
         (None, true) => return Err(BadInput::new(
             "nothing to run: give --profile NAME (see docs/profiles.md), --unit UNIT or --exec CMD",
         )
@@ -223,6 +238,9 @@ fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest
         snapshot,
         at,
         strict_consistency: args.strict_consistency,
+        boot: args.boot,
+        masks: args.mask.clone(),
+        no_default_masks: args.no_default_masks,
         name,
         profile,
         binds: args.bind.iter().map(|b| Bind::parse_cli(b)).collect(),

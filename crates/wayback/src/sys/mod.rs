@@ -1,5 +1,6 @@
 //! Side effects on kernel objects and external tools, one module each. (Network namespaces and veth
 //! pairs live in the `wayback-net` crate.)
+pub mod boot;
 pub mod btrfs;
 pub mod ids;
 pub mod mountinfo;

@@ -32,8 +32,9 @@ pub enum NspawnError {
     Stuck { machine: String, pid: i32 },
 }
 
-/// Start nspawn with `argv` (program first), stdin from /dev/null, stdout+stderr appended to `log`.
-pub fn launch(argv: &[String], log: &Path) -> Result<Child, NspawnError> {
+/// Start nspawn with `argv` (program first), stdin from /dev/null, stdout+stderr appended to `log`, in the
+/// cgroups `cgroups` (directories that exist) when given.
+pub fn launch(argv: &[String], log: &Path, cgroups: &[PathBuf]) -> Result<Child, NspawnError> {
     let out = OpenOptions::new()
         .create(true)
         .append(true)
@@ -46,15 +47,40 @@ pub fn launch(argv: &[String], log: &Path) -> Result<Child, NspawnError> {
         path: log.into(),
         source,
     })?;
-    Command::new(&argv[0])
-        .args(&argv[1..])
+    let procs: Vec<std::ffi::CString> = cgroups
+        .iter()
+        .filter_map(|c| {
+            std::ffi::CString::new(c.join("cgroup.procs").as_os_str().as_encoded_bytes()).ok()
+        })
+        .collect();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         // Own process group: a Ctrl-C on the terminal reaches `up`, which then stops the container in order.
-        .process_group(0)
-        .spawn()
-        .map_err(|source| NspawnError::Spawn { source })
+        .process_group(0);
+    if !procs.is_empty() {
+        // SAFETY: runs in the forked child before exec; only open/write/close on C strings prepared before
+        // the fork (no allocation). Writing "0" to cgroup.procs moves the writing process itself.
+        unsafe {
+            cmd.pre_exec(move || {
+                for p in &procs {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                    libc::close(fd);
+                    if n != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.spawn().map_err(|source| NspawnError::Spawn { source })
 }
 
 /// PIDs of systemd-nspawn processes started with `--machine=<machine>`.

@@ -1,0 +1,172 @@
+//! Boot mode: prepare a whole-root clone to boot with its own init, and give the container its own cgroup.
+//!
+//! Masking: units that would reach the outside world or act on their own — every timer, mail transport
+//! agents, cron — are masked in the clone (symlinks to /dev/null in its /etc/systemd/system), plus any
+//! `--mask UNIT`. Only the clone is touched.
+//!
+//! Cgroups: without systemd as PID 1, nspawn runs with `--keep-unit` in its launcher's cgroup, and two
+//! booted containers in one cgroup disturb each other. Each container's launcher gets its own cgroup in
+//! every hierarchy nspawn looks at (the named `systemd` one and the unified one), removed at teardown.
+//! Syscalls: symlink, mkdir/rmdir in /sys/fs/cgroup.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use wayback_core::plan::{BootSpec, DEFAULT_MASKED_SERVICES};
+
+/// Unit directories of an image, relative to its root.
+const UNIT_DIRS: &[&str] = &[
+    "etc/systemd/system",
+    "lib/systemd/system",
+    "usr/lib/systemd/system",
+];
+
+/// Mask the boot spec's units in `root` (the clone). Returns the masked unit names.
+pub fn mask_units(root: &Path, spec: &BootSpec) -> io::Result<Vec<String>> {
+    let mut units: Vec<String> = spec.masks.clone();
+    if spec.default_masks {
+        for dir in UNIT_DIRS {
+            let Ok(entries) = fs::read_dir(root.join(dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".timer") || DEFAULT_MASKED_SERVICES.contains(&name.as_str()) {
+                    units.push(name);
+                }
+            }
+        }
+    }
+    units.sort();
+    units.dedup();
+    let etc = root.join("etc/systemd/system");
+    fs::create_dir_all(&etc)?;
+    for u in &units {
+        let link = etc.join(u);
+        if fs::read_link(&link).is_ok_and(|t| t == Path::new("/dev/null")) {
+            continue;
+        }
+        match fs::symlink_metadata(&link) {
+            Ok(_) => fs::remove_file(&link)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        symlink("/dev/null", &link)?;
+    }
+    Ok(units)
+}
+
+/// The cgroup directories a container launcher should get: `wb-NAME` in the hierarchies nspawn uses.
+pub fn cgroup_paths(cgroup_root: &Path, machine: &str) -> Vec<PathBuf> {
+    let named = cgroup_root.join("systemd");
+    let unified = cgroup_root.join("unified");
+    if named.is_dir() || unified.is_dir() {
+        [named, unified]
+            .into_iter()
+            .filter(|p| p.is_dir())
+            .map(|p| p.join(machine))
+            .collect()
+    } else {
+        // A pure cgroup2 host: one hierarchy at the root.
+        vec![cgroup_root.join(machine)]
+    }
+}
+
+/// Create the cgroup directories (existing ones are fine).
+pub fn create_cgroups(paths: &[PathBuf]) -> io::Result<()> {
+    for p in paths {
+        match fs::create_dir(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Remove the cgroup directories, with the sub-cgroups nspawn and the booted init made in them (payload,
+/// supervisor, init.scope, …), deepest first; retries briefly while the last processes exit. Gone: Ok.
+pub fn remove_cgroups(paths: &[PathBuf]) -> io::Result<()> {
+    for p in paths {
+        let mut tries = 0;
+        loop {
+            match remove_tree(p) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(_) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// rmdir a cgroup and its sub-cgroups (cgroup directories hold only control files, which rmdir ignores).
+fn remove_tree(p: &Path) -> io::Result<()> {
+    for e in fs::read_dir(p)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            remove_tree(&e.path())?;
+        }
+    }
+    fs::remove_dir(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_timers_mailers_and_named_units_in_the_image_only() {
+        let t = tempfile::tempdir().unwrap();
+        let lib = t.path().join("lib/systemd/system");
+        fs::create_dir_all(&lib).unwrap();
+        for u in [
+            "apt-daily.timer",
+            "postfix.service",
+            "nginx.service",
+            "cron.service",
+        ] {
+            fs::write(lib.join(u), "[Unit]\n").unwrap();
+        }
+        let spec = BootSpec {
+            masks: vec!["custom.service".into()],
+            default_masks: true,
+        };
+        let masked = mask_units(t.path(), &spec).unwrap();
+        assert_eq!(
+            masked,
+            [
+                "apt-daily.timer",
+                "cron.service",
+                "custom.service",
+                "postfix.service"
+            ]
+        );
+        let etc = t.path().join("etc/systemd/system");
+        assert_eq!(
+            fs::read_link(etc.join("apt-daily.timer")).unwrap(),
+            Path::new("/dev/null")
+        );
+        assert!(!etc.join("nginx.service").exists());
+        assert_eq!(
+            mask_units(t.path(), &spec).unwrap().len(),
+            4,
+            "masking twice is fine"
+        );
+    }
+
+    #[test]
+    fn cgroup_layouts() {
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(cgroup_paths(t.path(), "wb-x"), vec![t.path().join("wb-x")]);
+        fs::create_dir(t.path().join("systemd")).unwrap();
+        fs::create_dir(t.path().join("unified")).unwrap();
+        assert_eq!(cgroup_paths(t.path(), "wb-x").len(), 2);
+    }
+}
