@@ -80,6 +80,9 @@ pub struct UpRequest {
     /// Refuse (instead of warning) when the chosen snapshots are further apart than `max_skew`.
     #[serde(default)]
     pub strict_consistency: bool,
+    /// Extra environment for every process (`--env KEY=VALUE`), over the profile's.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
     /// Boot mode: SNAPSHOT is a whole root filesystem; boot its own init.
     #[serde(default)]
     pub boot: bool,
@@ -540,7 +543,10 @@ pub fn build(
             })
             .collect()
     };
-    let processes = if req.boot { Vec::new() } else { processes };
+    let mut processes = if req.boot { Vec::new() } else { processes };
+    for p in &mut processes {
+        p.env.extend(req.env.clone());
+    }
     if processes.is_empty() && !req.boot {
         return Err(PlanError::NothingToRun(profile.name.clone()));
     }

@@ -15,6 +15,8 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../profiles/nginx-static.toml"),
     ),
     ("mariadb", include_str!("../profiles/mariadb.toml")),
+    ("nginx-php", include_str!("../profiles/nginx-php.toml")),
+    ("nextcloud", include_str!("../profiles/nextcloud.toml")),
 ];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -65,13 +67,20 @@ impl Bind {
     }
     pub fn dest(&self) -> &Path {
         match self {
-            Bind::Path(p) | Bind::Full { path: p, dest: None, .. } => p,
+            Bind::Path(p)
+            | Bind::Full {
+                path: p,
+                dest: None,
+                ..
+            } => p,
             Bind::Full { dest: Some(d), .. } => d,
         }
     }
     pub fn source(&self) -> Option<&str> {
         match self {
-            Bind::Full { source: Some(s), .. } => Some(s),
+            Bind::Full {
+                source: Some(s), ..
+            } => Some(s),
             _ => None,
         }
     }
@@ -131,6 +140,10 @@ pub struct Process {
     /// Wait for this before starting the next process.
     #[serde(default)]
     pub ready: Option<Ready>,
+    /// A hook: run to completion (exit 0) before the next process starts, e.g. to switch an app into
+    /// maintenance or read-only mode. A failing hook stops the instance.
+    #[serde(default)]
+    pub oneshot: bool,
 }
 
 impl Process {

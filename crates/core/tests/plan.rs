@@ -65,6 +65,7 @@ fn request(profile: &str) -> UpRequest {
         boot: false,
         masks: vec![],
         no_default_masks: false,
+        env: Default::default(),
     }
 }
 

@@ -104,6 +104,9 @@ pub struct UpArgs {
     /// Run CMD (with /bin/sh -c) instead of the profile's processes; repeat for several, started in order
     #[arg(long, value_name = "CMD")]
     pub exec: Vec<String>,
+    /// Set an environment variable for every process (repeatable), e.g. an app's maintenance or read-only switch
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
     /// User to run --exec commands as [default: root]
     #[arg(long, short, requires = "exec")]
     pub user: Option<String>,
@@ -251,4 +254,13 @@ fn parse_map_uid(s: &str) -> Result<(u32, u32), String> {
 
 fn parse_map_gid(s: &str) -> Result<(u32, u32), String> {
     parse_map(s, false)
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
 }

@@ -52,6 +52,14 @@ pub fn main(spec_path: &Path) -> Result<i32> {
     }
     let mut running: Vec<Running> = Vec::new();
     for p in &spec.processes {
+        if p.oneshot {
+            if let Err(e) = hook(p, &spec.shell) {
+                say(&format!("hook {} failed: {e:#}", p.name));
+                stop_all(&mut running);
+                return Ok(1);
+            }
+            continue;
+        }
         match start(p, &spec.shell) {
             Ok(pid) => {
                 say(&format!("started {} (pid {pid})", p.name));
@@ -190,6 +198,16 @@ fn lookup_group(name: &str) -> Result<Gid> {
     Ok(Group::from_name(name)?
         .with_context(|| format!("no group {name:?} in the host's /etc/group"))?
         .gid)
+}
+
+/// Run a oneshot process (a hook) to completion; it must exit 0.
+fn hook(p: &Process, shell: &Path) -> Result<()> {
+    let pid = start(p, shell)?;
+    say(&format!("running hook {} (pid {pid})", p.name));
+    match waitpid(pid, None)? {
+        WaitStatus::Exited(_, 0) => Ok(()),
+        st => bail!("{}", describe(&st)),
+    }
 }
 
 fn start(p: &Process, shell: &Path) -> Result<Pid> {

@@ -367,6 +367,7 @@ pub(crate) fn convert(
             workdir,
             stop_signal: stop.map(|s| format!("SIG{s}")),
             ready,
+            oneshot: false,
         },
         dirs: all_dirs,
         binds: dirs.binds,

@@ -241,6 +241,7 @@ fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest
         boot: args.boot,
         masks: args.mask.clone(),
         no_default_masks: args.no_default_masks,
+        env: args.env.iter().cloned().collect(),
         name,
         profile,
         binds: args.bind.iter().map(|b| Bind::parse_cli(b)).collect(),
