@@ -10,4 +10,6 @@ WAYBACK_PACKAGES=(
     postgresql postgresql-client nginx-light mariadb-server
     # demo, benchmarks, packaging checks (man page), the ACME test (pebble)
     curl wrk hyperfine man-db pebble debootstrap
+    # NixOS checks: nix-instantiate for the Nix files, busybox + patchelf for the NixOS-like layout test
+    nix-bin busybox patchelf
 )

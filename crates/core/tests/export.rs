@@ -148,12 +148,16 @@ fn runnable(program: &str, probe: &[&str]) -> bool {
 
 #[test]
 fn nixos_output_parses_with_nix_instantiate() {
-    if !runnable("nix-instantiate", &["--parse", "-E", "{ }"]) {
+    if !runnable(
+        "nix-instantiate",
+        &["--store", "dummy://", "--parse", "-E", "{ }"],
+    ) {
         return;
     }
     for plan in [cloud_plan(), plan_for("postgresql", "pg", None)] {
         let text = export::nixos(&plan);
         let out = Command::new("nix-instantiate")
+            .args(["--store", "dummy://"])
             .args(["--parse", "-E", &text])
             .output()
             .unwrap();
@@ -172,6 +176,7 @@ fn nixos_output_parses_with_nix_instantiate() {
         "''x'' ${",
     ] {
         let out = Command::new("nix-instantiate")
+            .args(["--store", "dummy://"])
             .args(["--eval", "--json", "-E", &export::nix_string(s)])
             .output()
             .unwrap();

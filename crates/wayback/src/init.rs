@@ -25,7 +25,9 @@ use nix::unistd::{Gid, Group, Pid, Uid, User};
 use wayback_core::plan::InitSpec;
 use wayback_core::profile::{DirSpec, Process, Ready};
 
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The usual directories, then NixOS's (absent elsewhere, so harmless).
+const PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/run/wrappers/bin:/run/current-system/sw/bin";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_GRACE: Duration = Duration::from_secs(20);
 
@@ -151,11 +153,16 @@ fn skeleton() -> Result<()> {
 }
 
 /// Recreate a host symlink (e.g. /run/current-system on NixOS). One that already points there is fine.
+/// A parent that nspawn made a symlink into the read-only /usr (e.g. /bin -> usr/bin, on a NixOS host whose
+/// /bin is a real directory holding only `sh`) is replaced by a directory first.
 fn host_symlink(link: &Path, target: &Path) -> Result<()> {
     if fs::read_link(link).is_ok_and(|t| t == target) {
         return Ok(());
     }
     if let Some(parent) = link.parent() {
+        if fs::symlink_metadata(parent).is_ok_and(|m| m.file_type().is_symlink()) {
+            fs::remove_file(parent)?;
+        }
         fs::create_dir_all(parent)?;
     }
     symlink(target, link)?;

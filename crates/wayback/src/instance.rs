@@ -411,6 +411,22 @@ pub fn var_skeleton(var: &Path) -> Vec<wayback_core::profile::DirSpec> {
     out
 }
 
+/// On a host whose /bin is a real directory (NixOS: only `/bin/sh -> /nix/store/…`), its links are recreated
+/// in the container, where nspawn would otherwise point /bin at the host's /usr/bin.
+fn with_bin_links(
+    mut hp: wayback_core::hostpaths::HostPaths,
+) -> wayback_core::hostpaths::HostPaths {
+    let bin = Path::new("/bin");
+    if std::fs::symlink_metadata(bin).is_ok_and(|m| m.is_dir()) {
+        for e in std::fs::read_dir(bin).into_iter().flatten().flatten() {
+            if let Ok(target) = std::fs::read_link(e.path()) {
+                hp.symlinks.push((e.path(), target));
+            }
+        }
+    }
+    hp
+}
+
 fn probe_host(path: &Path) -> HostEntry {
     match std::fs::symlink_metadata(path) {
         Err(_) => HostEntry::Missing,
@@ -451,11 +467,11 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         in_use,
         init_exe: init_exe()?,
         machined: Path::new("/run/systemd/system").is_dir(),
-        host_paths: hostpaths::resolve(
+        host_paths: with_bin_links(hostpaths::resolve(
             &[cfg.host_paths.clone(), req.host_paths.clone()].concat(),
             &req.no_host_paths,
             &probe_host,
-        )?,
+        )?),
         shell: std::fs::canonicalize("/bin/sh").unwrap_or_else(|_| "/bin/sh".into()),
         var_skeleton: var_skeleton(Path::new("/var")),
         now: now(),

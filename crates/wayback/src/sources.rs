@@ -27,11 +27,17 @@ pub struct Sources {
 }
 
 /// Resolve every bind's source. `source_facts` inspects a snapshot path (btrfs or overlay).
-pub fn resolve(cfg: &Config, req: &UpRequest, source_facts: &dyn Fn(&Path) -> Result<SourceFacts>) -> Result<Sources> {
+pub fn resolve(
+    cfg: &Config,
+    req: &UpRequest,
+    source_facts: &dyn Fn(&Path) -> Result<SourceFacts>,
+) -> Result<Sources> {
     let binds = plan::merged_binds(&req.profile, req);
     let needs_catalog = req.at.is_some() || binds.iter().any(|b| b.source().is_some());
     let catalog: Vec<Snapshot> = if needs_catalog || !cfg.snapshot_roots.is_empty() {
-        load_catalog(&cfg.snapshot_roots).map(|c| c.snapshots).unwrap_or_default()
+        load_catalog(&cfg.snapshot_roots)
+            .map(|c| c.snapshots)
+            .unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -44,11 +50,16 @@ pub fn resolve(cfg: &Config, req: &UpRequest, source_facts: &dyn Fn(&Path) -> Re
     };
     let main = match (&req.at, &req.snapshot) {
         (None, Some(s)) => Some(source_facts(s)?),
-        (None, None) => return Err(BadInput::new("which snapshot? give SNAPSHOT, or --at TIME").into()),
+        (None, None) => {
+            return Err(BadInput::new("which snapshot? give SNAPSHOT, or --at TIME").into())
+        }
         (Some(_), _) => None,
     };
     // All sources, main first; binds point into this list.
-    let mut paths: Vec<(PathBuf, String)> = main.iter().map(|m| (m.path.clone(), "SNAPSHOT".into())).collect();
+    let mut paths: Vec<(PathBuf, String)> = main
+        .iter()
+        .map(|m| (m.path.clone(), "SNAPSHOT".into()))
+        .collect();
     let mut from = Vec::new();
     for b in &binds {
         let (snap, rel, why) = match (b.source(), req.at) {
@@ -61,10 +72,17 @@ pub fn resolve(cfg: &Config, req: &UpRequest, source_facts: &dyn Fn(&Path) -> Re
             (None, Some(t)) => {
                 let live = live_root.join(b.path().strip_prefix("/").unwrap_or(b.path()));
                 let (snap, rel) = at_or_before(&live, t, &catalog)?;
-                (snap, rel, format!("--at {} for {}", format_utc(t), b.path().display()))
+                (
+                    snap,
+                    rel,
+                    format!("--at {} for {}", format_utc(t), b.path().display()),
+                )
             }
             (None, None) => {
-                from.push(BindFrom { index: 0, rel: b.path().to_path_buf() });
+                from.push(BindFrom {
+                    index: 0,
+                    rel: b.path().to_path_buf(),
+                });
                 continue;
             }
         };
@@ -78,7 +96,9 @@ pub fn resolve(cfg: &Config, req: &UpRequest, source_facts: &dyn Fn(&Path) -> Re
         from.push(BindFrom { index, rel });
     }
     if paths.is_empty() {
-        return Err(BadInput::new("--at needs at least one --bind PATH (or a profile with binds)").into());
+        return Err(
+            BadInput::new("--at needs at least one --bind PATH (or a profile with binds)").into(),
+        );
     }
     let mut facts = Vec::new();
     for (p, why) in &paths {
@@ -89,7 +109,9 @@ pub fn resolve(cfg: &Config, req: &UpRequest, source_facts: &dyn Fn(&Path) -> Re
     Ok(Sources {
         main,
         main_date,
-        extra: it.map(|(source, date, why)| ExtraSourceFacts { source, date, why }).collect(),
+        extra: it
+            .map(|(source, date, why)| ExtraSourceFacts { source, date, why })
+            .collect(),
         bind_sources: from,
     })
 }
@@ -102,8 +124,13 @@ fn rel_in(snap: &Path, path: &Path, live_root: &Path) -> Result<PathBuf> {
     if crate::sys::btrfs::probe(&snap.join(rel)) == wayback_core::plan::PathState::Present {
         return Ok(path.to_path_buf());
     }
-    let live_sub = snapdiff::live_of(snap).map_err(|e| BadInput::new(format!("{}: {e}", snap.display())))?;
-    let root = if live_root.as_os_str().is_empty() { Path::new("/") } else { live_root };
+    let live_sub =
+        snapdiff::live_of(snap).map_err(|e| BadInput::new(format!("{}: {e}", snap.display())))?;
+    let root = if live_root.as_os_str().is_empty() {
+        Path::new("/")
+    } else {
+        live_root
+    };
     let live = root.join(rel);
     match live.strip_prefix(&live_sub) {
         Ok(r) => Ok(Path::new("/").join(r)),
@@ -120,7 +147,10 @@ fn rel_in(snap: &Path, path: &Path, live_root: &Path) -> Result<PathBuf> {
 /// The subvolume holding `live` on the live system, and its newest snapshot at or before `t`.
 fn at_or_before(live: &Path, t: i64, catalog: &[Snapshot]) -> Result<(PathBuf, PathBuf)> {
     let (sub, meta) = holding_subvolume(live)?;
-    let mut snaps: Vec<&Snapshot> = catalog.iter().filter(|s| s.parent_uuid.is_some() && s.parent_uuid == meta.uuid).collect();
+    let mut snaps: Vec<&Snapshot> = catalog
+        .iter()
+        .filter(|s| s.parent_uuid.is_some() && s.parent_uuid == meta.uuid)
+        .collect();
     snaps.sort_by_key(|s| (s.date, s.seq));
     let rel = Path::new("/").join(live.strip_prefix(&sub).unwrap_or(Path::new("")));
     match snaps.iter().rev().find(|s| s.date <= t) {
@@ -147,7 +177,12 @@ fn at_or_before(live: &Path, t: i64, catalog: &[Snapshot]) -> Result<(PathBuf, P
 /// Walk up from `live` to the root of the btrfs subvolume that holds it (mount points of other filesystems
 /// are crossed by the walk, since their roots are subvolume roots themselves).
 fn holding_subvolume(live: &Path) -> Result<(PathBuf, wayback_core::catalog::SubvolMeta)> {
-    let mut p = std::fs::canonicalize(live).map_err(|e| BadInput::new(format!("{}: {e} (it must exist on the live system for --at)", live.display())))?;
+    let mut p = std::fs::canonicalize(live).map_err(|e| {
+        BadInput::new(format!(
+            "{}: {e} (it must exist on the live system for --at)",
+            live.display()
+        ))
+    })?;
     loop {
         if let Some(meta) = walk::subvol_meta(&p) {
             return Ok((p, meta));

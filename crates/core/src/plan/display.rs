@@ -125,11 +125,25 @@ impl fmt::Display for Plan {
                 "  container  {} (boot mode: the clone is the whole root)",
                 self.container.machine
             )?,
-            None => writeln!(
-                f,
-                "  container  {} (host mode: tmpfs root, host /usr and /etc read-only)",
-                self.container.machine
-            )?,
+            None => {
+                let shown: Vec<String> = std::iter::once("/usr".to_string())
+                    .chain(
+                        self.container
+                            .host_ro
+                            .iter()
+                            .map(|p| p.display().to_string()),
+                    )
+                    .collect();
+                writeln!(
+                    f,
+                    "  container  {} (host mode: tmpfs root; host {} read-only)",
+                    self.container.machine,
+                    shown.join(", ")
+                )?;
+                for (link, target) in &self.init.symlinks {
+                    writeln!(f, "    link     {} -> {}", link.display(), target.display())?;
+                }
+            }
         }
         for b in &self.container.binds {
             writeln!(

@@ -27,8 +27,11 @@ pub fn mismatches(plan: &Plan) -> Vec<Mismatch> {
         .iter()
         .filter_map(|b| {
             // The bind's source inside whichever clone it comes from, stat'ed in that clone's snapshot.
-            let sources = std::iter::once((&plan.clone, &plan.source.path)).chain(plan.extra.iter().map(|e| (&e.clone, &e.source.path)));
-            let (rel, snap) = sources.into_iter().find_map(|(c, s)| Some((b.source.strip_prefix(c).ok()?, s)))?;
+            let sources = std::iter::once((&plan.clone, &plan.source.path))
+                .chain(plan.extra.iter().map(|e| (&e.clone, &e.source.path)));
+            let (rel, snap) = sources
+                .into_iter()
+                .find_map(|(c, s)| Some((b.source.strip_prefix(c).ok()?, s)))?;
             let m = fs::symlink_metadata(snap.join(rel)).ok()?;
             Some(PathOwner {
                 path: b.dest.clone(),
