@@ -10,6 +10,8 @@ WAYBACK_PACKAGES=(
     postgresql postgresql-client nginx-light mariadb-server
     # demo, benchmarks, packaging checks (man page), the ACME test (pebble)
     curl wrk hyperfine man-db pebble debootstrap
+    # the host proxies wayback drives (tests/drivers.rs) and the MediaWiki end-to-end test
+    caddy mediawiki php-fpm php-mysql php-apcu
     # NixOS checks: nix-instantiate for the Nix files, busybox + patchelf for the NixOS-like layout test
     nix-bin busybox patchelf
 )

@@ -59,6 +59,11 @@ pub struct ProxyConfig {
     pub certificates: Vec<CertificateFiles>,
     /// Per-hostname certificates from an ACME CA, for hostnames no certificate file covers.
     pub acme: Option<AcmeSettings>,
+    /// Who publishes hostnames: `builtin` (this proxy), or the host's `nginx` or `caddy` (see
+    /// docs/behind-your-proxy.md). `up --proxy` overrides it.
+    pub driver: crate::drivers::ProxyDriver,
+    pub nginx: crate::drivers::NginxConfig,
+    pub caddy: crate::drivers::CaddyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +126,9 @@ impl Default for ProxyConfig {
             https_listen: None,
             certificates: Vec::new(),
             acme: None,
+            driver: Default::default(),
+            nginx: Default::default(),
+            caddy: Default::default(),
         }
     }
 }

@@ -249,7 +249,7 @@ impl Default for NginxOpts {
 
 /// A value in an nginx directive: quoted when it holds anything but plain characters. (nginx has no
 /// escape for `$`; paths with `$` would be read as variables.)
-fn nginx_value(s: &str) -> String {
+pub fn nginx_value(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/._-:+@".contains(&b))

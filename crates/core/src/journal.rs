@@ -43,6 +43,11 @@ pub enum Resource {
     },
     /// Cgroup directories made for a booted container's launcher; removed when empty.
     Cgroup { paths: Vec<PathBuf> },
+    /// A hostname published on the host's nginx or Caddy; `handle` is the driver's own record of it.
+    HostProxy {
+        host: String,
+        handle: serde_json::Value,
+    },
     /// A route file read by the proxy.
     Route { file: PathBuf, host: String },
 }
@@ -60,6 +65,13 @@ impl Resource {
             Resource::Container { machine } => format!("container {machine}"),
             Resource::Process { pid, what, .. } => format!("{what} process {pid}"),
             Resource::Route { host, .. } => format!("route {host}"),
+            Resource::HostProxy { host, handle } => format!(
+                "{} route {host}",
+                handle
+                    .get("driver")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or("host proxy")
+            ),
             Resource::Cgroup { paths } => format!(
                 "cgroup {}",
                 paths

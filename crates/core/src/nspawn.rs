@@ -87,6 +87,8 @@ impl ContainerSpec {
         a.push(INIT_PATH.into());
         a.push("__init".into());
         a.push(SPEC_PATH.into());
+        // Names the container on the init's own command line, so it can be found even if nspawn is gone.
+        a.push(self.machine.clone());
         a
     }
 }
@@ -133,7 +135,7 @@ mod tests {
             &"--bind=/mnt/.wayback/pg/var/lib/postgresql:/var/lib/postgresql".to_string()
         ));
         assert!(a.contains(&"--keep-unit".to_string()));
-        assert_eq!(a.last().unwrap(), SPEC_PATH);
+        assert_eq!(a.last().unwrap(), "wb-pg");
         assert_eq!(escape(std::path::Path::new("/a:b")), "/a\\:b");
     }
 }

@@ -80,6 +80,9 @@ pub struct UpRequest {
     /// Refuse (instead of warning) when the chosen snapshots are further apart than `max_skew`.
     #[serde(default)]
     pub strict_consistency: bool,
+    /// Who publishes the hostname (`--proxy`); default: the config's `[proxy] driver`.
+    #[serde(default)]
+    pub proxy: Option<crate::drivers::ProxyDriver>,
     /// Extra environment for every process (`--env KEY=VALUE`), over the profile's.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
@@ -270,6 +273,9 @@ pub struct Plan {
     /// Boot mode: the clone's own init runs; these units are masked first.
     #[serde(default)]
     pub boot: Option<BootSpec>,
+    /// Who publishes the hostname: the built-in proxy, or the host's nginx or Caddy.
+    #[serde(default)]
+    pub driver: crate::drivers::ProxyDriver,
     pub publish: Vec<Publish>,
 }
 
@@ -655,6 +661,7 @@ pub fn build(
         gate,
         masquerade,
         boot,
+        driver: req.proxy.unwrap_or(cfg.proxy.driver),
         publish: req.publish.clone(),
         name,
     })

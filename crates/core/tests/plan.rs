@@ -66,6 +66,7 @@ fn request(profile: &str) -> UpRequest {
         masks: vec![],
         no_default_masks: false,
         env: Default::default(),
+        proxy: None,
     }
 }
 

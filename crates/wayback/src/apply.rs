@@ -12,6 +12,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use wayback_core::drivers::ProxyDriver;
 use wayback_core::journal::{self, Journal, Resource};
 use wayback_core::plan::{SourceFacts, SourceKind};
 use wayback_core::{Config, Plan};
@@ -19,6 +20,7 @@ use wayback_net::nft::{self, Quarantine};
 use wayback_net::{netns, veth, VethSpec};
 use wayback_proxy::{share_url, BasicAuth, GateConfig, ShareLink};
 
+use crate::drivers::{self, Driver, DriverHandle, DriverKind, DriverRoute};
 use crate::fault;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir, MasqueradeRoute, RouteFile};
@@ -270,7 +272,43 @@ pub fn publish_route(
         },
     )?;
     fault::point("created route");
+    publish_on_host_proxy(cfg, &mut j, plan, http)?;
     Ok(share)
+}
+
+/// With `[proxy] driver` / `--proxy` nginx or caddy: publish the hostname on the host's proxy too (journaled
+/// with the driver's handle before anything is written).
+fn publish_on_host_proxy(
+    cfg: &Config,
+    j: &mut Journal,
+    plan: &Plan,
+    http: &wayback_core::plan::HttpRoute,
+) -> Result<()> {
+    let kind = match plan.driver {
+        ProxyDriver::Builtin => return Ok(()),
+        ProxyDriver::Nginx => DriverKind::Nginx,
+        ProxyDriver::Caddy => DriverKind::Caddy,
+    };
+    let driver =
+        Driver::select(kind, &cfg.proxy.nginx, &cfg.proxy.caddy).context("no host proxy driver")?;
+    let route = DriverRoute {
+        instance: plan.name.to_string(),
+        host: http.host.clone(),
+        upstream: driver.via().upstream(
+            cfg.proxy.listen,
+            std::net::SocketAddr::from((plan.block.peer, http.port)),
+        ),
+        tls: None,
+    };
+    let handle = driver.handle(&route)?;
+    j.record(&Resource::HostProxy {
+        host: http.host.clone(),
+        handle: serde_json::to_value(&handle)?,
+    })?;
+    fault::point("journaled host proxy");
+    driver.publish(&route)?;
+    fault::point("created host proxy");
+    Ok(())
 }
 
 /// What a teardown did.
@@ -284,6 +322,24 @@ pub struct Teardown {
 /// instance directory is removed only when everything else is gone, so a failed teardown can be retried.
 pub async fn teardown(dir: &InstanceDir, progress: &Progress) -> Teardown {
     let mut report = Teardown::default();
+    // One teardown of an instance at a time (a restarted daemon's recovery and a `down` may meet): the
+    // second waits, and finds the work done.
+    let lock_path = dir.path.join("teardown.lock");
+    let lock = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .ok()?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    if lock.is_none() || !dir.path.exists() {
+        return report;
+    }
     let entries = match journal::read(&dir.journal_path()) {
         Ok(e) => e,
         Err(e) => {
@@ -315,6 +371,12 @@ pub async fn teardown(dir: &InstanceDir, progress: &Progress) -> Teardown {
 pub async fn undo(res: &Resource) -> Result<()> {
     match res {
         Resource::Route { file, .. } => remove_file(file),
+        Resource::HostProxy { handle, .. } => {
+            let h: DriverHandle =
+                serde_json::from_value(handle.clone()).context("reading the host proxy handle")?;
+            tokio::task::spawn_blocking(move || drivers::unpublish(&h)).await??;
+            Ok(())
+        }
         Resource::Container { machine } => {
             let m = machine.clone();
             tokio::task::spawn_blocking(move || nspawn::stop(&m, STOP_GRACE)).await??;

@@ -72,7 +72,11 @@ pub enum Cmd {
     Manpage,
     /// (internal) the init process inside an instance's container
     #[command(name = "__init", hide = true)]
-    Init { spec: PathBuf },
+    Init {
+        spec: PathBuf,
+        /// The machine name, only so the process can be found by it
+        machine: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +182,10 @@ pub struct UpArgs {
     /// Boot mode: do not mask timers, mail and cron units
     #[arg(long, requires = "boot")]
     pub no_default_masks: bool,
+    /// Who publishes the hostname: wayback's built-in proxy, or the host's nginx or Caddy (see
+    /// docs/behind-your-proxy.md) [default: the config's [proxy] driver]
+    #[arg(long, value_enum, value_name = "DRIVER")]
+    pub proxy: Option<crate::drivers::DriverKind>,
     /// Hand the instance to the daemon (`wayback serve`) and return once it answers
     #[arg(long, short = 'd', conflicts_with = "dry_run")]
     pub detach: bool,

@@ -49,14 +49,14 @@ pub async fn serve(cfg: Config, progress: Progress) -> Result<ExitCode> {
         )
     })?;
     let me = Owner::current_daemon();
+    let sock = control::socket_path(&cfg);
+    let _ = std::fs::remove_file(&sock); // a dead daemon's: we hold the lock now
     let slot = proxyhost::claim_proxy(&cfg).await?;
     let (stop_proxy, stop_rx) = watch::channel(false);
     let proxy = tokio::spawn(proxyhost::run_proxy(cfg.clone(), slot, stop_rx));
     let registry: Registry = Arc::default();
     recover(&cfg, me, &registry, &progress).await;
 
-    let sock = control::socket_path(&cfg);
-    let _ = std::fs::remove_file(&sock); // stale: we hold the daemon lock
     let listener =
         UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;

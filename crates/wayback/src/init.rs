@@ -38,12 +38,13 @@ struct Running {
 }
 
 pub fn main(spec_path: &Path) -> Result<i32> {
+    // First of all: as PID 1, a signal that has no handler and is not blocked is dropped.
+    let signals = handled_signals();
+    signals.thread_block().context("blocking signals")?;
     let text = fs::read_to_string(spec_path)
         .with_context(|| format!("reading {}", spec_path.display()))?;
     let spec: InitSpec =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", spec_path.display()))?;
-    let signals = handled_signals();
-    signals.thread_block().context("blocking signals")?;
     skeleton()?;
     for (link, target) in &spec.symlinks {
         host_symlink(link, target)
@@ -334,15 +335,19 @@ fn describe(st: &WaitStatus) -> String {
 
 /// Stop processes newest first: their stop signal, then SIGKILL after the grace period.
 fn stop_all(running: &mut Vec<Running>) {
+    // Children that exited while we waited for another one (a daemon re-parented to us, say), so that a
+    // process's exit is noticed even when it was reaped as somebody else's orphan.
+    let mut reaped: Vec<Pid> = Vec::new();
     while let Some(r) = running.pop() {
+        if reaped.contains(&r.pid) {
+            continue;
+        }
         say(&format!("stopping {} with {}", r.name, r.stop));
         let _ = kill(r.pid, r.stop);
         let deadline = Instant::now() + STOP_GRACE;
         loop {
-            if !matches!(
-                waitpid(r.pid, Some(WaitPidFlag::WNOHANG)),
-                Ok(WaitStatus::StillAlive)
-            ) {
+            reap_all(&mut reaped);
+            if reaped.contains(&r.pid) {
                 break;
             }
             if Instant::now() >= deadline {
@@ -358,10 +363,16 @@ fn stop_all(running: &mut Vec<Running>) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    // Orphans re-parented to us.
+    reap_all(&mut reaped);
+}
+
+/// Reap every exited child (ours or orphans re-parented to us, PID 1), remembering their PIDs. A zombie
+/// still answers `kill -0`, so a wrapper script waiting for its daemon to go would wait forever otherwise.
+fn reap_all(reaped: &mut Vec<Pid>) {
     while let Ok(st) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-        if st == WaitStatus::StillAlive {
-            break;
+        match st.pid() {
+            Some(pid) if st != WaitStatus::StillAlive => reaped.push(pid),
+            _ => break,
         }
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod cmd;
 mod control;
 mod daemon;
+mod drivers;
 mod error;
 mod fault;
 mod init;
@@ -31,7 +32,7 @@ use crate::progress::Progress;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The container's init must stay single-threaded: handle it before any runtime starts.
-    if let Cmd::Init { spec } = &cli.cmd {
+    if let Cmd::Init { spec, .. } = &cli.cmd {
         return match init::main(spec) {
             Ok(code) => ExitCode::from(code as u8),
             Err(e) => {
@@ -98,7 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Snapshots(a) => cmd::snapshots::run(&cfg, a).await,
         Cmd::Find(a) => cmd::find::run(&cfg, a).await,
         Cmd::Diff(a) => cmd::diff::run(&cfg, a).await,
-        Cmd::Profile(a) => cmd::profile::run(&cfg, a),
+        Cmd::Profile(a) => cmd::profile::run(&cfg, a, progress.quiet),
         Cmd::Export(a) => cmd::export::run(&cfg, a),
         Cmd::Completions { shell } => {
             clap_complete::generate(

@@ -165,6 +165,9 @@ fn sigkill_at_every_point_of_up_and_down_then_gc_leaves_nothing() {
 }
 
 fn start_daemon(wb: &Wayback, k: Option<u32>) -> Child {
+    // A killed daemon leaves its socket file: wait for the new one, not that.
+    let sock0 = wb.runtime_dir().join("wayback.sock");
+    let _ = fs::remove_file(&sock0);
     let mut c = wb.command(&["serve"]);
     if let Some(k) = k {
         c.env("WAYBACK_FAULT_POINT", k.to_string());

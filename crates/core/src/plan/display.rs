@@ -191,6 +191,13 @@ impl fmt::Display for Plan {
             )?,
             _ => writeln!(f, "  ready      processes started")?,
         }
+        if self.driver != crate::drivers::ProxyDriver::Builtin {
+            writeln!(
+                f,
+                "  host proxy {:?}: publishes the hostname too",
+                self.driver
+            )?;
+        }
         if let Some(h) = &self.http {
             writeln!(f, "  route      {} -> port {} ({})", h.host, h.port, h.url)?;
         }

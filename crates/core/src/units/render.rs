@@ -185,7 +185,11 @@ pub fn render_toml(profile: &Profile, reports: &[Report]) -> String {
             .iter()
             .map(|b| match b {
                 Bind::Path(p) => path(p),
-                Bind::Full { path: p, dest, source } => {
+                Bind::Full {
+                    path: p,
+                    dest,
+                    source,
+                } => {
                     let mut fields = vec![format!("path = {}", path(p))];
                     if let Some(d) = dest {
                         fields.push(format!("dest = {}", path(d)));

@@ -80,7 +80,7 @@ pub fn from_units(
         .map_err(|e| BadInput::new(e.to_string()).into())
 }
 
-pub fn run(cfg: &Config, args: ProfileArgs) -> Result<ExitCode> {
+pub fn run(cfg: &Config, args: ProfileArgs, quiet: bool) -> Result<ExitCode> {
     match args.cmd {
         ProfileCmd::List => {
             for n in Profile::available(&cfg.profile_dirs) {
@@ -112,7 +112,8 @@ pub fn run(cfg: &Config, args: ProfileArgs) -> Result<ExitCode> {
             let (profile, reports) =
                 from_units(&a.units, &name, a.snapshot.as_deref(), a.port, &a.ready)?;
             print!("{}", units::render_toml(&profile, &reports));
-            for r in &reports {
+            // The reports are in the file's header too; on stderr unless --quiet.
+            for r in reports.iter().filter(|_| !quiet) {
                 eprintln!("wayback: {r}");
             }
         }

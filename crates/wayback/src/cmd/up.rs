@@ -242,6 +242,11 @@ fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest
         masks: args.mask.clone(),
         no_default_masks: args.no_default_masks,
         env: args.env.iter().cloned().collect(),
+        proxy: args.proxy.map(|k| match k {
+            crate::drivers::DriverKind::Builtin => wayback_core::drivers::ProxyDriver::Builtin,
+            crate::drivers::DriverKind::Nginx => wayback_core::drivers::ProxyDriver::Nginx,
+            crate::drivers::DriverKind::Caddy => wayback_core::drivers::ProxyDriver::Caddy,
+        }),
         name,
         profile,
         binds: args.bind.iter().map(|b| Bind::parse_cli(b)).collect(),

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use btrfs_uapi::subvolume::{self, SubvolumeFlags};
 
 /// statfs f_type of btrfs.
-const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
+pub const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
 /// Inode number of every subvolume's root directory.
-const SUBVOL_ROOT_INO: u64 = 256;
+pub const SUBVOL_ROOT_INO: u64 = 256;
 /// Inode number of the empty directory that stands in a snapshot where a nested subvolume was.
 const EMPTY_SUBVOL_DIR_INO: u64 = 2;
 
@@ -164,7 +164,11 @@ pub fn delete_clone(path: &Path, source_uuid: &str) -> Result<(), BtrfsError> {
         });
     }
     let (parent, name) = split(path)?;
-    let par = open_dir(&parent)?;
+    let par = match open_dir(&parent) {
+        Ok(p) => p,
+        Err(BtrfsError::Missing { .. }) => return Ok(()), // gone meanwhile
+        Err(e) => return Err(e),
+    };
     match subvolume::subvolume_delete(par.as_fd(), &name) {
         Ok(()) | Err(nix::Error::ENOENT) => Ok(()),
         Err(source) => Err(BtrfsError::Delete {

@@ -83,7 +83,8 @@ pub fn launch(argv: &[String], log: &Path, cgroups: &[PathBuf]) -> Result<Child,
     cmd.spawn().map_err(|source| NspawnError::Spawn { source })
 }
 
-/// PIDs of systemd-nspawn processes started with `--machine=<machine>`.
+/// PIDs of systemd-nspawn processes started with `--machine=<machine>`, and of that container's init (its
+/// command line ends with the machine name) — which outlives a killed nspawn.
 pub fn find(machine: &str) -> Vec<i32> {
     find_in(Path::new("/proc"), machine)
 }
@@ -99,11 +100,16 @@ fn find_in(proc_root: &Path, machine: &str) -> Vec<i32> {
             let Ok(cmdline) = fs::read(proc_root.join(pid.to_string()).join("cmdline")) else {
                 return false;
             };
-            let mut args = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty());
-            let is_nspawn = args
-                .next()
-                .is_some_and(|a0| a0 == b"systemd-nspawn" || a0.ends_with(b"/systemd-nspawn"));
-            is_nspawn && args.any(|a| a == want.as_bytes())
+            let args: Vec<&[u8]> = cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .collect();
+            let Some(a0) = args.first() else { return false };
+            let is_nspawn = *a0 == b"systemd-nspawn" || a0.ends_with(b"/systemd-nspawn");
+            let is_init = *a0 == wayback_core::nspawn::INIT_PATH.as_bytes()
+                && args.get(1) == Some(&&b"__init"[..]);
+            (is_nspawn && args.contains(&want.as_bytes()))
+                || (is_init && args.last() == Some(&machine.as_bytes()))
         })
         .collect();
     pids.sort();
@@ -114,14 +120,10 @@ fn find_in(proc_root: &Path, machine: &str) -> Vec<i32> {
 /// Gone already (or the PID now belongs to another process): Ok.
 pub fn stop_pid(pid: i32, start_time: u64, grace: Duration) -> Result<(), NspawnError> {
     let same = || crate::state::process_start_time(pid) == Some(start_time);
-    if !same() {
-        return Ok(());
-    }
     let what = format!("pid {pid}");
-    signal(&what, pid, Signal::SIGTERM)?;
     let start = Instant::now();
+    let mut last_term: Option<Instant> = None;
     while same() {
-        reap_children();
         if start.elapsed() >= grace {
             signal(&what, pid, Signal::SIGKILL)?;
             std::thread::sleep(Duration::from_millis(50));
@@ -129,20 +131,35 @@ pub fn stop_pid(pid: i32, start_time: u64, grace: Duration) -> Result<(), Nspawn
             if start.elapsed() >= grace + Duration::from_secs(10) {
                 return Err(NspawnError::Stuck { machine: what, pid });
             }
+            continue;
         }
+        // Repeated: a SIGTERM forwarded to the container's init before it is ready for it is lost.
+        if last_term.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            signal(&what, pid, Signal::SIGTERM)?;
+            last_term = Some(Instant::now());
+        }
+        reap_children();
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
 }
 
-/// Stop every nspawn process of `machine`: SIGTERM, wait up to `grace`, then SIGKILL. None running: Ok.
+/// Stop every nspawn process of `machine` (and an init it left behind): SIGTERM, repeated every second (a
+/// signal that reaches the container's init before it is ready for it is lost), then SIGKILL after `grace`.
+/// None running: Ok.
 pub fn stop(machine: &str, grace: Duration) -> Result<(), NspawnError> {
-    let pids = find(machine);
-    for pid in &pids {
-        signal(machine, *pid, Signal::SIGTERM)?;
-    }
-    if wait_gone(machine, grace) {
-        return Ok(());
+    let start = Instant::now();
+    while start.elapsed() < grace {
+        let pids = find(machine);
+        if pids.is_empty() {
+            return Ok(());
+        }
+        for pid in &pids {
+            signal(machine, *pid, Signal::SIGTERM)?;
+        }
+        if wait_gone(machine, Duration::from_secs(1)) {
+            return Ok(());
+        }
     }
     for pid in find(machine) {
         signal(machine, pid, Signal::SIGKILL)?;

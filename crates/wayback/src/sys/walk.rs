@@ -20,10 +20,7 @@ use wayback_core::civil::Civil;
 use wayback_core::glob::Glob;
 use wayback_core::presence::Hit;
 
-/// statfs f_type of btrfs.
-const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
-/// Inode number of every subvolume's root directory.
-const SUBVOL_ROOT_INO: u64 = 256;
+use crate::sys::btrfs::{BTRFS_SUPER_MAGIC, SUBVOL_ROOT_INO};
 
 /// Set when the user interrupts a long walk (Ctrl-C); walks stop early and callers report it.
 pub static CANCELLED: AtomicBool = AtomicBool::new(false);

@@ -1,0 +1,322 @@
+//! The nginx driver: one vhost file per instance, `wayback-<instance>.conf` in nginx's include directory
+//! (`[proxy.nginx] include_dir`, else `conf.d` or `sites-enabled` next to nginx.conf, whichever nginx.conf
+//! includes). The file's first line is wayback's header for the instance ([`header`]); wayback deletes or
+//! replaces a file only when that line is there, and never touches any other file.
+//!
+//! Publish, under an flock on the include directory (so concurrent wayback processes never test each
+//! other's half-done files): write atomically (hidden tempfile in the same directory + rename), run
+//! `nginx -t`, then the reload command. If nginx rejects the file (or warns that another site already has
+//! the hostname), or the reload fails, the file is removed again (or its previous wayback version put
+//! back), nginx is not reloaded, and the error carries nginx's own message. Unpublish deletes the file and
+//! reloads; a file that is already gone is success (and needs no reload). After a reload both wait (at most
+//! 3 s) until nginx's master has replaced its workers, so the change is live when they return. The vhost
+//! text and what is read from nginx.conf live in `nginx_conf`. Runs nginx through `std::process::Command`;
+//! blocking.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use wayback_core::export::NGINX_HEADER;
+
+use super::config::NginxConfig;
+use super::nginx_conf::{include_dir, pid_file, Workers};
+use super::{check_host, check_instance, DriverRoute};
+
+pub use super::nginx_conf::render;
+
+/// What [`publish`] wrote: enough to remove it, even after the config changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NginxHandle {
+    pub instance: String,
+    pub host: String,
+    /// The vhost file, `<include_dir>/wayback-<instance>.conf`.
+    pub file: PathBuf,
+    /// The reload command in force when it was written.
+    pub reload: Vec<String>,
+    /// nginx's pid file, to wait for the reload to take effect (none: no waiting).
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NginxError {
+    #[error("cannot publish instance {instance} on nginx: {reason}")]
+    Name { instance: String, reason: String },
+    #[error("invalid listen value {0:?} in [proxy.nginx]: write PORT, ADDR:PORT or [IPV6]:PORT")]
+    Listen(String),
+    #[error("cannot read nginx's config {conf} to find its include directory: {source} (set include_dir, or conf, in [proxy.nginx])")]
+    ReadConf { conf: PathBuf, source: io::Error },
+    #[error("cannot tell where nginx reads site files: {conf} includes neither conf.d/*.conf nor sites-enabled/* beside it (set include_dir in [proxy.nginx])")]
+    NoIncludeDir { conf: PathBuf },
+    #[error("{file} was not written by wayback for instance {instance} (its first line is not wayback's header): wayback never edits or deletes it; move it away, or use another instance name")]
+    Foreign { file: PathBuf, instance: String },
+    #[error("cannot {op} {file}: {source}")]
+    Io {
+        op: &'static str,
+        file: PathBuf,
+        source: io::Error,
+    },
+    #[error(
+        "cannot run `{cmd}`: {source} (is nginx installed? set binary or reload in [proxy.nginx])"
+    )]
+    Run { cmd: String, source: io::Error },
+    #[error("nginx rejected the vhost for {host} (instance {instance}); wayback removed {file} again and did not reload nginx. nginx said:\n{message}")]
+    Rejected {
+        host: String,
+        instance: String,
+        file: PathBuf,
+        message: String,
+    },
+    #[error("nginx accepted {file} for {host}, but `{cmd}` failed, so wayback removed it again (is nginx running? set reload in [proxy.nginx]):\n{message}")]
+    ReloadPublish {
+        cmd: String,
+        host: String,
+        file: PathBuf,
+        message: String,
+    },
+    #[error("wayback removed {file}, but `{cmd}` failed: nginx serves {host} until it is reloaded (run it by hand):\n{message}")]
+    ReloadUnpublish {
+        cmd: String,
+        host: String,
+        file: PathBuf,
+        message: String,
+    },
+    #[error("{first}\nand wayback could not take {file} back: {source}; remove it by hand and reload nginx")]
+    Restore {
+        first: Box<NginxError>,
+        file: PathBuf,
+        source: io::Error,
+    },
+}
+
+/// The first line of every vhost file wayback writes for `instance`.
+pub fn header(instance: &str) -> String {
+    format!("{NGINX_HEADER}{instance}. Do not edit; wayback removes it.")
+}
+
+/// The handle [`publish`] returns, computed without touching anything (journal it first).
+pub fn handle(cfg: &NginxConfig, route: &DriverRoute) -> Result<NginxHandle, NginxError> {
+    let name_err = |reason| NginxError::Name {
+        instance: route.instance.clone(),
+        reason,
+    };
+    check_instance(&route.instance).map_err(name_err)?;
+    check_host(&route.host).map_err(name_err)?;
+    Ok(NginxHandle {
+        instance: route.instance.clone(),
+        host: route.host.clone(),
+        file: include_dir(cfg)?.join(format!("wayback-{}.conf", route.instance)),
+        reload: cfg.reload_command(),
+        pid_file: pid_file(cfg),
+    })
+}
+
+/// Write the vhost, check it with `nginx -t`, reload nginx. On any failure nginx is left as it was.
+pub fn publish(cfg: &NginxConfig, route: &DriverRoute) -> Result<NginxHandle, NginxError> {
+    let h = handle(cfg, route)?;
+    let text = render(cfg, route)?;
+    let dir = h.file.parent().expect("vhost file has a directory");
+    let lock = lock_dir(dir)?;
+    let previous = match inspect(&h.file, &h.instance)? {
+        Found::Foreign => return Err(foreign(&h)),
+        Found::Absent => None,
+        Found::Ours(bytes) => Some(bytes),
+    };
+    write_atomic(dir, &h.file, text.as_bytes(), previous.is_none()).map_err(|e| {
+        match e.kind() {
+            io::ErrorKind::AlreadyExists => foreign(&h),
+            _ => io_err("write", &h.file, e),
+        }
+    })?;
+    let _ = lock.sync_all();
+    let conflict = format!("conflicting server name \"{}\"", h.host);
+    let failure = match run(&cfg.test_command()) {
+        Err(e) => Some(e),
+        Ok((ok, message)) if !ok || message.contains(&conflict) => Some(NginxError::Rejected {
+            host: h.host.clone(),
+            instance: h.instance.clone(),
+            file: h.file.clone(),
+            message,
+        }),
+        Ok(_) => {
+            let workers = Workers::before_reload(h.pid_file.as_deref());
+            match run(&h.reload) {
+                Ok((true, _)) => {
+                    wait_reloaded(workers.as_ref(), &h);
+                    None
+                }
+                Ok((false, message)) => Some(NginxError::ReloadPublish {
+                    cmd: h.reload.join(" "),
+                    host: h.host.clone(),
+                    file: h.file.clone(),
+                    message,
+                }),
+                Err(e) => Some(e),
+            }
+        }
+    };
+    let Some(first) = failure else {
+        return Ok(h);
+    };
+    let restored = match previous {
+        Some(bytes) => write_atomic(dir, &h.file, &bytes, false),
+        None => fs::remove_file(&h.file),
+    };
+    let _ = lock.sync_all();
+    match restored {
+        Ok(()) => Err(first),
+        Err(source) => Err(NginxError::Restore {
+            first: Box::new(first),
+            file: h.file.clone(),
+            source,
+        }),
+    }
+}
+
+/// Delete the vhost if it is wayback's for this instance, then reload. Already gone: success, no reload.
+pub fn unpublish(h: &NginxHandle) -> Result<(), NginxError> {
+    let dir = h.file.parent().expect("vhost file has a directory");
+    if !dir.exists() {
+        return Ok(());
+    }
+    let lock = lock_dir(dir)?;
+    match inspect(&h.file, &h.instance)? {
+        Found::Absent => return Ok(()),
+        Found::Foreign => return Err(foreign(h)),
+        Found::Ours(_) => match fs::remove_file(&h.file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("remove", &h.file, e)),
+        },
+    }
+    let _ = lock.sync_all();
+    let workers = Workers::before_reload(h.pid_file.as_deref());
+    match run(&h.reload)? {
+        (true, _) => {
+            wait_reloaded(workers.as_ref(), h);
+            Ok(())
+        }
+        (false, message) => Err(NginxError::ReloadUnpublish {
+            cmd: h.reload.join(" "),
+            host: h.host.clone(),
+            file: h.file.clone(),
+            message,
+        }),
+    }
+}
+
+enum Found {
+    Absent,
+    Foreign,
+    Ours(Vec<u8>),
+}
+
+/// Let the reload take effect before returning; a master that starts no new workers is only reported
+/// (nginx keeps its old config when it cannot apply the new one, and says why in its error log).
+fn wait_reloaded(workers: Option<&Workers>, h: &NginxHandle) {
+    if workers.is_some_and(|w| !w.wait_replaced()) {
+        tracing::warn!(
+            "nginx started no new workers after `{}` for {}: check nginx's error log",
+            h.reload.join(" "),
+            h.file.display()
+        );
+    }
+}
+
+/// Whether `file` is absent, wayback's for `instance` (its bytes), or anything else.
+fn inspect(file: &Path, instance: &str) -> Result<Found, NginxError> {
+    match fs::symlink_metadata(file) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Absent),
+        Err(e) => return Err(io_err("inspect", file, e)),
+        Ok(m) if !m.file_type().is_file() => return Ok(Found::Foreign),
+        Ok(_) => {}
+    }
+    let bytes = fs::read(file).map_err(|e| io_err("read", file, e))?;
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let mark = format!("{NGINX_HEADER}{instance}");
+    let ours = first
+        .strip_prefix(mark.as_bytes())
+        .is_some_and(|rest| matches!(rest.first(), None | Some(b'.' | b' ' | b'\r')));
+    Ok(if ours {
+        Found::Ours(bytes)
+    } else {
+        Found::Foreign
+    })
+}
+
+fn foreign(h: &NginxHandle) -> NginxError {
+    NginxError::Foreign {
+        file: h.file.clone(),
+        instance: h.instance.clone(),
+    }
+}
+
+fn io_err(op: &'static str, file: &Path, source: io::Error) -> NginxError {
+    NginxError::Io {
+        op,
+        file: file.to_path_buf(),
+        source,
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<Flock<File>, NginxError> {
+    let f = File::open(dir).map_err(|e| io_err("open the include directory", dir, e))?;
+    Flock::lock(f, FlockArg::LockExclusive)
+        .map_err(|(_, e)| io_err("lock the include directory", dir, e.into()))
+}
+
+/// Write `bytes` to `file` through a hidden tempfile (`.wayback-*`: no include glob matches it) + rename;
+/// with `fresh`, fail with `AlreadyExists` instead of replacing a file that appeared meanwhile.
+fn write_atomic(dir: &Path, file: &Path, bytes: &[u8], fresh: bool) -> io::Result<()> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".wayback-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
+    tmp.as_file().sync_all()?;
+    let done = if fresh {
+        tmp.persist_noclobber(file)
+    } else {
+        tmp.persist(file)
+    };
+    done.map(drop).map_err(|e| e.error)
+}
+
+/// Run a command; (exit success, its stderr and stdout, trimmed).
+fn run(argv: &[String]) -> Result<(bool, String), NginxError> {
+    let cmd = argv.join(" ");
+    let (program, args) = argv.split_first().ok_or_else(|| NginxError::Run {
+        cmd: cmd.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
+    })?;
+    let out = Command::new(find_program(program))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| NginxError::Run { cmd, source })?;
+    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stdout));
+    Ok((out.status.success(), text.trim().to_string()))
+}
+
+/// A bare program name from PATH, else /usr/sbin or /sbin (wayback may run with a PATH without them).
+fn find_program(name: &str) -> PathBuf {
+    if name.contains('/') {
+        return name.into();
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| name.into())
+}
