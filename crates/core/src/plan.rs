@@ -3,17 +3,19 @@
 //!
 //! No syscalls here: the `wayback` binary gathers [`Facts`] and passes a path-existence probe.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 mod display;
+mod input;
+mod parts;
+
+pub use input::*;
+pub use parts::*;
 
 use crate::config::Config;
 use crate::duration::Duration;
-use crate::hostpaths::HostPaths;
 use crate::names::{validate_hostname, InstanceName, NameError};
 use crate::nspawn::{ContainerSpec, MountBind};
 use crate::pool::{self, Block, PoolError};
@@ -23,209 +25,6 @@ use crate::profile::{Bind, DirSpec, Process, Profile, Ready};
 pub const BLOCK_LEN: u8 = 30;
 /// Name of the veth end inside the instance (systemd-nspawn's convention).
 pub const PEER_IF: &str = "host0";
-
-/// What the user asked for, already parsed (names, durations and ports are valid types). Serialisable so
-/// the CLI can hand it to the daemon.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UpRequest {
-    /// The main snapshot; with `at`, the live root the bind paths are relative to (default /).
-    pub snapshot: Option<PathBuf>,
-    /// Pick each bind path's snapshot as of this time (unix seconds).
-    #[serde(default)]
-    pub at: Option<i64>,
-    pub name: Option<InstanceName>,
-    pub profile: Profile,
-    pub binds: Vec<Bind>,
-    pub exec: Vec<String>,
-    pub user: Option<String>,
-    pub port: Option<u16>,
-    pub host: Option<String>,
-    pub publish: Vec<Publish>,
-    pub ttl: Option<Duration>,
-    /// Remove the instance after this long without a proxied HTTP request.
-    pub idle: Option<Duration>,
-    /// Holes in the quarantine, `[tcp:|udp:]ADDR:PORT` (validated by the caller).
-    #[serde(default)]
-    pub allow_egress: Vec<String>,
-    /// More host paths to show read-only (`--host-path`), and defaults to leave out (`--no-host-path`).
-    #[serde(default)]
-    pub host_paths: Vec<PathBuf>,
-    #[serde(default)]
-    pub no_host_paths: Vec<PathBuf>,
-    /// Accept a writable non-btrfs directory as the source (through an overlay; it is never written).
-    #[serde(default)]
-    pub overlay: bool,
-    /// Fix owner mismatches by changing ids in the clone (by name from the snapshot's /etc/passwd and
-    /// /etc/group, plus `map_ids`).
-    #[serde(default)]
-    pub chown: bool,
-    /// Explicit id changes for the clone: (snapshot id, host id, user or group).
-    #[serde(default)]
-    pub map_ids: Vec<(u32, u32, crate::ownership::IdKind)>,
-    /// Access gate: a one-time share link valid this long.
-    #[serde(default)]
-    pub share: Option<Duration>,
-    /// Access gate: HTTP basic auth (user, password). The password never enters the plan.
-    #[serde(default)]
-    pub basic_auth: Option<(String, String)>,
-    /// Access gate: only clients from these networks.
-    #[serde(default)]
-    pub allow: Vec<ipnet::IpNet>,
-    /// Hostname masquerade: the app's usual origin, `HOST` (https assumed) or `http[s]://HOST[:PORT]`.
-    #[serde(default)]
-    pub original_host: Option<String>,
-    /// With masquerade, rewrite text bodies too (the default).
-    #[serde(default = "yes")]
-    pub rewrite_bodies: bool,
-    /// Refuse (instead of warning) when the chosen snapshots are further apart than `max_skew`.
-    #[serde(default)]
-    pub strict_consistency: bool,
-    /// Who publishes the hostname (`--proxy`); default: the config's `[proxy] driver`.
-    #[serde(default)]
-    pub proxy: Option<crate::drivers::ProxyDriver>,
-    /// Extra environment for every process (`--env KEY=VALUE`), over the profile's.
-    #[serde(default)]
-    pub env: std::collections::BTreeMap<String, String>,
-    /// Boot mode: SNAPSHOT is a whole root filesystem; boot its own init.
-    #[serde(default)]
-    pub boot: bool,
-    /// Boot mode: units to mask besides the defaults (timers, mail and cron).
-    #[serde(default)]
-    pub masks: Vec<String>,
-    /// Boot mode: do not mask the default units.
-    #[serde(default)]
-    pub no_default_masks: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// The system as it is now, gathered by the binary.
-#[derive(Debug, Clone)]
-pub struct Facts {
-    /// The snapshot, canonicalized, verified to be a btrfs subvolume.
-    pub source: SourceFacts,
-    /// Names of instances that already exist.
-    pub existing: Vec<String>,
-    /// Address blocks of other instances, and the host's routes and addresses.
-    pub in_use: Vec<Ipv4Net>,
-    /// The running wayback binary.
-    pub init_exe: PathBuf,
-    /// Whether systemd-machined can be used for registration.
-    pub machined: bool,
-    /// Host paths the container sees (resolved from defaults, config and the request).
-    pub host_paths: HostPaths,
-    /// The host's /var directory skeleton (empty directories with their owners and modes), which packages
-    /// expect to exist (/var/lib/nginx, /var/log/mysql, /var/lib/php/sessions…).
-    pub var_skeleton: Vec<DirSpec>,
-    /// Snapshots of other subvolumes that binds come from (`--bind SELECTOR:PATH`, `--at`).
-    pub extra_sources: Vec<ExtraSourceFacts>,
-    /// Where each bind of [`merged_binds`] comes from; none: from the main source at the bind's path.
-    pub bind_sources: Vec<BindFrom>,
-    /// The main source's date (from its catalog), when known.
-    pub main_date: Option<i64>,
-    /// The host's shell for `shell =` processes, as the host resolves /bin/sh (a /nix/store path on NixOS).
-    pub shell: PathBuf,
-    /// Unix time.
-    pub now: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceFacts {
-    pub path: PathBuf,
-    /// How the writable clone is made.
-    #[serde(default)]
-    pub kind: SourceKind,
-    /// The subvolume's UUID (btrfs sources).
-    pub uuid: String,
-    pub readonly: bool,
-    /// Mount point of the filesystem holding the snapshot.
-    pub fs_root: PathBuf,
-}
-
-/// What the source is, and so how it is cloned.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceKind {
-    /// A btrfs subvolume: a writable btrfs snapshot in `clone_dir`.
-    #[default]
-    Btrfs,
-    /// Any other directory: an overlayfs mount in the instance's state directory.
-    Overlay,
-}
-
-/// Where a bind's data comes from: source `index` (0: the main one, i: `extra_sources[i - 1]`) at `rel`
-/// inside it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BindFrom {
-    pub index: usize,
-    pub rel: PathBuf,
-}
-
-/// A snapshot of another subvolume, as found by the binary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExtraSourceFacts {
-    pub source: SourceFacts,
-    /// Its date (unix seconds) from the catalog.
-    pub date: Option<i64>,
-    /// How it was chosen, e.g. "--at 2026-11-14T10:00 for /var/lib/mysql" or "@12".
-    pub why: String,
-}
-
-/// An extra source in the plan, with its own clone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExtraSource {
-    pub source: SourceFacts,
-    pub clone: PathBuf,
-    pub date: Option<i64>,
-    pub why: String,
-}
-
-/// A TCP publish `[ADDR:]HOSTPORT:PORT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Publish {
-    pub listen: SocketAddr,
-    pub port: u16,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid --publish {input:?}: {why} (expected [ADDR:]HOSTPORT:PORT, e.g. 15432:5432 or 127.0.0.1:15432:5432)")]
-pub struct PublishError {
-    pub input: String,
-    pub why: &'static str,
-}
-
-impl std::str::FromStr for Publish {
-    type Err = PublishError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |why| PublishError {
-            input: s.into(),
-            why,
-        };
-        let (rest, port) = s
-            .rsplit_once(':')
-            .ok_or_else(|| err("missing container port"))?;
-        let port = parse_port(port).ok_or_else(|| err("container port must be 1-65535"))?;
-        let (addr, host_port) = match rest.rsplit_once(':') {
-            Some((a, hp)) => {
-                let a = a.trim_start_matches('[').trim_end_matches(']');
-                let ip: IpAddr = a.parse().map_err(|_| err("bad listen address"))?;
-                (ip, hp)
-            }
-            None => (IpAddr::V4(Ipv4Addr::LOCALHOST), rest),
-        };
-        let host_port = parse_port(host_port).ok_or_else(|| err("host port must be 1-65535"))?;
-        Ok(Publish {
-            listen: SocketAddr::new(addr, host_port),
-            port,
-        })
-    }
-}
-
-fn parse_port(s: &str) -> Option<u16> {
-    s.parse::<u16>().ok().filter(|p| *p > 0)
-}
 
 /// What `up` will create, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,88 +76,6 @@ pub struct Plan {
     #[serde(default)]
     pub driver: crate::drivers::ProxyDriver,
     pub publish: Vec<Publish>,
-}
-
-/// Hostname masquerade: the proxy sends `host` (the live site's name) to the app and rewrites it back to
-/// the instance's hostname in headers and, when `bodies`, in text bodies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MasqueradeSpec {
-    pub host: String,
-    pub https: bool,
-    pub bodies: bool,
-}
-
-impl MasqueradeSpec {
-    /// Parse `HOST[:PORT]` (https assumed) or `http://…` / `https://…`.
-    pub fn parse(s: &str, bodies: bool) -> Result<MasqueradeSpec, NameError> {
-        let (https, rest) = match s.split_once("://") {
-            Some(("https", r)) => (true, r),
-            Some(("http", r)) => (false, r),
-            Some(_) => return Err(NameError::Hostname(s.into())),
-            None => (true, s),
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if p.parse::<u16>().is_ok() => (h, Some(p)),
-            _ => (rest, None),
-        };
-        let host = validate_hostname(host).map_err(|_| NameError::Hostname(s.into()))?;
-        Ok(MasqueradeSpec {
-            host: match port {
-                Some(p) => format!("{host}:{p}"),
-                None => host,
-            },
-            https,
-            bodies,
-        })
-    }
-}
-
-/// Boot mode: units masked in the clone before it boots.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BootSpec {
-    /// Named units (`--mask`).
-    pub masks: Vec<String>,
-    /// Also every timer, mail and cron unit the image has (the default).
-    pub default_masks: bool,
-}
-
-/// Unit names masked by default in boot mode besides every `*.timer`: mail transport agents and cron.
-pub const DEFAULT_MASKED_SERVICES: &[&str] = &[
-    "cron.service",
-    "crond.service",
-    "anacron.service",
-    "atd.service",
-    "postfix.service",
-    "postfix@-.service",
-    "exim4.service",
-    "sendmail.service",
-    "opensmtpd.service",
-    "nullmailer.service",
-    "dma.service",
-    "msmtpd.service",
-];
-
-/// The access gate on the proxy, without secrets (those are made when the route is published).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GateSpec {
-    /// A one-time link, exchanged for a session cookie, valid this long.
-    pub share: Option<Duration>,
-    pub basic_auth_user: Option<String>,
-    pub allow: Vec<ipnet::IpNet>,
-}
-
-impl GateSpec {
-    pub fn is_open(&self) -> bool {
-        self.share.is_none() && self.basic_auth_user.is_none() && self.allow.is_empty()
-    }
-}
-
-/// Id changes in the clone, so the host's users own what their snapshot counterparts owned.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Chown {
-    pub uids: std::collections::BTreeMap<u32, u32>,
-    pub gids: std::collections::BTreeMap<u32, u32>,
 }
 
 /// What wayback's init does inside the container.
