@@ -10,7 +10,32 @@ use std::time::Duration;
 
 use support::*;
 
-fn start_daemon(wb: &Wayback) -> Child {
+/// A `wayback serve` the test started: stopped with SIGTERM (ours, by PID) when dropped, also on panic.
+struct Daemon(Child);
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn start_daemon(wb: &Wayback) -> Daemon {
     // A killed daemon leaves its socket file: wait for the new one, not that.
     let sock0 = wb.runtime_dir().join("wayback.sock");
     let _ = fs::remove_file(&sock0);
@@ -28,7 +53,7 @@ fn start_daemon(wb: &Wayback) -> Child {
         .unwrap();
     let sock = wb.runtime_dir().join("wayback.sock");
     wait_for(Duration::from_secs(30), || sock.exists().then_some(())).expect("daemon socket");
-    child
+    Daemon(child)
 }
 
 fn signal(child: &Child, sig: nix::sys::signal::Signal) {
