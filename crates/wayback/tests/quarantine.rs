@@ -117,10 +117,10 @@ fn instance_cannot_open_connections_but_is_reachable() {
     let n = std::process::id() % 200 + 20;
     let outside = Outside::new(
         &format!("wbtout{n}"),
-        &format!("10.213.252.{}/31", 2 * (n % 100)),
-        &format!("10.213.252.{}/31", 2 * (n % 100) + 1),
+        &format!("10.214.252.{}/31", 2 * (n % 100)),
+        &format!("10.214.252.{}/31", 2 * (n % 100) + 1),
     );
-    let outside_addr = format!("10.213.252.{}", 2 * (n % 100) + 1);
+    let outside_addr = format!("10.214.252.{}", 2 * (n % 100) + 1);
     let _ = in_netns(
         &outside.ns,
         "import socket,time\ns=socket.socket();s.bind(('0.0.0.0',8080));s.listen();time.sleep(0)",
