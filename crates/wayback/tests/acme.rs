@@ -61,61 +61,12 @@ fn pebble_issues_the_instance_certificate() {
     // Pebble's own HTTPS listener needs a certificate: a throwaway CA made with openssl.
     let dir = tempfile::tempdir().unwrap();
     let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
-    let ssl = |args: &[&str]| cmd_ok("openssl", args);
-    ssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=pebble listener CA",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-    ]);
-    ssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &p("pebble.key"),
-        "-out",
-        &p("pebble.csr"),
-    ]);
-    fs::write(
-        dir.path().join("ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    ssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &p("pebble.csr"),
-        "-CA",
-        &p("ca.pem"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &p("ext"),
-        "-out",
-        &p("pebble.pem"),
-    ]);
-
+    make_certificate(
+        dir.path(),
+        "pebble",
+        "localhost",
+        "DNS:localhost,IP:127.0.0.1",
+    );
     let https_port = free_port();
     let (acme_port, mgmt_port, dns_port) = (free_port(), free_port(), udp_port());
     let wb = Wayback::with_proxy_extra(&format!(

@@ -5,56 +5,10 @@
 mod support;
 
 use std::fs;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use support::*;
-
-/// A `wayback serve` the test started: stopped with SIGTERM (ours, by PID) when dropped, also on panic.
-struct Daemon(Child);
-impl std::ops::Deref for Daemon {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-impl std::ops::DerefMut for Daemon {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.0.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn start_daemon(wb: &Wayback) -> Daemon {
-    // A killed daemon leaves its socket file: wait for the new one, not that.
-    let sock0 = wb.runtime_dir().join("wayback.sock");
-    let _ = fs::remove_file(&sock0);
-    let err = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(wb.tmp().join("serve.err"))
-        .unwrap();
-    let child = wb
-        .command(&["serve"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .unwrap();
-    let sock = wb.runtime_dir().join("wayback.sock");
-    wait_for(Duration::from_secs(30), || sock.exists().then_some(())).expect("daemon socket");
-    Daemon(child)
-}
 
 fn signal(child: &Child, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig);
@@ -113,7 +67,7 @@ fn daemon_restart_adopts_running_instances() {
     let snap = snap.to_str().unwrap();
     let wb = Wayback::new();
 
-    let mut daemon = start_daemon(&wb);
+    let mut daemon = start_daemon(&wb, None);
     let second = wb.run(&["serve"]);
     assert!(
         !second.status.success(),
@@ -139,7 +93,7 @@ fn daemon_restart_adopts_running_instances() {
     signal(&daemon, nix::sys::signal::Signal::SIGTERM);
     daemon.wait().unwrap();
     let _ = fs::remove_file(wb.tmp().join("serve.err"));
-    daemon = start_daemon(&wb);
+    daemon = start_daemon(&wb, None);
     wait_adopted(&wb, 3);
     assert_serving(&wb, &names);
 
@@ -147,7 +101,7 @@ fn daemon_restart_adopts_running_instances() {
     signal(&daemon, nix::sys::signal::Signal::SIGKILL);
     daemon.wait().unwrap();
     let _ = fs::remove_file(wb.tmp().join("serve.err"));
-    daemon = start_daemon(&wb);
+    daemon = start_daemon(&wb, None);
     wait_adopted(&wb, 3);
     assert_serving(&wb, &names);
 

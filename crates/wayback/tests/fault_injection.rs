@@ -164,55 +164,6 @@ fn sigkill_at_every_point_of_up_and_down_then_gc_leaves_nothing() {
     assert_clean(&src, &wb, &name, "after the final up and down");
 }
 
-/// A `wayback serve` the test started: stopped with SIGTERM (ours, by PID) when dropped, also on panic.
-struct Daemon(Child);
-impl std::ops::Deref for Daemon {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-impl std::ops::DerefMut for Daemon {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.0.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn start_daemon(wb: &Wayback, k: Option<u32>) -> Daemon {
-    // A killed daemon leaves its socket file: wait for the new one, not that.
-    let sock0 = wb.runtime_dir().join("wayback.sock");
-    let _ = fs::remove_file(&sock0);
-    let mut c = wb.command(&["serve"]);
-    if let Some(k) = k {
-        c.env("WAYBACK_FAULT_POINT", k.to_string());
-    }
-    let err = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(wb.tmp().join("serve.err"))
-        .unwrap();
-    let child = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .unwrap();
-    let sock = wb.runtime_dir().join("wayback.sock");
-    wait_for(Duration::from_secs(30), || sock.exists().then_some(())).expect("daemon socket");
-    Daemon(child)
-}
-
 fn stop_daemon(mut d: Daemon) {
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(d.id() as i32),

@@ -166,57 +166,8 @@ fn https_with_certificate_files_and_redirect() {
     // A CA and a wildcard certificate for *.wbt.test, made with openssl.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let run = |args: &[&str]| cmd_ok("openssl", args);
+    make_certificate(d, "site", "*.wbt.test", "DNS:*.wbt.test");
     let p = |f: &str| d.join(f).to_str().unwrap().to_string();
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=wbt test CA",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=*.wbt.test",
-        "-keyout",
-        &p("site.key"),
-        "-out",
-        &p("site.csr"),
-    ]);
-    fs::write(d.join("ext"), "subjectAltName=DNS:*.wbt.test\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        &p("site.csr"),
-        "-CA",
-        &p("ca.pem"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &p("ext"),
-        "-out",
-        &p("site.pem"),
-    ]);
     let https_port = free_port();
     let wb = Wayback::with_proxy_extra(&format!(
         "https_listen = \"127.0.0.1:{https_port}\"\ncertificates = [{{ cert = \"{}\", key = \"{}\" }}]",

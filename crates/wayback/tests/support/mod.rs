@@ -1604,3 +1604,115 @@ impl HttpGet {
         Ok((status, headers, body))
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Daemon and certificates
+// ---------------------------------------------------------------------------------------------------------
+
+/// A `wayback serve` the test started: stopped with SIGTERM (ours, by PID) when dropped, also on panic.
+pub struct Daemon(pub Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Start `wayback serve` for `wb` (with `WAYBACK_FAULT_POINT` when given), its stderr appended to
+/// `<tmp>/serve.err`, and wait for its socket.
+pub fn start_daemon(wb: &Wayback, fault_point: Option<u32>) -> Daemon {
+    // A killed daemon leaves its socket file: wait for the new one, not that.
+    let sock = wb.runtime_dir().join("wayback.sock");
+    let _ = fs::remove_file(&sock);
+    let mut c = wb.command(&["serve"]);
+    if let Some(k) = fault_point {
+        c.env("WAYBACK_FAULT_POINT", k.to_string());
+    }
+    let err = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(wb.tmp().join("serve.err"))
+        .unwrap();
+    let child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let daemon = Daemon(child);
+    wait_for(Duration::from_secs(30), || sock.exists().then_some(())).expect("daemon socket");
+    daemon
+}
+
+/// A throwaway CA (`ca.pem`, `ca.key`) and a certificate for `names` signed by it (`<stem>.pem`,
+/// `<stem>.key`) in `dir`, made with openssl. `names` are subjectAltName entries (`DNS:x`, `IP:y`).
+pub fn make_certificate(dir: &Path, stem: &str, cn: &str, names: &str) {
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    if !dir.join("ca.pem").exists() {
+        let mut a = vec!["req", "-x509"];
+        a.extend(ec);
+        a.extend(["-days", "2", "-subj", "/CN=wbt test CA"]);
+        let (k, o) = (p("ca.key"), p("ca.pem"));
+        a.extend(["-keyout", &k, "-out", &o]);
+        cmd_ok("openssl", &a);
+    }
+    let (key, csr, pem, ext) = (
+        p(&format!("{stem}.key")),
+        p(&format!("{stem}.csr")),
+        p(&format!("{stem}.pem")),
+        p(&format!("{stem}.ext")),
+    );
+    let subj = format!("/CN={cn}");
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend(["-subj", &subj, "-keyout", &key, "-out", &csr]);
+    cmd_ok("openssl", &a);
+    fs::write(&ext, format!("subjectAltName={names}\n")).unwrap();
+    let (ca, cakey) = (p("ca.pem"), p("ca.key"));
+    cmd_ok(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &cakey,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &pem,
+        ],
+    );
+}
