@@ -25,6 +25,7 @@ use crate::cmd::status::InstanceStatus;
 use crate::control::{self, Reply, Request};
 use crate::error;
 use crate::instance::{self, Hosted, Stop};
+use crate::planning;
 use crate::progress::Progress;
 use crate::proxyhost;
 use crate::state::{self, InstanceDir, Owner, Phase};
@@ -209,8 +210,8 @@ async fn up(
         sink: Some(lines_tx),
     };
     let result = async {
-        let (plan, alloc) = instance::plan(cfg, &req).await?;
-        if let Some(w) = instance::skew_warning(cfg, &plan) {
+        let (plan, alloc) = planning::plan(cfg, &req).await?;
+        if let Some(w) = planning::skew_warning(cfg, &plan) {
             progress.note(w);
         }
         let mut prepared = instance::prepare(cfg, plan, alloc, me).await?;

@@ -1,19 +1,14 @@
-//! The life of one instance in the process that hosts it (the foreground `up`, or `wayback serve`):
-//! plan it under the allocation lock, claim its ports, apply it, wait until it answers, publish its route,
+//! The life of one instance in the process that hosts it (the foreground `up`, or `wayback serve`), once
+//! `planning` has made its plan: claim its ports, apply it, wait until it answers, publish its route,
 //! supervise it (TTL, idle, restarts of a crashed container with backoff), and tear it down.
 
 use std::future::Future;
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, Context, Result};
-use nix::fcntl::{Flock, FlockArg};
+use anyhow::{anyhow, Result};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use wayback_core::hostpaths::{self, HostEntry};
 use wayback_core::journal::Journal;
-use wayback_core::ownership;
-use wayback_core::plan::{self, Chown, Facts, SourceFacts, SourceKind, UpRequest};
 use wayback_core::{Config, Plan};
 
 use crate::apply;
@@ -21,74 +16,10 @@ use crate::error::BadInput;
 use crate::progress::Progress;
 use crate::serve;
 use crate::state::{self, InstanceDir, Owner, Phase};
-use crate::sys::{btrfs, ids, mountinfo, nspawn};
+use crate::sys::nspawn;
 
 /// How often a container that died on its own is started again before the instance is given up.
 pub const MAX_RESTARTS: u32 = 3;
-
-/// Held from reading what is in use until the new instance's plan is saved.
-pub struct AllocLock(#[allow(dead_code)] Flock<std::fs::File>);
-
-/// Resolve the request against the system and build the plan. Bad input fails here, before anything exists.
-pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
-    let sources = crate::sources::resolve(cfg, req, &|p| source_facts(p, req.overlay))?;
-    let alloc = alloc_lock(cfg)?;
-    let facts = facts(cfg, sources, req).await?;
-    let plan = plan::build(req, &facts, cfg, &btrfs::probe).map_err(|e| match &e {
-        plan::PlanError::NestedSubvolume { path, snapshot } => {
-            let hint = crate::nested::hint(cfg, snapshot, path);
-            anyhow::Error::new(BadInput::new(format!("{e}{hint}")))
-        }
-        _ => e.into(),
-    })?;
-    let plan = owners(req, plan)?;
-    Ok((plan, alloc))
-}
-
-/// A warning when the snapshots the instance is assembled from are further apart than `max_skew`.
-pub fn skew_warning(cfg: &Config, plan: &Plan) -> Option<String> {
-    let sk = plan.skew.filter(|s| *s > cfg.max_skew.as_secs())?;
-    Some(format!(
-        "warning: the chosen snapshots are {} apart (more than max_skew {}): data from different moments may not fit together; --strict-consistency refuses this",
-        wayback_core::Duration(sk),
-        cfg.max_skew
-    ))
-}
-
-/// Compare the owners of the bind paths with the host's users: refuse a mismatch (exit 2, naming path,
-/// owner and user), or with `--chown` / `--map-uid` plan the id changes that fix it in the clone.
-fn owners(req: &UpRequest, mut plan: Plan) -> Result<Plan> {
-    let found = ids::mismatches(&plan);
-    if found.is_empty() && req.map_ids.is_empty() {
-        return Ok(plan);
-    }
-    let list = |ms: &[ownership::Mismatch]| {
-        ms.iter()
-            .map(|m| format!("  {m}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    if !req.chown && req.map_ids.is_empty() {
-        return Err(BadInput::new(format!(
-            "the snapshot's files belong to other users than this host's:\n{}\n\
-             `--chown` changes them in the clone (by name, from the snapshot's /etc/passwd and /etc/group); \
-             `--map-uid UID:USER` / `--map-gid GID:GROUP` map ids the snapshot cannot name",
-            list(&found)
-        ))
-        .into());
-    }
-    let (uids, gids, unmapped) = ownership::mapping(&found, &req.map_ids);
-    if !unmapped.is_empty() {
-        return Err(BadInput::new(format!(
-            "--chown cannot map these owners (no user or group of that name on this host):\n{}\n\
-             map them with --map-uid UID:USER / --map-gid GID:GROUP",
-            list(&unmapped)
-        ))
-        .into());
-    }
-    plan.chown = Some(Chown { uids, gids });
-    Ok(plan)
-}
 
 /// Claimed ports and a created instance directory, not yet applied.
 pub struct Prepared {
@@ -101,7 +32,12 @@ pub struct Prepared {
 
 /// Bind the publish ports (a busy port is the user's to fix), then create the instance directory and save
 /// the plan: from here on the name is taken and teardown can find everything.
-pub async fn prepare(cfg: &Config, plan: Plan, alloc: AllocLock, owner: Owner) -> Result<Prepared> {
+pub async fn prepare(
+    cfg: &Config,
+    plan: Plan,
+    alloc: crate::planning::AllocLock,
+    owner: Owner,
+) -> Result<Prepared> {
     let publishes = serve::bind_publishes(&plan).await.map_err(BadInput::wrap)?;
     let dir = InstanceDir::create(cfg, plan.name.as_str())?;
     state::write_json(&dir.plan_path(), &plan)?;
@@ -318,162 +254,4 @@ pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Serialises allocation (names, address blocks) between concurrent `up`s until the plan is saved.
-fn alloc_lock(cfg: &Config) -> Result<AllocLock> {
-    state::create_private_dir_all(&cfg.state_dir)?;
-    let path = cfg.state_dir.join("alloc.lock");
-    let f = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let lock = Flock::lock(f, FlockArg::LockExclusive)
-        .map_err(|(_, e)| anyhow!("locking {}: {e}", path.display()))?;
-    Ok(AllocLock(lock))
-}
-
-/// The snapshot: it must be a btrfs subvolume; where its filesystem is mounted.
-fn source_facts(snapshot: &Path, force_overlay: bool) -> Result<SourceFacts> {
-    let path = std::fs::canonicalize(snapshot).map_err(|_| btrfs::BtrfsError::Missing {
-        path: snapshot.into(),
-    })?;
-    let mounts = mountinfo::read_self().context("reading /proc/self/mountinfo")?;
-    let mount = mountinfo::mount_of(&mounts, &path)
-        .with_context(|| format!("no mount holds {}", path.display()))?;
-    let fs_root = mount.mount_point.clone();
-    let mount_ro = mount.options.split(',').any(|o| o == "ro");
-    match btrfs::inspect(&path) {
-        Ok(info) => Ok(SourceFacts {
-            path,
-            kind: SourceKind::Btrfs,
-            uuid: info.uuid,
-            readonly: info.readonly,
-            fs_root,
-        }),
-        // Not a subvolume: a read-only directory (a mounted backup, a ZFS or LVM snapshot) is cloned with an
-        // overlay; a writable one only on request, since a directory changing under an overlay is undefined.
-        Err(btrfs::BtrfsError::NotBtrfs { .. } | btrfs::BtrfsError::NotSubvolume { .. }) if mount_ro || force_overlay => {
-            Ok(SourceFacts {
-                path,
-                kind: SourceKind::Overlay,
-                uuid: String::new(),
-                readonly: mount_ro,
-                fs_root,
-            })
-        }
-        Err(e @ (btrfs::BtrfsError::NotBtrfs { .. } | btrfs::BtrfsError::NotSubvolume { .. })) => Err(BadInput::new(format!(
-            "{e}\n(a directory on a read-only mount, such as a mounted backup, works through an overlay clone; \
-             `--overlay` accepts a writable one, which must not change while the instance runs)"
-        ))
-        .into()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Directories (two levels deep) under the host's /var/{lib,log,cache,spool}, as empty directories with
-/// their numeric owners and modes: what installed packages expect to find. Names only, never contents.
-pub fn var_skeleton(var: &Path) -> Vec<wayback_core::profile::DirSpec> {
-    use std::os::unix::fs::MetadataExt;
-    let mut out = Vec::new();
-    let mut level: Vec<std::path::PathBuf> = ["lib", "log", "cache", "spool"]
-        .iter()
-        .map(|d| var.join(d))
-        .collect();
-    for _ in 0..2 {
-        let mut next = Vec::new();
-        for dir in &level {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let path = e.path();
-                let Ok(m) = std::fs::symlink_metadata(&path) else {
-                    continue;
-                };
-                if !m.is_dir() {
-                    continue;
-                }
-                out.push(wayback_core::profile::DirSpec {
-                    path: Path::new("/var").join(path.strip_prefix(var).unwrap_or(&path)),
-                    owner: Some(m.uid().to_string()),
-                    group: Some(m.gid().to_string()),
-                    mode: Some(format!("{:o}", m.mode() & 0o7777)),
-                });
-                next.push(path);
-            }
-        }
-        level = next;
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
-}
-
-/// On a host whose /bin is a real directory (NixOS: only `/bin/sh -> /nix/store/…`), its links are recreated
-/// in the container, where nspawn would otherwise point /bin at the host's /usr/bin.
-fn with_bin_links(
-    mut hp: wayback_core::hostpaths::HostPaths,
-) -> wayback_core::hostpaths::HostPaths {
-    let bin = Path::new("/bin");
-    if std::fs::symlink_metadata(bin).is_ok_and(|m| m.is_dir()) {
-        for e in std::fs::read_dir(bin).into_iter().flatten().flatten() {
-            if let Ok(target) = std::fs::read_link(e.path()) {
-                hp.symlinks.push((e.path(), target));
-            }
-        }
-    }
-    hp
-}
-
-fn probe_host(path: &Path) -> HostEntry {
-    match std::fs::symlink_metadata(path) {
-        Err(_) => HostEntry::Missing,
-        Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(path) {
-            Ok(target) => HostEntry::Symlink(target),
-            Err(_) => HostEntry::Missing,
-        },
-        Ok(_) => HostEntry::Present,
-    }
-}
-
-/// The binary to run as the container's init: this one. If it was replaced on disk while we run (an
-/// upgrade under a long-running daemon), the new file at the same path.
-fn init_exe() -> Result<std::path::PathBuf> {
-    let exe = std::env::current_exe().context("locating the wayback binary")?;
-    let s = exe.to_string_lossy();
-    Ok(match s.strip_suffix(" (deleted)") {
-        Some(p) => p.into(),
-        None => exe,
-    })
-}
-
-/// What the plan needs to know about the system. Call with the allocation lock held.
-async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) -> Result<Facts> {
-    let existing = state::list(cfg);
-    let mut in_use: Vec<ipnet::Ipv4Net> = existing
-        .iter()
-        .filter_map(|n| InstanceDir::open(cfg, n).ok()?.plan().ok())
-        .map(|p: Plan| p.block.net)
-        .collect();
-    in_use.extend(wayback_net::veth::host_ipv4_prefixes().await?);
-    Ok(Facts {
-        source: sources.main,
-        extra_sources: sources.extra,
-        bind_sources: sources.bind_sources,
-        main_date: sources.main_date,
-        existing,
-        in_use,
-        init_exe: init_exe()?,
-        machined: Path::new("/run/systemd/system").is_dir(),
-        host_paths: with_bin_links(hostpaths::resolve(
-            &[cfg.host_paths.clone(), req.host_paths.clone()].concat(),
-            &req.no_host_paths,
-            &probe_host,
-        )?),
-        shell: std::fs::canonicalize("/bin/sh").unwrap_or_else(|_| "/bin/sh".into()),
-        var_skeleton: var_skeleton(Path::new("/var")),
-        now: now(),
-    })
 }

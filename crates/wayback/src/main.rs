@@ -14,6 +14,7 @@ mod fault;
 mod init;
 mod instance;
 mod nested;
+mod planning;
 mod progress;
 mod proxyhost;
 mod serve;

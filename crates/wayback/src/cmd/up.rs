@@ -16,6 +16,7 @@ use crate::cmd::status::InstanceStatus;
 use crate::control;
 use crate::error::BadInput;
 use crate::instance::{self, Stop};
+use crate::planning;
 use crate::progress::Progress;
 use crate::proxyhost;
 use crate::state::Owner;
@@ -26,8 +27,8 @@ pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitC
     if args.detach {
         return detached(cfg, req, args.json, &progress).await;
     }
-    let (plan, alloc) = instance::plan(cfg, &req).await?;
-    if let Some(w) = instance::skew_warning(cfg, &plan) {
+    let (plan, alloc) = planning::plan(cfg, &req).await?;
+    if let Some(w) = planning::skew_warning(cfg, &plan) {
         eprintln!("wayback: {w}");
     }
     if args.dry_run {
