@@ -91,7 +91,7 @@ fn debian_mariadb_php_fpm_nginx() {
     );
     let sh = maria.shell.as_deref().unwrap();
     assert!(sh.contains("umask 0007"), "{sh}");
-    assert!(sh.contains("setpriv --reuid=mysql --regid=mysql --init-groups -- /bin/sh -c"));
+    assert!(sh.contains("\"$setpriv\" --reuid=mysql --regid=mysql --init-groups -- /bin/sh -c"));
     assert!(
         sh.contains("until [ -S /run/mysqld/mysqld.sock ]"),
         "waits for the socket from mariadb.socket"

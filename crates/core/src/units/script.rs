@@ -55,13 +55,16 @@ pub(crate) fn quote(s: &str) -> String {
     shell_words(&[s.to_string()])
 }
 
+/// Finds setpriv (and, through `$tools`, id) on the host's usual paths plus the unit's own PATH.
+const TOOLS_PATH_LINE: &str = "tools=\"$PATH:/run/current-system/sw/bin:/usr/bin:/bin:/usr/sbin:/sbin\"\nsetpriv=$(PATH=\"$tools\" command -v setpriv) || { echo 'wayback: setpriv (util-linux) not found' >&2; exit 1; }\n";
+
 impl Script {
     fn words(&self, c: &Cmd) -> String {
         let mut out = String::new();
         if let (Some((user, group)), false) = (&self.drop_to, c.as_root) {
             let gid = group.as_deref().map_or("\"$gid\"".to_string(), quote);
             out = format!(
-                "setpriv --reuid={} --regid={gid} --init-groups -- ",
+                "\"$setpriv\" --reuid={} --regid={gid} --init-groups -- ",
                 quote(user)
             );
         }
@@ -98,13 +101,21 @@ impl Script {
         if let Some(m) = &self.umask {
             s.push_str(&format!("umask {m}\n"));
         }
+        if self.drop_to.is_some() {
+            // util-linux's setpriv and coreutils' id, wherever the host keeps them: a unit's own PATH may
+            // not include them (NixOS units list only their own store paths).
+            s.push_str(TOOLS_PATH_LINE);
+        }
         if matches!(&self.drop_to, Some((_, None))) {
             let user = &self
                 .drop_to
                 .as_ref()
                 .map(|d| d.0.clone())
                 .unwrap_or_default();
-            s.push_str(&format!("gid=$(id -g {}) || exit\n", quote(user)));
+            s.push_str(&format!(
+                "gid=$(PATH=\"$tools\" id -g {}) || exit\n",
+                quote(user)
+            ));
         }
         for c in &self.pre {
             self.step(&mut s, c, "exit");
@@ -229,8 +240,17 @@ mod tests {
         sc.wait_for_socket = Some("/run/x.sock".into());
         sc.marker = Some("/run/wayback-units/x.service.started".into());
         let s = sc.render();
-        assert!(s.contains("gid=$(id -g mysql) || exit\n"), "{s}");
-        assert!(s.contains("setpriv --reuid=mysql --regid=\"$gid\" --init-groups -- /bin/x &\n"));
+        assert!(
+            s.contains("gid=$(PATH=\"$tools\" id -g mysql) || exit\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("\"$setpriv\" --reuid=mysql --regid=\"$gid\" --init-groups -- /bin/x &\n")
+        );
+        assert!(
+            s.contains("setpriv=$(PATH=\"$tools\" command -v setpriv)"),
+            "{s}"
+        );
         assert!(s.contains("until [ -S /run/x.sock ]"));
         assert!(s.contains("\n/bin/post || :\n: > /run/wayback-units/x.service.started\n"));
     }
