@@ -20,7 +20,6 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use wayback_core::Config;
 
-use crate::apply;
 use crate::cmd::status::InstanceStatus;
 use crate::control::{self, Reply, Request};
 use crate::error;
@@ -30,6 +29,7 @@ use crate::progress::Progress;
 use crate::proxyhost;
 use crate::state::{self, InstanceDir, Owner, Phase};
 use crate::sys::nspawn;
+use crate::teardown;
 
 /// Stop handles of the instances this daemon hosts.
 type Registry = Arc<Mutex<HashMap<String, oneshot::Sender<String>>>>;
@@ -123,7 +123,7 @@ async fn recover(cfg: &Config, me: Owner, registry: &Registry, progress: &Progre
                 Err(e) => progress.note(format!("cannot adopt {name}: {e:#}; removing it")),
             }
         }
-        let td = apply::teardown(&dir, progress).await;
+        let td = teardown::teardown(&dir, progress).await;
         if td.errors.is_empty() {
             progress.note(format!("removed {name} (its owner was gone)"));
         } else {

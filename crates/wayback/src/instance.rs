@@ -17,6 +17,7 @@ use crate::progress::Progress;
 use crate::serve;
 use crate::state::{self, InstanceDir, Owner, Phase};
 use crate::sys::nspawn;
+use crate::teardown;
 
 /// How often a container that died on its own is started again before the instance is given up.
 pub const MAX_RESTARTS: u32 = 3;
@@ -102,7 +103,7 @@ pub async fn start(
         Ok(s) => s,
         Err(e) => {
             progress.note("start failed, rolling back");
-            let td = apply::teardown(&dir, progress).await;
+            let td = teardown::teardown(&dir, progress).await;
             return Err(with_teardown_errors(e, &td.errors));
         }
     };
@@ -228,7 +229,7 @@ impl Hosted {
     pub async fn finish(self, progress: &Progress) -> Result<()> {
         self.dir.set_phase(Phase::Stopping)?;
         let _ = self.stop_publish.send(true);
-        let td = apply::teardown(&self.dir, progress).await;
+        let td = teardown::teardown(&self.dir, progress).await;
         if !td.errors.is_empty() {
             return Err(with_teardown_errors(
                 anyhow!("teardown of {} incomplete", self.plan.name),

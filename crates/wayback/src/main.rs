@@ -21,6 +21,7 @@ mod serve;
 mod sources;
 mod state;
 mod sys;
+mod teardown;
 
 use std::process::ExitCode;
 

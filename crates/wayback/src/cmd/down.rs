@@ -11,10 +11,10 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use wayback_core::Config;
 
-use crate::apply;
 use crate::control;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir};
+use crate::teardown;
 
 /// How long to wait for an owner to finish tearing its instance down.
 const OWNER_WAIT: Duration = Duration::from_secs(90);
@@ -94,7 +94,7 @@ async fn down_one(cfg: &Config, dir: &InstanceDir, progress: &Progress) -> Resul
 }
 
 async fn teardown(dir: &InstanceDir, progress: &Progress) -> Result<()> {
-    let td = apply::teardown(dir, progress).await;
+    let td = teardown::teardown(dir, progress).await;
     if td.errors.is_empty() {
         progress.note(format!("{} removed", dir.name));
         Ok(())
@@ -117,7 +117,7 @@ pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode
         if dir.owner().is_some_and(|o| o.alive()) {
             continue;
         }
-        let td = apply::teardown(&dir, &progress).await;
+        let td = teardown::teardown(&dir, &progress).await;
         failed |= !td.errors.is_empty();
         if !json {
             for r in &td.removed {
