@@ -36,21 +36,29 @@ pub async fn teardown(dir: &InstanceDir, progress: &Progress) -> Teardown {
     // One teardown of an instance at a time (a restarted daemon's recovery and a `down` may meet): the
     // second waits, and finds the work done.
     let lock_path = dir.path.join("teardown.lock");
-    let lock = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::options()
+    let shown = lock_path.display().to_string();
+    let lock = tokio::task::spawn_blocking(move || -> io::Result<_> {
+        let f = fs::File::options()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&lock_path)
-            .ok()?;
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok()
+            .open(&lock_path)?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e.into())
     })
-    .await
-    .ok()
-    .flatten();
-    if lock.is_none() || !dir.path.exists() {
-        return report;
-    }
+    .await;
+    let _lock = match lock {
+        // The other teardown finished first and removed the directory: nothing left to do.
+        _ if !dir.path.exists() => return report,
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => {
+            report.errors.push(format!("cannot lock {shown}: {e}"));
+            return report;
+        }
+        Err(e) => {
+            report.errors.push(format!("cannot lock {shown}: {e}"));
+            return report;
+        }
+    };
     let entries = match journal::read(&dir.journal_path()) {
         Ok(e) => e,
         Err(e) => {
