@@ -105,14 +105,15 @@ async fn recover(cfg: &Config, me: Owner, registry: &Registry, progress: &Progre
             continue; // a foreground `up` hosts it
         }
         let plan = dir.plan().ok();
-        let running = plan.as_ref().is_some_and(|p| {
-            dir.phase() == Some(Phase::Running) && !nspawn::find(&p.container.machine).is_empty()
-        });
-        if let (true, Some(plan)) = (running, plan) {
+        let watch = plan
+            .as_ref()
+            .filter(|_| dir.phase() == Some(Phase::Running))
+            .and_then(|p| nspawn::Watch::adopt(&p.container.machine));
+        if let (Some(watch), Some(plan)) = (watch, plan) {
             let adopted = async {
                 dir.set_owner(me)?;
                 let publishes = instance::rebind(&plan).await?;
-                instance::adopt(dir.clone(), plan, publishes)
+                instance::adopt(dir.clone(), plan, publishes, watch)
             };
             match adopted.await {
                 Ok(hosted) => {

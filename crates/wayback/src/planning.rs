@@ -13,7 +13,6 @@ use wayback_core::plan::{self, Chown, Facts, SourceFacts, SourceKind, UpRequest}
 use wayback_core::{Config, Plan};
 
 use crate::error::BadInput;
-use crate::instance::now;
 use crate::state::{self, InstanceDir};
 use crate::sys::{btrfs, ids, mountinfo};
 
@@ -235,6 +234,14 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         )?),
         shell: std::fs::canonicalize("/bin/sh").unwrap_or_else(|_| "/bin/sh".into()),
         var_skeleton: var_skeleton(Path::new("/var")),
-        now: now(),
+        now: now_ceil(),
     })
+}
+
+/// Now in unix seconds, rounded up: the plan's expiry (created + TTL) is then never earlier than TTL from now.
+fn now_ceil() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    t.as_secs() + u64::from(t.subsec_nanos() > 0)
 }
