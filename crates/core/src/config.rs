@@ -43,6 +43,10 @@ pub struct Config {
     /// Host paths shown read-only in every container, besides the defaults (/etc, and /nix,
     /// /run/current-system, /run/booted-system, /run/wrappers, /opt when present).
     pub host_paths: Vec<PathBuf>,
+    /// Host secrets hidden from every host-mode container, besides the defaults (/etc/shadow, /etc/gshadow,
+    /// /etc/ssh/ssh_host_*_key, /etc/ssl/private, /etc/wayback) and the proxy's certificate keys; globs
+    /// allowed. `up --unmask PATH` shows one a service needs.
+    pub mask_host_paths: Vec<PathBuf>,
     pub proxy: ProxyConfig,
 }
 
@@ -113,6 +117,7 @@ impl Default for Config {
             profile_dirs: vec!["/etc/wayback/profiles".into()],
             ready_timeout: Duration(60),
             host_paths: Vec::new(),
+            mask_host_paths: Vec::new(),
             max_skew: Duration(15 * 60),
             proxy: ProxyConfig::default(),
         }

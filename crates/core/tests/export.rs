@@ -27,6 +27,11 @@ fn facts() -> Facts {
             binds: vec!["/etc".into()],
             symlinks: vec![],
         },
+        host_masks: vec!["/etc/shadow".into()],
+        users: ["postgres", "www-data", "mysql", "nextcloud"]
+            .map(String::from)
+            .to_vec(),
+        groups: ["postgres", "www-data"].map(String::from).to_vec(),
         shell: "/bin/sh".into(),
         var_skeleton: vec![],
         extra_sources: vec![],
@@ -51,8 +56,8 @@ fn request(profile: Profile, fields: serde_json::Value) -> UpRequest {
 }
 
 fn build(req: &UpRequest) -> Plan {
-    plan::build(req, &facts(), &Config::default(), &|_: &Path| {
-        PathState::Present
+    plan::build(req, &facts(), &Config::default(), &|_: &Path, p: &Path| {
+        PathState::Present(p.to_path_buf())
     })
     .unwrap()
 }

@@ -136,6 +136,11 @@ pub struct UpArgs {
     /// /run/wrappers, /opt)
     #[arg(long, value_name = "PATH")]
     pub no_host_path: Vec<std::path::PathBuf>,
+    /// Show a masked host secret after all (repeatable), e.g. /etc/ssl/private for a service whose own TLS
+    /// configuration needs its key; masked by default: /etc/shadow, /etc/gshadow, SSH host keys,
+    /// /etc/ssl/private, /etc/wayback and the config's mask_host_paths
+    #[arg(long, value_name = "PATH")]
+    pub unmask: Vec<std::path::PathBuf>,
     /// When the snapshot's files belong to other uids/gids than this host's users of the same name, change
     /// them in the clone (never in the snapshot)
     #[arg(long)]

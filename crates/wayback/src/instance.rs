@@ -217,12 +217,7 @@ impl Hosted {
                 why = &mut stop => return Stop::Asked(why),
                 _ = tokio::time::sleep(backoff) => {}
             }
-            let relaunched = nspawn::launch(
-                &self.plan.container.argv(),
-                &self.dir.log_path(),
-                &apply::boot_cgroups(&self.plan),
-            )
-            .map_err(anyhow::Error::from);
+            let relaunched = apply::launch_container(&self.dir, &self.plan).await;
             let ready = match relaunched {
                 Ok(mut c) => {
                     let noted = Journal::open(&self.dir.journal_path())

@@ -218,6 +218,12 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         .map(|p: Plan| p.block.net)
         .collect();
     in_use.extend(wayback_net::veth::host_ipv4_prefixes().await?);
+    let host_paths = with_bin_links(hostpaths::resolve(
+        &[cfg.host_paths.clone(), req.host_paths.clone()].concat(),
+        &req.no_host_paths,
+        &probe_host,
+    )?);
+    let host_masks = host_masks(cfg, req, &host_paths)?;
     Ok(Facts {
         source: sources.main,
         extra_sources: sources.extra,
@@ -227,15 +233,71 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         in_use,
         init_exe: init_exe()?,
         machined: Path::new("/run/systemd/system").is_dir(),
-        host_paths: with_bin_links(hostpaths::resolve(
-            &[cfg.host_paths.clone(), req.host_paths.clone()].concat(),
-            &req.no_host_paths,
-            &probe_host,
-        )?),
+        host_paths,
+        host_masks,
+        users: known_accounts(req, true),
+        groups: known_accounts(req, false),
         shell: std::fs::canonicalize("/bin/sh").unwrap_or_else(|_| "/bin/sh".into()),
         var_skeleton: var_skeleton(Path::new("/var")),
         now: now_ceil(),
     })
+}
+
+/// The users (or groups) the request's processes run as that exist on the host, looked up through NSS as
+/// init will look them up inside the container.
+fn known_accounts(req: &UpRequest, users: bool) -> Vec<String> {
+    let named = req
+        .profile
+        .processes
+        .iter()
+        .filter_map(|p| {
+            if users {
+                p.user.clone()
+            } else {
+                p.group.clone()
+            }
+        })
+        .chain(req.user.clone().filter(|_| users));
+    named
+        .filter(|n| {
+            if users {
+                nix::unistd::User::from_name(n).ok().flatten().is_some()
+            } else {
+                nix::unistd::Group::from_name(n).ok().flatten().is_some()
+            }
+        })
+        .collect()
+}
+
+/// Host secrets the container must not see: the defaults, the config's `mask_host_paths` and the proxy's
+/// certificate keys, expanded on the host, minus `--unmask`.
+fn host_masks(
+    cfg: &Config,
+    req: &UpRequest,
+    shown: &hostpaths::HostPaths,
+) -> Result<Vec<std::path::PathBuf>> {
+    let patterns: Vec<std::path::PathBuf> = hostpaths::DEFAULT_MASKS
+        .iter()
+        .map(std::path::PathBuf::from)
+        .chain(cfg.mask_host_paths.iter().cloned())
+        .chain(cfg.proxy.certificates.iter().map(|c| c.key.clone()))
+        .collect();
+    let mut list = |dir: &Path| -> Vec<(std::ffi::OsString, bool)> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| (e.file_name(), e.file_type().is_ok_and(|t| t.is_dir())))
+            .collect()
+    };
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    Ok(hostpaths::masks(
+        &patterns,
+        &req.unmask,
+        shown,
+        &mut list,
+        &exists,
+    )?)
 }
 
 /// Now in unix seconds, rounded up: the plan's expiry (created + TTL) is then never earlier than TTL from now.

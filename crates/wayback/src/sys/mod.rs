@@ -3,6 +3,8 @@
 pub mod boot;
 pub mod btrfs;
 pub mod ids;
+pub mod inroot;
+pub mod launchns;
 pub mod mountinfo;
 pub mod nspawn;
 pub mod overlay;
