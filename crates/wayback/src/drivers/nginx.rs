@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use wayback_core::export::NGINX_HEADER;
 
 use super::config::NginxConfig;
-use super::nginx_conf::{include_dir, pid_file, Workers};
-use super::{check_host, check_instance, DriverRoute};
+use super::nginx_conf::{include_dir, pid_file, server_names, Workers};
+use super::{check_host, check_instance, DriverRoute, HostInUse};
+use wayback_core::names::Hostname;
 
 pub use super::nginx_conf::render;
 
@@ -114,6 +115,46 @@ pub fn handle(cfg: &NginxConfig, route: &DriverRoute) -> Result<NginxHandle, Ngi
         reload: cfg.reload_command(),
         pid_file: pid_file(cfg),
     })
+}
+
+/// The first file in the include directory (in name order; hidden files skipped, as wayback's own
+/// temporary files are) with a `server_name` equal to `host`, and whether it is a wayback vhost. Reads only.
+pub fn host_in_use(cfg: &NginxConfig, host: &Hostname) -> Result<Option<HostInUse>, NginxError> {
+    let dir = include_dir(cfg)?;
+    let mut files: Vec<PathBuf> = match fs::read_dir(&dir) {
+        Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read the include directory", &dir, e)),
+    };
+    files.sort();
+    for file in files {
+        let hidden = file
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        // sites-enabled usually holds symlinks to sites-available: follow them, as nginx does.
+        if hidden || !file.is_file() {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue;
+        };
+        let taken = server_names(&text)
+            .iter()
+            .any(|n| Hostname::new(n).is_ok_and(|n| &n == host));
+        if taken {
+            let instance = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix(NGINX_HEADER))
+                .and_then(|rest| rest.split(['.', ' ']).next())
+                .map(str::to_string);
+            return Ok(Some(HostInUse {
+                instance,
+                place: format!("nginx vhost {}", file.display()),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Write the vhost, check it with `nginx -t`, reload nginx. On any failure nginx is left as it was.
