@@ -224,7 +224,7 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         extra_sources: sources.extra,
         bind_sources: sources.bind_sources,
         main_date: sources.main_date,
-        existing,
+        existing: existing.iter().map(ToString::to_string).collect(),
         in_use,
         init_exe: init_exe()?,
         machined: Path::new("/run/systemd/system").is_dir(),
