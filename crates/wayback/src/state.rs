@@ -22,9 +22,7 @@ use wayback_core::{Config, InstanceName, Plan};
 
 mod routes;
 
-pub use routes::{
-    ensure_hostname_free, hostname_owner, route_path, MasqueradeRoute, RouteFile, RouteRemoval,
-};
+pub use routes::{hostname_owner, route_path, MasqueradeRoute, RouteFile, RouteRemoval};
 
 /// The marker file in every instance directory; it holds the instance's name.
 pub const MARKER: &str = ".wayback-instance";
@@ -335,6 +333,20 @@ fn read_marker(dir: &Path) -> io::Result<String> {
     let mut buf = String::new();
     (&mut f).take(256).read_to_string(&mut buf)?;
     Ok(buf.trim_end_matches('\n').to_string())
+}
+
+/// `hostname_owner` as an error: `HostnameTaken` (bad input, exit 2) naming the owner.
+pub fn ensure_hostname_free(
+    cfg: &Config,
+    host: &wayback_core::names::Hostname,
+) -> Result<(), StateError> {
+    match hostname_owner(cfg, host) {
+        Some(owner) => Err(StateError::HostnameTaken {
+            host: host.to_string(),
+            owner: owner.to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Names of all instances, sorted. Entries of the instances directory that are not instances (an invalid

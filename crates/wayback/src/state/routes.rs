@@ -160,19 +160,9 @@ pub fn hostname_owner(cfg: &Config, host: &Hostname) -> Option<InstanceName> {
     None
 }
 
-/// `hostname_owner` as an error: `HostnameTaken` (bad input, exit 2) naming the owner.
-pub fn ensure_hostname_free(cfg: &Config, host: &Hostname) -> Result<(), StateError> {
-    match hostname_owner(cfg, host) {
-        Some(owner) => Err(StateError::HostnameTaken {
-            host: host.to_string(),
-            owner: owner.to_string(),
-        }),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::ensure_hostname_free;
     use super::super::tests::{name, temp_config};
     use super::*;
     use std::path::PathBuf;
