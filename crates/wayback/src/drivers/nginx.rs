@@ -361,3 +361,56 @@ fn find_program(name: &str) -> PathBuf {
         .find(|p| p.is_file());
     found.unwrap_or_else(|| name.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_in_use_reads_server_names_in_the_include_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = NginxConfig {
+            include_dir: Some(t.path().into()),
+            ..NginxConfig::default()
+        };
+        let host = |s: &str| Hostname::new(s).unwrap();
+        let route = DriverRoute {
+            instance: "old-www".into(),
+            host: "old-www.example.org".into(),
+            upstream: "127.0.0.1:8080".parse().unwrap(),
+            tls: None,
+        };
+        fs::write(
+            t.path().join("wayback-old-www.conf"),
+            render(&cfg, &route).unwrap(),
+        )
+        .unwrap();
+        fs::write(
+            t.path().join("site.conf"),
+            "server {\n  server_name Shop.Example.org *.wild.example.org;\n}\n",
+        )
+        .unwrap();
+        fs::write(
+            t.path().join(".wayback-x.tmp"),
+            "server_name hidden.example.org;",
+        )
+        .unwrap();
+        let wb = host_in_use(&cfg, &host("OLD-WWW.example.org."))
+            .unwrap()
+            .unwrap();
+        assert_eq!(wb.instance.as_deref(), Some("old-www"));
+        assert!(wb.place.ends_with("wayback-old-www.conf"), "{}", wb.place);
+        let theirs = host_in_use(&cfg, &host("shop.example.org"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(theirs.instance, None);
+        assert!(theirs.to_string().starts_with("nginx vhost "), "{theirs}");
+        for free in [
+            "a.wild.example.org",
+            "hidden.example.org",
+            "new.example.org",
+        ] {
+            assert_eq!(host_in_use(&cfg, &host(free)).unwrap(), None, "{free}");
+        }
+    }
+}
