@@ -85,9 +85,12 @@ pub async fn teardown(dir: &InstanceDir, progress: &Progress) -> Teardown {
     for res in journal::undo_order(&entries) {
         let what = res.describe();
         let t = Instant::now();
-        match undo(dir, &res).await {
+        let done = undo(dir, &res).await;
+        if done.is_ok() {
+            fault::point("undone");
+        }
+        match done {
             Ok(Undone::Removed) => {
-                fault::point("undone");
                 progress.note(format!("removed {what} ({} ms)", t.elapsed().as_millis()));
                 report.removed.push(what);
             }
