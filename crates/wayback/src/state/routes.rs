@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use wayback_core::names::Hostname;
 use wayback_core::{Config, InstanceName};
 
-use super::{list, read_json, real_dir, InstanceDir, StateError};
+use super::instance_dir::real_dir;
+use super::{list, read_json, InstanceDir, StateError};
 
 /// What the proxy needs to route one hostname.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
