@@ -194,6 +194,26 @@ impl Config {
                 message: "[proxy] https_listen needs certificates = [{ cert = ..., key = ... }] or a [proxy.acme] section".into(),
             });
         }
+        // Everything wayback creates and removes lives under these two: a relative path would move with
+        // the working directory of whoever runs wayback.
+        for (key, dir) in [
+            ("state_dir", &cfg.state_dir),
+            ("runtime_dir", &cfg.runtime_dir),
+        ] {
+            if !dir.is_absolute() {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "{key} must be an absolute path (e.g. {}), not {:?}",
+                        match key {
+                            "state_dir" => "/var/lib/wayback",
+                            _ => "/run/wayback",
+                        },
+                        dir.display().to_string()
+                    ),
+                });
+            }
+        }
         crate::names::validate_hostname(&cfg.base_domain).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: format!("base_domain: {e}"),
@@ -237,6 +257,28 @@ mod tests {
         assert!(e.to_string().contains("stat_dir"), "{e}");
         assert!(Config::parse("default_ttl = \"forever\"\n", Path::new("x")).is_err());
         assert!(Config::parse("address_pool = \"10.0.0.0/31\"\n", Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn state_and_runtime_dirs_must_be_absolute() {
+        for (text, key) in [
+            ("state_dir = \"var/lib/wayback\"\n", "state_dir"),
+            ("state_dir = \"\"\n", "state_dir"),
+            ("runtime_dir = \"./run\"\n", "runtime_dir"),
+        ] {
+            let e = Config::parse(text, Path::new("/etc/wayback/config.toml")).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains(key) && msg.contains("absolute") && msg.contains("config.toml"),
+                "{msg}"
+            );
+        }
+        let c = Config::parse(
+            "state_dir = \"/srv/wb\"\nruntime_dir = \"/run/wb\"\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.instances_dir(), Path::new("/srv/wb/instances"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use wayback_core::plan::Publish;
-use wayback_core::Duration;
+use wayback_core::{Duration, InstanceName};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -47,7 +47,10 @@ pub enum Cmd {
     /// Print an instance's service output
     Logs(LogsArgs),
     /// Give an instance more time: its expiry moves DURATION later (e.g. `wayback extend pg-1 12h`)
-    Extend { name: String, duration: Duration },
+    Extend {
+        name: InstanceName,
+        duration: Duration,
+    },
     /// Tear down instances whose owning process is gone (after a crash or kill -9)
     Gc(JsonArg),
     // --- Find (issue 3) ---
@@ -211,7 +214,7 @@ pub struct UpArgs {
 pub struct DownArgs {
     /// Instance names
     #[arg(required_unless_present = "all", conflicts_with = "all")]
-    pub names: Vec<String>,
+    pub names: Vec<InstanceName>,
     /// Every instance
     #[arg(long)]
     pub all: bool,
@@ -225,14 +228,14 @@ pub struct JsonArg {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    pub name: String,
+    pub name: InstanceName,
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    pub name: String,
+    pub name: InstanceName,
     /// Keep printing new output
     #[arg(long, short)]
     pub follow: bool,

@@ -36,7 +36,11 @@ pub fn is_bad_input(e: &anyhow::Error) -> bool {
             || c.is::<ProfileError>()
             || matches!(
                 c.downcast_ref::<StateError>(),
-                Some(StateError::Taken(_) | StateError::NotFound { .. })
+                Some(
+                    StateError::Taken(_)
+                        | StateError::NotFound { .. }
+                        | StateError::HostnameTaken { .. }
+                )
             )
             || matches!(
                 c.downcast_ref::<BtrfsError>(),

@@ -41,7 +41,7 @@ pub async fn prepare(
     owner: Owner,
 ) -> Result<Prepared> {
     let publishes = serve::bind_publishes(&plan).await.map_err(BadInput::wrap)?;
-    let dir = InstanceDir::create(cfg, plan.name.as_str())?;
+    let dir = InstanceDir::create(cfg, &plan.name)?;
     state::write_json(&dir.plan_path(), &plan)?;
     dir.set_owner(owner)?;
     dir.set_phase(Phase::Starting)?;

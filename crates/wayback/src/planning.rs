@@ -32,7 +32,45 @@ pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
         _ => e.into(),
     })?;
     let plan = owners(req, plan)?;
+    hostname_free(cfg, &plan).await?;
     Ok((plan, alloc))
+}
+
+/// The plan's hostname must be free — no other instance routes it (saved plan or route file) and the
+/// host's nginx/Caddy does not already serve it — before anything is created. Call with `alloc` held.
+async fn hostname_free(cfg: &Config, plan: &Plan) -> Result<()> {
+    use crate::drivers::{Driver, DriverKind};
+    use wayback_core::drivers::ProxyDriver;
+    let Some(http) = &plan.http else {
+        return Ok(());
+    };
+    let host = wayback_core::names::Hostname::new(&http.host)?;
+    state::ensure_hostname_free(cfg, &host)?;
+    let kind = match plan.driver {
+        ProxyDriver::Builtin => return Ok(()),
+        ProxyDriver::Nginx => DriverKind::Nginx,
+        ProxyDriver::Caddy => DriverKind::Caddy,
+    };
+    let (proxy, h) = (cfg.proxy.clone(), host.clone());
+    let used = tokio::task::spawn_blocking(move || {
+        Driver::select(kind, &proxy.nginx, &proxy.caddy).map(|d| d.host_in_use(&h))
+    })
+    .await?
+    .transpose()?;
+    match used.flatten() {
+        Some(u) => {
+            let down = u
+                .instance
+                .as_ref()
+                .map(|i| format!(" or `wayback down {i}`"))
+                .unwrap_or_default();
+            Err(BadInput::new(format!(
+                "hostname {host} is already published by {u}; pick another --host{down}"
+            ))
+            .into())
+        }
+        None => Ok(()),
+    }
 }
 
 /// A warning when the snapshots the instance is assembled from are further apart than `max_skew`.
@@ -229,7 +267,7 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         extra_sources: sources.extra,
         bind_sources: sources.bind_sources,
         main_date: sources.main_date,
-        existing,
+        existing: existing.iter().map(ToString::to_string).collect(),
         in_use,
         init_exe: init_exe()?,
         machined: Path::new("/run/systemd/system").is_dir(),
