@@ -63,8 +63,8 @@ pub enum SelectorError {
     },
     #[error("{path} is not a snapshot in the catalog of the given roots (run `wayback snapshots ROOT` to list them)")]
     NotInCatalog { path: PathBuf },
-    /// A path to a live (writable) subvolume where a snapshot is needed.
-    #[error("{selector}: {message}")]
+    /// A path to a live (writable) subvolume where a snapshot is needed (`message` names the path).
+    #[error("{message}")]
     Live { selector: String, message: String },
 }
 
