@@ -174,6 +174,7 @@ fn live_subvolumes_are_never_snapshots() {
         ],
     );
     assert_eq!(v["b"], p(&s2));
+    assert_eq!(v["b_live"], false);
     let changed = strs(&v["changes"], "path");
     assert!(changed.contains(&"srv/data/state".to_string()), "{v:#}");
     assert!(
@@ -182,6 +183,7 @@ fn live_subvolumes_are_never_snapshots() {
     );
     let v = json(&wb, &["diff", &format!("{root_s}@2"), "--json"]);
     assert_eq!(Path::new(v["b"].as_str().unwrap()), live, "{v:#}");
+    assert_eq!(v["b_live"], true);
     assert!(strs(&v["changes"], "path").contains(&"srv/data/only-live".to_string()));
 
     // Nothing of wayback's left: no subvolume but the test's own (diff's temporary snapshot is gone).
