@@ -203,7 +203,8 @@ impl Catalog {
 }
 
 /// Discover the snapshots (and live subvolumes) under each root. A root that cannot be listed is an
-/// error; anything malformed inside one is a warning.
+/// error; anything malformed inside one is a warning. A snapshot found under several (nested) roots is
+/// listed once, with the id and root of the first of them: put the root a selector names first.
 pub fn discover(roots: &[PathBuf], probe: &dyn Probe) -> Result<Catalog, CatalogError> {
     let mut cat = Catalog::default();
     for root in roots {

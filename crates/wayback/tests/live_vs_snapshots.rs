@@ -37,6 +37,8 @@ fn live_subvolumes_are_never_snapshots() {
     let live = pool.subvolume_create("root/live");
     fs::create_dir_all(live.join("srv/data")).unwrap();
     fs::write(live.join("srv/data/state"), "version 1\n").unwrap();
+    // An older snapshot outside ROOT: numbered #1 when the whole pool is the root.
+    let archived = pool.snapshot_ro("root/live", "archive/old");
     // Snapshots one second apart: "newest at or before" must not see a tie.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let s1 = pool.snapshot_ro("root/live", "root/snaps/1");
@@ -115,6 +117,27 @@ fn live_subvolumes_are_never_snapshots() {
         "{v:#}"
     );
 
+    // With the whole pool configured as a root, ROOT/snaps@1 still means the id `snapshots ROOT/snaps`
+    // shows (#1 there), not the pool's numbering (where #1 is the archived one).
+    let snaps_root = pool.path("root/snaps");
+    let wb_pool = Wayback::with_extra_config(&format!(
+        "snapshot_roots = [\"{}\"]",
+        path_str(pool.mount())
+    ));
+    let v = json(&wb_pool, &["snapshots", "--json"]);
+    assert_eq!(v["snapshots"][0]["path"], p(&archived), "{v:#}");
+    let plan = wb_pool.run_ok(&[
+        "up",
+        &format!("{}@1", path_str(&snaps_root)),
+        "--exec",
+        "true",
+        "--bind",
+        "/srv",
+        "--dry-run",
+    ]);
+    assert!(plan.contains(path_str(&s1)), "{plan}");
+    assert!(!plan.contains(path_str(&archived)), "{plan}");
+
     // Selectors: ROOT@1 is the first snapshot, not the (older) live subvolume; "the newest" is #2, not
     // the writable copy; ROOT@3 does not exist and says which writable subvolumes it passed over.
     let dry = |sel: &str| wb.run_ok(&["up", sel, "--exec", "true", "--bind", "/srv", "--dry-run"]);
@@ -187,8 +210,10 @@ fn live_subvolumes_are_never_snapshots() {
     assert!(strs(&v["changes"], "path").contains(&"srv/data/only-live".to_string()));
 
     // Nothing of wayback's left: no subvolume but the test's own (diff's temporary snapshot is gone).
-    Residue::new(&unique("wbtlive"))
-        .pool(&pool)
-        .wayback(&wb)
-        .assert_none();
+    for w in [&wb, &wb_pool] {
+        Residue::new(&unique("wbtlive"))
+            .pool(&pool)
+            .wayback(w)
+            .assert_none();
+    }
 }

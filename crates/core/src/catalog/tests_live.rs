@@ -363,3 +363,22 @@ fn json_lists_live_apart() {
     ]
     "#);
 }
+
+#[test]
+fn nested_roots_number_by_the_first_root() {
+    let f = pool();
+    // Alone, /pool numbers its btrbk and plain snapshots 1..4, /pool/snaps its own two 1..2.
+    let whole = discover(&["/pool".into()], &f).unwrap();
+    assert_eq!(whole.snapshots[2].path, Path::new("/pool/snaps/1"));
+    assert_eq!(whole.snapshots[2].id, 3);
+    // Both roots, the selector's first: each snapshot once, /pool/snaps's numbering wins for its own.
+    let cat = discover(&["/pool/snaps".into(), "/pool".into()], &f).unwrap();
+    assert_eq!(cat.snapshots.len(), whole.snapshots.len());
+    assert_eq!(cat.live.len(), whole.live.len());
+    let s = resolve_in(&sel("/pool/snaps@1"), &cat, 0).unwrap();
+    assert_eq!(s.path, Path::new("/pool/snaps/1"));
+    assert_eq!(
+        resolve_in(&sel("/pool/snaps@2"), &cat, 0).unwrap().path,
+        Path::new("/pool/snaps/2")
+    );
+}

@@ -93,10 +93,13 @@ pub async fn run(cfg: &Config, args: FindArgs) -> Result<ExitCode> {
         .parse()
         .map_err(|e| BadInput::new(format!("{e}")))?;
     let range = args.range.as_deref().map(parse_range).transpose()?;
-    let mut roots = args.root.clone();
-    if let Some(r) = &range {
-        roots.extend(r.roots().into_iter().map(PathBuf::from));
-    }
+    // The range's own ROOTs first: a snapshot found under several roots keeps the id the first one
+    // gives it, so ROOT@N means the id `wayback snapshots ROOT` shows.
+    let mut roots: Vec<PathBuf> = match &range {
+        Some(r) => r.roots().into_iter().map(PathBuf::from).collect(),
+        None => Vec::new(),
+    };
+    roots.extend(args.root.iter().cloned());
     if roots.is_empty() {
         roots = cfg.snapshot_roots.clone();
     }

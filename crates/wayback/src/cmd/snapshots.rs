@@ -123,8 +123,10 @@ pub fn resolve_path(text: &str, roots: &[PathBuf]) -> Result<PathBuf> {
     if let Some(p) = sel.path() {
         return Ok(p.to_path_buf());
     }
-    let mut all: Vec<PathBuf> = roots.to_vec();
-    all.extend(sel.root().map(Path::to_path_buf));
+    // The selector's own ROOT first: a snapshot found under several roots keeps the id the first one
+    // gives it, so ROOT@N means the id `wayback snapshots ROOT` shows.
+    let mut all: Vec<PathBuf> = sel.root().map(Path::to_path_buf).into_iter().collect();
+    all.extend(roots.iter().cloned());
     if all.is_empty() {
         return Err(BadInput::new(format!(
             "{text}: which snapshots? give ROOT{text} (e.g. /persist{text}) or --root ROOT"
