@@ -1,18 +1,38 @@
 //! Snapshots are never confused with live data (issue 12, item 3), on a real loop btrfs pool. A plain
 //! ROOT holds the live, writable subvolume (created first, so it is the oldest subvolume there: the one
 //! that used to be listed as snapshot #1), read-only snapshots of it under ROOT/snaps, a writable snapshot
-//! made by hand after them (the newest subvolume in ROOT/snaps), and a symlink out of ROOT to another
-//! read-only subvolume. `wayback snapshots` lists only the read-only snapshots as snapshots and the
+//! made by hand after them (the newest subvolume in ROOT/snaps), and a symlink out of ROOT and a bind mount
+//! below it, both leading to another read-only subvolume. `wayback snapshots` lists only the read-only snapshots as snapshots and the
 //! writable ones apart; `ROOT@N`, `ROOT/snaps@DATE`, `find` and `diff` never pick a writable one — proven
 //! with a file that exists only in the live data (and in the writable copy). Nothing is left behind.
 
 mod support;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::*;
+
+/// A bind mount, unmounted on drop (also when the test panics), before the pool goes.
+struct BindMount(PathBuf);
+
+impl BindMount {
+    fn new(src: &Path, dst: &Path) -> BindMount {
+        fs::create_dir_all(dst).unwrap();
+        cmd_ok("mount", &["--bind", path_str(src), path_str(dst)]);
+        BindMount(dst.to_path_buf())
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let out = cmd("umount", &[path_str(&self.0)]);
+        if !out.status.success() {
+            eprintln!("cleanup: umount {}: {}", self.0.display(), show(&out));
+        }
+    }
+}
 
 fn json(wb: &Wayback, args: &[&str]) -> Value {
     let out = wb.run_ok(args);
@@ -53,6 +73,8 @@ fn live_subvolumes_are_never_snapshots() {
     pool.subvolume_create("outside-src");
     let outside = pool.snapshot_ro("outside-src", "outside/snap");
     std::os::unix::fs::symlink(pool.path("outside"), root.join("link")).unwrap();
+    // And a mount point below ROOT showing the same directory: never searched either.
+    let _bound = BindMount::new(&pool.path("outside"), &root.join("mounted"));
     let wb = Wayback::new();
     let root_s = path_str(&root);
     let p = |x: &Path| path_str(x).to_string();
@@ -78,8 +100,8 @@ fn live_subvolumes_are_never_snapshots() {
     assert_eq!(v["live"][1]["origin"], p(&live));
     let all = v.to_string();
     assert!(
-        !all.contains(path_str(&outside)),
-        "followed the symlink: {v:#}"
+        !all.contains(path_str(&outside)) && !all.contains("mounted"),
+        "followed the symlink or searched below a mount point: {v:#}"
     );
 
     // The text listing: the live ones only after the "Live subvolumes" heading, never with an id.

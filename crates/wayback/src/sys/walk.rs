@@ -1,8 +1,9 @@
 //! The filesystem side of `snapshots`, `find` and the plain `diff`: the catalog [`Probe`] (directory
 //! listings, file reads and subvolume facts — GET_SUBVOL_INFO + SUBVOL_GETFLAGS via `btrfs-uapi`,
-//! fstatfs — all through `openat2(RESOLVE_NO_SYMLINKS)`, so the search below a snapshot root never
-//! follows a symlink out of it), `lstat` into [`Meta`], the glob walk for `find`, and whole-tree walks
-//! for the diff fallback.
+//! fstatfs — all through `openat2(RESOLVE_NO_SYMLINKS)`, and entries opened from their parent with
+//! `RESOLVE_NO_XDEV`, so the search below a snapshot root never follows a symlink out of it nor crosses
+//! a mount point), `lstat` into [`Meta`], the glob walk for `find`, and whole-tree walks for the diff
+//! fallback.
 //!
 //! Read-only: nothing here writes anywhere. Walks stay on one device (they do not descend into nested
 //! subvolumes or mounts) and never follow symlinks.
@@ -146,23 +147,26 @@ impl Probe for FsProbe {
     fn subvolume(&self, path: &Path) -> Option<SubvolMeta> {
         meta_of_dir(open_dir_strict(path).ok()?.as_fd())
     }
-    /// A subvolume root; else a directory on the same device as its parent (not a mount point of
-    /// another filesystem); else (files, symlinks, mount points, unreadable) nothing to search.
+    /// A subvolume root; else a directory (opened from its parent with RESOLVE_NO_XDEV, so a mount
+    /// point of any filesystem is not one); else (files, symlinks, mount points, unreadable) nothing
+    /// to search.
     fn node(&self, path: &Path) -> Node {
-        let Ok(fd) = open_dir_strict(path) else {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Node::Other;
         };
-        if let Some(m) = meta_of_dir(fd.as_fd()) {
-            return Node::Subvolume(m);
-        }
-        let dev = nix::sys::stat::fstat(fd.as_fd()).map(|st| st.st_dev).ok();
-        let parent_dev = path
-            .parent()
-            .and_then(|p| std::fs::symlink_metadata(p).ok())
-            .map(|m| m.dev());
-        match (dev, parent_dev) {
-            (Some(a), Some(b)) if a == b => Node::Dir,
-            _ => Node::Other,
+        let Ok(dir) = open_dir_strict(parent) else {
+            return Node::Other;
+        };
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(
+                ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_NO_XDEV
+                    | ResolveFlag::RESOLVE_BENEATH,
+            );
+        match nix::fcntl::openat2(dir.as_fd(), name, how) {
+            Ok(fd) => meta_of_dir(fd.as_fd()).map_or(Node::Dir, Node::Subvolume),
+            Err(_) => Node::Other,
         }
     }
     /// btrbk names its snapshots in local time: mktime knows the zone rules.
