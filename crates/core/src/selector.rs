@@ -8,9 +8,9 @@
 //! - an age: `@2w`, `@36h` — the newest snapshot at least that old
 //! - ranges for `find --in`: `@100..@120`, `@2026-11-01..`, `..@2w`, a single selector, or `..` (all)
 //!
-//! Only snapshots are ever picked: [`resolve_in`] and [`select_in`] work on a whole [`Catalog`](crate::catalog::Catalog), whose
-//! live (writable) subvolumes are never candidates; a path to one is an error that says what it is, and
-//! an empty selection names the live subvolumes it passed over.
+//! Only snapshots are ever picked: [`resolve_in`] and [`select_in`] work on a whole
+//! [`Catalog`](crate::catalog::Catalog), whose live (writable) subvolumes are never candidates; a path to
+//! one is an error that says what it is, and an empty selection names the live subvolumes it passed over.
 //!
 //! Pure: no clock (the caller passes `now`), no filesystem. An ambiguous or empty selection is an error
 //! that lists the candidates.

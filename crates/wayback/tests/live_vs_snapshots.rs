@@ -1,10 +1,11 @@
-//! Snapshots are never confused with live data (issue 12, item 3), on a real loop btrfs pool. A plain
-//! ROOT holds the live, writable subvolume (created first, so it is the oldest subvolume there: the one
-//! that used to be listed as snapshot #1), read-only snapshots of it under ROOT/snaps, a writable snapshot
-//! made by hand after them (the newest subvolume in ROOT/snaps), and a symlink out of ROOT and a bind mount
-//! below it, both leading to another read-only subvolume. `wayback snapshots` lists only the read-only snapshots as snapshots and the
-//! writable ones apart; `ROOT@N`, `ROOT/snaps@DATE`, `find` and `diff` never pick a writable one — proven
-//! with a file that exists only in the live data (and in the writable copy). Nothing is left behind.
+//! Snapshots are never confused with live data (issue 12, item 3), on a real loop btrfs pool. A plain ROOT
+//! holds the live, writable subvolume (created first, so it is the oldest subvolume there: the one that used
+//! to be listed as snapshot #1), read-only snapshots of it under ROOT/snaps, a writable snapshot made by hand
+//! after them (the newest subvolume in ROOT/snaps), and a symlink out of ROOT and a bind mount below it, both
+//! leading to another read-only subvolume. `wayback snapshots` lists only the read-only snapshots as
+//! snapshots and the writable ones apart; `ROOT@N`, `ROOT/snaps@DATE`, `find` and `diff` never pick a
+//! writable one — proven with a file that exists only in the live data (and in the writable copy). Nothing is
+//! left behind.
 
 mod support;
 
