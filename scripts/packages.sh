@@ -7,7 +7,7 @@ WAYBACK_PACKAGES=(
     # building (bindgen for btrfs ioctls needs libclang)
     libclang-dev clang pkg-config build-essential ca-certificates
     # services used by the profiles and the tests (redis-server, mosquitto: `up --unit` with nothing else)
-    postgresql postgresql-client nginx-light mariadb-server redis-server mosquitto
+    postgresql postgresql-client nginx-light mariadb-server redis-server mosquitto mosquitto-clients
     # demo, benchmarks, packaging checks (man page), the ACME test (pebble)
     curl wrk hyperfine man-db pebble debootstrap
     # the host proxies wayback drives (tests/drivers.rs) and the MediaWiki end-to-end test

@@ -17,9 +17,10 @@
 //! (start order), `tmpfiles` (runtime directories from tmpfiles.d), `directives` (what is supported),
 //! `render` (TOML output), `view` (a unit's expanded commands and environment), `infer` (state paths and
 //! config files from the directives), `appconf` (from the apps' configs), `state` (candidates → binds),
-//! `summary` (collapsed reports, the empty-state check).
+//! `summary` (collapsed reports, the empty-state check), `assemble` (the profile from the converted units).
 
 mod appconf;
+mod assemble;
 mod context;
 mod convert;
 mod directives;
@@ -47,7 +48,7 @@ pub use state::{Candidate, PathRole, StatePaths};
 pub use summary::{group_reports, nothing_bound, NothingBound, ReportGroup};
 pub use tmpfiles::TMPFILES_PATH;
 
-use crate::profile::{DirSpec, Profile, Ready};
+use crate::profile::Profile;
 use search::{load, LoadedUnit, UnitName};
 use view::View;
 
@@ -234,7 +235,7 @@ pub fn profile_from_units(
             .copied();
         let converted = convert_one(u, src, env_files, port, &app, &listed, &mut reports)?;
         reports.extend(app.problems.iter().cloned());
-        units.push(Unit {
+        units.push(assemble::Unit {
             converted,
             candidates,
             configs,
@@ -256,7 +257,7 @@ pub fn profile_from_units(
         })
         .collect();
     let sequence = order::order(&nodes).map_err(UnitError::Cycle)?;
-    assemble(
+    assemble::assemble(
         profile_name,
         &units,
         &loaded,
@@ -266,16 +267,6 @@ pub fn profile_from_units(
         opts,
         reports,
     )
-}
-
-/// What the conversion knows of one unit.
-struct Unit {
-    converted: convert::Converted,
-    candidates: Vec<Candidate>,
-    configs: Vec<ConfigFile>,
-    user: Option<String>,
-    group: Option<String>,
-    app_dirs: Vec<(DirSpec, String)>,
 }
 
 /// Find and read every named unit, rejecting what is not a service instance and duplicates.
@@ -358,162 +349,4 @@ fn convert_one(
         (rank.is_none(), rank, r.line)
     });
     Ok(converted)
-}
-
-/// The profile in start order: processes, binds from the state paths the snapshot has, directories (the
-/// units', tmpfiles.d's, the apps' log and temporary directories), and the instance's readiness.
-#[allow(clippy::too_many_arguments)]
-fn assemble(
-    profile_name: &str,
-    units: &[Unit],
-    loaded: &[LoadedUnit],
-    sequence: &[usize],
-    src: &dyn UnitSource,
-    exists_in_snapshot: &dyn Fn(&Path) -> bool,
-    opts: &Options,
-    mut reports: Vec<Report>,
-) -> Result<Conversion, UnitError> {
-    let mut profile = Profile {
-        name: profile_name.to_string(),
-        description: format!(
-            "From systemd units: {}",
-            sequence
-                .iter()
-                .map(|&i| {
-                    let c = &units[i].converted;
-                    match &c.description {
-                        Some(d) => format!("{} ({d})", c.id),
-                        None => c.id.clone(),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        http_port: opts.http_port,
-        ..Profile::default()
-    };
-    let candidates: Vec<Candidate> = sequence
-        .iter()
-        .flat_map(|&i| units[i].candidates.iter().cloned())
-        .collect();
-    let (binds, state) = state::resolve(candidates, exists_in_snapshot, &opts.no_bind);
-    profile.binds = binds;
-    let bound = |p: &Path, profile: &Profile| profile.binds.iter().any(|b| p.starts_with(b.dest()));
-    for &i in sequence {
-        let c = &units[i].converted;
-        for d in &c.dirs {
-            if !bound(&d.path, &profile) && !profile.dirs.iter().any(|x| x.path == d.path) {
-                profile.dirs.push(d.clone());
-            }
-        }
-        profile.processes.push(c.process.clone());
-    }
-    // Runtime directories the host's tmpfiles.d creates for these units (not inside a bind).
-    let paths: Vec<tmpfiles::UnitPaths> = sequence
-        .iter()
-        .map(|&i| tmpfiles::UnitPaths {
-            id: units[i].converted.id.clone(),
-            prefix: loaded[i].name.prefix.clone(),
-            mentions: units[i].converted.mentions.clone(),
-        })
-        .collect();
-    let skip = |p: &Path| bound(p, &profile) || profile.dirs.iter().any(|x| x.path == p);
-    let extra = tmpfiles::wanted_dirs(src, &paths, &skip, &mut reports)?;
-    profile.dirs.extend(extra);
-    extra_dirs(&mut profile, units, sequence, &state, &mut reports);
-    let ports: Vec<ReadyPort> = sequence
-        .iter()
-        .filter_map(|&i| {
-            let c = &units[i].converted;
-            let (port, source) = c.port.clone()?;
-            Some(ReadyPort {
-                unit: c.id.clone(),
-                port,
-                source,
-            })
-        })
-        .collect();
-    // The instance is ready when the last unit's known port answers, unless the caller gives the HTTP port
-    // or the last process already checks that port itself (a wrapper's start marker does not).
-    let last = sequence.last().map(|&i| &units[i].converted);
-    let last_tcp = profile
-        .processes
-        .last()
-        .and_then(|p| p.ready.as_ref())
-        .is_some_and(|r| r.tcp.is_some());
-    if let (None, false, Some((p, _))) =
-        (opts.http_port, last_tcp, last.and_then(|c| c.port.as_ref()))
-    {
-        profile.ready = Some(Ready::tcp(*p));
-    }
-    let no_bind_unmatched = opts
-        .no_bind
-        .iter()
-        .filter(|n| {
-            !state
-                .dropped
-                .iter()
-                .any(|c| c.named.starts_with(n) || c.path.starts_with(n))
-        })
-        .cloned()
-        .collect();
-    let mut configs: Vec<ConfigFile> = Vec::new();
-    for &i in sequence {
-        for c in &units[i].configs {
-            if !configs.iter().any(|x| x.path == c.path) {
-                configs.push(c.clone());
-            }
-        }
-    }
-    profile.validate().map_err(UnitError::Profile)?;
-    Ok(Conversion {
-        profile,
-        reports,
-        state,
-        configs,
-        ports,
-        no_bind_unmatched,
-    })
-}
-
-/// Log directories and the apps' own directories that nothing else creates, owned by the unit's user
-/// (not inside a bind, not already there); each noted.
-fn extra_dirs(
-    profile: &mut Profile,
-    units: &[Unit],
-    sequence: &[usize],
-    state: &StatePaths,
-    reports: &mut Vec<Report>,
-) {
-    for &i in sequence {
-        let u = &units[i];
-        let id = &u.converted.id;
-        let logs = state.logs.iter().filter(|c| &c.unit == id).map(|c| {
-            let d = DirSpec {
-                path: c.path.clone(),
-                owner: u.user.clone(),
-                group: u.group.clone().or_else(|| u.user.clone()),
-                mode: Some("0750".into()),
-            };
-            (d, format!("{}: the service logs there", c.reason))
-        });
-        let all: Vec<(DirSpec, String)> = logs.chain(u.app_dirs.iter().cloned()).collect();
-        for (d, why) in all {
-            let taken = profile.dirs.iter().any(|x| x.path == d.path)
-                || profile.binds.iter().any(|b| d.path.starts_with(b.dest()));
-            if taken {
-                continue;
-            }
-            reports.push(Report {
-                unit: id.clone(),
-                file: None,
-                line: None,
-                directive: String::new(),
-                value: d.path.display().to_string(),
-                kind: ReportKind::Note,
-                message: format!("{} created empty in the instance ({why})", d.path.display()),
-            });
-            profile.dirs.push(d);
-        }
-    }
 }

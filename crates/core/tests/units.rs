@@ -819,3 +819,29 @@ fn reports_collapse_across_units() {
     );
     insta::assert_snapshot!("collapsed_reports", lines.join("\n"));
 }
+
+#[test]
+fn an_unknown_port_names_the_flag_that_gives_it() {
+    let c = convert(
+        "apps",
+        &["unknownd"],
+        &Options::default(),
+        &nothing_in_snapshot,
+    )
+    .unwrap();
+    let r = c.reports.iter().find(|r| r.directive == "Type").unwrap();
+    assert_eq!(
+        r.message,
+        "no sd_notify socket in the instance: no port is known, so the next process starts without waiting (give one with --ready unknownd=PORT)"
+    );
+    assert!(c.ports.is_empty() && c.profile.ready.is_none());
+    let opts = Options {
+        ready_ports: BTreeMap::from([("unknownd".to_string(), 4000)]),
+        ..Options::default()
+    };
+    let c = convert("apps", &["unknownd"], &opts, &nothing_in_snapshot).unwrap();
+    assert_eq!(c.ports[0].source, "given with --ready");
+    assert!(c.reports.iter().any(|r| r
+        .message
+        .ends_with("readiness is TCP port 4000 accepting a connection (given with --ready)")));
+}

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use super::appconf::Found;
 use super::context::{directories, environment, identity, Ctx, Effective};
 use super::directives::{handling, switched_on, Handling};
-use super::exec::{commands, invalid, listen_streams, mentions, signal_name};
+use super::exec::{
+    commands, invalid, known_port, listen_streams, mentions, readiness, signal_name,
+};
 use super::order::relations;
 use super::script::{Cmd, MainKind, Script, MARKER_DIR};
 use super::search::{EnvFileReader, LoadedUnit};
@@ -379,38 +381,4 @@ pub(crate) fn convert(
         port,
         id,
     })
-}
-
-/// The TCP port known for the unit, and where it comes from: a port the caller names, else the .socket's
-/// `ListenStream=` port, else the port the app's config names (or the app's default).
-fn known_port(inp: &Input, socket_tcp: Option<u16>) -> Option<(u16, String)> {
-    if let Some(p) = inp.ready_port {
-        return Some((p, "given with --ready".into()));
-    }
-    if let (Some(p), Some(s)) = (socket_tcp, inp.socket) {
-        return Some((p, format!("ListenStream= of {}", s.name.full)));
-    }
-    inp.app_port.map(|f| (f.value, f.reason.clone()))
-}
-
-/// A port the caller names wins; then the wrapper's start marker; then the known TCP port; then the
-/// .socket's unix socket.
-fn readiness(
-    inp: &Input,
-    marker: Option<&PathBuf>,
-    port: Option<&(u16, String)>,
-    unix: Option<&PathBuf>,
-) -> Option<Ready> {
-    let path_ready = |p: &PathBuf| Ready {
-        path: Some(p.clone()),
-        ..Ready::default()
-    };
-    if let Some(p) = inp.ready_port {
-        return Some(Ready::tcp(p));
-    }
-    if let Some(m) = marker {
-        return Some(path_ready(m));
-    }
-    port.map(|p| Ready::tcp(p.0))
-        .or_else(|| unix.map(path_ready))
 }

@@ -96,7 +96,8 @@ pub(crate) fn candidates(v: &View) -> Vec<Candidate> {
         let Some(origin) = v.env_origin.get(k) else {
             continue;
         };
-        if val.starts_with('/') {
+        // One path, not a list (`PYTHONPATH=/srv/a:/srv/b`).
+        if val.starts_with('/') && !val.contains(':') {
             let reason = format!("{k}={val} in {origin}");
             out.extend(Candidate::new(id, Path::new(val), true, reason));
         }
@@ -112,14 +113,15 @@ pub(crate) fn candidates(v: &View) -> Vec<Candidate> {
     out
 }
 
-/// The absolute path in a command-line word: the word itself, or the value of `--opt=/path` / `KEY=/path`.
+/// The absolute path in a command-line word: the word itself, or the value of `--opt=/path` / `KEY=/path`;
+/// not a list of paths (`a:b`).
 fn path_in(arg: &str) -> Option<&str> {
-    if arg.starts_with('/') {
-        return Some(arg);
-    }
-    arg.split_once('=')
-        .map(|(_, v)| v)
-        .filter(|v| v.starts_with('/'))
+    let p = match arg.split_once('=') {
+        _ if arg.starts_with('/') => arg,
+        Some((_, v)) if v.starts_with('/') => v,
+        _ => return None,
+    };
+    (!p.contains(':')).then_some(p)
 }
 
 /// Configuration files and directories the unit's directives and command lines name.
@@ -189,4 +191,19 @@ pub(crate) fn configs(v: &View) -> Vec<ConfigFile> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_in;
+
+    #[test]
+    fn paths_in_words() {
+        assert_eq!(path_in("/srv/x"), Some("/srv/x"));
+        assert_eq!(path_in("--data=/srv/x"), Some("/srv/x"));
+        assert_eq!(path_in("PGDATA=/srv/x"), Some("/srv/x"));
+        assert_eq!(path_in("--data"), None);
+        assert_eq!(path_in("/srv/a:/srv/b"), None, "a list, not a path");
+        assert_eq!(path_in("127.0.0.1:3000"), None);
+    }
 }
