@@ -81,6 +81,7 @@ fn cloud_plan() -> Plan {
         path: "/srv/odd \"dir\" ${HOME}".into(),
         dest: Some("/srv/odd".into()),
         source: None,
+        reason: None,
     });
     let publish: Publish = "127.0.0.1:15432:5432".parse().unwrap();
     build(&request(
