@@ -177,7 +177,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: crate::profile::toml_error(text, &e),
         })?;
         if cfg.address_pool.prefix_len() > 30 {
             return Err(ConfigError::Parse {

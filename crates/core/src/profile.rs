@@ -263,7 +263,7 @@ impl Profile {
             origin: origin.to_string(),
             message,
         };
-        let p: Profile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let p: Profile = toml::from_str(text).map_err(|e| invalid(toml_error(text, &e)))?;
         p.validate().map_err(invalid)?;
         Ok(p)
     }
@@ -377,6 +377,18 @@ impl Profile {
     }
 }
 
+/// A TOML error as "line N: message", without the offending line's text: a profile (or config) path may
+/// name any file (`--profile /etc/shadow`), and its content must not be echoed.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
 impl Ready {
     fn validate(&self, allow_path: bool) -> Result<(), String> {
         let set = [
@@ -455,6 +467,17 @@ mod tests {
         ] {
             assert!(Profile::parse(bad, "t").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn parse_errors_never_echo_the_file() {
+        let secret = "root:$6$salt$hash:19000:0:99999:7:::\n";
+        let e = Profile::parse(secret, "/etc/shadow")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("$6$"), "{e}");
+        assert!(!e.contains("root:"), "{e}");
+        assert!(e.contains("/etc/shadow") && e.contains("line 1"), "{e}");
     }
 
     #[test]

@@ -154,8 +154,9 @@ pub struct UpArgs {
     /// Map a snapshot gid to a host group in the clone, e.g. 991:www-data (implies --chown)
     #[arg(long, value_name = "GID:GROUP", value_parser = parse_map_gid)]
     pub map_gid: Vec<(u32, u32)>,
-    /// Accept a writable directory that is not a btrfs subvolume as SNAPSHOT (cloned with an overlay; it is
-    /// never written, but must not change while the instance runs). Read-only ones need no flag
+    /// Clone with an overlay instead of a btrfs snapshot: accepts a writable directory that is not a btrfs
+    /// subvolume as SNAPSHOT (it is never written, but must not change while the instance runs; read-only
+    /// ones need no flag), or a subvolume on a filesystem mounted read-only
     #[arg(long)]
     pub overlay: bool,
     /// Let the instance open connections to ADDR:PORT (TCP, or udp:ADDR:PORT); by default it can open none

@@ -188,7 +188,7 @@ async fn handle(stream: UnixStream, cfg: Config, me: Owner, registry: Registry) 
         };
         let final_reply = reply.unwrap_or_else(|e| Reply::Error {
             bad_input: error::is_bad_input(&e),
-            message: format!("{e:#}"),
+            message: error::render(&e),
         });
         let _ = tx.send(final_reply);
     });

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("wayback: error: {e:#}");
+            eprintln!("wayback: error: {}", error::render(&e));
             ExitCode::from(error::exit_code(&e))
         }
     }

@@ -32,6 +32,7 @@ pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
         _ => e.into(),
     })?;
     let plan = owners(req, plan)?;
+    clone_dirs(&plan)?;
     hostname_free(cfg, &plan).await?;
     Ok((plan, alloc))
 }
@@ -118,6 +119,54 @@ fn owners(req: &UpRequest, mut plan: Plan) -> Result<Plan> {
     Ok(plan)
 }
 
+/// Every btrfs clone is made next to its source, on the same filesystem, on a writable mount: checked
+/// here (exit 2) rather than found out half-way through `up`.
+fn clone_dirs(plan: &Plan) -> Result<()> {
+    let mounts = mountinfo::read_self().context("reading /proc/self/mountinfo")?;
+    let sources = std::iter::once((&plan.source, &plan.clone))
+        .chain(plan.extra.iter().map(|e| (&e.source, &e.clone)));
+    for (src, clone) in sources.filter(|(s, _)| s.kind == plan::SourceKind::Btrfs) {
+        let dir = clone.parent().context("clone path has no parent")?;
+        let existing = dir
+            .ancestors()
+            .find(|p| p.exists())
+            .unwrap_or(Path::new("/"));
+        let existing = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.into());
+        let (Some(at), Some(of)) = (
+            mountinfo::mount_of(&mounts, &existing),
+            mountinfo::mount_of(&mounts, &src.path),
+        ) else {
+            continue;
+        };
+        if at.dev != of.dev {
+            return Err(BadInput::new(format!(
+                "clone_dir {} is on another filesystem ({}, mounted at {}) than snapshot {} ({}, mounted at {}): \
+                 a btrfs clone is made on the snapshot's own filesystem; set clone_dir to a directory on it, or \
+                 leave it relative (the default `.wayback` goes to the top of the snapshot's filesystem)",
+                dir.display(),
+                at.source,
+                at.mount_point.display(),
+                src.path.display(),
+                of.source,
+                of.mount_point.display()
+            ))
+            .into());
+        }
+        if at.options.split(',').any(|o| o == "ro") {
+            return Err(BadInput::new(format!(
+                "the clone of {} would go to {}, but {} is mounted read-only; give --overlay to clone it \
+                 with an overlay instead, or set clone_dir in the config to a directory on a writable mount of the \
+                 same filesystem",
+                src.path.display(),
+                dir.display(),
+                at.mount_point.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Serialises allocation (names, address blocks) between concurrent `up`s until the plan is saved.
 fn alloc_lock(cfg: &Config) -> Result<AllocLock> {
     state::create_private_dir_all(&cfg.state_dir)?;
@@ -144,6 +193,14 @@ fn source_facts(snapshot: &Path, force_overlay: bool) -> Result<SourceFacts> {
     let fs_root = mount.mount_point.clone();
     let mount_ro = mount.options.split(',').any(|o| o == "ro");
     match btrfs::inspect(&path) {
+        // `--overlay` also clones a btrfs subvolume with an overlay (e.g. on a filesystem mounted read-only).
+        Ok(info) if force_overlay => Ok(SourceFacts {
+            path,
+            kind: SourceKind::Overlay,
+            uuid: info.uuid,
+            readonly: info.readonly,
+            fs_root,
+        }),
         Ok(info) => Ok(SourceFacts {
             path,
             kind: SourceKind::Btrfs,

@@ -262,6 +262,7 @@ mod tests {
             fs_type: "x".into(),
             source: "x".into(),
             options: "rw".into(),
+            dev: "0:1".into(),
         }
     }
 
