@@ -29,7 +29,11 @@ pub enum ClusterError {
         source: kube::Error,
     },
     #[error("{what} in namespace {ns} is not one wayback can handle: {why}")]
-    Unsupported { what: String, ns: String, why: String },
+    Unsupported {
+        what: String,
+        ns: String,
+        why: String,
+    },
 }
 
 impl ClusterError {
@@ -54,13 +58,21 @@ fn api_err(what: &str, ns: &str) -> impl FnOnce(kube::Error) -> ClusterError {
         if is_404(&e) {
             ClusterError::NotFound { what, ns }
         } else {
-            ClusterError::Api { what, ns, source: e }
+            ClusterError::Api {
+                what,
+                ns,
+                source: e,
+            }
         }
     }
 }
 
 /// Read the live workload `r` names.
-pub async fn read_workload(client: &Client, ns: &str, r: &WorkloadRef) -> Result<Workload, ClusterError> {
+pub async fn read_workload(
+    client: &Client,
+    ns: &str,
+    r: &WorkloadRef,
+) -> Result<Workload, ClusterError> {
     let what = r.to_string();
     match r.kind {
         WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns)
@@ -76,10 +88,17 @@ pub async fn read_workload(client: &Client, ns: &str, r: &WorkloadRef) -> Result
 }
 
 /// A bare workload name: the Deployment of that name, else the StatefulSet; both is ambiguous.
-pub async fn find_workload(client: &Client, ns: &str, name: &str) -> Result<WorkloadRef, ClusterError> {
+pub async fn find_workload(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<WorkloadRef, ClusterError> {
     let mut found = Vec::new();
     for kind in [WorkloadKind::Deployment, WorkloadKind::StatefulSet] {
-        let r = WorkloadRef { kind, name: name.into() };
+        let r = WorkloadRef {
+            kind,
+            name: name.into(),
+        };
         match read_workload(client, ns, &r).await {
             Ok(_) => found.push(r),
             Err(e) if e.is_not_found() => {}
@@ -107,7 +126,10 @@ pub async fn read_facts(client: &Client, ns: &str, r: &WorkloadRef) -> Result<Fa
     let snapshots = Api::<VolumeSnapshot>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
         .await
-        .map_err(api_err("VolumeSnapshots (is the CSI snapshot CRD installed?)", ns))?
+        .map_err(api_err(
+            "VolumeSnapshots (is the CSI snapshot CRD installed?)",
+            ns,
+        ))?
         .items;
     let pvcs_api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
     let mut pvcs = BTreeMap::new();
@@ -120,7 +142,11 @@ pub async fn read_facts(client: &Client, ns: &str, r: &WorkloadRef) -> Result<Fa
             Err(e) => return Err(api_err(&format!("PersistentVolumeClaim {}", c.pvc), ns)(e)),
         }
     }
-    Ok(Facts { workload, pvcs, snapshots })
+    Ok(Facts {
+        workload,
+        pvcs,
+        snapshots,
+    })
 }
 
 /// The bounds of the namespaced, typed objects wayback creates and deletes.
@@ -180,7 +206,11 @@ async fn create_one<K: Child>(client: &Client, ns: &str, obj: &K) -> Result<bool
                 }),
             }
         }
-        Err(e) => Err(ClusterError::Api { what, ns: ns.into(), source: e }),
+        Err(e) => Err(ClusterError::Api {
+            what,
+            ns: ns.into(),
+            source: e,
+        }),
     }
 }
 
@@ -215,7 +245,12 @@ pub enum Found {
 
 /// Delete `name` of kind `K` if the Resurrection `owner_uid` owns it, with its uid as precondition (so a
 /// replacement made in between is never hit) and foreground propagation (its pods go first).
-pub async fn delete_owned<K: Child>(client: &Client, ns: &str, name: &str, owner_uid: &str) -> Result<Found, ClusterError> {
+pub async fn delete_owned<K: Child>(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    owner_uid: &str,
+) -> Result<Found, ClusterError> {
     let api = Api::<K>::namespaced(client.clone(), ns);
     let what = format!("{} {name}", K::kind(&()));
     let Some(obj) = api.get_opt(name).await.map_err(api_err(&what, ns))? else {
@@ -229,7 +264,11 @@ pub async fn delete_owned<K: Child>(client: &Client, ns: &str, name: &str, owner
 }
 
 /// Delete exactly `obj` (its uid as precondition), foreground.
-pub async fn delete_exact<K: Child>(client: &Client, ns: &str, obj: &K) -> Result<Found, ClusterError> {
+pub async fn delete_exact<K: Child>(
+    client: &Client,
+    ns: &str,
+    obj: &K,
+) -> Result<Found, ClusterError> {
     let name = obj.meta().name.clone().unwrap_or_default();
     let what = format!("{} {name}", K::kind(&()));
     let dp = DeleteParams {
@@ -240,15 +279,27 @@ pub async fn delete_exact<K: Child>(client: &Client, ns: &str, obj: &K) -> Resul
         }),
         ..Default::default()
     };
-    match Api::<K>::namespaced(client.clone(), ns).delete(&name, &dp).await {
+    match Api::<K>::namespaced(client.clone(), ns)
+        .delete(&name, &dp)
+        .await
+    {
         Ok(_) => Ok(Found::Deleting),
         Err(e) if is_404(&e) => Ok(Found::Absent),
-        Err(e) => Err(ClusterError::Api { what, ns: ns.into(), source: e }),
+        Err(e) => Err(ClusterError::Api {
+            what,
+            ns: ns.into(),
+            source: e,
+        }),
     }
 }
 
 /// Whether the copy (a Deployment or StatefulSet named `name`) exists, and whether a replica is ready.
-pub async fn copy_state(client: &Client, ns: &str, kind: WorkloadKind, name: &str) -> Result<Option<bool>, ClusterError> {
+pub async fn copy_state(
+    client: &Client,
+    ns: &str,
+    kind: WorkloadKind,
+    name: &str,
+) -> Result<Option<bool>, ClusterError> {
     let what = format!("{kind} {name}");
     let ready = |r: Option<i32>| r.unwrap_or(0) >= 1;
     match kind {
@@ -261,5 +312,9 @@ pub async fn copy_state(client: &Client, ns: &str, kind: WorkloadKind, name: &st
             .await
             .map(|d| d.map(|d| ready(d.status.and_then(|s| s.ready_replicas)))),
     }
-    .map_err(|e| ClusterError::Api { what, ns: ns.into(), source: e })
+    .map_err(|e| ClusterError::Api {
+        what,
+        ns: ns.into(),
+        source: e,
+    })
 }

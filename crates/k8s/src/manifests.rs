@@ -42,7 +42,10 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
 fn app_labels() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), CONTROLLER.to_string()),
-        (crate::MANAGED_BY.0.to_string(), crate::MANAGED_BY.1.to_string()),
+        (
+            crate::MANAGED_BY.0.to_string(),
+            crate::MANAGED_BY.1.to_string(),
+        ),
     ])
 }
 
@@ -58,7 +61,10 @@ fn container(image: &str) -> Container {
             value_from: None,
         }]),
         resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([("cpu".into(), q("10m")), ("memory".into(), q("32Mi"))])),
+            requests: Some(BTreeMap::from([
+                ("cpu".into(), q("10m")),
+                ("memory".into(), q("32Mi")),
+            ])),
             limits: Some(BTreeMap::from([("memory".into(), q("128Mi"))])),
             ..Default::default()
         }),

@@ -36,7 +36,10 @@ pub const DRY_RUN_UID: &str = "00000000-0000-0000-0000-000000000000";
 pub fn labels(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (crate::LABEL.to_string(), name.to_string()),
-        (crate::MANAGED_BY.0.to_string(), crate::MANAGED_BY.1.to_string()),
+        (
+            crate::MANAGED_BY.0.to_string(),
+            crate::MANAGED_BY.1.to_string(),
+        ),
     ])
 }
 
@@ -76,7 +79,14 @@ pub fn clone_pvc(
         .and_then(|p| p.spec.as_ref())
         .or(claim.template.as_ref());
     let size = shape
-        .and_then(|s| s.resources.as_ref()?.requests.as_ref()?.get("storage").cloned())
+        .and_then(|s| {
+            s.resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("storage")
+                .cloned()
+        })
         .or_else(|| snap.status.as_ref()?.restore_size.clone())?;
     let snap_name = snap.metadata.name.clone().unwrap_or_default();
     let mut m = meta(&clone_name(&owner.name, &claim.pvc), owner);
@@ -138,7 +148,10 @@ pub fn template_ports(t: &PodTemplateSpec) -> Vec<Port> {
             number: p.container_port,
             protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
         };
-        if !out.iter().any(|o| o.number == port.number && o.protocol == port.protocol) {
+        if !out
+            .iter()
+            .any(|o| o.number == port.number && o.protocol == port.protocol)
+        {
             out.push(port);
         }
     }
@@ -150,7 +163,10 @@ pub fn service(owner: &Owner, ports: &[Port]) -> Service {
     Service {
         metadata: meta(&owner.name, owner),
         spec: Some(ServiceSpec {
-            selector: Some(BTreeMap::from([(crate::LABEL.to_string(), owner.name.clone())])),
+            selector: Some(BTreeMap::from([(
+                crate::LABEL.to_string(),
+                owner.name.clone(),
+            )])),
             ports: Some(
                 ports
                     .iter()

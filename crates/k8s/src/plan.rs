@@ -122,16 +122,25 @@ pub fn served_port(ports: &[Port], wanted: Option<&str>) -> Result<Port, PlanErr
     };
     match wanted {
         Some(w) => match w.parse::<i32>() {
-            Ok(n) => Ok(tcp.iter().find(|p| p.number == n).map(|p| (*p).clone()).unwrap_or(Port {
-                name: None,
-                number: n,
-                protocol: "TCP".into(),
-            })),
+            Ok(n) => Ok(tcp
+                .iter()
+                .find(|p| p.number == n)
+                .map(|p| (*p).clone())
+                .unwrap_or(Port {
+                    name: None,
+                    number: n,
+                    protocol: "TCP".into(),
+                })),
             Err(_) => tcp
                 .iter()
                 .find(|p| p.name.as_deref() == Some(w))
                 .map(|p| (*p).clone())
-                .ok_or_else(|| PlanError::Port(format!("the pod template has no port named {w:?} ({})", listing()))),
+                .ok_or_else(|| {
+                    PlanError::Port(format!(
+                        "the pod template has no port named {w:?} ({})",
+                        listing()
+                    ))
+                }),
         },
         None => match tcp.as_slice() {
             [one] => Ok((*one).clone()),
@@ -139,7 +148,12 @@ pub fn served_port(ports: &[Port], wanted: Option<&str>) -> Result<Port, PlanErr
                 .iter()
                 .find(|p| p.name.as_deref() == Some("http"))
                 .map(|p| (*p).clone())
-                .ok_or_else(|| PlanError::Port(format!("which port does --host serve? pass --port ({})", listing()))),
+                .ok_or_else(|| {
+                    PlanError::Port(format!(
+                        "which port does --host serve? pass --port ({})",
+                        listing()
+                    ))
+                }),
         },
     }
 }
@@ -160,7 +174,9 @@ pub fn build(res: &Resurrection, facts: &Facts, now: Timestamp) -> Result<Plan, 
     let template = facts
         .workload
         .template()
-        .ok_or_else(|| PlanError::NoTemplate { workload: wl.clone() })?;
+        .ok_or_else(|| PlanError::NoTemplate {
+            workload: wl.clone(),
+        })?;
     let claims = facts.workload.claims();
     if claims.is_empty() {
         return Err(PlanError::NoClaims { workload: wl });
@@ -175,14 +191,21 @@ pub fn build(res: &Resurrection, facts: &Facts, now: Timestamp) -> Result<Plan, 
             volume_snapshot: c.volume_snapshot.clone(),
         })
         .collect();
-    let explicit = if pinned.is_empty() { &spec.snapshots } else { &pinned };
+    let explicit = if pinned.is_empty() {
+        &spec.snapshots
+    } else {
+        &pinned
+    };
     let names: Vec<String> = claims.iter().map(|c| c.pvc.clone()).collect();
     let at = spec.at.as_ref().map_or(now, |t| t.0);
     let choices = choose::choose(&names, explicit, at, &facts.snapshots)?;
     let skew = choose::skew(&choices);
     if let (Some(sk), Some(max)) = (skew, spec.max_skew) {
         if sk > max.as_secs() as i64 {
-            return Err(PlanError::Skew { skew: Duration(sk as u64), max });
+            return Err(PlanError::Skew {
+                skew: Duration(sk as u64),
+                max,
+            });
         }
     }
     let mut notes = Vec::new();
@@ -199,16 +222,27 @@ pub fn build(res: &Resurrection, facts: &Facts, now: Timestamp) -> Result<Plan, 
             .expect("chosen from these snapshots");
         let live = facts.pvcs.get(&claim.pvc);
         if live.is_none() {
-            notes.push(format!("PVC {} could not be read: its clone is shaped after its {}", claim.pvc,
-                if claim.template.is_some() { "claim template" } else { "snapshot (default storage class)" }));
+            notes.push(format!(
+                "PVC {} could not be read: its clone is shaped after its {}",
+                claim.pvc,
+                if claim.template.is_some() {
+                    "claim template"
+                } else {
+                    "snapshot (default storage class)"
+                }
+            ));
         }
-        let pvc = objects::clone_pvc(&owner, claim, live, snap).ok_or_else(|| PlanError::NoSize {
-            claim: claim.pvc.clone(),
-            snapshot: choice.snapshot.clone(),
-        })?;
+        let pvc =
+            objects::clone_pvc(&owner, claim, live, snap).ok_or_else(|| PlanError::NoSize {
+                claim: claim.pvc.clone(),
+                snapshot: choice.snapshot.clone(),
+            })?;
         let clone = objects::clone_name(&owner.name, &claim.pvc);
         if clone.len() > 253 {
-            return Err(PlanError::Name { claim: claim.pvc.clone(), name: clone });
+            return Err(PlanError::Name {
+                claim: claim.pvc.clone(),
+                name: clone,
+            });
         }
         clones.insert(claim.volume.clone(), clone);
         pvcs.push(Object::Pvc(Box::new(pvc)));
@@ -219,7 +253,10 @@ pub fn build(res: &Resurrection, facts: &Facts, now: Timestamp) -> Result<Plan, 
         None => None,
     };
     if let Some(p) = &served {
-        if !ports.iter().any(|q| q.number == p.number && q.protocol == p.protocol) {
+        if !ports
+            .iter()
+            .any(|q| q.number == p.number && q.protocol == p.protocol)
+        {
             ports.push(p.clone());
         }
     }
@@ -247,10 +284,21 @@ pub fn build(res: &Resurrection, facts: &Facts, now: Timestamp) -> Result<Plan, 
     let tpl = workload::copy_template(template, &owner.name, &clones, &spec.env);
     objects.push(workload::copy(&facts.workload, &owner, tpl).into());
     let url = spec.host.as_ref().map(|h| {
-        let scheme = if spec.tls_issuer.is_some() { "https" } else { "http" };
+        let scheme = if spec.tls_issuer.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{h}/")
     });
-    Ok(Plan { owner, choices, skew, notes, objects, url })
+    Ok(Plan {
+        owner,
+        choices,
+        skew,
+        notes,
+        objects,
+        url,
+    })
 }
 
 #[cfg(test)]

@@ -70,7 +70,13 @@ pub fn cluster_role(name: &str, rules: &[Rule]) -> ClusterRole {
     ClusterRole {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            labels: Some([(crate::MANAGED_BY.0.to_string(), crate::MANAGED_BY.1.to_string())].into()),
+            labels: Some(
+                [(
+                    crate::MANAGED_BY.0.to_string(),
+                    crate::MANAGED_BY.1.to_string(),
+                )]
+                .into(),
+            ),
             ..Default::default()
         },
         rules: Some(policy_rules(rules)),
@@ -83,7 +89,13 @@ pub fn binding(name: &str, namespace: &str) -> ClusterRoleBinding {
     ClusterRoleBinding {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            labels: Some([(crate::MANAGED_BY.0.to_string(), crate::MANAGED_BY.1.to_string())].into()),
+            labels: Some(
+                [(
+                    crate::MANAGED_BY.0.to_string(),
+                    crate::MANAGED_BY.1.to_string(),
+                )]
+                .into(),
+            ),
             ..Default::default()
         },
         role_ref: RoleRef {
@@ -104,7 +116,11 @@ pub fn binding(name: &str, namespace: &str) -> ClusterRoleBinding {
 pub fn table(rules: &[Rule]) -> String {
     let mut out = String::from("| API group | resource | verbs | why |\n|---|---|---|---|\n");
     for r in rules {
-        let group = if r.group.is_empty() { "(core)" } else { r.group };
+        let group = if r.group.is_empty() {
+            "(core)"
+        } else {
+            r.group
+        };
         out.push_str(&format!(
             "| {group} | {} | {} | {} |\n",
             r.resource,

@@ -91,10 +91,7 @@ impl VolumeSnapshot {
         match self.status.as_ref() {
             None => "no status yet (the snapshot controller has not seen it)".into(),
             Some(s) => match &s.error {
-                Some(e) => format!(
-                    "error: {}",
-                    e.message.as_deref().unwrap_or("(no message)")
-                ),
+                Some(e) => format!("error: {}", e.message.as_deref().unwrap_or("(no message)")),
                 None => "readyToUse is not true yet".into(),
             },
         }

@@ -29,7 +29,10 @@ pub fn facts(text: &str, name: &str) -> Facts {
 
 pub fn spec(kind: WorkloadKind, name: &str) -> ResurrectionSpec {
     ResurrectionSpec {
-        workload: WorkloadRef { kind, name: name.into() },
+        workload: WorkloadRef {
+            kind,
+            name: name.into(),
+        },
         at: None,
         snapshots: Vec::new(),
         host: None,

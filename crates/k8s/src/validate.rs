@@ -26,7 +26,10 @@ fn dns_label(s: &str, first_digit: bool) -> Result<(), String> {
     if b.is_empty() || b.len() > 63 {
         return Err("must be 1 to 63 characters".into());
     }
-    if !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-') {
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    {
         return Err("only lowercase letters, digits and '-' are allowed".into());
     }
     if !(b[0].is_ascii_lowercase() || (first_digit && b[0].is_ascii_digit())) {
@@ -91,13 +94,23 @@ pub fn workload(s: &str) -> Result<(Option<WorkloadKind>, String), InputError> {
             let kind = match k.as_str() {
                 "deployment" | "deployments" | "deploy" => WorkloadKind::Deployment,
                 "statefulset" | "statefulsets" | "sts" => WorkloadKind::StatefulSet,
-                _ => return Err(err("workload", s, "the kind must be deployment or statefulset")),
+                _ => {
+                    return Err(err(
+                        "workload",
+                        s,
+                        "the kind must be deployment or statefulset",
+                    ))
+                }
             };
             (Some(kind), n)
         }
     };
     if n.is_empty() || n.len() > 253 || n.contains('/') {
-        return Err(err("workload", s, "expected NAME or KIND/NAME, e.g. deployment/shop"));
+        return Err(err(
+            "workload",
+            s,
+            "expected NAME or KIND/NAME, e.g. deployment/shop",
+        ));
     }
     Ok((kind, n.into()))
 }
@@ -109,7 +122,11 @@ pub fn snapshot_source(s: &str) -> Result<SnapshotSource, InputError> {
             claim: c.into(),
             volume_snapshot: v.into(),
         }),
-        _ => Err(err("--snapshot", s, "expected PVC=VOLUMESNAPSHOT, e.g. data-db-0=db-2026-11-14")),
+        _ => Err(err(
+            "--snapshot",
+            s,
+            "expected PVC=VOLUMESNAPSHOT, e.g. data-db-0=db-2026-11-14",
+        )),
     }
 }
 
@@ -128,7 +145,11 @@ pub fn env(s: &str) -> Result<EnvOverride, InputError> {
 pub fn label(s: &str) -> Result<(String, String), InputError> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.into(), v.into())),
-        _ => Err(err("label", s, "expected KEY=VALUE, e.g. app.kubernetes.io/name=traefik")),
+        _ => Err(err(
+            "label",
+            s,
+            "expected KEY=VALUE, e.g. app.kubernetes.io/name=traefik",
+        )),
     }
 }
 
@@ -139,7 +160,13 @@ pub fn tls_issuer(s: &str) -> Result<TlsIssuer, InputError> {
         Some((k, n)) => match k.to_ascii_lowercase().as_str() {
             "clusterissuer" => (IssuerKind::ClusterIssuer, n),
             "issuer" => (IssuerKind::Issuer, n),
-            _ => return Err(err("--tls-issuer", s, "expected NAME, clusterissuer/NAME or issuer/NAME")),
+            _ => {
+                return Err(err(
+                    "--tls-issuer",
+                    s,
+                    "expected NAME, clusterissuer/NAME or issuer/NAME",
+                ))
+            }
         },
     };
     if n.is_empty() {
@@ -173,7 +200,14 @@ mod tests {
     fn hostnames() {
         assert!(hostname("old-shop.example.org").is_ok());
         assert!(hostname("1.example.org").is_ok());
-        for bad in ["shop", "Old.example.org", "*.example.org", "10.0.0.1", "a..b", "-a.example.org"] {
+        for bad in [
+            "shop",
+            "Old.example.org",
+            "*.example.org",
+            "10.0.0.1",
+            "a..b",
+            "-a.example.org",
+        ] {
             assert!(hostname(bad).is_err(), "{bad} accepted");
         }
     }
@@ -181,16 +215,28 @@ mod tests {
     #[test]
     fn workloads_snapshots_env_issuers() {
         assert_eq!(workload("shop").unwrap(), (None, "shop".into()));
-        assert_eq!(workload("deploy/shop").unwrap(), (Some(WorkloadKind::Deployment), "shop".into()));
-        assert_eq!(workload("statefulset.apps/db").unwrap(), (Some(WorkloadKind::StatefulSet), "db".into()));
+        assert_eq!(
+            workload("deploy/shop").unwrap(),
+            (Some(WorkloadKind::Deployment), "shop".into())
+        );
+        assert_eq!(
+            workload("statefulset.apps/db").unwrap(),
+            (Some(WorkloadKind::StatefulSet), "db".into())
+        );
         assert!(workload("daemonset/x").is_err());
         assert!(workload("deploy/").is_err());
-        assert_eq!(snapshot_source("data=snap-1").unwrap().volume_snapshot, "snap-1");
+        assert_eq!(
+            snapshot_source("data=snap-1").unwrap().volume_snapshot,
+            "snap-1"
+        );
         assert!(snapshot_source("data=").is_err());
         assert_eq!(env("A=").unwrap().value, "");
         assert_eq!(env("A=b=c").unwrap().value, "b=c");
         assert!(env("=x").is_err());
-        assert_eq!(tls_issuer("letsencrypt").unwrap().kind, IssuerKind::ClusterIssuer);
+        assert_eq!(
+            tls_issuer("letsencrypt").unwrap().kind,
+            IssuerKind::ClusterIssuer
+        );
         assert_eq!(tls_issuer("issuer/ca").unwrap().kind, IssuerKind::Issuer);
         assert!(tls_issuer("foo/bar").is_err());
     }

@@ -76,7 +76,11 @@ impl Workload {
         let mut out = Vec::new();
         if let Workload::StatefulSet(s) = self {
             let spec = s.spec.as_ref();
-            for t in spec.and_then(|s| s.volume_claim_templates.as_ref()).into_iter().flatten() {
+            for t in spec
+                .and_then(|s| s.volume_claim_templates.as_ref())
+                .into_iter()
+                .flatten()
+            {
                 let vol = t.metadata.name.clone().unwrap_or_default();
                 out.push(Claim {
                     pvc: format!("{vol}-{}-0", self.name()),
@@ -85,7 +89,9 @@ impl Workload {
                 });
             }
         }
-        let vols = self.template().and_then(|t| t.spec.as_ref()?.volumes.as_ref());
+        let vols = self
+            .template()
+            .and_then(|t| t.spec.as_ref()?.volumes.as_ref());
         for v in vols.into_iter().flatten() {
             if let Some(p) = &v.persistent_volume_claim {
                 out.push(Claim {
@@ -160,7 +166,10 @@ fn set_env(c: &mut Container, env: &[EnvOverride]) {
 
 fn selector(name: &str) -> LabelSelector {
     LabelSelector {
-        match_labels: Some(BTreeMap::from([(crate::LABEL.to_string(), name.to_string())])),
+        match_labels: Some(BTreeMap::from([(
+            crate::LABEL.to_string(),
+            name.to_string(),
+        )])),
         match_expressions: None,
     }
 }
@@ -195,7 +204,10 @@ pub fn copy(live: &Workload, owner: &Owner, template: PodTemplateSpec) -> Worklo
                 replicas: Some(1),
                 selector: selector(name),
                 service_name: Some(name.into()),
-                pod_management_policy: s.spec.as_ref().and_then(|s| s.pod_management_policy.clone()),
+                pod_management_policy: s
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.pod_management_policy.clone()),
                 revision_history_limit: Some(1),
                 template,
                 ..Default::default()

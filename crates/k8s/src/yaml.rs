@@ -3,9 +3,7 @@
 //! (k8s-openapi itself skips unknown fields, so [`serde_ignored`] reports every skipped one).
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{
-    Namespace, PersistentVolumeClaim, Service, ServiceAccount,
-};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -48,7 +46,9 @@ impl From<Workload> for Object {
 pub enum YamlError {
     #[error("YAML document {doc}: {msg}")]
     Syntax { doc: usize, msg: String },
-    #[error("YAML document {doc}: wayback does not handle apiVersion {api_version:?} kind {kind:?}")]
+    #[error(
+        "YAML document {doc}: wayback does not handle apiVersion {api_version:?} kind {kind:?}"
+    )]
     Kind {
         doc: usize,
         api_version: String,
@@ -102,16 +102,23 @@ fn documents(text: &str) -> Vec<String> {
             d.push('\n');
         }
     }
-    docs.retain(|d| d.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')));
+    docs.retain(|d| {
+        d.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    });
     docs
 }
 
 fn strict<T: DeserializeOwned>(doc: usize, kind: &str, text: &str) -> Result<T, YamlError> {
     let mut unknown = Vec::new();
     let value: T = serde_saphyr::with_deserializer_from_str(text, |de| {
-        serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+        // serde_ignored writes `?` for each Option level: drop them for readable paths.
+        serde_ignored::deserialize(de, |path| unknown.push(path.to_string().replace("?.", "")))
     })
-    .map_err(|e| YamlError::Syntax { doc, msg: e.to_string() })?;
+    .map_err(|e| YamlError::Syntax {
+        doc,
+        msg: e.to_string(),
+    })?;
     // kube's derived resources skip the top-level apiVersion and kind: both were matched already.
     unknown.retain(|p| p != "apiVersion" && p != "kind");
     if !unknown.is_empty() {
@@ -129,7 +136,10 @@ pub fn parse_strict(text: &str) -> Result<Vec<Object>, YamlError> {
     let mut out = Vec::new();
     for (i, d) in documents(text).iter().enumerate() {
         let doc = i + 1;
-        let tm: TypeMeta = serde_saphyr::from_str(d).map_err(|e| YamlError::Syntax { doc, msg: e.to_string() })?;
+        let tm: TypeMeta = serde_saphyr::from_str(d).map_err(|e| YamlError::Syntax {
+            doc,
+            msg: e.to_string(),
+        })?;
         let k = tm.kind.as_str();
         let o = match (tm.api_version.as_str(), k) {
             ("wayback.io/v1alpha1", "Resurrection") => Object::Resurrection(strict(doc, k, d)?),
@@ -144,8 +154,12 @@ pub fn parse_strict(text: &str) -> Result<Vec<Object>, YamlError> {
             ("snapshot.storage.k8s.io/v1", "VolumeSnapshot") => {
                 Object::VolumeSnapshot(strict(doc, k, d)?)
             }
-            ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => Object::Crd(strict(doc, k, d)?),
-            ("rbac.authorization.k8s.io/v1", "ClusterRole") => Object::ClusterRole(strict(doc, k, d)?),
+            ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+                Object::Crd(strict(doc, k, d)?)
+            }
+            ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
+                Object::ClusterRole(strict(doc, k, d)?)
+            }
             ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
                 Object::ClusterRoleBinding(strict(doc, k, d)?)
             }

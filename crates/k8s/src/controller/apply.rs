@@ -48,7 +48,11 @@ async fn stop(
     Ok(until(res, now, after))
 }
 
-pub(super) async fn run(ctx: &Context, res: &Resurrection, now: Timestamp) -> Result<Action, Error> {
+pub(super) async fn run(
+    ctx: &Context,
+    res: &Resurrection,
+    now: Timestamp,
+) -> Result<Action, Error> {
     let ns = res.namespace().unwrap_or_default();
     let facts = match cluster::read_facts(&ctx.client, &ns, &res.spec.workload).await {
         Ok(f) => f,
@@ -61,7 +65,15 @@ pub(super) async fn run(ctx: &Context, res: &Resurrection, now: Timestamp) -> Re
     let plan = match plan::build(res, &facts, now) {
         Ok(p) => p,
         Err(e) if e.is_transient() => {
-            return stop(ctx, res, Phase::Pending, e.to_string(), PENDING_RECHECK, now).await
+            return stop(
+                ctx,
+                res,
+                Phase::Pending,
+                e.to_string(),
+                PENDING_RECHECK,
+                now,
+            )
+            .await
         }
         Err(e) => return stop(ctx, res, Phase::Failed, e.to_string(), FAILED_RECHECK, now).await,
     };
@@ -78,10 +90,15 @@ pub(super) async fn run(ctx: &Context, res: &Resurrection, now: Timestamp) -> Re
             }
         }
     }
-    let ready = cluster::copy_state(&ctx.client, &ns, facts.workload.kind(), &plan.owner.name).await?;
+    let ready =
+        cluster::copy_state(&ctx.client, &ns, facts.workload.kind(), &plan.owner.name).await?;
     let ready = ready == Some(true);
     set_status(ctx, res, made(res, &plan, ready)).await?;
-    Ok(until(res, now, if ready { RECHECK } else { PENDING_RECHECK }))
+    Ok(until(
+        res,
+        now,
+        if ready { RECHECK } else { PENDING_RECHECK },
+    ))
 }
 
 /// The status after every object exists: the choices pinned, the skew, and whether the copy is ready.

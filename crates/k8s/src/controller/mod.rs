@@ -80,7 +80,10 @@ pub async fn reconcile(res: Arc<Resurrection>, ctx: Arc<Context>) -> Result<Acti
     let now = (ctx.clock)();
     if let Some((when, why)) = res.deadline() {
         if now >= when {
-            let message = format!("{why} at {}: removing everything", crate::choose::fmt_time(when));
+            let message = format!(
+                "{why} at {}: removing everything",
+                crate::choose::fmt_time(when)
+            );
             let mut status = res.status.clone().unwrap_or_default();
             status.phase = Some(Phase::Terminating);
             status.message = Some(message);
@@ -128,10 +131,18 @@ async fn remove_finalizer(ctx: &Context, res: &Resurrection) -> Result<(), Error
     json_patch_res(ctx, res, ops).await
 }
 
-async fn json_patch_res(ctx: &Context, res: &Resurrection, ops: serde_json::Value) -> Result<(), Error> {
+async fn json_patch_res(
+    ctx: &Context,
+    res: &Resurrection,
+    ops: serde_json::Value,
+) -> Result<(), Error> {
     let patch: json_patch::Patch = serde_json::from_value(ops).expect("well-formed JSON patch");
     api(ctx, res)
-        .patch(&res.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch))
+        .patch(
+            &res.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
         .await
         .map_err(kube_err(res))?;
     Ok(())
@@ -139,7 +150,11 @@ async fn json_patch_res(ctx: &Context, res: &Resurrection, ops: serde_json::Valu
 
 /// Write the whole status with server-side apply (fields wayback no longer sets are removed;
 /// `lastActivity`, which others report, is never taken over).
-async fn set_status(ctx: &Context, res: &Resurrection, mut status: ResurrectionStatus) -> Result<(), Error> {
+async fn set_status(
+    ctx: &Context,
+    res: &Resurrection,
+    mut status: ResurrectionStatus,
+) -> Result<(), Error> {
     status.last_activity = None;
     status.observed_generation = res.metadata.generation;
     let body = json!({
@@ -169,7 +184,10 @@ pub async fn run(client: Client) -> Result<(), Error> {
             ns: "(all)".into(),
             source: e,
         }))?;
-    let ctx = Arc::new(Context { client, clock: Timestamp::now });
+    let ctx = Arc::new(Context {
+        client,
+        clock: Timestamp::now,
+    });
     Controller::new(all, watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -187,3 +205,5 @@ pub async fn run(client: Client) -> Result<(), Error> {
 mod mock;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_teardown;

@@ -29,13 +29,19 @@ pub(super) async fn run(ctx: &Context, res: &Resurrection) -> Result<Action, Err
     cluster::delete_owned::<Service>(c, &ns, &name, &uid).await?;
     let kind = res.spec.workload.kind;
     let copy = match kind {
-        WorkloadKind::Deployment => cluster::delete_owned::<Deployment>(c, &ns, &name, &uid).await?,
-        WorkloadKind::StatefulSet => cluster::delete_owned::<StatefulSet>(c, &ns, &name, &uid).await?,
+        WorkloadKind::Deployment => {
+            cluster::delete_owned::<Deployment>(c, &ns, &name, &uid).await?
+        }
+        WorkloadKind::StatefulSet => {
+            cluster::delete_owned::<StatefulSet>(c, &ns, &name, &uid).await?
+        }
     };
     if copy == Found::Deleting {
         let msg = format!("waiting for the pods of {kind} {name} to stop");
         let mut status = res.status.clone().unwrap_or_default();
-        if status.message.as_deref() != Some(msg.as_str()) || status.phase != Some(Phase::Terminating) {
+        if status.message.as_deref() != Some(msg.as_str())
+            || status.phase != Some(Phase::Terminating)
+        {
             status.phase = Some(Phase::Terminating);
             status.message = Some(msg);
             set_status(ctx, res, status).await?;
