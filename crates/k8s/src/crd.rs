@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use wayback_core::Duration;
 
 /// A live workload brought back, from VolumeSnapshots, beside the original.
+// clippy reads each `printcolumn(type_ = …)` as a repeat of the same attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "wayback.io",

@@ -19,6 +19,7 @@ pub mod controller;
 pub mod crd;
 pub mod manifests;
 pub mod objects;
+pub mod ops;
 pub mod plan;
 pub mod rbac;
 pub mod snapshot;
@@ -28,6 +29,8 @@ pub mod yaml;
 
 #[cfg(test)]
 mod testutil;
+
+pub use {jiff, k8s_openapi, kube};
 
 pub use crd::{Resurrection, ResurrectionSpec, ResurrectionStatus};
 pub use plan::{Facts, Plan, PlanError};

@@ -87,7 +87,7 @@ pub enum PlanError {
     NoTemplate { workload: String },
     #[error("the size of PVC {claim} is unknown (the PVC is gone and snapshot {snapshot} has no restoreSize)")]
     NoSize { claim: String, snapshot: String },
-    #[error("the chosen snapshots are {skew} apart, more than maxSkew ({max}); pick a moment they share, or allow more skew")]
+    #[error("the chosen snapshots are {skew} apart, more than the allowed skew ({max}); pick a moment they share (--at), name the snapshots (--snapshot), or drop --strict-consistency")]
     Skew { skew: Duration, max: Duration },
     #[error("{0}")]
     Port(String),

@@ -87,7 +87,7 @@ fn skew_over_max_is_refused() {
     s.at = None; // now: data from the 14th (the 15th is not ready), uploads from the 15th
     s.max_skew = Some("15m".parse().unwrap());
     let e = build(&stored("shop-wb-1", s), &facts(SHOP, "shop"), now()).unwrap_err();
-    assert_eq!(e.to_string(), "the chosen snapshots are 1d5m apart, more than maxSkew (15m); pick a moment they share, or allow more skew");
+    assert_eq!(e.to_string(), "the chosen snapshots are 1d5m apart, more than the allowed skew (15m); pick a moment they share (--at), name the snapshots (--snapshot), or drop --strict-consistency");
 }
 
 #[test]

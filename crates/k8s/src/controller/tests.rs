@@ -222,7 +222,7 @@ async fn skew_over_max_skew_fails_and_creates_nothing() {
         st["message"]
             .as_str()
             .unwrap()
-            .starts_with("the chosen snapshots are 5m apart, more than maxSkew (1m)"),
+            .starts_with("the chosen snapshots are 5m apart, more than the allowed skew (1m)"),
         "{st}"
     );
 }
