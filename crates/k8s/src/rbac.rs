@@ -17,8 +17,8 @@ pub struct Rule {
 /// The controller's rules. No `update` of any child, no `list` beyond what teardown and snapshot choice
 /// need, no secrets, no pods, no events.
 pub const CONTROLLER: &[Rule] = &[
-    Rule { group: "wayback.io", resource: "resurrections", verbs: &["get", "list", "watch", "patch", "delete"],
-        why: "watch every Resurrection; patch adds and removes the finalizer; delete when the TTL or idle time is up" },
+    Rule { group: "wayback.io", resource: "resurrections", verbs: &["list", "watch", "patch", "delete"],
+        why: "watch every Resurrection (the reconcile reads no more than the watch brings); patch adds and removes the finalizer; delete when the TTL or idle time is up" },
     Rule { group: "wayback.io", resource: "resurrections/status", verbs: &["patch"],
         why: "record the chosen snapshots, skew, phase and expiry" },
     Rule { group: "wayback.io", resource: "resurrections/finalizers", verbs: &["update"],
@@ -41,8 +41,8 @@ pub const CONTROLLER: &[Rule] = &[
 
 /// The rules a person needs for `wayback k8s up|ls|down|extend` (bind with a RoleBinding per namespace).
 pub const USER: &[Rule] = &[
-    Rule { group: "wayback.io", resource: "resurrections", verbs: &["get", "list", "watch", "create", "patch", "delete"],
-        why: "up creates and waits for one; ls lists; extend patches spec.expiresAt; down deletes and waits" },
+    Rule { group: "wayback.io", resource: "resurrections", verbs: &["get", "list", "create", "patch", "delete"],
+        why: "up creates one and polls it until ready; ls lists; extend patches spec.expiresAt; down deletes and waits" },
     Rule { group: "snapshot.storage.k8s.io", resource: "volumesnapshots", verbs: &["list"],
         why: "up chooses snapshots before creating anything (bad input is refused with nothing made)" },
     Rule { group: "", resource: "persistentvolumeclaims", verbs: &["get"],
@@ -129,4 +129,45 @@ pub fn table(rules: &[Rule]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/kubernetes.md lists exactly the rules the manifests grant.
+    #[test]
+    fn the_docs_list_the_same_rules() {
+        let doc = include_str!("../../../docs/kubernetes.md");
+        for (what, rules) in [("controller", CONTROLLER), ("user", USER)] {
+            let t = table(rules);
+            assert!(
+                doc.contains(&t),
+                "docs/kubernetes.md must contain the {what} table:\n{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_rule_reaches_secrets_pods_or_updates_children() {
+        for r in CONTROLLER.iter().chain(USER) {
+            assert!(
+                !["secrets", "pods", "pods/exec", "nodes", "nodes/proxy"].contains(&r.resource),
+                "{}",
+                r.resource
+            );
+            assert!(
+                !r.verbs.contains(&"*") && !r.verbs.contains(&"deletecollection"),
+                "{}",
+                r.resource
+            );
+            if r.resource != "resurrections/finalizers" {
+                assert!(
+                    !r.verbs.contains(&"update"),
+                    "{} is never updated",
+                    r.resource
+                );
+            }
+        }
+    }
 }
