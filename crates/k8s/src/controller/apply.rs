@@ -19,9 +19,10 @@ use crate::plan::{self, Plan};
 
 /// Requeue after `d`, but no later than the resurrection's deadline.
 fn until(res: &Resurrection, now: Timestamp, d: StdDuration) -> Action {
+    // A deadline already passed (it is checked before this pass) counts as "now".
     let left = res
         .deadline()
-        .map(|(t, _)| t.duration_since(now).unsigned_abs())
+        .map(|(t, _)| StdDuration::try_from(t.duration_since(now)).unwrap_or_default())
         .unwrap_or(d);
     Action::requeue(d.min(left).max(StdDuration::from_secs(1)))
 }
