@@ -65,6 +65,8 @@ pub enum Cmd {
     Profile(crate::cmd::profile::ProfileArgs),
     /// Print an instance's plan as a NixOS container module (with its nginx vhost) or an nginx vhost
     Export(crate::cmd::export::ExportArgs),
+    /// The same resurrection on Kubernetes, from VolumeSnapshots: up, ls, down, extend, controller, manifests
+    K8s(crate::cmd::k8s::K8sArgs),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
