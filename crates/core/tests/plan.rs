@@ -32,6 +32,7 @@ fn facts() -> Facts {
             .map(String::from)
             .to_vec(),
         groups: ["postgres", "www-data"].map(String::from).to_vec(),
+        config_drift: vec![],
         shell: "/bin/sh".into(),
         var_skeleton: vec![],
         extra_sources: vec![],
@@ -59,6 +60,10 @@ fn request(profile: &str) -> UpRequest {
         host_paths: vec![],
         no_host_paths: vec![],
         unmask: vec![],
+        allow_empty: false,
+        from_live: false,
+        bind_config: false,
+        inferred: Default::default(),
         overlay: false,
         chown: false,
         map_ids: vec![],

@@ -97,7 +97,6 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
         machine: plan.container.machine.clone(),
     })?;
     fault::point("journaled container");
-    let cgroups = boot_cgroups(plan);
     if let Some(spec) = &plan.boot {
         let masked = boot::mask_units(&plan.clone, spec)
             .with_context(|| format!("masking units in {}", plan.clone.display()))?;
@@ -106,14 +105,15 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
             masked.len(),
             masked.join(", ")
         ));
-        if !cgroups.is_empty() {
-            j.record(&Resource::Cgroup {
-                paths: cgroups.clone(),
-            })?;
-            fault::point("journaled cgroup");
-            boot::create_cgroups(&cgroups).context("creating the container's cgroups")?;
-            fault::point("created cgroup");
-        }
+    }
+    let cgroups = container_cgroups(plan);
+    if !cgroups.is_empty() {
+        j.record(&Resource::Cgroup {
+            paths: cgroups.clone(),
+        })?;
+        fault::point("journaled cgroup");
+        boot::create_cgroups(&cgroups).context("creating the container's cgroups")?;
+        fault::point("created cgroup");
     }
     let child = launch_container(dir, plan).await?;
     fault::point("created container");
@@ -145,7 +145,11 @@ pub async fn launch_container(dir: &InstanceDir, plan: &Plan) -> Result<Child> {
         paths: plan.container.inaccessible.clone(),
         empty: dir.path.join("masked"),
     };
-    let (argv, log, cgroups) = (plan.container.argv(), dir.log_path(), boot_cgroups(plan));
+    let (argv, log, cgroups) = (
+        plan.container.argv(),
+        dir.log_path(),
+        container_cgroups(plan),
+    );
     let child = tokio::task::spawn_blocking(move || {
         launchns::launch(stages, masks, keep, move || {
             nspawn::launch(&argv, &log, &cgroups)
@@ -180,14 +184,14 @@ fn launch_keep(dir: &InstanceDir, plan: &Plan) -> Keep {
     Keep { trees, paths }
 }
 
-/// A booted container's own cgroups (none when systemd-machined registers it, or in host mode).
-pub fn boot_cgroups(plan: &Plan) -> Vec<std::path::PathBuf> {
-    match (&plan.boot, plan.container.register) {
-        (Some(_), false) => {
-            boot::cgroup_paths(Path::new("/sys/fs/cgroup"), &plan.container.machine)
-        }
-        _ => Vec::new(),
+/// The container's own cgroups (none when systemd-machined registers it): without them every container
+/// of one wayback process would share nspawn's `payload` cgroup, and one could see and kill another's
+/// processes through it.
+pub fn container_cgroups(plan: &Plan) -> Vec<std::path::PathBuf> {
+    if plan.container.register {
+        return Vec::new();
     }
+    boot::cgroup_paths(Path::new("/sys/fs/cgroup"), &plan.container.machine)
 }
 
 /// The writable clone of one source: a btrfs snapshot, or an overlay for a non-btrfs directory.

@@ -67,8 +67,10 @@ pub(super) fn layout(
                 path: rel,
                 resolved,
             }),
+            reason: b.reason().map(str::to_string),
         });
     }
+    mounts.extend(config_binds(req, facts, cfg, name, &clone, mounts.len()));
     let skew = skew(req, facts, cfg, &extra)?;
     Ok(Layout {
         clone,
@@ -76,6 +78,41 @@ pub(super) fn layout(
         mounts,
         skew,
     })
+}
+
+/// With `--bind-config`: the snapshot's copy of each unit configuration file that differs from the host's,
+/// read-only over the host's (after the host's /etc, so it wins).
+fn config_binds(
+    req: &UpRequest,
+    facts: &Facts,
+    cfg: &Config,
+    name: &InstanceName,
+    clone: &Path,
+    first: usize,
+) -> Vec<MountBind> {
+    if !req.bind_config || req.boot {
+        return Vec::new();
+    }
+    facts
+        .config_drift
+        .iter()
+        .filter(|d| d.differs)
+        .enumerate()
+        .map(|(i, d)| MountBind {
+            source: cfg
+                .instance_dir(name.as_str())
+                .join("binds")
+                .join((first + i).to_string()),
+            dest: d.path.clone(),
+            readonly: true,
+            clone: Some(CloneData {
+                root: clone.to_path_buf(),
+                path: d.path.clone(),
+                resolved: d.path.clone(),
+            }),
+            reason: Some(format!("the snapshot's copy (--bind-config); {}", d.reason)),
+        })
+        .collect()
 }
 
 /// Which source (main or extra), which clone, and which path inside it bind `i` comes from.
