@@ -47,6 +47,8 @@ pub struct Config {
     /// /etc/ssh/ssh_host_*_key, /etc/ssl/private, /etc/wayback) and the proxy's certificate keys; globs
     /// allowed. `up --unmask PATH` shows one a service needs.
     pub mask_host_paths: Vec<PathBuf>,
+    /// How long `gc` keeps the logs of a failed start (`wayback logs NAME` shows them meanwhile).
+    pub keep_failed_logs: Duration,
     pub proxy: ProxyConfig,
 }
 
@@ -118,6 +120,7 @@ impl Default for Config {
             ready_timeout: Duration(60),
             host_paths: Vec::new(),
             mask_host_paths: Vec::new(),
+            keep_failed_logs: Duration(7 * 24 * 3600),
             max_skew: Duration(15 * 60),
             proxy: ProxyConfig::default(),
         }

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// Where wayback's init and its spec appear inside the container.
 pub const INIT_PATH: &str = "/.wayback-init";
 pub const SPEC_PATH: &str = "/.wayback-spec.json";
+/// Where wayback's init reports, in one file of the instance's directory bound writable, that every
+/// process has started (`started`) or why the start failed (`failed: …`); the host waits for it.
+pub const STATE_PATH: &str = "/.wayback-state";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountBind {
@@ -64,6 +67,9 @@ pub struct ContainerSpec {
     pub init_exe: PathBuf,
     /// The init spec on the host (bound to SPEC_PATH).
     pub spec_file: PathBuf,
+    /// The init's report file on the host (bound to STATE_PATH; host mode).
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
     /// Register with systemd-machined (only when systemd runs as PID 1).
     pub register: bool,
     /// Boot mode: boot this whole-root clone with its own init instead of host mode.
@@ -165,6 +171,9 @@ impl ContainerSpec {
         }
         a.push(format!("--bind-ro={}:{INIT_PATH}", escape(&self.init_exe)));
         a.push(format!("--bind-ro={}:{SPEC_PATH}", escape(&self.spec_file)));
+        if let Some(state) = &self.state_file {
+            a.push(format!("--bind={}:{STATE_PATH}", escape(state)));
+        }
         a.push("--".into());
         a.push(INIT_PATH.into());
         a.push("__init".into());
@@ -223,6 +232,7 @@ mod tests {
             }],
             init_exe: "/usr/bin/wayback".into(),
             spec_file: "/var/lib/wayback/instances/pg/init.json".into(),
+            state_file: None,
             register: false,
             boot_root: None,
             drop_capabilities: vec!["CAP_SYS_ADMIN".into(), "CAP_MKNOD".into()],

@@ -106,6 +106,13 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
             masked.join(", ")
         ));
     }
+    // The app's log directories, kept on disk in the instance's directory (made here, owned by init).
+    for b in plan.container.binds.iter().filter(|b| b.clone.is_none()) {
+        if b.source.starts_with(&dir.path) {
+            std::fs::create_dir_all(&b.source)
+                .with_context(|| format!("creating {}", b.source.display()))?;
+        }
+    }
     let cgroups = container_cgroups(plan);
     if !cgroups.is_empty() {
         j.record(&Resource::Cgroup {
@@ -126,6 +133,10 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
 /// bind paths are mounted from what they resolve to inside the clone, and no host mount it does not need is
 /// kept. Used for the first start and for restarts.
 pub async fn launch_container(dir: &InstanceDir, plan: &Plan) -> Result<Child> {
+    if let Some(state) = &plan.container.state_file {
+        // Empty until the init reports (also on a restart).
+        std::fs::write(state, "").with_context(|| format!("writing {}", state.display()))?;
+    }
     let stages: Vec<Stage> = plan
         .container
         .binds

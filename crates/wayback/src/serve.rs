@@ -81,26 +81,59 @@ pub async fn wait_ready(
     timeout: Duration,
     container: &mut std::process::Child,
 ) -> Result<()> {
-    let Some(ready) = &plan.ready else {
-        return Ok(());
-    };
     let dialer = NetnsDialer::open(&plan.netns_path)?;
     let start = Instant::now();
+    // Host mode: wayback's init says when every process has started (each after its own readiness).
+    let mut started = plan.container.state_file.is_none();
     loop {
         if let Some(status) = container.try_wait()? {
             bail!("the container exited before the service was ready (systemd-nspawn {status})");
         }
-        if probe(&dialer, ready, plan).await {
-            return Ok(());
+        if !started {
+            match init_state(plan) {
+                InitState::Started => started = true,
+                InitState::Failed(why) => bail!("{why}"),
+                InitState::Pending => {}
+            }
+        }
+        if started {
+            match &plan.ready {
+                None => return Ok(()),
+                Some(ready) if probe(&dialer, ready, plan).await => return Ok(()),
+                Some(_) => {}
+            }
         }
         if start.elapsed() >= timeout {
             bail!(
                 "the service did not answer within {}s ({})",
                 timeout.as_secs(),
-                describe(ready)
+                match (&plan.ready, started) {
+                    (_, false) => "its processes had not all started".to_string(),
+                    (Some(r), true) => describe(r),
+                    (None, true) => "no check".into(),
+                }
             );
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+enum InitState {
+    Pending,
+    Started,
+    Failed(String),
+}
+
+/// What wayback's init reported in the instance's state file.
+fn init_state(plan: &Plan) -> InitState {
+    let Some(file) = &plan.container.state_file else {
+        return InitState::Started;
+    };
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    match text.trim() {
+        "started" => InitState::Started,
+        t if t.starts_with("failed: ") => InitState::Failed(t["failed: ".len()..].to_string()),
+        _ => InitState::Pending,
     }
 }
 

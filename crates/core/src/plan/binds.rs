@@ -71,6 +71,7 @@ pub(super) fn layout(
         });
     }
     mounts.extend(config_binds(req, facts, cfg, name, &clone, mounts.len()));
+    mounts.extend(log_binds(req, cfg, name));
     let skew = skew(req, facts, cfg, &extra)?;
     Ok(Layout {
         clone,
@@ -111,6 +112,30 @@ fn config_binds(
                 resolved: d.path.clone(),
             }),
             reason: Some(format!("the snapshot's copy (--bind-config); {}", d.reason)),
+        })
+        .collect()
+}
+
+/// The app's log directories (the profile's dirs under /var/log: `LogsDirectory=`, `/var/log/APP` named in
+/// its config) are kept on disk in the instance's directory, so they survive the tmpfs root and a failed
+/// start, and `wayback logs` shows them.
+fn log_binds(req: &UpRequest, cfg: &Config, name: &InstanceName) -> Vec<MountBind> {
+    if req.boot {
+        return Vec::new();
+    }
+    let applogs = cfg.instance_dir(name.as_str()).join("applogs");
+    req.profile
+        .dirs
+        .iter()
+        .filter(|d| d.path.starts_with("/var/log") && d.path != Path::new("/var/log"))
+        .map(|d| MountBind {
+            source: applogs.join(d.path.strip_prefix("/").unwrap_or(&d.path)),
+            dest: d.path.clone(),
+            readonly: false,
+            clone: None,
+            reason: Some(format!(
+                "the app's logs, kept on disk: `wayback logs {name}` shows them"
+            )),
         })
         .collect()
 }

@@ -196,12 +196,17 @@ impl fmt::Display for Plan {
                         )?;
                     }
                 }
-                None => writeln!(
-                    f,
-                    "    bind     {} -> {} ({rw})",
-                    b.source.display(),
-                    b.dest.display()
-                )?,
+                None => {
+                    writeln!(
+                        f,
+                        "    bind     {} -> {} ({rw})",
+                        b.source.display(),
+                        b.dest.display()
+                    )?;
+                    if let Some(why) = &b.reason {
+                        writeln!(f, "             why: {why}")?;
+                    }
+                }
             }
         }
         for m in &self.missing {

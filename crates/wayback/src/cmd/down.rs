@@ -144,6 +144,13 @@ pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode
             "errors": td.errors,
         }));
     }
+    // Logs of failed starts, once older than keep_failed_logs.
+    for name in crate::state::failed::collect(cfg, cfg.keep_failed_logs.as_secs()) {
+        if !json {
+            println!("{name}: removed the logs of a failed start");
+        }
+        report.push(serde_json::json!({ "name": name, "removed": ["logs of a failed start"] }));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.is_empty() {
