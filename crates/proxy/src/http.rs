@@ -13,6 +13,9 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 
+use ipnet::IpNet;
+
+use crate::limits::ConnectionLimit;
 use crate::pool::BackendBody;
 use crate::route::Backend;
 use crate::serve::ConnCtx;
@@ -29,6 +32,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1, plus legacy ones).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -41,11 +45,43 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
-/// Settings of the HTTP proxy.
+/// Settings of the HTTP(S) servers. Clones share one count of open connections (see [`ConnectionLimit`]):
+/// give every server of a process a clone of the same config.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    /// Value of `X-Forwarded-Proto`: `"http"` now, `"https"` once TLS terminates here.
+    /// Value of `X-Forwarded-Proto` for plain HTTP: `"http"` (HTTPS servers always send `"https"`).
     pub forwarded_proto: &'static str,
+    /// Peers whose `X-Forwarded-For` chain is extended (not replaced) and whose `X-Forwarded-Proto` and
+    /// `X-Forwarded-Host` are passed on: your own front proxies. Their connections count only against the
+    /// global connection cap, not the per-client one.
+    pub trusted_proxies: Vec<IpNet>,
+    /// A new connection's first request head must be complete within this time; a request that starts
+    /// late on a kept-alive connection gets this long for its head, too.
+    pub header_timeout: Duration,
+    /// A kept-alive connection is closed when no new request has arrived this long after the last response.
+    pub idle_timeout: Duration,
+    /// The cap on open client connections (global and per client address).
+    pub connections: ConnectionLimit,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            forwarded_proto: "http",
+            trusted_proxies: Vec::new(),
+            header_timeout: crate::limits::DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: crate::limits::DEFAULT_IDLE_TIMEOUT,
+            connections: ConnectionLimit::default(),
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// Is `peer` one of the trusted proxies?
+    pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_proxies.iter().any(|n| n.contains(&peer))
+    }
 }
 
 /// What can go wrong setting up a proxy server.
@@ -67,8 +103,9 @@ pub(crate) async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Respons
     if req.method() == Method::CONNECT {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
-    let Some(host_value) = request_host(&req) else {
-        return plain(StatusCode::BAD_REQUEST, "bad request: missing Host\n");
+    let host_value = match request_host(&req) {
+        Ok(v) => v,
+        Err(why) => return plain(StatusCode::BAD_REQUEST, why),
     };
     let Some(host) = host_value.to_str().ok().and_then(normalize_host) else {
         return plain(StatusCode::BAD_REQUEST, "bad request: invalid Host\n");
@@ -95,8 +132,11 @@ pub(crate) async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Respons
     prepare_request_headers(
         req.headers_mut(),
         host_value,
-        &ctx.client_ip,
-        &ctx.shared.proto,
+        &Forwarding {
+            client_ip: &ctx.client_ip,
+            proto: &ctx.shared.proto,
+            trusted: ctx.trusted,
+        },
         upgrade,
     );
     let masquerade = backend.masquerade();
@@ -183,12 +223,39 @@ pub(crate) fn ip_header_value(ip: IpAddr) -> HeaderValue {
 }
 
 /// The host the client asked for: the request target's authority (h2 `:authority`, HTTP/1 absolute-form),
-/// else the `Host` header.
-pub(crate) fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
-    if let Some(auth) = req.uri().authority() {
-        return HeaderValue::from_str(auth.as_str()).ok();
+/// else the `Host` header. More than one `Host` header, or a `Host` naming another host or port than the
+/// target's authority, is an error: proxies in a chain could each pick a different one.
+pub(crate) fn request_host<B>(req: &Request<B>) -> Result<HeaderValue, &'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err("bad request: more than one Host\n");
     }
-    req.headers().get(header::HOST).cloned()
+    match (req.uri().authority(), host) {
+        (Some(auth), host) => {
+            if host.is_some_and(|h| !same_authority(auth.as_str(), h)) {
+                return Err("bad request: Host does not match the request target\n");
+            }
+            HeaderValue::from_str(auth.as_str()).map_err(|_| "bad request: invalid Host\n")
+        }
+        (None, Some(h)) => Ok(h.clone()),
+        (None, None) => Err("bad request: missing Host\n"),
+    }
+}
+
+/// Do a request target's authority and a `Host` value name the same host (and, where both give one, the same
+/// port)?
+fn same_authority(authority: &str, host: &HeaderValue) -> bool {
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let same_port = match (explicit_port(authority), explicit_port(host)) {
+        (Some(a), Some(b)) => a.parse::<u16>().ok() == b.parse::<u16>().ok(),
+        _ => true,
+    };
+    same_port
+        && normalize_host(authority).is_some()
+        && normalize_host(authority) == normalize_host(host)
 }
 
 /// Normalize a Host value for routing: port and trailing dot stripped, lowercased. `None` if malformed.
@@ -225,6 +292,15 @@ pub(crate) fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
     } else {
         Some(Cow::Borrowed(host))
     }
+}
+
+/// The port an authority or Host value names explicitly (`a:8080`, `[::1]:8080`), if any.
+fn explicit_port(raw: &str) -> Option<&str> {
+    let after = raw.rsplit_once(']').map_or(raw, |(_, rest)| rest);
+    after
+        .rsplit_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty())
 }
 
 fn is_port(s: &str) -> bool {
@@ -279,19 +355,40 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Turn a client request's headers into the backend request's: strip hop-by-hop headers, set `Host` to what
-/// the client asked for, append the client to `X-Forwarded-For`, set `X-Forwarded-Host`/`-Proto`.
+/// Who sent a request, for the `X-Forwarded-*` headers.
+pub(crate) struct Forwarding<'a> {
+    /// The TCP peer's address.
+    pub(crate) client_ip: &'a HeaderValue,
+    /// `http` or `https`: how the request reached this proxy.
+    pub(crate) proto: &'a HeaderValue,
+    /// The peer is a trusted proxy: its `X-Forwarded-*` headers are kept and extended.
+    pub(crate) trusted: bool,
+}
+
+/// Turn a client request's headers into the backend request's: strip hop-by-hop headers, drop `Forwarded`
+/// and `X-Real-IP` (which this proxy does not vouch for), set `Host` to what the client asked for, and set
+/// `X-Forwarded-For` to the peer address (or append it, behind a trusted proxy) and
+/// `X-Forwarded-Host`/`-Proto` (keeping a trusted proxy's).
 pub(crate) fn prepare_request_headers(
     headers: &mut HeaderMap,
     host: HeaderValue,
-    client_ip: &HeaderValue,
-    proto: &HeaderValue,
+    fwd: &Forwarding<'_>,
     upgrade: bool,
 ) {
     strip_hop_by_hop(headers, upgrade);
-    append_forwarded_for(headers, client_ip);
-    headers.insert(X_FORWARDED_HOST, host.clone());
-    headers.insert(X_FORWARDED_PROTO, proto.clone());
+    headers.remove(header::FORWARDED);
+    headers.remove(X_REAL_IP);
+    if fwd.trusted {
+        append_forwarded_for(headers, fwd.client_ip);
+    } else {
+        headers.insert(X_FORWARDED_FOR, fwd.client_ip.clone());
+    }
+    if !(fwd.trusted && headers.contains_key(X_FORWARDED_HOST)) {
+        headers.insert(X_FORWARDED_HOST, host.clone());
+    }
+    if !(fwd.trusted && headers.contains_key(X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, fwd.proto.clone());
+    }
     headers.insert(header::HOST, host);
 }
 

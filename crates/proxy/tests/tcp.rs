@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use wayback_proxy::{serve_tcp, TcpDial};
+use wayback_proxy::{serve_tcp, ConnectionLimit, TcpDial};
 
 /// Reads everything until EOF, then answers with the data reversed and closes: only works if the client's
 /// half-close reaches it and the way back stays open.
@@ -45,7 +45,8 @@ async fn start_publish(
     let l = listener().await;
     let addr = l.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_tcp(l, Arc::new(TcpDial(target)), async move {
+    let limit = ConnectionLimit::default();
+    let task = tokio::spawn(serve_tcp(l, Arc::new(TcpDial(target)), limit, async move {
         let _ = rx.await;
     }));
     (addr, tx, task)
