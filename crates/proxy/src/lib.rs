@@ -8,6 +8,7 @@
 //! Responses to clients are deliberately generic: instance names and internal addresses appear only in logs.
 
 mod acme;
+mod budget;
 mod conn;
 mod gate;
 mod http;
@@ -20,15 +21,15 @@ mod tls;
 mod upgrade;
 
 pub use crate::acme::AcmeConfig;
+pub use crate::budget::{open_files_limit, FdBudget, FdBudgetError, MIN_CONNECTIONS};
 pub use crate::gate::{
     share_url, BasicAuth, DirGateStore, Gate, GateConfig, GateError, GateStore, MemoryGateStore,
     ShareLink, BCRYPT_COST, BCRYPT_MAX_PASSWORD, SESSION_COOKIE, SHARE_QUERY_PARAM,
 };
 pub use crate::http::{ProxyBody, ProxyConfig, ProxyError};
 pub use crate::limits::{
-    open_files_limit, ConnectionLimit, FdBudget, FdBudgetError, DEFAULT_HEADER_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-    MIN_CONNECTIONS,
+    ConnectionLimit, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
 };
 pub use crate::pool::BackendBody;
 pub use crate::route::{Backend, Dial, Resolve, RouteTable, TcpDial};

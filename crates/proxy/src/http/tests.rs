@@ -2,6 +2,7 @@
 
 use super::*;
 use http_body_util::BodyExt;
+use std::borrow::Cow;
 
 fn hv(s: &'static str) -> HeaderValue {
     HeaderValue::from_static(s)
