@@ -75,7 +75,8 @@ pub struct ProxyConfig {
     /// A kept-alive connection is closed when no new request arrives within this time.
     pub idle_timeout: Duration,
     /// Front proxies (CIDRs) whose `X-Forwarded-For` is extended rather than replaced, and whose
-    /// `X-Forwarded-Proto` / `X-Forwarded-Host` are passed on.
+    /// `X-Forwarded-Proto` / `X-Forwarded-Host` are passed on [default: loopback, where the host's own
+    /// reverse proxy connects from].
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
@@ -146,7 +147,11 @@ impl Default for ProxyConfig {
             max_connections_per_client: 256,
             header_timeout: Duration(20),
             idle_timeout: Duration(60),
-            trusted_proxies: Vec::new(),
+            // The host's own reverse proxy (docs/behind-your-proxy.md) talks to the built-in one over loopback.
+            trusted_proxies: vec![
+                "127.0.0.0/8".parse().expect("valid loopback net"),
+                "::1/128".parse().expect("valid loopback net"),
+            ],
         }
     }
 }

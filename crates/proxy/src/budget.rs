@@ -116,6 +116,18 @@ mod tests {
         assert_eq!(b.fit(19_000).unwrap(), b.max_connections);
         assert_eq!(b.fit(5).unwrap(), 5);
 
+        // The table in docs/proxy-gate-tls.md.
+        for (files, proxied, publish) in
+            [(1024, 320, 32), (20_000, 8622, 625), (65_536, 28_544, 2048)]
+        {
+            let b = FdBudget::new(files);
+            assert_eq!(
+                (b.max_connections, b.publish_connections),
+                (proxied, publish)
+            );
+        }
+        assert_eq!(FdBudget::files_needed(MIN_CONNECTIONS), 329);
+
         let small = FdBudget::new(1024);
         assert_eq!(small.fit(8192).unwrap(), small.max_connections);
         let err = FdBudget::new(200).fit(8192).unwrap_err();

@@ -185,7 +185,7 @@ fn tls(cfg: &Config) -> Result<Arc<Tls>> {
 
 /// The proxy's settings from `[proxy]`, with the connection cap fitted into this process's open-file limit
 /// (lowered with one warning naming both numbers; an error when not even a handful of connections fit).
-fn settings(cfg: &Config) -> Result<ProxyConfig> {
+fn settings(cfg: &Config, budget: FdBudget) -> Result<ProxyConfig> {
     let p = &cfg.proxy;
     for (key, v) in [
         ("max_connections", p.max_connections),
@@ -209,7 +209,6 @@ fn settings(cfg: &Config) -> Result<ProxyConfig> {
             .into());
         }
     }
-    let budget = FdBudget::current().context("reading this process's open-file limit")?;
     let max = budget.fit(p.max_connections)?;
     if max < p.max_connections {
         tracing::warn!(
@@ -253,7 +252,8 @@ pub async fn claim_proxy(cfg: &Config) -> Result<ProxySlot> {
             format!("cannot listen on {addr} for the proxy: another program uses it? set [proxy] in the config")
         })
     };
-    let settings = settings(cfg)?;
+    let budget = FdBudget::current().context("reading this process's open-file limit")?;
+    let settings = settings(cfg, budget)?;
     let http = bind(cfg.proxy.listen).await?;
     let https = match cfg.proxy.https_listen {
         Some(addr) => Some((bind(addr).await?, tls(cfg)?)),
@@ -340,4 +340,48 @@ pub async fn run_proxy(cfg: Config, mut slot: ProxySlot, mut stop: watch::Receiv
         }
     }
     refresher.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::is_bad_input;
+
+    #[test]
+    fn settings_follow_the_config_within_the_budget() {
+        let mut cfg = Config::default();
+        cfg.proxy.max_connections_per_client = 10;
+        cfg.proxy.header_timeout = wayback_core::Duration(7);
+        let s = settings(&cfg, FdBudget::new(20_000)).unwrap();
+        assert_eq!(s.connections.max(), 8192);
+        assert_eq!(s.connections.max_per_client(), 10);
+        assert_eq!(s.header_timeout, Duration::from_secs(7));
+        assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.trusted_proxies, cfg.proxy.trusted_proxies);
+
+        // Too many for the open-file limit: lowered to what fits.
+        cfg.proxy.max_connections = 19_000;
+        let fits = FdBudget::new(20_000).max_connections;
+        let s = settings(&cfg, FdBudget::new(20_000)).unwrap();
+        assert_eq!(s.connections.max(), fits);
+        // An absurdly small limit: refused, saying what to raise.
+        let e = settings(&cfg, FdBudget::new(100)).unwrap_err();
+        assert!(format!("{e:#}").contains("ulimit -n"), "{e:#}");
+    }
+
+    #[test]
+    fn zero_limits_are_bad_input() {
+        for set in [
+            |c: &mut Config| c.proxy.max_connections = 0,
+            |c: &mut Config| c.proxy.max_connections_per_client = 0,
+            |c: &mut Config| c.proxy.header_timeout = wayback_core::Duration(0),
+            |c: &mut Config| c.proxy.idle_timeout = wayback_core::Duration(0),
+        ] {
+            let mut cfg = Config::default();
+            set(&mut cfg);
+            let e = settings(&cfg, FdBudget::new(20_000)).unwrap_err();
+            assert!(is_bad_input(&e), "{e:#}");
+            assert!(format!("{e:#}").starts_with("[proxy] "), "{e:#}");
+        }
+    }
 }
