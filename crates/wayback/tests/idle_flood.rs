@@ -425,9 +425,9 @@ fn twenty_thousand_idle_connections_do_not_take_the_instance_down() {
         let regular = keep_alive_client(proxy, host.clone(), stop.clone());
         thread::sleep(Duration::from_millis(500));
 
+        let flood_started = Instant::now();
         let (children, lines) = spawn_flood(proxy);
         let reports = collect(&lines, "report", CHILDREN.into(), Duration::from_secs(90));
-        let flood_at = Instant::now();
         let mut refused = 0;
         for r in &reports {
             let (opened, failed) = (r.num("opened"), r.num("failed"));
@@ -443,10 +443,15 @@ fn twenty_thousand_idle_connections_do_not_take_the_instance_down() {
             refused += r503;
         }
         let held = held_by_proxy(proxy);
+        let counted_after = flood_started.elapsed();
         let total: usize = held.values().sum();
         println!(
             "{} connections: the proxy holds {total} (cap {cap}) {held:?}; {refused} got 503",
             usize::from(CHILDREN) * PER_CHILD
+        );
+        assert!(
+            counted_after < Duration::from_secs(HEADER_TIMEOUT_S),
+            "the flood took {counted_after:?} to set up: connections may have timed out before the count"
         );
         assert_eq!(total, cap, "the proxy holds exactly its cap: {held:?}");
         for (client, n) in &held {
@@ -484,8 +489,9 @@ fn twenty_thousand_idle_connections_do_not_take_the_instance_down() {
             "{fresh}"
         );
         assert!(
-            flood_at.elapsed() < Duration::from_secs(HEADER_TIMEOUT_S),
-            "the checks took longer than the header timeout: the flood may already be gone"
+            flood_started.elapsed() < Duration::from_secs(HEADER_TIMEOUT_S),
+            "the checks ended {:?} after the flood began: its connections may have timed out meanwhile",
+            flood_started.elapsed()
         );
 
         // The header timeout closes the flood; then new connections are served again.
