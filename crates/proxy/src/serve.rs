@@ -139,11 +139,11 @@ async fn serve_plain(
     let drain = Drain::new();
     let mut shutdown = std::pin::pin!(shutdown);
     while let Some((stream, peer)) = accept_or_shutdown(&listener, &mut shutdown).await {
-        let ctx = conn_ctx(&shared, peer, &drain);
-        let Some(slot) = admit(&ctx) else {
+        let Some((slot, trusted)) = admit(&shared, peer) else {
             refuse_http(stream);
             continue;
         };
+        let ctx = conn_ctx(&shared, peer, trusted, &drain);
         let _ = stream.set_nodelay(true);
         tokio::spawn(serve_connection(builder.clone(), stream, slot, ctx));
     }
@@ -171,10 +171,10 @@ pub async fn serve_https(
     let drain = Drain::new();
     let mut shutdown = std::pin::pin!(shutdown);
     while let Some((stream, peer)) = accept_or_shutdown(&listener, &mut shutdown).await {
-        let ctx = conn_ctx(&shared, peer, &drain);
-        let Some(slot) = admit(&ctx) else {
+        let Some((slot, trusted)) = admit(&shared, peer) else {
             continue; // dropping the stream closes it
         };
+        let ctx = conn_ctx(&shared, peer, trusted, &drain);
         let _ = stream.set_nodelay(true);
         let (tls, builder) = (tls.clone(), builder.clone());
         tokio::spawn(async move {
@@ -237,23 +237,22 @@ fn builder() -> Arc<auto::Builder<TokioExecutor>> {
     Arc::new(builder)
 }
 
-fn conn_ctx(shared: &Arc<Shared>, peer: SocketAddr, drain: &Drain) -> ConnCtx {
+/// A slot in the connection limit for a connection from `peer`, if one is free, and whether `peer` is a
+/// trusted proxy. Trusted proxies carry many clients: they count only against the global cap.
+fn admit(shared: &Shared, peer: SocketAddr) -> Option<(ConnGuard, bool)> {
+    let trusted = shared.cfg.trusts(peer.ip());
+    let slot = shared.cfg.connections.try_acquire(peer.ip(), !trusted)?;
+    Some((slot, trusted))
+}
+
+fn conn_ctx(shared: &Arc<Shared>, peer: SocketAddr, trusted: bool, drain: &Drain) -> ConnCtx {
     ConnCtx {
         shared: shared.clone(),
         client_ip: ip_header_value(peer.ip()),
         peer_ip: peer.ip(),
-        trusted: shared.cfg.trusts(peer.ip()),
+        trusted,
         drain: drain.token(),
     }
-}
-
-/// A slot in the connection limit for this connection, if one is free. Trusted proxies carry many clients:
-/// they count only against the global cap.
-fn admit(ctx: &ConnCtx) -> Option<ConnGuard> {
-    ctx.shared
-        .cfg
-        .connections
-        .try_acquire(ctx.peer_ip, !ctx.trusted)
 }
 
 async fn serve_connection<IO>(

@@ -103,3 +103,48 @@ async fn shutdown_stops_accepting_and_drains() {
     assert_eq!(back, b"cba");
     within(task).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_and_slots_come_back() {
+    let backend = reverse_after_eof_backend().await;
+    let l = listener().await;
+    let addr = l.local_addr().unwrap();
+    let limit = ConnectionLimit::new(1, 1);
+    let (_stop, rx) = oneshot::channel::<()>();
+    tokio::spawn(serve_tcp(
+        l,
+        Arc::new(TcpDial(backend)),
+        limit.clone(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    within(async {
+        while limit.open() != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // The second is closed at once, without reaching the backend.
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    match within(second.read(&mut buf)).await {
+        Ok(n) => assert_eq!(n, 0),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+    // The first works, and once it is done its slot is free again.
+    first.write_all(b"abc").await.unwrap();
+    first.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    within(first.read_to_end(&mut back)).await.unwrap();
+    assert_eq!(back, b"cba");
+    drop(first);
+    within(async {
+        while limit.open() != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
