@@ -6,8 +6,8 @@ WAYBACK_PACKAGES=(
     btrfs-progs systemd-container nftables iproute2 util-linux procps
     # building (bindgen for btrfs ioctls needs libclang)
     libclang-dev clang pkg-config build-essential ca-certificates
-    # services used by the profiles and the tests
-    postgresql postgresql-client nginx-light mariadb-server
+    # services used by the profiles and the tests (redis-server, mosquitto: `up --unit` with nothing else)
+    postgresql postgresql-client nginx-light mariadb-server redis-server mosquitto mosquitto-clients
     # demo, benchmarks, packaging checks (man page), the ACME test (pebble)
     curl wrk hyperfine man-db pebble debootstrap
     # the host proxies wayback drives (tests/drivers.rs) and the MediaWiki end-to-end test

@@ -1,14 +1,20 @@
-//! Snapshot catalogs: what snapshots exist under a ROOT, read from the layouts other tools leave behind.
+//! Snapshot catalogs: what snapshots exist under a ROOT, read from the layouts other tools leave behind,
+//! and which subvolumes there are live data instead (never a snapshot, whatever their name or place).
 //!
 //! - snapper: `ROOT/.snapshots/N/snapshot` with `N/info.xml` (num, UTC date, type, description,
 //!   cleanup, userdata); also when ROOT itself is the `.snapshots` directory.
 //! - btrbk: subvolumes named `<name>.<YYYYMMDD>[T<hhmm>[ss][±hhmm]][_N]` (`timestamp_format` short,
 //!   long and long-iso); names without a zone are local time, converted by the caller's [`Probe`].
-//! - plain: any other subvolume directly in ROOT, dated by its creation time (otime).
+//! - plain: any other read-only subvolume in ROOT or below it (ROOT/snaps/N, up to [`MAX_DEPTH`] levels),
+//!   dated by its creation time (otime). The search does not descend into subvolumes, follow symlinks or
+//!   leave ROOT's filesystem.
+//! - live: a writable subvolume is never a snapshot. It goes to [`Catalog::live`] (with what it is: live
+//!   data, a writable snapshot made by hand, or a snapper/btrbk snapshot someone made writable), so
+//!   selectors and `find` cannot pick it.
 //!
 //! Pure: parsing takes strings, and discovery asks a [`Probe`] for directory listings, file contents and
 //! subvolume facts, so tests run on fixtures. Malformed entries are skipped with a [`Warning`], never a
-//! panic. The binary's probe (btrfs ioctls, readdir) lives in `wayback::sys::walk`.
+//! panic. The binary's probe (btrfs ioctls, openat2 without symlinks) lives in `wayback::sys::walk`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -19,7 +25,13 @@ use serde::{Deserialize, Serialize};
 use crate::civil::{self, Civil};
 
 mod formats;
+mod live;
+mod render;
+mod search;
 pub use formats::{parse_btrbk_name, parse_snapper_info, BtrbkName, SnapperInfo};
+pub use live::{inspect, LiveKind, LiveSubvol, PathInfo};
+pub use render::{render, to_json};
+pub use search::{MAX_DEPTH, MAX_DIRS};
 
 /// Where a snapshot's catalog entry came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,8 +59,8 @@ pub enum Source {
 /// One snapshot, from whichever catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    /// snapper: its number; btrbk and plain: position (from 1) in date order among the root's
-    /// non-snapper snapshots.
+    /// snapper: its number; btrbk and plain: position (from 1) in date order among the root's btrbk and
+    /// plain snapshots (in ROOT and the directories below it).
     pub id: u64,
     /// Unix seconds, UTC.
     pub date: i64,
@@ -57,6 +69,8 @@ pub struct Snapshot {
     pub seq: u32,
     pub source: Source,
     pub description: Option<String>,
+    /// Always true: a writable subvolume is never a snapshot (it goes to [`Catalog::live`]). Kept so
+    /// `snapshots --json` says so explicitly.
     pub readonly: bool,
     /// The subvolume itself (for snapper: `.../.snapshots/N/snapshot`).
     pub path: PathBuf,
@@ -71,13 +85,14 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Snapshot {
-    /// The series this snapshot belongs to: one snapper config, one btrbk name, or a root's plain
-    /// subvolumes. Runs in `find` and "newest before" in selectors are per series.
+    /// The series this snapshot belongs to: one snapper config, one btrbk name in one directory, or the
+    /// plain snapshots of one directory. Runs in `find` and "newest before" in selectors are per series.
     pub fn series(&self) -> String {
+        let dir = self.path.parent().unwrap_or(&self.root).display();
         match &self.source {
             Source::Snapper { root, .. } => format!("snapper {}", root.display()),
-            Source::Btrbk { name } => format!("btrbk {}/{name}", self.root.display()),
-            Source::Plain => format!("plain {}", self.root.display()),
+            Source::Btrbk { name } => format!("btrbk {dir}/{name}"),
+            Source::Plain => format!("plain {dir}"),
         }
     }
 
@@ -114,6 +129,17 @@ pub struct SubvolMeta {
     pub parent_uuid: Option<String>,
 }
 
+/// What is at a path, as far as the search for snapshots goes (symlinks are never followed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// The root of a btrfs subvolume: classified, never descended into.
+    Subvolume(SubvolMeta),
+    /// A real directory on the same filesystem (and subvolume) as its parent: searched further.
+    Dir,
+    /// Anything else: a file, a symlink, a mount point of another filesystem, something unreadable.
+    Other,
+}
+
 /// What discovery asks of the filesystem.
 pub trait Probe {
     /// Entry names of a directory.
@@ -121,6 +147,14 @@ pub trait Probe {
     fn read_file(&self, path: &Path) -> std::io::Result<String>;
     /// `Some` when `path` is the root of a subvolume.
     fn subvolume(&self, path: &Path) -> Option<SubvolMeta>;
+    /// What `path` is. The default knows only subvolumes, so a probe that does not implement it
+    /// makes discovery look only directly in each root.
+    fn node(&self, path: &Path) -> Node {
+        match self.subvolume(path) {
+            Some(m) => Node::Subvolume(m),
+            None => Node::Other,
+        }
+    }
     /// Unix seconds of a local wall-clock time (btrbk names without a zone). Default: UTC.
     fn local_to_unix(&self, c: &Civil) -> i64 {
         c.to_unix_utc()
@@ -133,93 +167,84 @@ pub enum CatalogError {
     Root { path: PathBuf, message: String },
 }
 
-/// Every snapshot found, sorted by date, and what was skipped.
+/// Every snapshot found, sorted by date; the writable subvolumes found beside them, by path; and what
+/// was skipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Catalog {
+    /// Read-only subvolumes only.
     pub snapshots: Vec<Snapshot>,
+    /// Writable subvolumes: never snapshots, never picked by a selector.
+    pub live: Vec<LiveSubvol>,
     pub warnings: Vec<Warning>,
 }
 
-/// Names wayback and snapper use for their own directories: never listed as plain snapshots.
-const NOT_SNAPSHOTS: &[&str] = &[".snapshots", ".wayback"];
+impl Catalog {
+    /// The snapshots taken of the subvolume with this uuid (their parent_uuid), oldest first.
+    pub fn snapshots_of(&self, uuid: &str) -> Vec<&Snapshot> {
+        self.snapshots
+            .iter()
+            .filter(|s| s.parent_uuid.as_deref() == Some(uuid))
+            .collect()
+    }
 
-/// Discover the snapshots under each root. A root that cannot be listed is an error; anything malformed
-/// inside one is a warning.
+    /// The live (writable) subvolume at `path`, if discovery found one there.
+    pub fn live_at(&self, path: &Path) -> Option<&LiveSubvol> {
+        self.live.iter().find(|l| l.path == path)
+    }
+
+    /// The path of the subvolume with this uuid, snapshot or live, if discovery found it.
+    pub fn path_of_uuid(&self, uuid: &str) -> Option<&Path> {
+        let snap = self.snapshots.iter().map(|s| (&s.uuid, &s.path));
+        let live = self.live.iter().map(|l| (&l.uuid, &l.path));
+        snap.chain(live)
+            .find(|(u, _)| u.as_deref() == Some(uuid))
+            .map(|(_, p)| p.as_path())
+    }
+}
+
+/// Discover the snapshots (and live subvolumes) under each root. A root that cannot be listed is an
+/// error; anything malformed inside one is a warning. A snapshot found under several (nested) roots is
+/// listed once, with the id and root of the first of them: put the root a selector names first.
 pub fn discover(roots: &[PathBuf], probe: &dyn Probe) -> Result<Catalog, CatalogError> {
     let mut cat = Catalog::default();
     for root in roots {
-        discover_root(root, probe, &mut cat)?;
+        search::discover_root(root, probe, &mut cat)?;
     }
-    cat.snapshots
-        .sort_by(|a, b| a.order_key().cmp(&b.order_key()));
-    cat.snapshots.dedup_by(|a, b| a.path == b.path);
+    finish(&mut cat);
     Ok(cat)
 }
 
-fn discover_root(root: &Path, probe: &dyn Probe, cat: &mut Catalog) -> Result<(), CatalogError> {
-    let entries = probe.list_dir(root).map_err(|e| CatalogError::Root {
-        path: root.into(),
-        message: e.to_string(),
-    })?;
-    if root.file_name().is_some_and(|n| n == ".snapshots") {
-        let owner = root.parent().unwrap_or(root);
-        snapper_dir(root, owner, root, &entries, probe, cat);
-        return Ok(());
-    }
-    let dot = root.join(".snapshots");
-    if entries.iter().any(|e| e == ".snapshots") {
-        match probe.list_dir(&dot) {
-            Ok(inner) => snapper_dir(&dot, root, root, &inner, probe, cat),
-            Err(e) => warn(cat, &dot, format!("cannot list: {e}")),
+/// Like [`discover`], but a root that cannot be listed is a warning too: for callers that consult the
+/// configured roots on the side (`up` asking what a SNAPSHOT path is) and must not fail on one stale root.
+pub fn discover_lenient(roots: &[PathBuf], probe: &dyn Probe) -> Catalog {
+    let mut cat = Catalog::default();
+    for root in roots {
+        if let Err(e) = search::discover_root(root, probe, &mut cat) {
+            warn(&mut cat, root, e.to_string());
         }
     }
-    let mut others = Vec::new();
-    let mut names: Vec<&OsString> = entries.iter().collect();
-    names.sort();
-    for name in names {
-        let Some(name_str) = name.to_str() else {
-            continue;
-        };
-        if NOT_SNAPSHOTS.contains(&name_str) {
-            continue;
-        }
-        let path = root.join(name);
-        let Some(meta) = probe.subvolume(&path) else {
-            continue;
-        };
-        let (source, date, seq) = match parse_btrbk_name(name_str) {
-            Ok(Some(b)) => {
-                let date = match b.time.offset {
-                    Some(_) => b.time.start_utc(),
-                    None => probe.local_to_unix(&b.time.civil),
-                };
-                (Source::Btrbk { name: b.name }, date, b.seq)
-            }
-            Ok(None) => (Source::Plain, meta.otime, 0),
-            Err(message) => {
-                warn(cat, &path, message);
-                continue;
-            }
-        };
-        others.push(Snapshot {
-            id: 0,
-            date,
-            seq,
-            source,
-            description: None,
-            readonly: meta.readonly,
-            path,
-            root: root.into(),
-            uuid: meta.uuid,
-            parent_uuid: meta.parent_uuid,
-        });
+    finish(&mut cat);
+    cat
+}
+
+/// Sort, drop what overlapping roots found twice, and name where each writable snapshot came from.
+fn finish(cat: &mut Catalog) {
+    cat.snapshots
+        .sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+    cat.snapshots.dedup_by(|a, b| a.path == b.path);
+    cat.live.sort_by(|a, b| a.path.cmp(&b.path));
+    cat.live.dedup_by(|a, b| a.path == b.path);
+    let origins: Vec<Option<PathBuf>> = cat
+        .live
+        .iter()
+        .map(|l| {
+            let uuid = l.parent_uuid.as_deref()?;
+            cat.path_of_uuid(uuid).map(Path::to_path_buf)
+        })
+        .collect();
+    for (l, o) in cat.live.iter_mut().zip(origins) {
+        l.origin = o;
     }
-    others.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
-    for (i, s) in others.iter_mut().enumerate() {
-        s.id = i as u64 + 1;
-    }
-    cat.snapshots.extend(others);
-    Ok(())
 }
 
 fn warn(cat: &mut Catalog, path: &Path, message: impl Into<String>) {
@@ -229,68 +254,7 @@ fn warn(cat: &mut Catalog, path: &Path, message: impl Into<String>) {
     });
 }
 
-/// Read a snapper `.snapshots` directory whose entries are `entries`.
-fn snapper_dir(
-    dir: &Path,
-    owner: &Path,
-    root: &Path,
-    entries: &[OsString],
-    probe: &dyn Probe,
-    cat: &mut Catalog,
-) {
-    let mut nums: Vec<u64> = entries
-        .iter()
-        .filter_map(|e| e.to_str()?.parse().ok())
-        .collect();
-    nums.sort_unstable();
-    for n in nums {
-        let info_path = dir.join(n.to_string()).join("info.xml");
-        let snap_path = dir.join(n.to_string()).join("snapshot");
-        let info = match probe.read_file(&info_path) {
-            Ok(xml) => match parse_snapper_info(&xml) {
-                Ok(i) => i,
-                Err(e) => {
-                    warn(cat, &info_path, format!("skipped: {e}"));
-                    continue;
-                }
-            },
-            Err(e) => {
-                warn(cat, &info_path, format!("skipped: cannot read: {e}"));
-                continue;
-            }
-        };
-        if info.num != n {
-            warn(
-                cat,
-                &info_path,
-                format!("skipped: <num> is {} but the directory is {n}", info.num),
-            );
-            continue;
-        }
-        let Some(meta) = probe.subvolume(&snap_path) else {
-            warn(cat, &snap_path, "skipped: missing or not a btrfs subvolume");
-            continue;
-        };
-        cat.snapshots.push(Snapshot {
-            id: n,
-            date: info.date,
-            seq: 0,
-            source: Source::Snapper {
-                root: owner.into(),
-                kind: info.kind,
-                cleanup: info.cleanup,
-                pre_num: info.pre_num,
-                userdata: info.userdata,
-            },
-            description: info.description,
-            readonly: meta.readonly,
-            path: snap_path,
-            root: root.into(),
-            uuid: meta.uuid,
-            parent_uuid: meta.parent_uuid,
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_live;

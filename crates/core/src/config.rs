@@ -43,6 +43,10 @@ pub struct Config {
     /// Host paths shown read-only in every container, besides the defaults (/etc, and /nix,
     /// /run/current-system, /run/booted-system, /run/wrappers, /opt when present).
     pub host_paths: Vec<PathBuf>,
+    /// Host secrets hidden from every host-mode container, besides the defaults (/etc/shadow, /etc/gshadow,
+    /// /etc/ssh/ssh_host_*_key, /etc/ssl/private, /etc/wayback) and the proxy's certificate keys; globs
+    /// allowed. `up --unmask PATH` shows one a service needs.
+    pub mask_host_paths: Vec<PathBuf>,
     pub proxy: ProxyConfig,
 }
 
@@ -127,6 +131,7 @@ impl Default for Config {
             profile_dirs: vec!["/etc/wayback/profiles".into()],
             ready_timeout: Duration(60),
             host_paths: Vec::new(),
+            mask_host_paths: Vec::new(),
             max_skew: Duration(15 * 60),
             proxy: ProxyConfig::default(),
         }
@@ -195,7 +200,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: crate::profile::toml_error(text, &e),
         })?;
         if cfg.address_pool.prefix_len() > 30 {
             return Err(ConfigError::Parse {
@@ -211,6 +216,26 @@ impl Config {
                 path: path.to_path_buf(),
                 message: "[proxy] https_listen needs certificates = [{ cert = ..., key = ... }] or a [proxy.acme] section".into(),
             });
+        }
+        // Everything wayback creates and removes lives under these two: a relative path would move with
+        // the working directory of whoever runs wayback.
+        for (key, dir) in [
+            ("state_dir", &cfg.state_dir),
+            ("runtime_dir", &cfg.runtime_dir),
+        ] {
+            if !dir.is_absolute() {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "{key} must be an absolute path (e.g. {}), not {:?}",
+                        match key {
+                            "state_dir" => "/var/lib/wayback",
+                            _ => "/run/wayback",
+                        },
+                        dir.display().to_string()
+                    ),
+                });
+            }
         }
         crate::names::validate_hostname(&cfg.base_domain).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
@@ -255,6 +280,28 @@ mod tests {
         assert!(e.to_string().contains("stat_dir"), "{e}");
         assert!(Config::parse("default_ttl = \"forever\"\n", Path::new("x")).is_err());
         assert!(Config::parse("address_pool = \"10.0.0.0/31\"\n", Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn state_and_runtime_dirs_must_be_absolute() {
+        for (text, key) in [
+            ("state_dir = \"var/lib/wayback\"\n", "state_dir"),
+            ("state_dir = \"\"\n", "state_dir"),
+            ("runtime_dir = \"./run\"\n", "runtime_dir"),
+        ] {
+            let e = Config::parse(text, Path::new("/etc/wayback/config.toml")).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains(key) && msg.contains("absolute") && msg.contains("config.toml"),
+                "{msg}"
+            );
+        }
+        let c = Config::parse(
+            "state_dir = \"/srv/wb\"\nruntime_dir = \"/run/wb\"\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.instances_dir(), Path::new("/srv/wb/instances"));
     }
 
     #[test]

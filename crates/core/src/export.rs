@@ -179,7 +179,7 @@ pub fn nixos(plan: &Plan) -> String {
             let _ = writeln!(
                 o,
                 "        hostPath = {};",
-                nix_string(&b.source.display().to_string())
+                nix_string(&b.data_path().display().to_string())
             );
             let _ = writeln!(o, "        isReadOnly = {};", b.readonly);
             o.push_str("      };\n");

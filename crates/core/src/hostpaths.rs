@@ -19,6 +19,19 @@ pub const DEFAULTS: &[&str] = &[
     "/opt",
 ];
 
+/// Host secrets the container never sees even though it shows the host's /etc: each is replaced by an empty,
+/// inaccessible node of the same type (nspawn's `--inaccessible=`). Globs are expanded on the host. More come
+/// from the config's `mask_host_paths`; `up --unmask PATH` shows one a service really needs.
+pub const DEFAULT_MASKS: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/ssh/ssh_host_*_key",
+    "/etc/ssl/private",
+    "/etc/wayback",
+];
+
 /// Paths that cannot be host paths: the container's own root, pseudo-filesystems, its fresh tmpfs dirs,
 /// and /usr (already there).
 const FORBIDDEN: &[&str] = &[
@@ -54,6 +67,40 @@ pub enum HostPathError {
     Forbidden(PathBuf),
     #[error("host path {0} must be absolute and without '..'")]
     Invalid(PathBuf),
+}
+
+/// The host paths to mask in a container showing `shown`: `patterns` (defaults, config, the proxy's key
+/// files; globs allowed) expanded with `list` (a host directory's entries), kept when they exist
+/// (`exists`) and lie under a path the container shows, minus `unmask`. Sorted, without duplicates.
+pub fn masks(
+    patterns: &[PathBuf],
+    unmask: &[PathBuf],
+    shown: &HostPaths,
+    list: &mut dyn FnMut(&Path) -> Vec<(std::ffi::OsString, bool)>,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, HostPathError> {
+    let mut out = Vec::new();
+    for pat in patterns {
+        if !pat.is_absolute() || pat.components().any(|c| c.as_os_str() == "..") {
+            return Err(HostPathError::Invalid(pat.clone()));
+        }
+        let glob: crate::glob::Glob = pat
+            .to_string_lossy()
+            .parse()
+            .map_err(|_| HostPathError::Invalid(pat.clone()))?;
+        let mut list_abs = |rel: &Path| list(&Path::new("/").join(rel));
+        for rel in glob.walk(&mut list_abs) {
+            let p = Path::new("/").join(rel);
+            let visible = shown.binds.iter().any(|b| p.starts_with(b));
+            let unmasked = unmask.iter().any(|u| p.starts_with(u));
+            if visible && !unmasked && exists(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Resolve defaults + `extra` (config and `--host-path`) − `removed` (`--no-host-path`).
@@ -128,6 +175,40 @@ mod tests {
         );
         assert_eq!(n.symlinks.len(), 2);
         assert_eq!(n.symlinks[0].0, PathBuf::from("/run/current-system"));
+    }
+
+    #[test]
+    fn masks_secrets_the_container_can_see() {
+        let shown = resolve(&[], &[], &debian).unwrap();
+        let host = [
+            "/etc/shadow",
+            "/etc/ssh/ssh_host_ed25519_key",
+            "/etc/ssh/ssh_host_rsa_key",
+            "/etc/ssh/ssh_host_rsa_key.pub",
+            "/etc/ssl/private",
+            "/root/secret",
+        ];
+        let mut list = |dir: &Path| -> Vec<(std::ffi::OsString, bool)> {
+            host.iter()
+                .map(Path::new)
+                .filter(|p| p.parent() == Some(dir))
+                .map(|p| (p.file_name().unwrap().into(), false))
+                .collect()
+        };
+        let exists = |p: &Path| host.iter().any(|h| Path::new(h) == p);
+        let mut patterns: Vec<PathBuf> = DEFAULT_MASKS.iter().map(PathBuf::from).collect();
+        patterns.push("/root/secret".into());
+        let m = masks(&patterns, &["/etc/ssl".into()], &shown, &mut list, &exists).unwrap();
+        assert_eq!(
+            m,
+            vec![
+                PathBuf::from("/etc/shadow"),
+                PathBuf::from("/etc/ssh/ssh_host_ed25519_key"),
+                PathBuf::from("/etc/ssh/ssh_host_rsa_key"),
+            ],
+            "public keys stay, unmasked and invisible paths are not masked"
+        );
+        assert!(masks(&["etc/x".into()], &[], &shown, &mut list, &exists).is_err());
     }
 
     #[test]

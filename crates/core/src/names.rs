@@ -1,10 +1,17 @@
 //! Names wayback gives to things: instance names, hostnames, and the kernel-object names derived from them
 //! (network namespace, veth interface, nspawn machine). Pure.
 //!
+//! [`InstanceName`] is the one validated type every command, the daemon's socket protocol and the state
+//! directory use: a name that passes it is a single path component (no `/`, never `.` or `..`), so it can
+//! never point outside `<state_dir>/instances/`. [`Hostname`] is a DNS name in its one canonical form
+//! (UTS-46 to ASCII: lowercase, punycode for Unicode labels, no trailing dot), so `Bücher.example.`,
+//! `BÜCHER.example` and `xn--bcher-kva.example` compare equal.
+//!
 //! Derived names are deterministic so that `gc` can find an instance's objects from its name alone, and
 //! interface names fit the kernel's 15-byte limit (long names are shortened with a hash, as nspawn does).
 
 use std::fmt;
+use std::str::FromStr;
 
 /// Prefix of every kernel object wayback creates (netns, host-side veth, machine name).
 pub const OBJECT_PREFIX: &str = "wb-";
@@ -71,6 +78,20 @@ impl TryFrom<String> for InstanceName {
     }
 }
 
+/// For clap (`value_parser`): a bad name is a parse error, exit 2, with [`NameError`]'s message.
+impl FromStr for InstanceName {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        InstanceName::new(s)
+    }
+}
+
+impl AsRef<str> for InstanceName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl From<InstanceName> for String {
     fn from(n: InstanceName) -> String {
         n.0
@@ -102,20 +123,87 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Validate and normalise (lowercase, no trailing dot) a DNS hostname.
-pub fn validate_hostname(s: &str) -> Result<String, NameError> {
-    let h = s.trim_end_matches('.').to_ascii_lowercase();
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    if h.is_empty() || h.len() > 253 || !h.split('.').all(label_ok) {
-        return Err(NameError::Hostname(s.to_string()));
+/// Longest hostname accepted (DNS: 253 characters without the trailing dot).
+pub const HOSTNAME_MAX: usize = 253;
+
+/// A validated DNS hostname in canonical ASCII form: UTS-46 ToASCII (case folded, Unicode labels as
+/// `xn--` punycode), without a trailing dot, labels of `a-z 0-9 -` not starting or ending with `-`, each
+/// 1-63 characters, 253 in all. Two spellings of one name (`G.RT.TEST.`, `g.rt.test`; `Bücher.example`,
+/// `xn--bcher-kva.example`) give equal values.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct Hostname(String);
+
+impl Hostname {
+    /// Validate and normalise `s` (ASCII or Unicode; one trailing dot allowed).
+    pub fn new(s: &str) -> Result<Hostname, NameError> {
+        let bad = || NameError::Hostname(s.to_string());
+        let trimmed = s.strip_suffix('.').unwrap_or(s);
+        // STD3 rules: letters, digits and '-' only (after mapping); DNS lengths checked.
+        let ascii = idna::uts46::Uts46::new()
+            .to_ascii(
+                trimmed.as_bytes(),
+                idna::uts46::AsciiDenyList::STD3,
+                idna::uts46::Hyphens::Allow,
+                idna::uts46::DnsLength::Verify,
+            )
+            .map_err(|_| bad())?;
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if ascii.is_empty() || ascii.len() > HOSTNAME_MAX || !ascii.split('.').all(label_ok) {
+            return Err(bad());
+        }
+        Ok(Hostname(ascii.into_owned()))
     }
-    Ok(h)
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Hostname {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Hostname::new(&s)
+    }
+}
+
+impl From<Hostname> for String {
+    fn from(h: Hostname) -> String {
+        h.0
+    }
+}
+
+impl FromStr for Hostname {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Hostname::new(s)
+    }
+}
+
+impl AsRef<str> for Hostname {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Hostname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Validate a DNS hostname and return its canonical ASCII form (see [`Hostname`]).
+pub fn validate_hostname(s: &str) -> Result<String, NameError> {
+    Hostname::new(s).map(String::from)
 }
 
 #[cfg(test)]
@@ -157,5 +245,73 @@ mod tests {
         ] {
             assert!(validate_hostname(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn instance_names_never_leave_one_path_component() {
+        for bad in [
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/",
+            "a\0b",
+            " a",
+            "a ",
+            "a\nb",
+            &"a".repeat(300),
+        ] {
+            let e = bad.parse::<InstanceName>().unwrap_err();
+            assert!(e.to_string().contains("invalid instance name"), "{e}");
+        }
+        assert_eq!("pg-1".parse::<InstanceName>().unwrap().as_str(), "pg-1");
+        let json = serde_json::to_string("../x").unwrap();
+        assert!(serde_json::from_str::<InstanceName>(&json).is_err());
+    }
+
+    #[test]
+    fn hostnames_have_one_canonical_form() {
+        let canon = |s: &str| Hostname::new(s).unwrap().to_string();
+        for same in ["G.RT.TEST.", "g.rt.test", "g.rt.test.", "G.rt.Test"] {
+            assert_eq!(canon(same), "g.rt.test", "{same}");
+        }
+        for same in [
+            "Bücher.example",
+            "bücher.example.",
+            "BÜCHER.EXAMPLE",
+            "xn--bcher-kva.example",
+            "XN--BCHER-KVA.example",
+        ] {
+            assert_eq!(canon(same), "xn--bcher-kva.example", "{same}");
+        }
+        // Fullwidth letters and the ideographic full stop map to their ASCII forms (UTS-46).
+        assert_eq!(canon("ｇ。rt。test"), "g.rt.test");
+        assert_eq!(
+            Hostname::new("Bücher.example").unwrap(),
+            Hostname::new("xn--bcher-kva.example").unwrap()
+        );
+        // Names that are valid in ASCII with double hyphens stay valid.
+        assert_eq!(canon("r3--sn-abc.example"), "r3--sn-abc.example");
+        for bad in [
+            "a..b",
+            "a.b..",
+            ".",
+            "a_b.example",
+            "a/b.example",
+            "a b.example",
+            "xn--.example",
+            "-a.example",
+            "a-.example",
+            "a:80",
+            &format!("{}.x", "a".repeat(64)),
+            &["abcdefghi"; 26].join("."),
+        ] {
+            assert!(Hostname::new(bad).is_err(), "{bad}");
+        }
+        let h: Hostname = serde_json::from_str("\"Bücher.Example\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&h).unwrap(),
+            "\"xn--bcher-kva.example\""
+        );
     }
 }

@@ -15,9 +15,38 @@ pub const SPEC_PATH: &str = "/.wayback-spec.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountBind {
+    /// What nspawn binds. For data of a clone: a mount point in the instance's directory on which wayback,
+    /// in the container's launch namespace, mounts the path found *inside* the clone (never a path looked
+    /// up on the host, so a symlink in the snapshot cannot lead out of it).
     pub source: PathBuf,
     pub dest: PathBuf,
     pub readonly: bool,
+    /// Where the data comes from, for binds of a clone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone: Option<CloneData>,
+}
+
+/// A path inside a clone, as the user asked for it and as it resolved inside the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneData {
+    /// The clone's root on the host (a btrfs snapshot or an overlay mount wayback made).
+    pub root: PathBuf,
+    /// The path asked for, absolute inside the clone.
+    pub path: PathBuf,
+    /// Where it leads inside the snapshot (differs from `path` when symlinks in the snapshot were followed).
+    pub resolved: PathBuf,
+}
+
+impl MountBind {
+    /// The data's path on the host, for exports to other tools (the resolved path inside the clone).
+    pub fn data_path(&self) -> PathBuf {
+        match &self.clone {
+            Some(c) => c
+                .root
+                .join(c.resolved.strip_prefix("/").unwrap_or(&c.resolved)),
+            None => self.source.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +66,42 @@ pub struct ContainerSpec {
     /// Boot mode: boot this whole-root clone with its own init instead of host mode.
     #[serde(default)]
     pub boot_root: Option<PathBuf>,
+    /// Confinement: capabilities taken from the container's root (see [`HOST_MODE_DROPPED`]).
+    #[serde(default)]
+    pub drop_capabilities: Vec<String>,
+    /// Confinement: no process in the container gains privileges through exec (setuid, file capabilities).
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// Host paths shown as empty, inaccessible nodes (secrets under /etc). wayback mounts an empty node over
+    /// each in the container's launch namespace, so the host is untouched and the recursive `--bind-ro` of
+    /// /etc carries the masks into the container (nspawn's own `--inaccessible=` needs systemd as PID 1).
+    #[serde(default)]
+    pub inaccessible: Vec<PathBuf>,
 }
+
+/// Capabilities the root of a host-mode container does not get. Without CAP_SYS_ADMIN it cannot mount,
+/// remount (the host's /etc, /usr and the binds stay read-only or as they are) or unshare; without
+/// CAP_MKNOD it cannot make a device node of a host disk (there is no device cgroup without machined);
+/// without CAP_DAC_READ_SEARCH it cannot open files by handle (`open_by_handle_at`), which would reach any
+/// file of a filesystem a bind lives on, such as the live subvolume next to the clone. The rest have no use
+/// for a resurrected service and only widen what a compromised one could do.
+pub const HOST_MODE_DROPPED: &[&str] = &[
+    "CAP_SYS_ADMIN",
+    "CAP_MKNOD",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_ADMIN",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+];
+
+/// Capabilities a booted container's root does not get: its systemd needs CAP_SYS_ADMIN and friends, but
+/// opening files by handle would reach the rest of the clone's filesystem (the live subvolume).
+pub const BOOT_MODE_DROPPED: &[&str] = &["CAP_DAC_READ_SEARCH"];
 
 impl ContainerSpec {
     /// The full argv, program first.
@@ -60,6 +124,7 @@ impl ContainerSpec {
                 format!("--network-namespace-path={}", self.netns_path.display()),
             ]);
             self.registration(&mut a);
+            self.confinement(&mut a);
             return a;
         }
         a.extend([
@@ -74,6 +139,7 @@ impl ContainerSpec {
             format!("--network-namespace-path={}", self.netns_path.display()),
         ]);
         self.registration(&mut a);
+        self.confinement(&mut a);
         for p in &self.host_ro {
             a.push(format!("--bind-ro={}", p.display()));
         }
@@ -94,6 +160,18 @@ impl ContainerSpec {
 }
 
 impl ContainerSpec {
+    fn confinement(&self, a: &mut Vec<String>) {
+        if !self.drop_capabilities.is_empty() {
+            a.push(format!(
+                "--drop-capability={}",
+                self.drop_capabilities.join(",")
+            ));
+        }
+        if self.no_new_privileges {
+            a.push("--no-new-privileges=yes".into());
+        }
+    }
+
     /// With systemd as PID 1, register with machined; without, nspawn needs both flags.
     fn registration(&self, a: &mut Vec<String>) {
         if self.register {
@@ -124,17 +202,27 @@ mod tests {
                 source: "/mnt/.wayback/pg/var/lib/postgresql".into(),
                 dest: "/var/lib/postgresql".into(),
                 readonly: false,
+                clone: None,
             }],
             init_exe: "/usr/bin/wayback".into(),
             spec_file: "/var/lib/wayback/instances/pg/init.json".into(),
             register: false,
             boot_root: None,
+            drop_capabilities: vec!["CAP_SYS_ADMIN".into(), "CAP_MKNOD".into()],
+            no_new_privileges: true,
+            inaccessible: vec!["/etc/shadow".into()],
         };
         let a = s.argv();
         assert!(a.contains(
             &"--bind=/mnt/.wayback/pg/var/lib/postgresql:/var/lib/postgresql".to_string()
         ));
         assert!(a.contains(&"--keep-unit".to_string()));
+        assert!(a.contains(&"--drop-capability=CAP_SYS_ADMIN,CAP_MKNOD".to_string()));
+        assert!(a.contains(&"--no-new-privileges=yes".to_string()));
+        assert!(
+            !a.iter().any(|x| x.starts_with("--inaccessible")),
+            "masks are mounted by wayback in the launch namespace"
+        );
         assert_eq!(a.last().unwrap(), "wb-pg");
         assert_eq!(escape(std::path::Path::new("/a:b")), "/a\\:b");
     }

@@ -7,19 +7,25 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod binds;
+mod container;
 mod display;
 mod input;
 mod parts;
+mod processes;
+mod route;
 
+pub use binds::{clone_path, merged_binds};
 pub use input::*;
 pub use parts::*;
+pub use route::BASIC_AUTH_MAX_PASSWORD;
 
 use crate::config::Config;
 use crate::duration::Duration;
-use crate::names::{validate_hostname, InstanceName, NameError};
-use crate::nspawn::{ContainerSpec, MountBind};
+use crate::names::{InstanceName, NameError};
+use crate::nspawn::ContainerSpec;
 use crate::pool::{self, Block, PoolError};
-use crate::profile::{Bind, DirSpec, Process, Profile, Ready};
+use crate::profile::{DirSpec, Process, Ready};
 
 /// Prefix length of each instance's veth block.
 pub const BLOCK_LEN: u8 = 30;
@@ -113,8 +119,18 @@ pub enum PlanError {
     Name(#[from] NameError),
     #[error("an instance named {0:?} already exists; pick another --name or run `wayback down {0}` first")]
     NameTaken(String),
-    #[error("bind path {path} does not exist in snapshot {snapshot}; check the path (it is relative to the snapshot's root) or the snapshot")]
-    BindMissing { path: PathBuf, snapshot: PathBuf },
+    #[error("bind path {path} does not exist in snapshot {snapshot}{hint}; check the path (it is relative to the snapshot's root) or the snapshot")]
+    BindMissing {
+        path: PathBuf,
+        snapshot: PathBuf,
+        hint: String,
+    },
+    #[error("bind path {path} of snapshot {snapshot} cannot be used: {why}")]
+    BindRefused {
+        path: PathBuf,
+        snapshot: PathBuf,
+        why: String,
+    },
     #[error("bind path {path} is empty in snapshot {snapshot}: on the live system it is a separate btrfs subvolume, and snapshots of a parent do not contain nested subvolumes. Use a snapshot of the subvolume that holds {path} instead (`wayback snapshots` lists them)")]
     NestedSubvolume { path: PathBuf, snapshot: PathBuf },
     #[error(
@@ -125,6 +141,16 @@ pub enum PlanError {
     NothingToRun(String),
     #[error("--user needs --exec (a profile's processes set their own users)")]
     UserWithoutExec,
+    #[error("--exec number {0} is empty: give the command to run, e.g. --exec 'exec python3 -m http.server 8000'")]
+    EmptyExec(usize),
+    #[error("process {process} runs as user {user:?}, which does not exist on this host (host mode runs the host's software as the host's users); create the user, or run it as an existing one (--user for --exec)")]
+    UnknownUser { process: String, user: String },
+    #[error("process {process} runs as group {group:?}, which does not exist on this host; create the group or change the profile")]
+    UnknownGroup { process: String, group: String },
+    #[error("invalid --basic-auth user {0:?}: a user name must not be empty or contain ':' or control characters")]
+    BasicAuthUser(String),
+    #[error("the --basic-auth password is {0} bytes long; bcrypt uses at most 72 bytes, so a longer one is refused rather than cut (use a shorter passphrase)")]
+    BasicAuthPassword(usize),
     #[error("--idle needs an HTTP route (--port or a profile with http_port): idle time is measured on proxied requests")]
     IdleWithoutHttp,
     #[error("--share, --basic-auth and --allow guard the HTTP proxy: they need an HTTP route (--port or a profile with http_port)")]
@@ -137,22 +163,27 @@ pub enum PlanError {
     Pool(#[from] PoolError),
 }
 
-/// What a bind path is inside the snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a bind path is inside the snapshot, resolved inside it (symlinks in a snapshot never lead out).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathState {
-    Missing,
-    Present,
+    /// Not there; the text is a hint (e.g. where a symlink on the way points), possibly empty.
+    Missing(String),
+    /// There, at this absolute path inside the snapshot (another one than asked when symlinks were followed).
+    Present(PathBuf),
     /// The empty directory btrfs leaves in a snapshot where the live system has a nested subvolume
     /// (inode 2): the data is not in this snapshot.
     NestedSubvolume,
+    /// There but unusable (another filesystem mounted inside, a symlink loop, a device); the text says why.
+    Refused(String),
 }
 
-/// Build the plan. `probe` says what a path inside the snapshot is (used for bind paths).
+/// Build the plan. `probe(root, path)` says what `path` (absolute inside the snapshot at `root`) is, resolved
+/// inside that snapshot (used for bind paths).
 pub fn build(
     req: &UpRequest,
     facts: &Facts,
     cfg: &Config,
-    probe: &dyn Fn(&Path) -> PathState,
+    probe: &dyn Fn(&Path, &Path) -> PathState,
 ) -> Result<Plan, PlanError> {
     let profile = &req.profile;
     let name = match &req.name {
@@ -162,186 +193,14 @@ pub fn build(
     if facts.existing.iter().any(|e| e == name.as_str()) {
         return Err(PlanError::NameTaken(name.to_string()));
     }
-
-    // Boot mode clones the whole root: no binds, no processes of ours.
-    let binds = if req.boot {
-        Vec::new()
-    } else {
-        merged_binds(profile, req)
-    };
-    let clone = clone_for(cfg, &facts.source, &name, 0);
-    let extra: Vec<ExtraSource> = facts
-        .extra_sources
-        .iter()
-        .enumerate()
-        .map(|(i, e)| ExtraSource {
-            source: e.source.clone(),
-            clone: clone_for(cfg, &e.source, &name, i + 1),
-            date: e.date,
-            why: e.why.clone(),
-        })
-        .collect();
-    let mut mounts = Vec::new();
-    for (i, b) in binds.iter().enumerate() {
-        for p in [b.path(), b.dest()] {
-            if !p.is_absolute() || p.components().any(|c| c.as_os_str() == "..") {
-                return Err(PlanError::BindInvalid(p.to_path_buf()));
-            }
-        }
-        let (src, clone_root, rel) = match facts.bind_sources.get(i) {
-            Some(BindFrom { index, rel }) if *index > 0 => {
-                let e = extra
-                    .get(index - 1)
-                    .ok_or(PlanError::BindInvalid(b.path().to_path_buf()))?;
-                (
-                    &e.source,
-                    &e.clone,
-                    rel.strip_prefix("/").unwrap_or(rel).to_path_buf(),
-                )
-            }
-            Some(BindFrom { rel, .. }) => (
-                &facts.source,
-                &clone,
-                rel.strip_prefix("/").unwrap_or(rel).to_path_buf(),
-            ),
-            None => (
-                &facts.source,
-                &clone,
-                b.path().strip_prefix("/").unwrap_or(b.path()).to_path_buf(),
-            ),
-        };
-        match probe(&src.path.join(&rel)) {
-            PathState::Present => {}
-            PathState::Missing => {
-                return Err(PlanError::BindMissing {
-                    path: b.path().to_path_buf(),
-                    snapshot: src.path.clone(),
-                })
-            }
-            PathState::NestedSubvolume => {
-                return Err(PlanError::NestedSubvolume {
-                    path: b.path().to_path_buf(),
-                    snapshot: src.path.clone(),
-                })
-            }
-        }
-        mounts.push(MountBind {
-            source: clone_root.join(&rel),
-            dest: b.dest().to_path_buf(),
-            readonly: false,
-        });
-    }
-    let dates: Vec<i64> = facts
-        .main_date
-        .into_iter()
-        .chain(extra.iter().filter_map(|e| e.date))
-        .collect();
-    let skew = (dates.len() > 1).then(|| {
-        (dates.iter().max().unwrap_or(&0) - dates.iter().min().unwrap_or(&0)).unsigned_abs()
-    });
-    if let Some(sk) = skew {
-        if req.strict_consistency && sk > cfg.max_skew.as_secs() {
-            return Err(PlanError::Skew {
-                skew: Duration(sk),
-                max: cfg.max_skew,
-            });
-        }
-    }
-
-    // Processes: --exec replaces the profile's.
-    let processes: Vec<Process> = if req.exec.is_empty() {
-        if req.user.is_some() {
-            return Err(PlanError::UserWithoutExec);
-        }
-        profile.processes.clone()
-    } else {
-        req.exec
-            .iter()
-            .enumerate()
-            .map(|(i, cmd)| Process {
-                name: format!("exec{}", i + 1),
-                shell: Some(cmd.clone()),
-                user: req.user.clone(),
-                ..Process::default()
-            })
-            .collect()
-    };
-    let mut processes = if req.boot { Vec::new() } else { processes };
-    for p in &mut processes {
-        p.env.extend(req.env.clone());
-    }
-    if processes.is_empty() && !req.boot {
-        return Err(PlanError::NothingToRun(profile.name.clone()));
-    }
-
-    let http_port = req.port.or(profile.http_port);
-    let http = match http_port {
-        Some(port) => {
-            let host = match &req.host {
-                Some(h) => validate_hostname(h)?,
-                None => validate_hostname(&format!("{}.{}", name, cfg.base_domain))?,
-            };
-            let url = cfg.proxy.url(&host);
-            Some(HttpRoute { host, port, url })
-        }
-        None => {
-            if let Some(h) = &req.host {
-                validate_hostname(h)?;
-            }
-            None
-        }
-    };
-    if req.idle.is_some() && http.is_none() {
-        return Err(PlanError::IdleWithoutHttp);
-    }
-    let gate = GateSpec {
-        share: req.share,
-        basic_auth_user: req.basic_auth.as_ref().map(|(u, _)| u.clone()),
-        allow: req.allow.clone(),
-    };
-    if !gate.is_open() && http.is_none() {
-        return Err(PlanError::GateWithoutHttp);
-    }
-    let masquerade = match &req.original_host {
-        Some(h) if http.is_none() => return Err(PlanError::MasqueradeWithoutHttp(h.clone())),
-        Some(h) => Some(MasqueradeSpec::parse(h, req.rewrite_bodies)?),
-        None => None,
-    };
-    let ready = profile
-        .ready
-        .clone()
-        .or_else(|| http_port.map(Ready::tcp))
-        .or_else(|| {
-            // The last process's own network check (a path check can only run inside the container).
-            processes
-                .iter()
-                .rev()
-                .find_map(|p| p.ready.clone().filter(|r| r.path.is_none()))
-        })
-        .or_else(|| req.publish.first().map(|p| Ready::tcp(p.port)));
-
+    let layout = binds::layout(req, facts, cfg, &name, probe)?;
+    let processes = processes::processes(req, facts)?;
+    let front = route::front(req, cfg, &name)?;
+    let ready = processes::ready(req, &processes, front.http_port);
     let block = pool::allocate(cfg.address_pool, BLOCK_LEN, &facts.in_use)?;
     let ttl = req.ttl.unwrap_or(cfg.default_ttl);
-    let instance_dir = cfg.instance_dir(name.as_str());
     let netns_path = PathBuf::from("/run/netns").join(name.netns());
-    let container = ContainerSpec {
-        machine: name.machine(),
-        netns_path: netns_path.clone(),
-        host_ro: if req.boot {
-            Vec::new()
-        } else {
-            facts.host_paths.binds.clone()
-        },
-        binds: mounts,
-        init_exe: facts.init_exe.clone(),
-        spec_file: instance_dir.join("init.json"),
-        register: facts.machined,
-        boot_root: req.boot.then(|| clone.clone()),
-    };
-    let boot = req.boot.then(|| BootSpec {
-        masks: req.masks.clone(),
-        default_masks: !req.no_default_masks,
-    });
+    let container = container::spec(req, facts, cfg, &name, &layout, &netns_path);
     Ok(Plan {
         profile: profile.name.clone(),
         created: facts.now,
@@ -349,10 +208,10 @@ pub fn build(
         expires: facts.now + ttl.as_secs(),
         idle: req.idle,
         source: facts.source.clone(),
-        clone,
+        clone: layout.clone,
         main_date: facts.main_date,
-        extra,
-        skew,
+        extra: layout.extra,
+        skew: layout.skew,
         netns: name.netns(),
         netns_path,
         host_if: name.host_if(),
@@ -374,51 +233,17 @@ pub fn build(
         },
         container,
         ready,
-        http,
-        gate,
-        masquerade,
-        boot,
+        http: front.http,
+        gate: front.gate,
+        masquerade: front.masquerade,
+        boot: req.boot.then(|| BootSpec {
+            masks: req.masks.clone(),
+            default_masks: !req.no_default_masks,
+        }),
         driver: req.proxy.unwrap_or(cfg.proxy.driver),
         publish: req.publish.clone(),
         name,
     })
-}
-
-/// The binds of a request: the profile's, then the command line's (a CLI bind with the same destination
-/// replaces the profile's).
-pub fn merged_binds(profile: &Profile, req: &UpRequest) -> Vec<Bind> {
-    let mut binds: Vec<Bind> = profile.binds.clone();
-    for b in &req.binds {
-        binds.retain(|x| x.dest() != b.dest());
-        binds.push(b.clone());
-    }
-    binds
-}
-
-/// The clone of source `index` (0: the main one): btrfs snapshots go to `<fs_root>/<clone_dir>/<name>`
-/// (`<name>.<index>` for extra sources: `.` cannot occur in instance names), overlays into the instance dir.
-fn clone_for(cfg: &Config, src: &SourceFacts, name: &InstanceName, index: usize) -> PathBuf {
-    match (src.kind, index) {
-        (SourceKind::Btrfs, 0) => clone_path(cfg, &src.fs_root, name),
-        (SourceKind::Btrfs, i) => {
-            clone_path(cfg, &src.fs_root, name).with_file_name(format!("{name}.{i}"))
-        }
-        (SourceKind::Overlay, 0) => cfg.instance_dir(name.as_str()).join("overlay/merged"),
-        (SourceKind::Overlay, i) => cfg
-            .instance_dir(name.as_str())
-            .join(format!("overlay-{i}/merged")),
-    }
-}
-
-/// Where the clone of an instance goes: `<fs_root>/<clone_dir>/<name>` (relative clone_dir) or
-/// `<clone_dir>/<name>`.
-pub fn clone_path(cfg: &Config, fs_root: &Path, name: &InstanceName) -> PathBuf {
-    let dir = if cfg.clone_dir.is_absolute() {
-        cfg.clone_dir.clone()
-    } else {
-        fs_root.join(&cfg.clone_dir)
-    };
-    dir.join(name.as_str())
 }
 
 fn default_name(profile: &str, existing: &[String]) -> Result<InstanceName, PlanError> {

@@ -56,6 +56,10 @@ pub enum Bind {
         /// instead of the main SNAPSHOT.
         #[serde(default)]
         source: Option<String>,
+        /// Why the bind is there, for the plan (e.g. `StateDirectory=redis of redis-server.service`); set by
+        /// `--unit` for the paths it infers. Informational only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 
@@ -84,6 +88,35 @@ impl Bind {
             _ => None,
         }
     }
+    /// Why the bind was chosen, when known.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Bind::Full {
+                reason: Some(r), ..
+            } => Some(r),
+            _ => None,
+        }
+    }
+    /// A bind of `path` to `dest` (the same path when `None`) with the reason it was chosen.
+    pub fn explained(path: PathBuf, dest: Option<PathBuf>, reason: impl Into<String>) -> Bind {
+        Bind::Full {
+            path,
+            dest,
+            source: None,
+            reason: Some(reason.into()),
+        }
+    }
+    /// Whether this bind already shows `inner`'s source at `inner`'s destination (`inner` is the same path
+    /// or below it, on both sides, from the same source).
+    pub fn covers(&self, inner: &Bind) -> bool {
+        match (
+            inner.dest().strip_prefix(self.dest()),
+            inner.path().strip_prefix(self.path()),
+        ) {
+            (Ok(a), Ok(b)) => a == b && self.source() == inner.source(),
+            _ => false,
+        }
+    }
     /// Parse the CLI form `[SELECTOR:]PATH[:DEST]`. The first part is a selector when it contains `@`
     /// (`@12`, `/persist@2w`), or when there are three parts (`/snaps/db.20261114:/var/lib/mysql:/srv/db`).
     pub fn parse_cli(s: &str) -> Bind {
@@ -98,9 +131,32 @@ impl Bind {
         let dest = rest.get(1).filter(|d| !d.is_empty()).map(PathBuf::from);
         match (source, dest) {
             (None, None) => Bind::Path(path),
-            (source, dest) => Bind::Full { path, dest, source },
+            (source, dest) => Bind::Full {
+                path,
+                dest,
+                source,
+                reason: None,
+            },
         }
     }
+}
+
+/// What [`Profile::drop_binds`] did (`--no-bind PATH`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DroppedBinds {
+    /// The binds removed, in profile order.
+    pub removed: Vec<Bind>,
+    /// The paths given that matched no bind (neither a bind's snapshot path or destination nor a directory
+    /// above one): the caller says so, as a typo would otherwise go unnoticed.
+    pub unmatched: Vec<PathBuf>,
+}
+
+/// The first of `no_bind` that is `b`'s snapshot path or destination, or a directory above one of them.
+pub fn no_bind_match<'a>(b: &Bind, no_bind: &'a [PathBuf]) -> Option<&'a Path> {
+    no_bind
+        .iter()
+        .find(|n| b.path().starts_with(n) || b.dest().starts_with(n))
+        .map(PathBuf::as_path)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,7 +263,7 @@ impl Profile {
             origin: origin.to_string(),
             message,
         };
-        let p: Profile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let p: Profile = toml::from_str(text).map_err(|e| invalid(toml_error(text, &e)))?;
         p.validate().map_err(invalid)?;
         Ok(p)
     }
@@ -252,6 +308,25 @@ impl Profile {
             r.validate(false)?;
         }
         Ok(())
+    }
+
+    /// `--no-bind PATH…`: remove every bind whose snapshot path or destination is one of `no_bind` or below
+    /// it (a built-in profile's too, e.g. `nginx-php`'s /var/www for a site that lives elsewhere).
+    pub fn drop_binds(&mut self, no_bind: &[PathBuf]) -> DroppedBinds {
+        let (removed, kept): (Vec<Bind>, Vec<Bind>) = std::mem::take(&mut self.binds)
+            .into_iter()
+            .partition(|b| no_bind_match(b, no_bind).is_some());
+        self.binds = kept;
+        let unmatched = no_bind
+            .iter()
+            .filter(|n| {
+                !removed
+                    .iter()
+                    .any(|b| no_bind_match(b, std::slice::from_ref(n)).is_some())
+            })
+            .cloned()
+            .collect();
+        DroppedBinds { removed, unmatched }
     }
 
     /// Find a profile by file path (contains '/' or ends in .toml), in `dirs` as `NAME.toml`, or built in.
@@ -299,6 +374,18 @@ impl Profile {
         names.sort();
         names.dedup();
         names
+    }
+}
+
+/// A TOML error as "line N: message", without the offending line's text: a profile (or config) path may
+/// name any file (`--profile /etc/shadow`), and its content must not be echoed.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", e.message())
+        }
+        None => e.message().to_string(),
     }
 }
 
@@ -380,6 +467,53 @@ mod tests {
         ] {
             assert!(Profile::parse(bad, "t").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn parse_errors_never_echo_the_file() {
+        let secret = "root:$6$salt$hash:19000:0:99999:7:::\n";
+        let e = Profile::parse(secret, "/etc/shadow")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("$6$"), "{e}");
+        assert!(!e.contains("root:"), "{e}");
+        assert!(e.contains("/etc/shadow") && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn bind_reasons_serialize_only_when_set() {
+        let mut p = Profile::find("nginx-php", &[]).unwrap();
+        p.binds.push(Bind::explained(
+            "/var/lib/redis".into(),
+            None,
+            "StateDirectory=redis of redis-server.service",
+        ));
+        let text = toml::to_string(&p).unwrap();
+        assert!(
+            text.contains("reason = \"StateDirectory=redis of redis-server.service\""),
+            "{text}"
+        );
+        assert_eq!(text.matches("reason").count(), 1, "{text}");
+        assert_eq!(Profile::parse(&text, "t").unwrap(), p);
+        assert_eq!(
+            p.binds[1].reason(),
+            Some("StateDirectory=redis of redis-server.service")
+        );
+        assert_eq!(p.binds[0].reason(), None);
+    }
+
+    #[test]
+    fn no_bind_drops_a_builtin_profiles_binds() {
+        let mut p = Profile::find("nginx-php", &[]).unwrap();
+        p.binds.push(Bind::parse_cli("/srv/wiki:/var/www/wiki"));
+        let d = p.drop_binds(&["/var/www".into(), "/var/lib/nope".into()]);
+        assert!(p.binds.is_empty(), "{:?}", p.binds);
+        assert_eq!(
+            d.removed.len(),
+            2,
+            "the bind and the one whose destination is below /var/www"
+        );
+        assert_eq!(d.unmatched, [PathBuf::from("/var/lib/nope")]);
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! - an age: `@2w`, `@36h` — the newest snapshot at least that old
 //! - ranges for `find --in`: `@100..@120`, `@2026-11-01..`, `..@2w`, a single selector, or `..` (all)
 //!
+//! Only snapshots are ever picked: [`resolve_in`] and [`select_in`] work on a whole
+//! [`Catalog`](crate::catalog::Catalog), whose live (writable) subvolumes are never candidates; a path to
+//! one is an error that says what it is, and an empty selection names the live subvolumes it passed over.
+//!
 //! Pure: no clock (the caller passes `now`), no filesystem. An ambiguous or empty selection is an error
 //! that lists the candidates.
 
@@ -59,6 +63,9 @@ pub enum SelectorError {
     },
     #[error("{path} is not a snapshot in the catalog of the given roots (run `wayback snapshots ROOT` to list them)")]
     NotInCatalog { path: PathBuf },
+    /// A path to a live (writable) subvolume where a snapshot is needed (`message` names the path).
+    #[error("{message}")]
+    Live { selector: String, message: String },
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
@@ -306,9 +313,9 @@ enum Bound<'a> {
 
 fn bound<'a>(
     sel: &Selector,
-    snaps: &'a [Snapshot],
     now: i64,
     lower: bool,
+    one: &dyn Fn(&Selector) -> Result<&'a Snapshot, SelectorError>,
 ) -> Result<Bound<'a>, SelectorError> {
     match &sel.kind {
         Kind::At {
@@ -319,7 +326,7 @@ fn bound<'a>(
             target: Target::Ago(d),
             ..
         } => Ok(Bound::Time(now.saturating_sub(d.as_secs() as i64))),
-        _ => resolve(sel, snaps, now).map(Bound::Snap),
+        _ => one(sel).map(Bound::Snap),
     }
 }
 
@@ -329,15 +336,25 @@ pub fn select<'a>(
     snaps: &'a [Snapshot],
     now: i64,
 ) -> Result<Vec<&'a Snapshot>, SelectorError> {
+    select_by(range, snaps, now, &|s| resolve(s, snaps, now))
+}
+
+/// [`select`], resolving bounds that name one snapshot with `one`.
+fn select_by<'a>(
+    range: &Range,
+    snaps: &'a [Snapshot],
+    now: i64,
+    one: &dyn Fn(&Selector) -> Result<&'a Snapshot, SelectorError>,
+) -> Result<Vec<&'a Snapshot>, SelectorError> {
     let from = range
         .from
         .as_ref()
-        .map(|s| bound(s, snaps, now, true))
+        .map(|s| bound(s, now, true, one))
         .transpose()?;
     let to = range
         .to
         .as_ref()
-        .map(|s| bound(s, snaps, now, false))
+        .map(|s| bound(s, now, false, one))
         .transpose()?;
     let roots = range.roots();
     let series: Vec<String> = [&from, &to]
@@ -371,6 +388,9 @@ pub fn select<'a>(
     }
     Ok(out)
 }
+
+mod in_catalog;
+pub use in_catalog::{resolve_in, select_in};
 
 #[cfg(test)]
 mod tests;

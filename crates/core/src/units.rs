@@ -7,34 +7,50 @@
 //! [`UnitSource`] and [`EnvFileReader`] traits, and whether a path exists in the snapshot is the caller's
 //! closure.
 //!
+//! Besides the processes, it infers what `up --unit` needs to know about the service without the user
+//! knowing it: the snapshot paths that hold its state (with the reason for each), its configuration
+//! files, and the port that shows it is ready — from the units' directives and the apps' own configs.
+//!
 //! Submodules: `parse` (file syntax, command lines, environment), `words` (quoting, specifiers, `$VAR`),
 //! `search` (search path, drop-ins, symlinks), `context` (users, directories, environment), `convert` (one
 //! unit → one process), `exec` (command lines, signals, sockets), `script` (shell wrappers), `order`
 //! (start order), `tmpfiles` (runtime directories from tmpfiles.d), `directives` (what is supported),
-//! `render` (TOML output).
+//! `render` (TOML output), `view` (a unit's expanded commands and environment), `infer` (state paths and
+//! config files from the directives), `appconf` (from the apps' configs), `state` (candidates → binds),
+//! `summary` (collapsed reports, the empty-state check), `assemble` (the profile from the converted units).
 
+mod appconf;
+mod assemble;
 mod context;
 mod convert;
 mod directives;
 mod exec;
+mod infer;
 mod order;
 mod parse;
 mod render;
 mod script;
 mod search;
+mod state;
+mod summary;
 mod tmpfiles;
+mod view;
 mod words;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use render::render_toml;
+pub use infer::{ConfigFile, ConfigKind};
+pub use render::{render_conversion, render_toml};
 pub use search::{EnvFileReader, FsUnitSource, UnitSource, SEARCH_PATH};
+pub use state::{Candidate, PathRole, StatePaths};
+pub use summary::{group_reports, nothing_bound, NothingBound, ReportGroup};
 pub use tmpfiles::TMPFILES_PATH;
 
-use crate::profile::{Bind, Profile};
-use search::{load, UnitName};
+use crate::profile::Profile;
+use search::{load, LoadedUnit, UnitName};
+use view::View;
 
 /// Something a unit asks for that wayback does not do exactly as systemd would.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,10 +136,39 @@ pub enum UnitError {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Per unit (name as given, `.service` optional): a TCP port that shows the unit is ready. Overrides the
-    /// port of the unit's .socket.
+    /// port of the unit's .socket and of its app's config.
     pub ready_ports: BTreeMap<String, u16>,
     /// The profile's `http_port`.
     pub http_port: Option<u16>,
+    /// `--no-bind`: state paths not to bind (a candidate at or below one of them is left out).
+    pub no_bind: Vec<PathBuf>,
+}
+
+/// A unit's TCP port, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReadyPort {
+    pub unit: String,
+    pub port: u16,
+    /// `given with --ready`, `ListenStream= of mariadb.socket`, `port 6379 in /etc/redis/redis.conf:138`,
+    /// `redis-server's default port 6379 (…)`.
+    pub source: String,
+}
+
+/// Everything the conversion made and found.
+#[derive(Debug, Clone)]
+pub struct Conversion {
+    /// The profile; its binds are the state paths found in the snapshot, each with its reason.
+    pub profile: Profile,
+    /// What the units ask that wayback does not do exactly (collapse with [`group_reports`]).
+    pub reports: Vec<Report>,
+    /// The state paths looked for and what became of them (missing from the snapshot, left out, logs).
+    pub state: StatePaths,
+    /// The units' configuration files and directories (for drift detection against the snapshot's).
+    pub configs: Vec<ConfigFile>,
+    /// The TCP port known for each unit, in start order.
+    pub ports: Vec<ReadyPort>,
+    /// `--no-bind` paths that matched no state path of the units.
+    pub no_bind_unmatched: Vec<PathBuf>,
 }
 
 const UNIT_TYPES: &[&str] = &[
@@ -148,9 +193,10 @@ fn normalize(name: &str) -> String {
     }
 }
 
-/// Build a profile named `profile_name` from the units `names` (`.service` optional), reading through `src`
-/// and `env_files`. `exists_in_snapshot` says whether an absolute path exists in the snapshot (it decides
-/// whether a `StateDirectory=` becomes a bind). Returns the profile and what the caller must tell the user.
+/// Build a profile named `profile_name` from the units `names` (`.service` optional), reading unit files,
+/// environment files and the apps' configs through `src` and `env_files`. `exists_in_snapshot` says
+/// whether an absolute path exists in the snapshot: each state path the units name that it has becomes a
+/// bind (with its reason).
 pub fn profile_from_units(
     names: &[&str],
     profile_name: &str,
@@ -158,7 +204,73 @@ pub fn profile_from_units(
     env_files: &dyn EnvFileReader,
     exists_in_snapshot: &dyn Fn(&Path) -> bool,
     opts: &Options,
-) -> Result<(Profile, Vec<Report>), UnitError> {
+) -> Result<Conversion, UnitError> {
+    let loaded = load_all(names, src)?;
+    let ports: BTreeMap<String, u16> = opts
+        .ready_ports
+        .iter()
+        .map(|(k, v)| (normalize(k), *v))
+        .collect();
+    let mut listed = BTreeSet::new();
+    for u in &loaded {
+        listed.extend(std::iter::once(u.name.full.clone()).chain(u.alias.clone()));
+    }
+
+    let mut reports = Vec::new();
+    let mut units = Vec::new();
+    for u in &loaded {
+        let view = View::new(u, env_files)?;
+        let app = appconf::inspect(&view, src);
+        let mut candidates = infer::candidates(&view);
+        candidates.extend(app.candidates.iter().cloned());
+        let mut configs = infer::configs(&view);
+        for c in &app.configs {
+            if !configs.iter().any(|x| x.path == c.path) {
+                configs.push(c.clone());
+            }
+        }
+        let port = ports
+            .get(&u.name.full)
+            .or_else(|| u.alias.as_ref().and_then(|a| ports.get(a)))
+            .copied();
+        let converted = convert_one(u, src, env_files, port, &app, &listed, &mut reports)?;
+        reports.extend(app.problems.iter().cloned());
+        units.push(assemble::Unit {
+            converted,
+            candidates,
+            configs,
+            user: view.user.clone(),
+            group: view.group.clone(),
+            app_dirs: app.dirs,
+        });
+    }
+    let nodes: Vec<order::Node> = units
+        .iter()
+        .zip(&loaded)
+        .map(|(u, l)| order::Node {
+            names: std::iter::once(u.converted.id.clone())
+                .chain(l.alias.clone())
+                .collect(),
+            after: u.converted.after.clone(),
+            before: u.converted.before.clone(),
+            wants: u.converted.wants.clone(),
+        })
+        .collect();
+    let sequence = order::order(&nodes).map_err(UnitError::Cycle)?;
+    assemble::assemble(
+        profile_name,
+        &units,
+        &loaded,
+        &sequence,
+        src,
+        exists_in_snapshot,
+        opts,
+        reports,
+    )
+}
+
+/// Find and read every named unit, rejecting what is not a service instance and duplicates.
+fn load_all(names: &[&str], src: &dyn UnitSource) -> Result<Vec<LoadedUnit>, UnitError> {
     if names.is_empty() {
         return Err(UnitError::NoUnits);
     }
@@ -188,135 +300,53 @@ pub fn profile_from_units(
         }
         listed.extend(u.alias.clone());
     }
-    let ports: BTreeMap<String, u16> = opts
-        .ready_ports
-        .iter()
-        .map(|(k, v)| (normalize(k), *v))
-        .collect();
-
-    let mut reports = Vec::new();
-    let mut converted = Vec::new();
-    for u in &loaded {
-        let mut socket = None;
-        for s in exec::socket_names(u) {
-            if let Some(n) = UnitName::parse(&s) {
-                if let Some(l) = load(&n, src)? {
-                    socket = Some(l);
-                    break;
-                }
-            }
-        }
-        let port = ports
-            .get(&u.name.full)
-            .or_else(|| u.alias.as_ref().and_then(|a| ports.get(a)))
-            .copied();
-        let input = convert::Input {
-            unit: u,
-            socket: socket.as_ref(),
-            ready_port: port,
-            listed: &listed,
-        };
-        let first = reports.len();
-        converted.push(convert::convert(
-            &input,
-            env_files,
-            exists_in_snapshot,
-            &mut reports,
-        )?);
-        // This unit's reports in file order: main file, drop-ins, then its socket's files.
-        let files: Vec<&Path> = std::iter::once(&u.fragment)
-            .chain(&u.dropins)
-            .chain(
-                socket
-                    .iter()
-                    .flat_map(|s| std::iter::once(&s.fragment).chain(&s.dropins)),
-            )
-            .map(PathBuf::as_path)
-            .collect();
-        reports[first..].sort_by_key(|r| {
-            let rank = r
-                .file
-                .as_deref()
-                .and_then(|f| files.iter().position(|x| *x == f));
-            (rank.is_none(), rank, r.line)
-        });
-    }
-    let nodes: Vec<order::Node> = converted
-        .iter()
-        .zip(&loaded)
-        .map(|(c, u)| order::Node {
-            names: std::iter::once(c.id.clone())
-                .chain(u.alias.clone())
-                .collect(),
-            after: c.after.clone(),
-            before: c.before.clone(),
-            wants: c.wants.clone(),
-        })
-        .collect();
-    let sequence = order::order(&nodes).map_err(UnitError::Cycle)?;
-
-    let mut profile = Profile {
-        name: profile_name.to_string(),
-        description: format!(
-            "From systemd units: {}",
-            sequence
-                .iter()
-                .map(|&i| match &converted[i].description {
-                    Some(d) => format!("{} ({d})", converted[i].id),
-                    None => converted[i].id.clone(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        http_port: opts.http_port,
-        ..Profile::default()
-    };
-    for &i in &sequence {
-        let c = &converted[i];
-        for b in &c.binds {
-            // One bind can cover another (StateDirectory=postgresql postgresql/16): keep the outer one.
-            if !profile
-                .binds
-                .iter()
-                .any(|x| covers(x, b) || x.dest() == b.dest())
-            {
-                profile.binds.retain(|x| !covers(b, x));
-                profile.binds.push(b.clone());
-            }
-        }
-        for d in &c.dirs {
-            if !profile.dirs.iter().any(|x| x.path == d.path) {
-                profile.dirs.push(d.clone());
-            }
-        }
-        profile.processes.push(c.process.clone());
-    }
-    // Runtime directories the host's tmpfiles.d creates for these units (not inside a bind).
-    let units: Vec<tmpfiles::UnitPaths> = sequence
-        .iter()
-        .map(|&i| tmpfiles::UnitPaths {
-            id: converted[i].id.clone(),
-            prefix: loaded[i].name.prefix.clone(),
-            mentions: converted[i].mentions.clone(),
-        })
-        .collect();
-    let skip = |p: &Path| {
-        profile.binds.iter().any(|b| p.starts_with(b.dest()))
-            || profile.dirs.iter().any(|x| x.path == p)
-    };
-    let extra = tmpfiles::wanted_dirs(src, &units, &skip, &mut reports)?;
-    profile.dirs.extend(extra);
-    profile.validate().map_err(UnitError::Profile)?;
-    Ok((profile, reports))
+    Ok(loaded)
 }
 
-/// Whether bind `outer` already shows `inner`'s source at `inner`'s destination.
-fn covers(outer: &Bind, inner: &Bind) -> bool {
-    match (
-        inner.dest().strip_prefix(outer.dest()),
-        inner.path().strip_prefix(outer.path()),
-    ) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
+/// Convert one unit (with its .socket) and put its reports in file order: main file, drop-ins, then its
+/// socket's files.
+fn convert_one(
+    u: &LoadedUnit,
+    src: &dyn UnitSource,
+    env_files: &dyn EnvFileReader,
+    ready_port: Option<u16>,
+    app: &appconf::AppFacts,
+    listed: &BTreeSet<String>,
+    reports: &mut Vec<Report>,
+) -> Result<convert::Converted, UnitError> {
+    let mut socket = None;
+    for s in exec::socket_names(u) {
+        if let Some(n) = UnitName::parse(&s) {
+            if let Some(l) = load(&n, src)? {
+                socket = Some(l);
+                break;
+            }
+        }
     }
+    let input = convert::Input {
+        unit: u,
+        socket: socket.as_ref(),
+        ready_port,
+        app_port: app.port.as_ref(),
+        listed,
+    };
+    let first = reports.len();
+    let converted = convert::convert(&input, env_files, reports)?;
+    let files: Vec<&Path> = std::iter::once(&u.fragment)
+        .chain(&u.dropins)
+        .chain(
+            socket
+                .iter()
+                .flat_map(|s| std::iter::once(&s.fragment).chain(&s.dropins)),
+        )
+        .map(PathBuf::as_path)
+        .collect();
+    reports[first..].sort_by_key(|r| {
+        let rank = r
+            .file
+            .as_deref()
+            .and_then(|f| files.iter().position(|x| *x == f));
+        (rank.is_none(), rank, r.line)
+    });
+    Ok(converted)
 }

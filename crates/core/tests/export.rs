@@ -27,6 +27,11 @@ fn facts() -> Facts {
             binds: vec!["/etc".into()],
             symlinks: vec![],
         },
+        host_masks: vec!["/etc/shadow".into()],
+        users: ["postgres", "www-data", "mysql", "nextcloud"]
+            .map(String::from)
+            .to_vec(),
+        groups: ["postgres", "www-data"].map(String::from).to_vec(),
         shell: "/bin/sh".into(),
         var_skeleton: vec![],
         extra_sources: vec![],
@@ -51,8 +56,8 @@ fn request(profile: Profile, fields: serde_json::Value) -> UpRequest {
 }
 
 fn build(req: &UpRequest) -> Plan {
-    plan::build(req, &facts(), &Config::default(), &|_: &Path| {
-        PathState::Present
+    plan::build(req, &facts(), &Config::default(), &|_: &Path, p: &Path| {
+        PathState::Present(p.to_path_buf())
     })
     .unwrap()
 }
@@ -76,6 +81,7 @@ fn cloud_plan() -> Plan {
         path: "/srv/odd \"dir\" ${HOME}".into(),
         dest: Some("/srv/odd".into()),
         source: None,
+        reason: None,
     });
     let publish: Publish = "127.0.0.1:15432:5432".parse().unwrap();
     build(&request(

@@ -27,6 +27,11 @@ fn facts() -> Facts {
             binds: vec!["/etc".into()],
             symlinks: vec![],
         },
+        host_masks: vec!["/etc/shadow".into()],
+        users: ["postgres", "www-data", "mysql", "nextcloud"]
+            .map(String::from)
+            .to_vec(),
+        groups: ["postgres", "www-data"].map(String::from).to_vec(),
         shell: "/bin/sh".into(),
         var_skeleton: vec![],
         extra_sources: vec![],
@@ -53,6 +58,7 @@ fn request(profile: &str) -> UpRequest {
         allow_egress: vec![],
         host_paths: vec![],
         no_host_paths: vec![],
+        unmask: vec![],
         overlay: false,
         chown: false,
         map_ids: vec![],
@@ -70,8 +76,8 @@ fn request(profile: &str) -> UpRequest {
     }
 }
 
-fn all_exist(_: &Path) -> PathState {
-    PathState::Present
+fn all_exist(_: &Path, path: &Path) -> PathState {
+    PathState::Present(path.to_path_buf())
 }
 
 #[test]
@@ -127,8 +133,13 @@ fn exec_with_user_and_cli_bind() {
         "a CLI bind replaces the profile's bind with the same destination"
     );
     assert_eq!(
-        p.container.binds[0].source,
+        p.container.binds[0].data_path(),
         PathBuf::from("/persist/.wayback/nginx-static-1/srv/site")
+    );
+    assert_eq!(
+        p.container.binds[0].source,
+        PathBuf::from("/var/lib/wayback/instances/nginx-static-1/binds/0"),
+        "nspawn binds the mount point wayback mounts the clone's path on, never a host path from the snapshot"
     );
     assert_eq!(p.http.unwrap().port, 8000);
 }
@@ -145,11 +156,29 @@ fn bad_input_is_refused() {
     );
 
     let req = request("postgresql");
-    let missing = plan::build(&req, &f, &cfg, &|_: &Path| PathState::Missing).unwrap_err();
+    let missing = plan::build(&req, &f, &cfg, &|_: &Path, _: &Path| {
+        PathState::Missing(" (/var/lib is a symlink to /x)".into())
+    })
+    .unwrap_err();
     assert!(matches!(missing, PlanError::BindMissing { .. }));
     assert!(missing.to_string().contains("/var/lib/postgresql"));
+    assert!(missing.to_string().contains("symlink to /x"), "{missing}");
 
-    let nested = plan::build(&req, &f, &cfg, &|_: &Path| PathState::NestedSubvolume).unwrap_err();
+    let refused = plan::build(&req, &f, &cfg, &|_: &Path, _: &Path| {
+        PathState::Refused("a symlink loop".into())
+    })
+    .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("cannot be used: a symlink loop"),
+        "{refused}"
+    );
+
+    let nested = plan::build(&req, &f, &cfg, &|_: &Path, _: &Path| {
+        PathState::NestedSubvolume
+    })
+    .unwrap_err();
     assert!(matches!(nested, PlanError::NestedSubvolume { .. }));
     assert!(
         nested.to_string().contains("separate btrfs subvolume"),

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use wayback_core::profile::{Bind, Profile};
+use wayback_core::profile::{Bind, Profile, Ready};
 use wayback_core::units::{
-    profile_from_units, render_toml, FsUnitSource, Options, Report, ReportKind, UnitError,
+    group_reports, nothing_bound, profile_from_units, render_conversion, render_toml, Conversion,
+    FsUnitSource, Options, Report, ReportKind, UnitError,
 };
 
 fn fixture(tree: &str) -> FsUnitSource {
@@ -29,6 +30,15 @@ fn build(
     opts: &Options,
     exists: &dyn Fn(&Path) -> bool,
 ) -> Result<(Profile, Vec<Report>), UnitError> {
+    convert(tree, names, opts, exists).map(|c| (c.profile, c.reports))
+}
+
+fn convert(
+    tree: &str,
+    names: &[&str],
+    opts: &Options,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<Conversion, UnitError> {
     let src = fixture(tree);
     profile_from_units(names, "generated", &src, &src, exists, opts)
 }
@@ -66,6 +76,7 @@ fn debian_mariadb_php_fpm_nginx() {
     let opts = Options {
         http_port: Some(80),
         ready_ports: BTreeMap::from([("nginx".to_string(), 80)]),
+        ..Options::default()
     };
     let (p, reports) = build(
         "debian",
@@ -206,9 +217,17 @@ fn nixos_store_links() {
     );
     assert!(wiki.env["PATH"].starts_with("/nix/store/a1c2-coreutils-9.5/bin:"));
     assert_eq!(wiki.env["STATE_DIRECTORY"], "/var/lib/wiki");
+    let binds: Vec<(&Path, &str)> = p
+        .binds
+        .iter()
+        .map(|b| (b.path(), b.reason().unwrap()))
+        .collect();
     assert_eq!(
-        p.binds,
-        [Bind::Path("/var/lib/postgresql".into()), Bind::Path("/var/lib/wiki".into())],
+        binds,
+        [
+            (Path::new("/var/lib/postgresql"), "StateDirectory=postgresql of postgresql.service; StateDirectory=postgresql/16 of postgresql.service; PGDATA=/var/lib/postgresql/16 in Environment= of postgresql.service"),
+            (Path::new("/var/lib/wiki"), "StateDirectory=wiki of wiki.service; WorkingDirectory=/var/lib/wiki of wiki.service"),
+        ],
         "StateDirectory= in the snapshot become binds; /var/lib/postgresql/16 is inside /var/lib/postgresql"
     );
     assert!(reports.iter().any(|r| r.message.contains(
@@ -223,6 +242,7 @@ fn synthetic_dropins_environment_order_and_reports() {
     let opts = Options {
         http_port: Some(8080),
         ready_ports: BTreeMap::from([("app.service".to_string(), 8080)]),
+        ..Options::default()
     };
     let in_snapshot = |p: &Path| p == Path::new("/var/lib/db");
     let (p, reports) = build(
@@ -270,7 +290,14 @@ fn synthetic_dropins_environment_order_and_reports() {
         .as_deref()
         .unwrap()
         .contains("main=$(cat /run/db/db.pid)\ntrap 'kill -s QUIT \"$main\" 2>/dev/null' QUIT"));
-    assert_eq!(p.binds, [Bind::Path("/var/lib/db".into())]);
+    assert_eq!(
+        p.binds,
+        [Bind::explained(
+            "/var/lib/db".into(),
+            None,
+            "StateDirectory=db of db.service"
+        )]
+    );
     let cache = &p.processes[1];
     assert_eq!(
         cache.ready.as_ref().unwrap().tcp,
@@ -424,7 +451,7 @@ fn environment_files_through_a_closure() {
             .map(|s| s.to_string())
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     };
-    let (p, reports) = profile_from_units(
+    let c = profile_from_units(
         &["app", "db", "cache"],
         "x",
         &src,
@@ -433,8 +460,388 @@ fn environment_files_through_a_closure() {
         &Options::default(),
     )
     .unwrap();
+    let (p, reports) = (c.profile, c.reports);
     let app = p.processes.iter().find(|p| p.name == "app").unwrap();
     assert_eq!(app.env["APP_SECRET"], "from-closure");
     assert_eq!(app.env["LATE"], "1");
     assert!(!reports.iter().any(|r| r.message.contains("cannot read")));
+}
+
+/// What a conversion inferred, as text: binds with reasons, the state paths not bound, log directories,
+/// configuration files, ports, and the reports about unreadable configs.
+fn inferred(c: &Conversion) -> String {
+    let mut out = String::new();
+    let mut section = |title: &str, lines: Vec<String>| {
+        out.push_str(title);
+        out.push('\n');
+        for l in lines {
+            out.push_str("  ");
+            out.push_str(&l);
+            out.push('\n');
+        }
+    };
+    section(
+        "binds:",
+        c.profile
+            .binds
+            .iter()
+            .map(|b| {
+                let dest = match b.dest() == b.path() {
+                    true => String::new(),
+                    false => format!(" -> {}", b.dest().display()),
+                };
+                format!(
+                    "{}{dest}: {}",
+                    b.path().display(),
+                    b.reason().unwrap_or("-")
+                )
+            })
+            .collect(),
+    );
+    let cands = |list: &[wayback_core::units::Candidate]| {
+        list.iter()
+            .map(|x| {
+                format!(
+                    "{}: {} ({:?}, as {}): {}",
+                    x.unit,
+                    x.named.display(),
+                    x.role,
+                    x.path.display(),
+                    x.reason
+                )
+            })
+            .collect()
+    };
+    section("not in the snapshot:", cands(&c.state.missing));
+    section("left out (--no-bind):", cands(&c.state.dropped));
+    section("logs:", cands(&c.state.logs));
+    section(
+        "configs:",
+        c.configs
+            .iter()
+            .map(|x| {
+                format!(
+                    "{}: {} [{:?}]: {}",
+                    x.unit,
+                    x.path.display(),
+                    x.kind,
+                    x.reason
+                )
+            })
+            .collect(),
+    );
+    section(
+        "ports:",
+        c.ports
+            .iter()
+            .map(|p| format!("{}: {} ({})", p.unit, p.port, p.source))
+            .collect(),
+    );
+    section(
+        "process readiness:",
+        c.profile
+            .processes
+            .iter()
+            .map(|p| format!("{}: {:?}", p.name, p.ready))
+            .collect(),
+    );
+    section(
+        "instance readiness:",
+        vec![format!("{:?}", c.profile.ready)],
+    );
+    section(
+        "config problems:",
+        c.reports
+            .iter()
+            .filter(|r| r.file.is_none() && r.kind == ReportKind::Ignored)
+            .map(|r| r.to_string())
+            .collect(),
+    );
+    out
+}
+
+/// The state directories the snapshot of a typical Debian server has (no PostgreSQL cluster of 15/main).
+fn debian_snapshot(p: &Path) -> bool {
+    [
+        "/var/lib/redis",
+        "/var/lib/mosquitto",
+        "/var/lib/mysql",
+        "/var/www/html",
+        "/var/log/redis",
+    ]
+    .iter()
+    .any(|x| p == Path::new(x))
+}
+
+#[test]
+fn debian_redis_and_mosquitto_need_no_binds() {
+    let c = convert(
+        "debian",
+        &["redis-server", "mosquitto"],
+        &Options::default(),
+        &debian_snapshot,
+    )
+    .unwrap();
+    let binds: Vec<&Path> = c.profile.binds.iter().map(|b| b.path()).collect();
+    assert_eq!(
+        binds,
+        [Path::new("/var/lib/redis"), Path::new("/var/lib/mosquitto")]
+    );
+    let redis = &c.profile.processes[0];
+    assert_eq!(
+        redis.ready.as_ref().unwrap().tcp,
+        Some(6379),
+        "from redis.conf's port"
+    );
+    assert!(
+        c.profile
+            .dirs
+            .iter()
+            .any(|d| d.path == Path::new("/var/log/redis") && d.owner.as_deref() == Some("redis")),
+        "redis.conf's logfile directory is created for redis: {:?}",
+        c.profile.dirs
+    );
+    assert!(c.configs.iter().any(
+        |f| f.path == Path::new("/etc/mosquitto/passwd") && f.reason.contains("password_file")
+    ));
+    assert!(
+        c.reports.iter().any(|r| r.directive == "Type"
+            && r.message.contains("readiness is TCP port 6379 accepting a connection (port 6379 in /etc/redis/redis.conf:")),
+        "the report says where the port comes from"
+    );
+    assert!(nothing_bound(&c.profile.binds, &c.state.candidates).is_none());
+    insta::assert_snapshot!("debian_redis_mosquitto", inferred(&c));
+    let text = render_conversion(&c);
+    assert_eq!(
+        Profile::parse(&text, "rendered").unwrap(),
+        c.profile,
+        "{text}"
+    );
+    insta::assert_snapshot!("debian_redis_mosquitto_profile", text);
+}
+
+#[test]
+fn debian_postgresql_mariadb_nginx_php_fpm() {
+    let c = convert(
+        "debian",
+        &["postgresql@15-main", "mariadb", "php8.2-fpm", "nginx"],
+        &Options::default(),
+        &debian_snapshot,
+    )
+    .unwrap();
+    let missing: Vec<&Path> = c.state.missing.iter().map(|m| m.named.as_path()).collect();
+    assert_eq!(
+        missing,
+        [Path::new("/var/lib/postgresql/15/main")],
+        "the cluster is not in this snapshot"
+    );
+    assert!(c.state.missing[0]
+        .reason
+        .starts_with("data_directory = '/var/lib/postgresql/15/main' in /etc/postgresql/15/main/postgresql.conf:"));
+    let maria = c
+        .profile
+        .binds
+        .iter()
+        .find(|b| b.path() == Path::new("/var/lib/mysql"))
+        .unwrap();
+    assert!(
+        maria.reason().unwrap().contains("default datadir"),
+        "{maria:?}"
+    );
+    assert!(c
+        .profile
+        .binds
+        .iter()
+        .any(|b| b.path() == Path::new("/var/www/html")
+            && b.reason()
+                .unwrap()
+                .starts_with("root /var/www/html in /etc/nginx/sites-enabled/default:")));
+    let configs: Vec<&Path> = c.configs.iter().map(|f| f.path.as_path()).collect();
+    for f in [
+        "/etc/postgresql/15/main/pg_hba.conf",
+        "/etc/mysql/my.cnf",
+        "/etc/mysql/mariadb.conf.d/50-server.cnf",
+        "/etc/nginx/sites-enabled/default",
+        "/etc/php/8.2/fpm/pool.d/www.conf",
+        "/etc/php/8.2/fpm/php.ini",
+    ] {
+        assert!(configs.contains(&Path::new(f)), "{f} not in {configs:#?}");
+    }
+    assert_eq!(
+        c.profile.ready,
+        Some(Ready::tcp(80)),
+        "nginx (last) is ready by its start marker; the instance waits for its listen port"
+    );
+    insta::assert_snapshot!("debian_pg_maria_fpm_nginx", inferred(&c));
+}
+
+#[test]
+fn include_chains_comments_and_quotes() {
+    let exists =
+        |p: &Path| !p.starts_with("/var/lib/private") && !p.starts_with("/srv/plain/extra");
+    let c = convert(
+        "apps",
+        &[
+            "kv",
+            "db",
+            "pg@16-other",
+            "pg@17-linked",
+            "web",
+            "fpm",
+            "mqtt",
+            "plain",
+        ],
+        &Options::default(),
+        &exists,
+    )
+    .unwrap();
+    let named: Vec<String> = c
+        .state
+        .candidates
+        .iter()
+        .map(|x| x.named.display().to_string())
+        .collect();
+    for want in [
+        "/srv/kv data",
+        "/data/db",
+        "/srv/pg's data/16",
+        "/srv/wiki",
+        "/var/www/files",
+        "/srv/api",
+        "/srv/mqtt",
+    ] {
+        assert!(named.iter().any(|n| n == want), "{want} not in {named:#?}");
+    }
+    for never in [
+        "/never",
+        "/commented",
+        "/not/the/server",
+        "/var/lib/first",
+        "/var/lib/old-kv",
+    ] {
+        assert!(!named.iter().any(|n| n == never), "{never} in {named:#?}");
+    }
+    insta::assert_snapshot!("apps", inferred(&c));
+}
+
+#[test]
+fn no_bind_leaves_out_inferred_and_builtin_binds() {
+    let opts = Options {
+        no_bind: vec!["/var/lib/mosquitto".into(), "/var/lib/nothing".into()],
+        ..Options::default()
+    };
+    let c = convert(
+        "debian",
+        &["redis-server", "mosquitto"],
+        &opts,
+        &debian_snapshot,
+    )
+    .unwrap();
+    let binds: Vec<&Path> = c.profile.binds.iter().map(|b| b.path()).collect();
+    assert_eq!(binds, [Path::new("/var/lib/redis")]);
+    assert_eq!(c.state.dropped.len(), 1);
+    let text = render_conversion(&c);
+    assert!(
+        text.contains("# State paths the units name, left out with --no-bind:\n# - /var/lib/mosquitto (persistence_location /var/lib/mosquitto/ in /etc/mosquitto/mosquitto.conf:9)\n"),
+        "{text}"
+    );
+    assert_eq!(c.no_bind_unmatched, [PathBuf::from("/var/lib/nothing")]);
+
+    let mut p = Profile::find("nginx-php", &[]).unwrap();
+    let d = p.drop_binds(&["/var/www".into()]);
+    assert!(p.binds.is_empty() && d.removed.len() == 1 && d.unmatched.is_empty());
+}
+
+#[test]
+fn nothing_bound_names_the_candidates() {
+    let c = convert(
+        "debian",
+        &["redis-server"],
+        &Options::default(),
+        &nothing_in_snapshot,
+    )
+    .unwrap();
+    assert!(c.profile.binds.is_empty());
+    let e = nothing_bound(&c.profile.binds, &c.state.candidates).unwrap();
+    assert_eq!(
+        e.to_string(),
+        "nothing of the snapshot would be bound; candidates looked for: /var/lib/redis (ReadWritePaths=-/var/lib/redis of redis-server.service); give --bind PATH for the service's state, or --allow-empty to run it on empty state"
+    );
+    let extra = [Bind::parse_cli("/srv/data")];
+    assert!(
+        nothing_bound(&extra, &c.state.candidates).is_none(),
+        "an explicit --bind counts"
+    );
+
+    let c = convert("apps", &["plain"], &Options::default(), &|p: &Path| {
+        p.starts_with("/var/cache")
+    })
+    .unwrap();
+    assert_eq!(c.profile.binds.len(), 1, "the cache is bound");
+    let e = nothing_bound(&c.profile.binds, &c.state.candidates).unwrap();
+    assert!(
+        e.to_string()
+            .contains("/var/lib/private/plain (StateDirectory=plain of plain.service)"),
+        "{e}"
+    );
+    let e = nothing_bound(&[], &[]).unwrap().to_string();
+    assert!(e.contains("the units name no state path"), "{e}");
+}
+
+#[test]
+fn reports_collapse_across_units() {
+    let c = convert(
+        "debian",
+        &["redis-server", "mosquitto", "nginx"],
+        &Options::default(),
+        &debian_snapshot,
+    )
+    .unwrap();
+    let groups = group_reports(&c.reports);
+    let lines: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    assert!(
+        lines.contains(&"Restart= ignored in 2 units (redis-server, mosquitto): not honoured: wayback does not restart processes; when one exits, the instance stops".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ExecReload= ignored in 2 units (mosquitto, nginx)")),
+        "{lines:#?}"
+    );
+    let total: usize = groups.iter().map(|g| g.reports.len()).sum();
+    assert_eq!(total, c.reports.len(), "--verbose still has every report");
+    assert!(
+        lines.len() * 2 < c.reports.len(),
+        "{} lines for {} reports",
+        lines.len(),
+        c.reports.len()
+    );
+    insta::assert_snapshot!("collapsed_reports", lines.join("\n"));
+}
+
+#[test]
+fn an_unknown_port_names_the_flag_that_gives_it() {
+    let c = convert(
+        "apps",
+        &["unknownd"],
+        &Options::default(),
+        &nothing_in_snapshot,
+    )
+    .unwrap();
+    let r = c.reports.iter().find(|r| r.directive == "Type").unwrap();
+    assert_eq!(
+        r.message,
+        "no sd_notify socket in the instance: no port is known, so the next process starts without waiting (give one with --ready unknownd=PORT)"
+    );
+    assert!(c.ports.is_empty() && c.profile.ready.is_none());
+    let opts = Options {
+        ready_ports: BTreeMap::from([("unknownd".to_string(), 4000)]),
+        ..Options::default()
+    };
+    let c = convert("apps", &["unknownd"], &opts, &nothing_in_snapshot).unwrap();
+    assert_eq!(c.ports[0].source, "given with --ready");
+    assert!(c.reports.iter().any(|r| r
+        .message
+        .ends_with("readiness is TCP port 4000 accepting a connection (given with --ready)")));
 }

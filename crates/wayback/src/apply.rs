@@ -20,6 +20,7 @@ use crate::drivers::{Driver, DriverKind, DriverRoute};
 use crate::fault;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir, MasqueradeRoute, RouteFile};
+use crate::sys::launchns::{self, Keep, Masks, Stage};
 use crate::sys::{boot, btrfs, ids, nspawn, overlay, owned_dir};
 
 /// Create the clone, the network and the container, journaling each first.
@@ -35,8 +36,8 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
     if let Some(chown) = &plan.chown {
         let step = progress.step("changing owners in the clone");
         for b in &plan.container.binds {
-            let n = ids::chown_tree(&b.source, chown)
-                .with_context(|| format!("changing owners under {}", b.source.display()))?;
+            let Some(data) = &b.clone else { continue };
+            let n = ids::chown_tree(&data.root, &data.path, chown)?;
             progress.note(format!("{}: {n} entries", b.dest.display()));
         }
         step.done();
@@ -114,11 +115,69 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
             fault::point("created cgroup");
         }
     }
-    let child = nspawn::launch(&plan.container.argv(), &dir.log_path(), &cgroups)?;
+    let child = launch_container(dir, plan).await?;
     fault::point("created container");
     note_process(&mut j, &child, "systemd-nspawn")?;
     step.done();
     Ok(child)
+}
+
+/// Start the container: systemd-nspawn from its own launch namespace (`sys::launchns`), where the clone's
+/// bind paths are mounted from what they resolve to inside the clone, and no host mount it does not need is
+/// kept. Used for the first start and for restarts.
+pub async fn launch_container(dir: &InstanceDir, plan: &Plan) -> Result<Child> {
+    let stages: Vec<Stage> = plan
+        .container
+        .binds
+        .iter()
+        .filter_map(|b| {
+            let c = b.clone.as_ref()?;
+            Some(Stage {
+                clone: c.root.clone(),
+                path: c.path.clone(),
+                at: b.source.clone(),
+                readonly: b.readonly,
+            })
+        })
+        .collect();
+    let keep = launch_keep(dir, plan);
+    let masks = Masks {
+        paths: plan.container.inaccessible.clone(),
+        empty: dir.path.join("masked"),
+    };
+    let (argv, log, cgroups) = (plan.container.argv(), dir.log_path(), boot_cgroups(plan));
+    let child = tokio::task::spawn_blocking(move || {
+        launchns::launch(stages, masks, keep, move || {
+            nspawn::launch(&argv, &log, &cgroups)
+        })
+    })
+    .await??;
+    Ok(child)
+}
+
+/// What the launch namespace keeps of the host's mounts: what the container shows (/usr, host paths), what
+/// nspawn itself uses (/proc, /sys, /dev, /tmp, /run), and the mounts holding the instance's own files.
+fn launch_keep(dir: &InstanceDir, plan: &Plan) -> Keep {
+    let c = &plan.container;
+    let trees = ["/usr", "/proc", "/sys", "/dev"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .chain(c.host_ro.iter().cloned())
+        .collect();
+    let paths = [
+        plan.netns_path.clone(),
+        dir.path.clone(),
+        c.init_exe.clone(),
+        c.spec_file.clone(),
+        "/tmp".into(),
+        "/run".into(),
+        plan.clone.clone(),
+    ]
+    .into_iter()
+    .chain(plan.extra.iter().map(|e| e.clone.clone()))
+    .chain(c.boot_root.clone())
+    .collect();
+    Keep { trees, paths }
 }
 
 /// A booted container's own cgroups (none when systemd-machined registers it, or in host mode).

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use wayback_core::plan::Publish;
-use wayback_core::Duration;
+use wayback_core::{Duration, InstanceName};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -47,7 +47,10 @@ pub enum Cmd {
     /// Print an instance's service output
     Logs(LogsArgs),
     /// Give an instance more time: its expiry moves DURATION later (e.g. `wayback extend pg-1 12h`)
-    Extend { name: String, duration: Duration },
+    Extend {
+        name: InstanceName,
+        duration: Duration,
+    },
     /// Tear down instances whose owning process is gone (after a crash or kill -9)
     Gc(JsonArg),
     // --- Find (issue 3) ---
@@ -62,6 +65,8 @@ pub enum Cmd {
     Profile(crate::cmd::profile::ProfileArgs),
     /// Print an instance's plan as a NixOS container module (with its nginx vhost) or an nginx vhost
     Export(crate::cmd::export::ExportArgs),
+    /// The same resurrection on Kubernetes, from VolumeSnapshots: up, ls, down, extend, controller, manifests
+    K8s(crate::cmd::k8s::K8sArgs),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -136,6 +141,11 @@ pub struct UpArgs {
     /// /run/wrappers, /opt)
     #[arg(long, value_name = "PATH")]
     pub no_host_path: Vec<std::path::PathBuf>,
+    /// Show a masked host secret after all (repeatable), e.g. /etc/ssl/private for a service whose own TLS
+    /// configuration needs its key; masked by default: /etc/shadow, /etc/gshadow, SSH host keys,
+    /// /etc/ssl/private, /etc/wayback and the config's mask_host_paths
+    #[arg(long, value_name = "PATH")]
+    pub unmask: Vec<std::path::PathBuf>,
     /// When the snapshot's files belong to other uids/gids than this host's users of the same name, change
     /// them in the clone (never in the snapshot)
     #[arg(long)]
@@ -146,8 +156,9 @@ pub struct UpArgs {
     /// Map a snapshot gid to a host group in the clone, e.g. 991:www-data (implies --chown)
     #[arg(long, value_name = "GID:GROUP", value_parser = parse_map_gid)]
     pub map_gid: Vec<(u32, u32)>,
-    /// Accept a writable directory that is not a btrfs subvolume as SNAPSHOT (cloned with an overlay; it is
-    /// never written, but must not change while the instance runs). Read-only ones need no flag
+    /// Clone with an overlay instead of a btrfs snapshot: accepts a writable directory that is not a btrfs
+    /// subvolume as SNAPSHOT (it is never written, but must not change while the instance runs; read-only
+    /// ones need no flag), or a subvolume on a filesystem mounted read-only
     #[arg(long)]
     pub overlay: bool,
     /// Let the instance open connections to ADDR:PORT (TCP, or udp:ADDR:PORT); by default it can open none
@@ -206,7 +217,7 @@ pub struct UpArgs {
 pub struct DownArgs {
     /// Instance names
     #[arg(required_unless_present = "all", conflicts_with = "all")]
-    pub names: Vec<String>,
+    pub names: Vec<InstanceName>,
     /// Every instance
     #[arg(long)]
     pub all: bool,
@@ -220,14 +231,14 @@ pub struct JsonArg {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    pub name: String,
+    pub name: InstanceName,
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    pub name: String,
+    pub name: InstanceName,
     /// Keep printing new output
     #[arg(long, short)]
     pub follow: bool,

@@ -1,6 +1,7 @@
 //! The daemon's control protocol: JSON lines over a unix socket in the runtime dir (mode 0600, so only root
 //! can talk to it). The client sends one request line; the daemon answers with progress lines and one final
-//! reply. Also the client side, used by `up --detach` and `down`.
+//! reply. Also the client side, used by `up --detach` and `down`. Names are typed ([`InstanceName`]): a
+//! request naming an invalid instance does not parse, and the daemon answers it with a bad-input error.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use wayback_core::plan::UpRequest;
-use wayback_core::Config;
+use wayback_core::{Config, InstanceName};
 
 use crate::error::BadInput;
 
@@ -22,7 +23,7 @@ pub enum Request {
     },
     /// Stop an instance the daemon hosts and remove everything it created.
     Down {
-        name: String,
+        name: InstanceName,
     },
     Ping,
 }

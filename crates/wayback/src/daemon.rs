@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
-use wayback_core::Config;
+use wayback_core::{Config, InstanceName};
 
 use crate::cmd::status::InstanceStatus;
 use crate::control::{self, Reply, Request};
@@ -32,7 +32,7 @@ use crate::sys::nspawn;
 use crate::teardown;
 
 /// Stop handles of the instances this daemon hosts.
-type Registry = Arc<Mutex<HashMap<String, oneshot::Sender<String>>>>;
+type Registry = Arc<Mutex<HashMap<InstanceName, oneshot::Sender<String>>>>;
 
 pub async fn serve(cfg: Config, progress: Progress) -> Result<ExitCode> {
     state::create_private_dir_all(&cfg.runtime_dir)?;
@@ -105,14 +105,15 @@ async fn recover(cfg: &Config, me: Owner, registry: &Registry, progress: &Progre
             continue; // a foreground `up` hosts it
         }
         let plan = dir.plan().ok();
-        let running = plan.as_ref().is_some_and(|p| {
-            dir.phase() == Some(Phase::Running) && !nspawn::find(&p.container.machine).is_empty()
-        });
-        if let (true, Some(plan)) = (running, plan) {
+        let watch = plan
+            .as_ref()
+            .filter(|_| dir.phase() == Some(Phase::Running))
+            .and_then(|p| nspawn::Watch::adopt(&p.container.machine));
+        if let (Some(watch), Some(plan)) = (watch, plan) {
             let adopted = async {
                 dir.set_owner(me)?;
                 let publishes = instance::rebind(&plan).await?;
-                instance::adopt(dir.clone(), plan, publishes)
+                instance::adopt(dir.clone(), plan, publishes, watch)
             };
             match adopted.await {
                 Ok(hosted) => {
@@ -135,7 +136,7 @@ async fn recover(cfg: &Config, me: Owner, registry: &Registry, progress: &Progre
 /// Supervise a hosted instance in a task until `down`, TTL, idle, or it keeps dying; then tear it down.
 fn host(cfg: Config, hosted: Hosted, registry: Registry, progress: Progress) {
     let (tx, rx) = oneshot::channel::<String>();
-    let name = hosted.plan.name.to_string();
+    let name = hosted.plan.name.clone();
     registry
         .lock()
         .expect("registry lock")
@@ -162,8 +163,21 @@ async fn handle(stream: UnixStream, cfg: Config, me: Owner, registry: Registry) 
     let Some(line) = lines.next_line().await? else {
         return Ok(());
     };
-    let req: Request = serde_json::from_str(&line).context("bad request")?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
+    // A request that does not parse (e.g. an invalid instance name) is answered, as bad input.
+    let req: Request = match serde_json::from_str(&line) {
+        Ok(r) => r,
+        Err(e) => {
+            let reply = Reply::Error {
+                message: format!("bad request: {e}"),
+                bad_input: true,
+            };
+            let mut l = serde_json::to_string(&reply)?;
+            l.push('\n');
+            w.write_all(l.as_bytes()).await?;
+            return Ok(());
+        }
+    };
     let worker = tokio::spawn(async move {
         let reply = match req {
             Request::Ping => Ok(Reply::Pong {
@@ -174,7 +188,7 @@ async fn handle(stream: UnixStream, cfg: Config, me: Owner, registry: Registry) 
         };
         let final_reply = reply.unwrap_or_else(|e| Reply::Error {
             bad_input: error::is_bad_input(&e),
-            message: format!("{e:#}"),
+            message: error::render(&e),
         });
         let _ = tx.send(final_reply);
     });
@@ -229,7 +243,7 @@ async fn up(
     result
 }
 
-async fn down(cfg: &Config, name: &str, registry: &Registry) -> Result<Reply> {
+async fn down(cfg: &Config, name: &InstanceName, registry: &Registry) -> Result<Reply> {
     let dir = InstanceDir::open(cfg, name)?;
     let stop = registry.lock().expect("registry lock").remove(name);
     let Some(stop) = stop else {

@@ -21,8 +21,25 @@ impl BadInput {
     }
     /// Mark an error as the user's to fix (keeping its message and context).
     pub fn wrap(e: anyhow::Error) -> anyhow::Error {
-        anyhow::Error::new(BadInput(format!("{e:#}")))
+        anyhow::Error::new(BadInput(render(&e)))
     }
+}
+
+/// The error and its causes on one line, `a: b: c`, leaving out a cause whose text the line already holds
+/// (typed errors often name their source in their own message: no "(os error 2): … (os error 2)").
+pub fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Whether `e` (or anything in its chain) is bad input.
@@ -36,7 +53,11 @@ pub fn is_bad_input(e: &anyhow::Error) -> bool {
             || c.is::<ProfileError>()
             || matches!(
                 c.downcast_ref::<StateError>(),
-                Some(StateError::Taken(_) | StateError::NotFound { .. })
+                Some(
+                    StateError::Taken(_)
+                        | StateError::NotFound { .. }
+                        | StateError::HostnameTaken { .. }
+                )
             )
             || matches!(
                 c.downcast_ref::<BtrfsError>(),
@@ -54,5 +75,21 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         2
     } else {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_already_named_are_not_repeated() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let inner = anyhow::Error::new(io).context(format!(
+            "cannot open /x: {}",
+            std::io::Error::from(std::io::ErrorKind::NotFound)
+        ));
+        let e = inner.context("starting wb-1");
+        let text = super::render(&e);
+        assert_eq!(text.matches("entity not found").count(), 1, "{text}");
+        assert!(text.starts_with("starting wb-1: cannot open /x"), "{text}");
     }
 }

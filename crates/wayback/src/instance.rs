@@ -17,6 +17,7 @@ use crate::progress::Progress;
 use crate::serve;
 use crate::state::{self, InstanceDir, Owner, Phase};
 use crate::sys::nspawn;
+use crate::sys::procfs::Liveness;
 use crate::teardown;
 
 /// How often a container that died on its own is started again before the instance is given up.
@@ -40,7 +41,7 @@ pub async fn prepare(
     owner: Owner,
 ) -> Result<Prepared> {
     let publishes = serve::bind_publishes(&plan).await.map_err(BadInput::wrap)?;
-    let dir = InstanceDir::create(cfg, plan.name.as_str())?;
+    let dir = InstanceDir::create(cfg, &plan.name)?;
     state::write_json(&dir.plan_path(), &plan)?;
     dir.set_owner(owner)?;
     dir.set_phase(Phase::Starting)?;
@@ -61,6 +62,8 @@ pub struct Hosted {
     pub share_url: Option<String>,
     stop_publish: watch::Sender<bool>,
     ready_at: u64,
+    /// The container's nspawn process: its exit is the only sign that the container ended.
+    container: std::sync::Mutex<nspawn::Watch>,
 }
 
 /// Why hosting ended.
@@ -93,13 +96,14 @@ pub async fn start(
     let started = async {
         let mut container = apply::apply(&dir, &plan, progress).await?;
         wait_ready(cfg, &dir, &plan, progress, &mut container).await?;
-        apply::publish_route(cfg, &dir, &plan, password.as_deref())
+        let share = apply::publish_route(cfg, &dir, &plan, password.as_deref())?;
+        Ok::<_, anyhow::Error>((container, share))
     };
     let outcome = tokio::select! {
         r = started => r,
         why = interrupt => Err(anyhow!("{why} while starting")),
     };
-    let share_url = match outcome {
+    let (container, share_url) = match outcome {
         Ok(s) => s,
         Err(e) => {
             progress.note("start failed, rolling back");
@@ -107,13 +111,18 @@ pub async fn start(
             return Err(with_teardown_errors(e, &td.errors));
         }
     };
-    let mut hosted = adopt(dir, plan, publishes)?;
+    let mut hosted = adopt(dir, plan, publishes, nspawn::Watch::Child(container))?;
     hosted.share_url = share_url;
     Ok(hosted)
 }
 
 /// Host an instance that is already running (after `start`, or found running by a restarted daemon).
-pub fn adopt(dir: InstanceDir, plan: Plan, publishes: Vec<(TcpListener, u16)>) -> Result<Hosted> {
+pub fn adopt(
+    dir: InstanceDir,
+    plan: Plan,
+    publishes: Vec<(TcpListener, u16)>,
+    container: nspawn::Watch,
+) -> Result<Hosted> {
     let (stop_publish, stop_rx) = watch::channel(false);
     serve::serve_publishes(&plan, publishes, &stop_rx)?;
     dir.set_phase(Phase::Running)?;
@@ -123,6 +132,7 @@ pub fn adopt(dir: InstanceDir, plan: Plan, publishes: Vec<(TcpListener, u16)>) -
         share_url: None,
         stop_publish,
         ready_at: now(),
+        container: std::sync::Mutex::new(container),
     })
 }
 
@@ -182,8 +192,14 @@ impl Hosted {
                 why = &mut stop => return Stop::Asked(why),
                 _ = tokio::time::sleep(Duration::from_secs(left.min(1))) => {}
             }
-            if !nspawn::find(&self.plan.container.machine).is_empty() {
-                continue;
+            match self.liveness() {
+                Liveness::Alive => continue,
+                Liveness::Unknown(why) => {
+                    // Never a reason to tear down: the container may well be running.
+                    tracing::warn!("cannot check the container of {}: {why}", self.plan.name);
+                    continue;
+                }
+                Liveness::Gone => {}
             }
             if restarts == MAX_RESTARTS {
                 return Stop::Died;
@@ -201,21 +217,18 @@ impl Hosted {
                 why = &mut stop => return Stop::Asked(why),
                 _ = tokio::time::sleep(backoff) => {}
             }
-            let relaunched = nspawn::launch(
-                &self.plan.container.argv(),
-                &self.dir.log_path(),
-                &apply::boot_cgroups(&self.plan),
-            )
-            .map_err(anyhow::Error::from);
+            let relaunched = apply::launch_container(&self.dir, &self.plan).await;
             let ready = match relaunched {
                 Ok(mut c) => {
                     let noted = Journal::open(&self.dir.journal_path())
                         .map_err(anyhow::Error::from)
                         .and_then(|mut j| apply::note_process(&mut j, &c, "systemd-nspawn"));
-                    match noted {
+                    let ready = match noted {
                         Ok(()) => wait_ready(cfg, &self.dir, &self.plan, progress, &mut c).await,
                         Err(e) => Err(e),
-                    }
+                    };
+                    *self.container.lock().expect("container watch lock") = nspawn::Watch::Child(c);
+                    ready
                 }
                 Err(e) => Err(e),
             };
@@ -223,6 +236,10 @@ impl Hosted {
                 eprintln!("wayback: restart of {} failed: {e:#}", self.plan.name);
             }
         }
+    }
+
+    fn liveness(&self) -> Liveness {
+        self.container.lock().expect("container watch lock").check()
     }
 
     /// Stop serving and remove everything the journal lists.

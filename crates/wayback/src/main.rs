@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("wayback: error: {e:#}");
+            eprintln!("wayback: error: {}", error::render(&e));
             ExitCode::from(error::exit_code(&e))
         }
     }
@@ -103,6 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Diff(a) => cmd::diff::run(&cfg, a).await,
         Cmd::Profile(a) => cmd::profile::run(&cfg, a, progress.quiet),
         Cmd::Export(a) => cmd::export::run(&cfg, a),
+        Cmd::K8s(a) => cmd::k8s::run(&cfg, a, progress).await,
         Cmd::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -13,7 +13,6 @@ use wayback_core::plan::{self, Chown, Facts, SourceFacts, SourceKind, UpRequest}
 use wayback_core::{Config, Plan};
 
 use crate::error::BadInput;
-use crate::instance::now;
 use crate::state::{self, InstanceDir};
 use crate::sys::{btrfs, ids, mountinfo};
 
@@ -33,7 +32,46 @@ pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
         _ => e.into(),
     })?;
     let plan = owners(req, plan)?;
+    clone_dirs(&plan)?;
+    hostname_free(cfg, &plan).await?;
     Ok((plan, alloc))
+}
+
+/// The plan's hostname must be free — no other instance routes it (saved plan or route file) and the
+/// host's nginx/Caddy does not already serve it — before anything is created. Call with `alloc` held.
+async fn hostname_free(cfg: &Config, plan: &Plan) -> Result<()> {
+    use crate::drivers::{Driver, DriverKind};
+    use wayback_core::drivers::ProxyDriver;
+    let Some(http) = &plan.http else {
+        return Ok(());
+    };
+    let host = wayback_core::names::Hostname::new(&http.host)?;
+    state::ensure_hostname_free(cfg, &host)?;
+    let kind = match plan.driver {
+        ProxyDriver::Builtin => return Ok(()),
+        ProxyDriver::Nginx => DriverKind::Nginx,
+        ProxyDriver::Caddy => DriverKind::Caddy,
+    };
+    let (proxy, h) = (cfg.proxy.clone(), host.clone());
+    let used = tokio::task::spawn_blocking(move || {
+        Driver::select(kind, &proxy.nginx, &proxy.caddy).map(|d| d.host_in_use(&h))
+    })
+    .await?
+    .transpose()?;
+    match used.flatten() {
+        Some(u) => {
+            let down = u
+                .instance
+                .as_ref()
+                .map(|i| format!(" or `wayback down {i}`"))
+                .unwrap_or_default();
+            Err(BadInput::new(format!(
+                "hostname {host} is already published by {u}; pick another --host{down}"
+            ))
+            .into())
+        }
+        None => Ok(()),
+    }
 }
 
 /// A warning when the snapshots the instance is assembled from are further apart than `max_skew`.
@@ -81,6 +119,54 @@ fn owners(req: &UpRequest, mut plan: Plan) -> Result<Plan> {
     Ok(plan)
 }
 
+/// Every btrfs clone is made next to its source, on the same filesystem, on a writable mount: checked
+/// here (exit 2) rather than found out half-way through `up`.
+fn clone_dirs(plan: &Plan) -> Result<()> {
+    let mounts = mountinfo::read_self().context("reading /proc/self/mountinfo")?;
+    let sources = std::iter::once((&plan.source, &plan.clone))
+        .chain(plan.extra.iter().map(|e| (&e.source, &e.clone)));
+    for (src, clone) in sources.filter(|(s, _)| s.kind == plan::SourceKind::Btrfs) {
+        let dir = clone.parent().context("clone path has no parent")?;
+        let existing = dir
+            .ancestors()
+            .find(|p| p.exists())
+            .unwrap_or(Path::new("/"));
+        let existing = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.into());
+        let (Some(at), Some(of)) = (
+            mountinfo::mount_of(&mounts, &existing),
+            mountinfo::mount_of(&mounts, &src.path),
+        ) else {
+            continue;
+        };
+        if at.dev != of.dev {
+            return Err(BadInput::new(format!(
+                "clone_dir {} is on another filesystem ({}, mounted at {}) than snapshot {} ({}, mounted at {}): \
+                 a btrfs clone is made on the snapshot's own filesystem; set clone_dir to a directory on it, or \
+                 leave it relative (the default `.wayback` goes to the top of the snapshot's filesystem)",
+                dir.display(),
+                at.source,
+                at.mount_point.display(),
+                src.path.display(),
+                of.source,
+                of.mount_point.display()
+            ))
+            .into());
+        }
+        if at.options.split(',').any(|o| o == "ro") {
+            return Err(BadInput::new(format!(
+                "the clone of {} would go to {}, but {} is mounted read-only; give --overlay to clone it \
+                 with an overlay instead, or set clone_dir in the config to a directory on a writable mount of the \
+                 same filesystem",
+                src.path.display(),
+                dir.display(),
+                at.mount_point.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Serialises allocation (names, address blocks) between concurrent `up`s until the plan is saved.
 fn alloc_lock(cfg: &Config) -> Result<AllocLock> {
     state::create_private_dir_all(&cfg.state_dir)?;
@@ -107,6 +193,14 @@ fn source_facts(snapshot: &Path, force_overlay: bool) -> Result<SourceFacts> {
     let fs_root = mount.mount_point.clone();
     let mount_ro = mount.options.split(',').any(|o| o == "ro");
     match btrfs::inspect(&path) {
+        // `--overlay` also clones a btrfs subvolume with an overlay (e.g. on a filesystem mounted read-only).
+        Ok(info) if force_overlay => Ok(SourceFacts {
+            path,
+            kind: SourceKind::Overlay,
+            uuid: info.uuid,
+            readonly: info.readonly,
+            fs_root,
+        }),
         Ok(info) => Ok(SourceFacts {
             path,
             kind: SourceKind::Btrfs,
@@ -219,22 +313,92 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         .map(|p: Plan| p.block.net)
         .collect();
     in_use.extend(wayback_net::veth::host_ipv4_prefixes().await?);
+    let host_paths = with_bin_links(hostpaths::resolve(
+        &[cfg.host_paths.clone(), req.host_paths.clone()].concat(),
+        &req.no_host_paths,
+        &probe_host,
+    )?);
+    let host_masks = host_masks(cfg, req, &host_paths)?;
     Ok(Facts {
         source: sources.main,
         extra_sources: sources.extra,
         bind_sources: sources.bind_sources,
         main_date: sources.main_date,
-        existing,
+        existing: existing.iter().map(ToString::to_string).collect(),
         in_use,
         init_exe: init_exe()?,
         machined: Path::new("/run/systemd/system").is_dir(),
-        host_paths: with_bin_links(hostpaths::resolve(
-            &[cfg.host_paths.clone(), req.host_paths.clone()].concat(),
-            &req.no_host_paths,
-            &probe_host,
-        )?),
+        host_paths,
+        host_masks,
+        users: known_accounts(req, true),
+        groups: known_accounts(req, false),
         shell: std::fs::canonicalize("/bin/sh").unwrap_or_else(|_| "/bin/sh".into()),
         var_skeleton: var_skeleton(Path::new("/var")),
-        now: now(),
+        now: now_ceil(),
     })
+}
+
+/// The users (or groups) the request's processes run as that exist on the host, looked up through NSS as
+/// init will look them up inside the container.
+fn known_accounts(req: &UpRequest, users: bool) -> Vec<String> {
+    let named = req
+        .profile
+        .processes
+        .iter()
+        .filter_map(|p| {
+            if users {
+                p.user.clone()
+            } else {
+                p.group.clone()
+            }
+        })
+        .chain(req.user.clone().filter(|_| users));
+    named
+        .filter(|n| {
+            if users {
+                nix::unistd::User::from_name(n).ok().flatten().is_some()
+            } else {
+                nix::unistd::Group::from_name(n).ok().flatten().is_some()
+            }
+        })
+        .collect()
+}
+
+/// Host secrets the container must not see: the defaults, the config's `mask_host_paths` and the proxy's
+/// certificate keys, expanded on the host, minus `--unmask`.
+fn host_masks(
+    cfg: &Config,
+    req: &UpRequest,
+    shown: &hostpaths::HostPaths,
+) -> Result<Vec<std::path::PathBuf>> {
+    let patterns: Vec<std::path::PathBuf> = hostpaths::DEFAULT_MASKS
+        .iter()
+        .map(std::path::PathBuf::from)
+        .chain(cfg.mask_host_paths.iter().cloned())
+        .chain(cfg.proxy.certificates.iter().map(|c| c.key.clone()))
+        .collect();
+    let mut list = |dir: &Path| -> Vec<(std::ffi::OsString, bool)> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| (e.file_name(), e.file_type().is_ok_and(|t| t.is_dir())))
+            .collect()
+    };
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    Ok(hostpaths::masks(
+        &patterns,
+        &req.unmask,
+        shown,
+        &mut list,
+        &exists,
+    )?)
+}
+
+/// Now in unix seconds, rounded up: the plan's expiry (created + TTL) is then never earlier than TTL from now.
+fn now_ceil() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    t.as_secs() + u64::from(t.subsec_nanos() > 0)
 }

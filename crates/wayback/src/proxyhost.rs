@@ -135,6 +135,7 @@ impl DirResolver {
 
 impl Resolve for DirResolver {
     fn resolve(&self, host: &str) -> Option<Arc<Backend>> {
+        let host = &names::validate_hostname(host).ok()?; // cached by canonical name
         if let Some((_, b)) = self.cache.read().expect("route cache lock").get(host) {
             return Some(b.clone());
         }

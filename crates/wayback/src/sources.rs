@@ -121,7 +121,10 @@ pub fn resolve(
 /// of (a snapshot of /var/lib/mysql itself holds it at its root).
 fn rel_in(snap: &Path, path: &Path, live_root: &Path) -> Result<PathBuf> {
     let rel = path.strip_prefix("/").unwrap_or(path);
-    if crate::sys::btrfs::probe(&snap.join(rel)) == wayback_core::plan::PathState::Present {
+    if matches!(
+        crate::sys::btrfs::probe(snap, &Path::new("/").join(rel)),
+        wayback_core::plan::PathState::Present(_)
+    ) {
         return Ok(path.to_path_buf());
     }
     let live_sub =

@@ -1,14 +1,34 @@
 //! On-disk state of instances: `<state_dir>/instances/<name>/` holds the plan, the journal, the init spec,
 //! the container log, the owner (the process hosting the instance) and the phase; `<runtime_dir>/routes/`
-//! holds one file per HTTP route for whichever process runs the proxy. Writes are atomic (tempfile + rename).
-//! The instance directory is created with mkdir, which is what makes a name taken.
+//! holds one file per HTTP route for whichever process runs the proxy (see [`routes`]). Writes are atomic
+//! (tempfile + rename).
+//!
+//! An instance directory is only ever named by a valid `InstanceName` (one path component), and carries
+//! a marker file, `.wayback-instance`, holding its name. It is made complete in a hidden temporary
+//! directory and renamed into place without replacing anything (`renameat2(RENAME_NOREPLACE)`), which is
+//! what makes a name taken. Whatever a journal or a caller says, wayback opens, lists and removes only
+//! `<state_dir>/instances/<valid name>` when the instances directory and the entry are real directories
+//! (no symlink) and the marker names that instance; anything else found there is reported and left alone.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use wayback_core::{Config, Plan};
+use wayback_core::Config;
+
+mod instance_dir;
+mod routes;
+#[cfg(test)]
+mod tests;
+
+pub use instance_dir::{list, InstanceDir};
+pub use routes::{hostname_owner, route_path, MasqueradeRoute, RouteFile, RouteRemoval};
+
+/// The marker file in every instance directory; it holds the instance's name.
+pub const MARKER: &str = ".wayback-instance";
+/// Prefix of the temporary directory an instance directory is assembled in before it is renamed into place.
+const NEW_PREFIX: &str = ".new-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -16,6 +36,10 @@ pub enum StateError {
     Taken(String),
     #[error("no instance named {name:?} (see `wayback ls`)")]
     NotFound { name: String },
+    #[error("{path} is not an instance directory wayback made ({why}); wayback leaves it alone: check it and remove it by hand")]
+    Foreign { path: PathBuf, why: String },
+    #[error("hostname {host} is already used by instance {owner}; pick another --host or `wayback down {owner}`")]
+    HostnameTaken { host: String, owner: String },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
     #[error("cannot read {path}: {source}")]
@@ -79,139 +103,18 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     fields.nth(18)?.parse().ok()
 }
 
-/// One instance's directory.
-#[derive(Debug, Clone)]
-pub struct InstanceDir {
-    pub name: String,
-    pub path: PathBuf,
-}
-
-impl InstanceDir {
-    /// Create the directory; fails with `Taken` if it exists.
-    pub fn create(cfg: &Config, name: &str) -> Result<InstanceDir, StateError> {
-        let parent = cfg.instances_dir();
-        create_private_dir_all(&parent)?;
-        let path = parent.join(name);
-        match fs::create_dir(&path) {
-            Ok(()) => Ok(InstanceDir {
-                name: name.into(),
-                path,
-            }),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                Err(StateError::Taken(name.into()))
-            }
-            Err(source) => Err(StateError::Write { path, source }),
-        }
+/// `hostname_owner` as an error: `HostnameTaken` (bad input, exit 2) naming the owner.
+pub fn ensure_hostname_free(
+    cfg: &Config,
+    host: &wayback_core::names::Hostname,
+) -> Result<(), StateError> {
+    match hostname_owner(cfg, host) {
+        Some(owner) => Err(StateError::HostnameTaken {
+            host: host.to_string(),
+            owner: owner.to_string(),
+        }),
+        None => Ok(()),
     }
-
-    pub fn open(cfg: &Config, name: &str) -> Result<InstanceDir, StateError> {
-        let path = cfg.instance_dir(name);
-        if path.is_dir() {
-            Ok(InstanceDir {
-                name: name.into(),
-                path,
-            })
-        } else {
-            Err(StateError::NotFound { name: name.into() })
-        }
-    }
-
-    pub fn plan_path(&self) -> PathBuf {
-        self.path.join("plan.json")
-    }
-    pub fn journal_path(&self) -> PathBuf {
-        self.path.join("journal.jsonl")
-    }
-    pub fn log_path(&self) -> PathBuf {
-        self.path.join("log")
-    }
-    pub fn init_spec_path(&self) -> PathBuf {
-        self.path.join("init.json")
-    }
-
-    pub fn plan(&self) -> Result<Plan, StateError> {
-        read_json(&self.plan_path())
-    }
-
-    pub fn owner(&self) -> Option<Owner> {
-        read_json(&self.path.join("owner.json")).ok()
-    }
-    pub fn set_owner(&self, owner: Owner) -> Result<(), StateError> {
-        write_json(&self.path.join("owner.json"), &owner)
-    }
-
-    pub fn phase(&self) -> Option<Phase> {
-        read_json(&self.path.join("phase.json")).ok()
-    }
-    pub fn set_phase(&self, phase: Phase) -> Result<(), StateError> {
-        write_json(&self.path.join("phase.json"), &phase)
-    }
-
-    /// Expiry (unix time) — the plan's, unless extended.
-    pub fn expires(&self) -> Option<u64> {
-        read_json(&self.path.join("expires.json"))
-            .ok()
-            .or_else(|| self.plan().ok().map(|p| p.expires))
-    }
-
-    /// Unix time of the last proxied request, as recorded by the process that runs the proxy.
-    pub fn last_activity(&self) -> Option<u64> {
-        read_json(&self.path.join("activity.json")).ok()
-    }
-
-    /// Remove the directory and everything in it. Already gone: Ok.
-    pub fn remove(&self) -> Result<(), StateError> {
-        match fs::remove_dir_all(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Write {
-                path: self.path.clone(),
-                source,
-            }),
-        }
-    }
-}
-
-/// Names of all instances, sorted.
-pub fn list(cfg: &Config) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(cfg.instances_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    names
-}
-
-/// What the proxy needs to route one hostname.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouteFile {
-    pub host: String,
-    pub instance: String,
-    pub netns_path: PathBuf,
-    pub port: u16,
-    /// The access gate (with its secrets: this file is root-only).
-    #[serde(default)]
-    pub gate: Option<wayback_proxy::GateConfig>,
-    /// Hostname masquerade: the app's origin, and the public one it is rewritten to.
-    #[serde(default)]
-    pub masquerade: Option<MasqueradeRoute>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MasqueradeRoute {
-    pub original_host: String,
-    pub original_https: bool,
-    /// The instance's public host, with its port when not the scheme's default.
-    pub public_host: String,
-    pub public_https: bool,
-    pub bodies: bool,
-}
-
-pub fn route_path(cfg: &Config, host: &str) -> PathBuf {
-    cfg.routes_dir().join(format!("{host}.json"))
 }
 
 pub fn create_private_dir_all(path: &Path) -> Result<(), StateError> {
@@ -249,36 +152,4 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StateError> {
         path: path.into(),
         message: e.to_string(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn start_time_of_self_and_taken_names() {
-        assert!(Owner::current().alive());
-        assert!(!Owner {
-            pid: std::process::id() as i32,
-            start_time: 1,
-            daemon: false,
-        }
-        .alive());
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = Config {
-            state_dir: dir.path().into(),
-            ..Config::default()
-        };
-        let a = InstanceDir::create(&cfg, "a").unwrap();
-        assert!(matches!(
-            InstanceDir::create(&cfg, "a"),
-            Err(StateError::Taken(_))
-        ));
-        a.set_phase(Phase::Running).unwrap();
-        assert_eq!(a.phase(), Some(Phase::Running));
-        assert_eq!(list(&cfg), vec!["a".to_string()]);
-        a.remove().unwrap();
-        a.remove().unwrap();
-        assert!(list(&cfg).is_empty());
-    }
 }

@@ -1,11 +1,13 @@
 //! Teardown: replay an instance's journal backwards, one undo step per resource, each succeeding when its
 //! object is already gone — the one mechanism behind `down`, TTL and idle expiry, rollback of a failed `up`,
 //! a restarted daemon's recovery and `gc`. The kernel objects are handled by `sys::*`, `wayback-net` and the
-//! host-proxy drivers; this module owns the order and the reporting.
+//! host-proxy drivers; this module owns the order and the reporting. What a journal names is not trusted:
+//! a route file is removed only from the routes directory and only when it names this instance, the clone
+//! directory only when wayback marked it and it is empty, the instance directory only when it carries its
+//! marker; what is left is reported as left, never as removed.
 
 use std::fs;
 use std::io;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -16,7 +18,7 @@ use wayback_net::{netns, veth};
 use crate::drivers::{self, DriverHandle};
 use crate::fault;
 use crate::progress::Progress;
-use crate::state::InstanceDir;
+use crate::state::{InstanceDir, RouteRemoval};
 use crate::sys::{boot, btrfs, nspawn, overlay, owned_dir};
 
 /// How long a container gets to stop in order before it is killed.
@@ -26,7 +28,21 @@ pub const STOP_GRACE: Duration = Duration::from_secs(30);
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Teardown {
     pub removed: Vec<String>,
+    /// Things the journal names that were left in place on purpose (another instance's route file, a clone
+    /// directory that still holds other clones), each with the reason.
+    pub left: Vec<String>,
     pub errors: Vec<String>,
+}
+
+/// What one undo step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undone {
+    /// Removed (or, for objects that cannot tell, already gone).
+    Removed,
+    /// It was already gone (the message says what).
+    Gone(String),
+    /// Left in place on purpose (the message says what and why).
+    Left(String),
 }
 
 /// Undo every journaled resource, newest first; keep going past failures and report them all. The
@@ -69,11 +85,19 @@ pub async fn teardown(dir: &InstanceDir, progress: &Progress) -> Teardown {
     for res in journal::undo_order(&entries) {
         let what = res.describe();
         let t = Instant::now();
-        match undo(&res).await {
-            Ok(()) => {
-                fault::point("undone");
+        let done = undo(dir, &res).await;
+        if done.is_ok() {
+            fault::point("undone");
+        }
+        match done {
+            Ok(Undone::Removed) => {
                 progress.note(format!("removed {what} ({} ms)", t.elapsed().as_millis()));
                 report.removed.push(what);
+            }
+            Ok(Undone::Gone(message)) => progress.note(message),
+            Ok(Undone::Left(message)) => {
+                progress.note(message.clone());
+                report.left.push(message);
             }
             Err(e) => report.errors.push(format!("{what}: {e:#}")),
         }
@@ -86,10 +110,58 @@ pub async fn teardown(dir: &InstanceDir, progress: &Progress) -> Teardown {
     report
 }
 
-/// Undo one resource. Already gone is success.
-pub async fn undo(res: &Resource) -> Result<()> {
+/// Undo one resource of `dir`'s instance. Already gone is success.
+pub async fn undo(dir: &InstanceDir, res: &Resource) -> Result<Undone> {
     match res {
-        Resource::Route { file, .. } => remove_file(file),
+        Resource::Route { file, host } => Ok(match dir.remove_route(file)? {
+            RouteRemoval::Removed => Undone::Removed,
+            RouteRemoval::Gone => {
+                Undone::Gone(format!("route {host}: {} was already gone", file.display()))
+            }
+            RouteRemoval::Left(why) => {
+                Undone::Left(format!("left route file {}: {why}", file.display()))
+            }
+        }),
+        Resource::Dir { path } => {
+            let p = path.clone();
+            let r = tokio::task::spawn_blocking(move || owned_dir::remove_if_unused(&p))
+                .await?
+                .with_context(|| format!("removing {}", path.display()))?;
+            Ok(match r {
+                owned_dir::Removal::Removed => Undone::Removed,
+                owned_dir::Removal::Gone => Undone::Gone(r.describe(path)),
+                owned_dir::Removal::NotEmpty | owned_dir::Removal::NotOurs => {
+                    Undone::Left(r.describe(path))
+                }
+            })
+        }
+        other => {
+            if let Some(why) = not_this_instance(dir, other) {
+                return Ok(Undone::Left(format!("left {}: {why}", other.describe())));
+            }
+            undo_object(other).await?;
+            Ok(Undone::Removed)
+        }
+    }
+}
+
+/// Kernel objects are named after their instance: one a journal names under another name is not touched.
+fn not_this_instance(dir: &InstanceDir, res: &Resource) -> Option<String> {
+    let n = &dir.name;
+    let ours = match res {
+        Resource::Netns { path } => *path == std::path::Path::new("/run/netns").join(n.netns()),
+        Resource::Veth { host_if } => *host_if == n.host_if(),
+        Resource::Quarantine { instance, .. } => instance == n.as_str(),
+        Resource::Container { machine } => *machine == n.machine(),
+        _ => true,
+    };
+    (!ours).then(|| format!("the journal of {n} names another instance's object"))
+}
+
+/// Undo a kernel object, a process or a host-proxy route. Already gone is success.
+async fn undo_object(res: &Resource) -> Result<()> {
+    match res {
+        Resource::Route { .. } | Resource::Dir { .. } => Ok(()),
         Resource::HostProxy { handle, .. } => {
             let h: DriverHandle =
                 serde_json::from_value(handle.clone()).context("reading the host proxy handle")?;
@@ -128,15 +200,5 @@ pub async fn undo(res: &Resource) -> Result<()> {
             tokio::task::spawn_blocking(move || boot::remove_cgroups(&p)).await??;
             Ok(())
         }
-        Resource::Dir { path } => owned_dir::remove_if_unused(path)
-            .with_context(|| format!("removing {}", path.display())),
-    }
-}
-
-fn remove_file(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
     }
 }

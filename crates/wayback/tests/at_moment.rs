@@ -179,16 +179,22 @@ fn up_at_a_moment_assembles_matching_snapshots_of_three_subvolumes() {
         .unwrap(),
     )
     .unwrap();
+    // Where a bind's data is on the host: its clone's root joined with the path resolved inside it.
     let bind_src = |dest: &str| {
-        plan["container"]["binds"]
+        let b = plan["container"]["binds"]
             .as_array()
             .unwrap()
             .iter()
             .find(|b| b["dest"] == dest)
-            .unwrap()["source"]
+            .unwrap()
+            .clone();
+        let root = b["clone"]["root"].as_str().unwrap().to_string();
+        let resolved = b["clone"]["resolved"]
             .as_str()
             .unwrap()
-            .to_string()
+            .trim_start_matches('/')
+            .to_string();
+        Path::new(&root).join(resolved).display().to_string()
     };
     assert_eq!(
         fs::read_to_string(Path::new(&bind_src("/srv/app")).join("data.txt")).unwrap(),

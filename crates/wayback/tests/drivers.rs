@@ -863,3 +863,80 @@ fn caddy_admin_on_a_unix_socket() {
         unpublish(&h).unwrap();
     }
 }
+
+// -----------------------------------------------------------------------------------------------------
+// Pre-flight: is a hostname already on the host's proxy?
+// -----------------------------------------------------------------------------------------------------
+
+fn hostname(s: &str) -> wayback_core::names::Hostname {
+    wayback_core::names::Hostname::new(s).unwrap()
+}
+
+#[test]
+fn nginx_host_in_use_sees_wayback_and_foreign_vhosts() {
+    if !require_root("nginx_host_in_use_sees_wayback_and_foreign_vhosts")
+        || !require_tool("nginx driver", "nginx", "nginx-light")
+    {
+        return;
+    }
+    let nginx = Nginx::start();
+    let cfg = nginx.config();
+    let driver = Driver::Nginx(&cfg);
+    let before = nginx.include_contents();
+    let (reloads, workers) = (nginx.reloads(), nginx.workers());
+    let foreign = driver
+        .host_in_use(&hostname("Foreign.TEST."))
+        .unwrap()
+        .expect("the admin's own site has foreign.test");
+    assert_eq!(foreign.instance, None);
+    assert!(foreign.place.ends_with("foreign.conf"), "{foreign}");
+    assert_eq!(driver.host_in_use(&hostname("app.test")).unwrap(), None);
+    nginx.assert_untouched(&before, reloads, &workers);
+    let h = driver
+        .publish(&route("app-1", "app.test", backend("hiu")))
+        .unwrap();
+    let ours = driver.host_in_use(&hostname("APP.test")).unwrap().unwrap();
+    assert_eq!(ours.instance.as_deref(), Some("app-1"), "{ours}");
+    unpublish(&h).unwrap();
+    assert_eq!(driver.host_in_use(&hostname("app.test")).unwrap(), None);
+    assert_eq!(nginx.include_contents(), before);
+}
+
+#[test]
+fn caddy_host_in_use_sees_wayback_and_foreign_routes() {
+    if !require_root("caddy_host_in_use_sees_wayback_and_foreign_routes")
+        || !require_tool("caddy driver", "caddy", "caddy")
+    {
+        return;
+    }
+    let caddy = Caddy::start();
+    let cfg = caddy.config();
+    let driver = Driver::Caddy(&cfg);
+    let foreign = driver
+        .host_in_use(&hostname("FOREIGN.test"))
+        .unwrap()
+        .expect("the admin's own route has foreign.test");
+    assert_eq!(foreign.instance, None);
+    assert_eq!(foreign.place, "Caddy route #0 on server test");
+    assert_eq!(driver.host_in_use(&hostname("app.test")).unwrap(), None);
+    let h = driver
+        .publish(&route("app-1", "app.test", backend("hiu")))
+        .unwrap();
+    let initial = caddy.running();
+    let ours = driver.host_in_use(&hostname("app.test.")).unwrap().unwrap();
+    assert_eq!(ours.instance.as_deref(), Some("app-1"));
+    assert_eq!(ours.place, "Caddy route wayback-app-1 on server test");
+    assert_eq!(caddy.running(), initial, "the check changed Caddy's config");
+    unpublish(&h).unwrap();
+    assert_eq!(driver.host_in_use(&hostname("app.test")).unwrap(), None);
+    // No Caddy at the admin address: an error naming it, not "free".
+    let gone = CaddyConfig {
+        admin: format!("http://127.0.0.1:{}", free_port()),
+        ..CaddyConfig::default()
+    };
+    let e = Driver::Caddy(&gone)
+        .host_in_use(&hostname("app.test"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot reach Caddy's admin API"), "{e}");
+}

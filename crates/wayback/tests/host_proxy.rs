@@ -1,7 +1,8 @@
 //! `up --proxy nginx` end to end: the host's nginx (here one started by the test with its own config and
 //! include directory, holding a foreign site) serves the instance by Host header through a vhost file that
-//! wayback writes; a vhost nginx rejects leaves nginx's config unchanged and `up` fails with nginx's
-//! message; after `down` the include directory is exactly as before and nginx still serves its own site.
+//! wayback writes; a hostname another vhost already has is bad input found in planning (exit 2, naming
+//! the file), before anything is created (nginx's own rejection is tested in drivers.rs); after `down` the
+//! include directory is exactly as before and nginx still serves its own site.
 
 mod support;
 
@@ -99,7 +100,8 @@ fn up_with_proxy_nginx_publishes_through_the_hosts_nginx() {
     let before = listing(&sites);
     let nginx_addr = format!("127.0.0.1:{}", nginx.port).parse().unwrap();
 
-    // A hostname the foreign site already has: nginx -t warns of the conflict, nothing changes.
+    // A hostname the foreign site already has: found in planning (bad input, nothing created), before
+    // nginx -t would warn of the conflict; nothing changes.
     let name = unique("wbthp");
     let out = wb.run(&[
         "up",
@@ -111,10 +113,11 @@ fn up_with_proxy_nginx_publishes_through_the_hosts_nginx() {
         "--host",
         "foreign.test",
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
-        show(&out).contains("nginx"),
-        "nginx's message: {}",
+        show(&out).contains("hostname foreign.test is already published by nginx vhost")
+            && show(&out).contains("sites/foreign.conf"),
+        "the message names the vhost: {}",
         show(&out)
     );
     assert_eq!(listing(&sites), before, "the include directory changed");

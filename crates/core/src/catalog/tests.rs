@@ -147,16 +147,19 @@ fn btrbk_names() {
     }
 }
 
-/// An in-memory filesystem: directories, files and subvolumes.
+/// An in-memory filesystem: directories, files, subvolumes, symlinks and mount points of other
+/// filesystems (the last two are never searched, like the real probe's).
 #[derive(Default)]
-struct Fixture {
-    dirs: BTreeMap<PathBuf, BTreeSet<OsString>>,
-    files: BTreeMap<PathBuf, String>,
-    subvols: BTreeMap<PathBuf, SubvolMeta>,
+pub(super) struct Fixture {
+    pub(super) dirs: BTreeMap<PathBuf, BTreeSet<OsString>>,
+    pub(super) files: BTreeMap<PathBuf, String>,
+    pub(super) subvols: BTreeMap<PathBuf, SubvolMeta>,
+    pub(super) symlinks: BTreeSet<PathBuf>,
+    pub(super) mounts: BTreeSet<PathBuf>,
 }
 
 impl Fixture {
-    fn add(&mut self, path: &str) {
+    pub(super) fn add(&mut self, path: &str) {
         let p = PathBuf::from(path);
         let mut cur = p.as_path();
         while let Some(parent) = cur.parent() {
@@ -167,15 +170,25 @@ impl Fixture {
             cur = parent;
         }
     }
-    fn dir(&mut self, path: &str) {
+    pub(super) fn dir(&mut self, path: &str) {
         self.add(path);
         self.dirs.entry(path.into()).or_default();
     }
-    fn file(&mut self, path: &str, text: &str) {
+    pub(super) fn file(&mut self, path: &str, text: &str) {
         self.add(path);
         self.files.insert(path.into(), text.into());
     }
     fn subvol(&mut self, path: &str, otime: i64, readonly: bool) {
+        self.subvol_of(path, otime, readonly, Some("live"));
+    }
+    /// A subvolume with uuid `uuid-PATH` and the given parent uuid.
+    pub(super) fn subvol_of(
+        &mut self,
+        path: &str,
+        otime: i64,
+        readonly: bool,
+        parent: Option<&str>,
+    ) {
         self.dir(path);
         self.subvols.insert(
             path.into(),
@@ -183,16 +196,24 @@ impl Fixture {
                 otime,
                 readonly,
                 uuid: Some(format!("uuid-{path}")),
-                parent_uuid: Some("live".into()),
+                parent_uuid: parent.map(str::to_string),
             },
         );
     }
-    fn snapper(&mut self, dir: &str, n: u64, date: &str) {
+    /// `path` is a symlink (to anywhere): listed in its parent, never searched.
+    pub(super) fn symlink(&mut self, path: &str) {
+        self.add(path);
+        self.symlinks.insert(path.into());
+    }
+    pub(super) fn snapper(&mut self, dir: &str, n: u64, date: &str) {
+        self.snapper_rw(dir, n, date, true);
+    }
+    pub(super) fn snapper_rw(&mut self, dir: &str, n: u64, date: &str, readonly: bool) {
         self.file(
             &format!("{dir}/{n}/info.xml"),
             &format!("<?xml version=\"1.0\"?>\n<snapshot>\n  <type>single</type>\n  <num>{n}</num>\n  <date>{date}</date>\n  <description>timeline</description>\n  <cleanup>timeline</cleanup>\n</snapshot>\n"),
         );
-        self.subvol(&format!("{dir}/{n}/snapshot"), 0, true);
+        self.subvol(&format!("{dir}/{n}/snapshot"), 0, readonly);
     }
 }
 
@@ -211,6 +232,17 @@ impl Probe for Fixture {
     }
     fn subvolume(&self, path: &Path) -> Option<SubvolMeta> {
         self.subvols.get(path).cloned()
+    }
+    fn node(&self, path: &Path) -> Node {
+        if self.symlinks.contains(path) || self.mounts.contains(path) {
+            Node::Other
+        } else if let Some(m) = self.subvols.get(path) {
+            Node::Subvolume(m.clone())
+        } else if self.dirs.contains_key(path) {
+            Node::Dir
+        } else {
+            Node::Other
+        }
     }
     /// A fixed zone one hour east of UTC.
     fn local_to_unix(&self, c: &Civil) -> i64 {

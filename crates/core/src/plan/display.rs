@@ -140,19 +140,54 @@ impl fmt::Display for Plan {
                     self.container.machine,
                     shown.join(", ")
                 )?;
+                writeln!(
+                    f,
+                    "    confined without {}; no new privileges",
+                    self.container.drop_capabilities.join(", ")
+                )?;
+                if !self.container.inaccessible.is_empty() {
+                    let masked: Vec<String> = self
+                        .container
+                        .inaccessible
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    writeln!(
+                        f,
+                        "    masked   {} (--unmask PATH shows one)",
+                        masked.join(", ")
+                    )?;
+                }
                 for (link, target) in &self.init.symlinks {
                     writeln!(f, "    link     {} -> {}", link.display(), target.display())?;
                 }
             }
         }
         for b in &self.container.binds {
-            writeln!(
-                f,
-                "    bind     {} -> {} ({})",
-                b.source.display(),
-                b.dest.display(),
-                if b.readonly { "ro" } else { "rw" }
-            )?;
+            let rw = if b.readonly { "ro" } else { "rw" };
+            match &b.clone {
+                Some(c) => {
+                    writeln!(
+                        f,
+                        "    bind     {} -> {} ({rw}, from the clone)",
+                        c.path.display(),
+                        b.dest.display()
+                    )?;
+                    if c.resolved != c.path {
+                        writeln!(
+                            f,
+                            "             a symlink in the snapshot: resolved inside it to {}",
+                            c.resolved.display()
+                        )?;
+                    }
+                }
+                None => writeln!(
+                    f,
+                    "    bind     {} -> {} ({rw})",
+                    b.source.display(),
+                    b.dest.display()
+                )?,
+            }
         }
         for d in &self.init.dirs {
             writeln!(f, "    tmpfs dir {}", d.path.display())?;
@@ -173,6 +208,12 @@ impl fmt::Display for Plan {
                 user,
                 shell_words(&p.argv(&self.init.shell))
             )?;
+            if p.user.is_none() && p.name.starts_with("exec") {
+                writeln!(
+                    f,
+                    "             runs as root inside the container (confined as above); --user USER runs it as a host user"
+                )?;
+            }
         }
         writeln!(f, "    command  {}", shell_words(&self.container.argv()))?;
         match &self.ready {

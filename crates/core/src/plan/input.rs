@@ -40,6 +40,9 @@ pub struct UpRequest {
     pub host_paths: Vec<PathBuf>,
     #[serde(default)]
     pub no_host_paths: Vec<PathBuf>,
+    /// Host secrets to show after all (`--unmask`): masked ones a service needs.
+    #[serde(default)]
+    pub unmask: Vec<PathBuf>,
     /// Accept a writable non-btrfs directory as the source (through an overlay; it is never written).
     #[serde(default)]
     pub overlay: bool,
@@ -104,6 +107,8 @@ pub struct Facts {
     pub machined: bool,
     /// Host paths the container sees (resolved from defaults, config and the request).
     pub host_paths: HostPaths,
+    /// Host files and directories under those that the container sees as empty, inaccessible nodes.
+    pub host_masks: Vec<PathBuf>,
     /// The host's /var directory skeleton (empty directories with their owners and modes), which packages
     /// expect to exist (/var/lib/nginx, /var/log/mysql, /var/lib/php/sessions…).
     pub var_skeleton: Vec<DirSpec>,
@@ -113,6 +118,9 @@ pub struct Facts {
     pub bind_sources: Vec<BindFrom>,
     /// The main source's date (from its catalog), when known.
     pub main_date: Option<i64>,
+    /// Names of the host's users and groups (processes must run as one of them).
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
     /// The host's shell for `shell =` processes, as the host resolves /bin/sh (a /nix/store path on NixOS).
     pub shell: PathBuf,
     /// Unix time.

@@ -1,17 +1,16 @@
-//! The execution context of a unit as a profile process needs it: users, `*Directory=` (→ `dirs`, and
-//! `StateDirectory=` → `binds` when the snapshot has it), `Environment=`/`EnvironmentFile=`/
+//! The execution context of a unit as a profile process needs it: users, `*Directory=` (→ `dirs`; which of
+//! them the snapshot has and become binds is state.rs's business), `Environment=`/`EnvironmentFile=`/
 //! `UnsetEnvironment=`, with specifiers expanded. Also the bookkeeping every conversion step shares: which
 //! assignments are still in effect after empty-value resets, and how a report is written.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use super::directives::parse_bool;
 use super::parse::{parse_env_file, parse_environment, Assignment};
 use super::search::EnvFileReader;
 use super::words::{specifiers, split_words, Names};
 use super::{Report, ReportKind};
-use crate::profile::{Bind, DirSpec};
+use crate::profile::DirSpec;
 
 /// The assignments still in effect: an empty value clears the earlier ones of the same key.
 pub(crate) struct Effective<'a>(BTreeMap<(String, String), Vec<&'a Assignment>>);
@@ -137,11 +136,10 @@ pub(crate) fn identity(cx: &mut Ctx, eff: &Effective, key: &str) -> Option<Strin
     Some(v)
 }
 
-/// What the `*Directory=` settings produce.
+/// What the `*Directory=` settings produce (the binds come from state.rs).
 #[derive(Debug, Default)]
 pub(crate) struct Dirs {
     pub dirs: Vec<DirSpec>,
-    pub binds: Vec<Bind>,
     /// `RUNTIME_DIRECTORY` and friends, as systemd sets them.
     pub env: BTreeMap<String, String>,
 }
@@ -159,11 +157,7 @@ pub(crate) fn directories(
     eff: &Effective,
     user: &Option<String>,
     group: &Option<String>,
-    exists_in_snapshot: &dyn Fn(&Path) -> bool,
 ) -> Dirs {
-    let dynamic = eff
-        .last("Service", "DynamicUser")
-        .is_some_and(|a| parse_bool(&a.value) == Some(true));
     let mut out = Dirs::default();
     for (key, base, var) in DIR_KINDS {
         let mut mode = "0755".to_string();
@@ -204,45 +198,19 @@ pub(crate) fn directories(
                     group: group.clone(),
                     mode: Some(mode.clone()),
                 };
-                match key {
-                    "ConfigurationDirectory" => cx.report(
+                if key == "ConfigurationDirectory" {
+                    cx.report(
                         a,
                         ReportKind::Approximated,
                         format!(
                             "{} comes from the host's /etc (read-only) and is not created",
                             path.display()
                         ),
-                    ),
-                    "StateDirectory" => {
-                        let in_snapshot = if dynamic {
-                            Path::new("/var/lib/private").join(rel)
-                        } else {
-                            path.clone()
-                        };
-                        if exists_in_snapshot(&in_snapshot) {
-                            let bind = if dynamic {
-                                Bind::Full {
-                                    path: in_snapshot.clone(),
-                                    dest: Some(path.clone()),
-                                    source: None,
-                                }
-                            } else {
-                                Bind::Path(path.clone())
-                            };
-                            cx.report(a, ReportKind::Note, format!(
-                                "{} is in the snapshot: bound writable from the instance's clone (`binds`)",
-                                in_snapshot.display()
-                            ));
-                            out.binds.push(bind);
-                        } else {
-                            cx.report(a, ReportKind::Approximated, format!(
-                                "{} is not in the snapshot: created empty in the instance's tmpfs; if the service's state lives elsewhere in the snapshot, add that path to `binds`",
-                                in_snapshot.display()
-                            ));
-                            out.dirs.push(dir);
-                        }
-                    }
-                    _ => out.dirs.push(dir),
+                    );
+                } else {
+                    // State, cache and log directories the snapshot has are bound instead (state.rs);
+                    // the conversion drops the `dirs` entries a bind covers.
+                    out.dirs.push(dir);
                 }
             }
         }

@@ -7,20 +7,25 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::appconf::Found;
 use super::context::{directories, environment, identity, Ctx, Effective};
 use super::directives::{handling, switched_on, Handling};
-use super::exec::{commands, invalid, listen_streams, mentions, signal_name};
+use super::exec::{
+    commands, invalid, known_port, listen_streams, mentions, readiness, signal_name,
+};
 use super::order::relations;
 use super::script::{Cmd, MainKind, Script, MARKER_DIR};
 use super::search::{EnvFileReader, LoadedUnit};
 use super::words::Names;
 use super::{ReportKind, UnitError};
-use crate::profile::{Bind, DirSpec, Process, Ready};
+use crate::profile::{DirSpec, Process, Ready};
 
 pub(crate) struct Input<'a> {
     pub unit: &'a LoadedUnit,
     pub socket: Option<&'a LoadedUnit>,
     pub ready_port: Option<u16>,
+    /// The port the app's own config says it listens on, and where that was read (appconf.rs).
+    pub app_port: Option<&'a Found<u16>>,
     /// Names (and aliases) of all listed units.
     pub listed: &'a BTreeSet<String>,
 }
@@ -31,19 +36,19 @@ pub(crate) struct Converted {
     pub description: Option<String>,
     pub process: Process,
     pub dirs: Vec<DirSpec>,
-    pub binds: Vec<Bind>,
     pub after: Vec<String>,
     pub before: Vec<String>,
     /// Requires=, Wants=, BindsTo=, Requisite=, Upholds=.
     pub wants: Vec<String>,
     /// Absolute paths mentioned by the unit's (and its socket's) lines in effect.
     pub mentions: Vec<PathBuf>,
+    /// The unit's TCP port and where it comes from (`--ready`, its .socket, its app's config).
+    pub port: Option<(u16, String)>,
 }
 
 pub(crate) fn convert(
     inp: &Input,
     env_files: &dyn EnvFileReader,
-    exists_in_snapshot: &dyn Fn(&Path) -> bool,
     reports: &mut Vec<super::Report>,
 ) -> Result<Converted, UnitError> {
     let u = inp.unit;
@@ -115,7 +120,7 @@ pub(crate) fn convert(
             "not added: the process gets the user's groups from the host's /etc/group",
         );
     }
-    let dirs = directories(&mut cx, &eff, &user, &group, exists_in_snapshot);
+    let dirs = directories(&mut cx, &eff, &user, &group);
     let env = environment(&mut cx, &eff, env_files, dirs.env.clone());
 
     // Type= and the commands.
@@ -176,24 +181,14 @@ pub(crate) fn convert(
     let post = commands(&mut cx, &eff, "ExecStartPost", &env, &user)?;
 
     // Readiness.
-    let (mut tcp, mut unix) = (None, None);
+    let (mut tcp, mut unix): (Option<u16>, Option<PathBuf>) = (None, None);
     if let Some(sock) = inp.socket {
         (tcp, unix) = listen_streams(&mut cx, sock);
     }
     let marker = (kind != MainKind::Foreground || !post.is_empty())
         .then(|| PathBuf::from(MARKER_DIR).join(format!("{id}.started")));
-    // A port the caller names wins; then the wrapper's start marker; then the .socket's port or path.
-    let path_ready = |p: &PathBuf| Ready {
-        path: Some(p.clone()),
-        ..Ready::default()
-    };
-    let ready = match (inp.ready_port, &marker, tcp, &unix) {
-        (Some(p), _, _, _) => Some(Ready::tcp(p)),
-        (None, Some(m), _, _) => Some(path_ready(m)),
-        (None, None, Some(p), _) => Some(Ready::tcp(p)),
-        (None, None, None, Some(u)) => Some(path_ready(u)),
-        (None, None, None, None) => None,
-    };
+    let port = known_port(inp, tcp);
+    let ready = readiness(inp, marker.as_ref(), port.as_ref(), unix.as_ref());
     let stop = eff.last("Service", "KillSignal").and_then(|a| {
         let s = signal_name(&a.value);
         if s.is_none() {
@@ -205,13 +200,19 @@ pub(crate) fn convert(
 
     // Reports about the type, now that everything is known.
     let where_ready = match &ready {
-        Some(Ready { tcp: Some(p), .. }) => format!("readiness is TCP port {p} accepting a connection"),
+        Some(Ready { tcp: Some(p), .. }) => format!(
+            "readiness is TCP port {p} accepting a connection ({})",
+            port.as_ref().map_or("given", |x| x.1.as_str())
+        ),
         Some(Ready { path: Some(p), .. }) if Some(p) == marker.as_ref() => match &unix {
             Some(sock) => format!("the next process waits for ExecStartPost=, which runs once {} exists", sock.display()),
             None => "the next process waits for ExecStartPost=, which runs right after the start (no port is known)".into(),
         },
         Some(Ready { path: Some(p), .. }) => format!("readiness is {} existing", p.display()),
-        _ => "no port is known, so the next process starts without waiting (give the unit's port to wait for it)".into(),
+        _ => format!(
+            "no port is known, so the next process starts without waiting (give one with --ready {}=PORT)",
+            id.trim_end_matches(".service")
+        ),
     };
     let type_note = |cx: &mut Ctx, kind: ReportKind, msg: String| match type_a {
         Some(a) => cx.report(a, kind, msg),
@@ -370,7 +371,6 @@ pub(crate) fn convert(
             oneshot: false,
         },
         dirs: all_dirs,
-        binds: dirs.binds,
         after: rel.after,
         before: rel.before,
         wants: rel.wants,
@@ -378,6 +378,7 @@ pub(crate) fn convert(
             &std::iter::once(u).chain(inp.socket).collect::<Vec<_>>(),
             &cx.names,
         ),
+        port,
         id,
     })
 }

@@ -119,6 +119,7 @@ fn service_section(key: &str) -> Handling {
             Reported(SANDBOX)
         }
         "ReadWritePaths" | "ReadOnlyPaths" | "InaccessiblePaths" | "ExecPaths" | "NoExecPaths"
+        | "ReadWriteDirectories" | "ReadOnlyDirectories" | "InaccessibleDirectories"
         | "BindPaths" | "BindReadOnlyPaths" | "TemporaryFileSystem" | "RootDirectory"
         | "RootImage" | "RootEphemeral" | "MountAPIVFS" | "MountFlags" | "MountImages"
         | "ExtensionImages" | "ExtensionDirectories" => Reported(NAMESPACE_PATHS),

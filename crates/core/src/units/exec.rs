@@ -1,17 +1,19 @@
 //! The parts of a service's conversion that read its command lines and sockets: `Exec*=` commands with their
 //! prefixes (`-`, `@`, `+`, `!`, `!!`, `:`, `|`), `KillSignal=` names, the `.socket` unit's `ListenStream=`
-//! (readiness only; socket activation is not used), and the absolute paths a unit mentions (for
-//! tmpfiles.d).
+//! (readiness only; socket activation is not used), each process's readiness (with the app's port from
+//! appconf.rs), and the absolute paths a unit mentions (for tmpfiles.d).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::context::{Ctx, Effective};
+use super::convert::Input;
 use super::parse::{parse_exec, Assignment, Privilege};
 use super::script::Cmd;
 use super::search::LoadedUnit;
 use super::words::{expand_env, specifiers, Names};
 use super::{ReportKind, UnitError};
+use crate::profile::Ready;
 
 /// The commands of `key` (`ExecStartPre`, …) in effect: prefixes honoured or reported, specifiers and
 /// `$VAR`s expanded.
@@ -160,6 +162,40 @@ pub(crate) fn socket_names(u: &LoadedUnit) -> Vec<String> {
     }
     let stem = u.name.full.strip_suffix(".service").unwrap_or(&u.name.full);
     vec![format!("{stem}.socket")]
+}
+
+/// The TCP port known for the unit, and where it comes from: a port the caller names, else the .socket's
+/// `ListenStream=` port, else the port the app's config names (or the app's default).
+pub(crate) fn known_port(inp: &Input, socket_tcp: Option<u16>) -> Option<(u16, String)> {
+    if let Some(p) = inp.ready_port {
+        return Some((p, "given with --ready".into()));
+    }
+    if let (Some(p), Some(s)) = (socket_tcp, inp.socket) {
+        return Some((p, format!("ListenStream= of {}", s.name.full)));
+    }
+    inp.app_port.map(|f| (f.value, f.reason.clone()))
+}
+
+/// A port the caller names wins; then the wrapper's start marker; then the known TCP port; then the
+/// .socket's unix socket.
+pub(crate) fn readiness(
+    inp: &Input,
+    marker: Option<&PathBuf>,
+    port: Option<&(u16, String)>,
+    unix: Option<&PathBuf>,
+) -> Option<Ready> {
+    let path_ready = |p: &PathBuf| Ready {
+        path: Some(p.clone()),
+        ..Ready::default()
+    };
+    if let Some(p) = inp.ready_port {
+        return Some(Ready::tcp(p));
+    }
+    if let Some(m) = marker {
+        return Some(path_ready(m));
+    }
+    port.map(|p| Ready::tcp(p.0))
+        .or_else(|| unix.map(path_ready))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{Report, ReportKind};
+use super::{Conversion, Report, ReportKind};
 use crate::profile::{Bind, DirSpec, Process, Profile, Ready};
 
 /// A TOML basic string.
@@ -143,6 +143,29 @@ fn process(out: &mut String, p: &Process) {
 
 /// Render `profile` as TOML with `reports` as comments on top.
 pub fn render_toml(profile: &Profile, reports: &[Report]) -> String {
+    render(profile, reports, &[])
+}
+
+/// Render a conversion: [`render_toml`], with the state paths looked for but not bound (not in the
+/// snapshot, or left out with `--no-bind`) as comments above `binds`.
+pub fn render_conversion(c: &Conversion) -> String {
+    let mut notes = Vec::new();
+    for (list, what) in [
+        (&c.state.missing, "not in the snapshot"),
+        (&c.state.dropped, "left out with --no-bind"),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        notes.push(format!("State paths the units name, {what}:"));
+        for m in list {
+            notes.push(format!("- {} ({})", m.named.display(), m.reason));
+        }
+    }
+    render(&c.profile, &c.reports, &notes)
+}
+
+fn render(profile: &Profile, reports: &[Report], binds_notes: &[String]) -> String {
     let mut out = String::new();
     comment(&mut out, &format!("wayback profile {:?}", profile.name));
     if !profile.description.is_empty() {
@@ -175,6 +198,9 @@ pub fn render_toml(profile: &Profile, reports: &[Report]) -> String {
     if !profile.description.is_empty() {
         let _ = writeln!(out, "description = {}", basic(&profile.description));
     }
+    for n in binds_notes {
+        comment(&mut out, n);
+    }
     if profile.binds.is_empty() {
         out.push_str(
             "# binds = [\"/var/lib/...\"]  # the snapshot's paths that hold the services' state\n",
@@ -189,19 +215,27 @@ pub fn render_toml(profile: &Profile, reports: &[Report]) -> String {
                     path: p,
                     dest,
                     source,
+                    reason,
                 } => {
                     let mut fields = vec![format!("path = {}", path(p))];
                     if let Some(d) = dest {
                         fields.push(format!("dest = {}", path(d)));
                     }
                     if let Some(s) = source {
-                        fields.push(format!("source = {}", path(std::path::Path::new(s))));
+                        fields.push(format!("source = {}", basic(s)));
+                    }
+                    if let Some(r) = reason {
+                        fields.push(format!("reason = {}", basic(r)));
                     }
                     format!("{{ {} }}", fields.join(", "))
                 }
             })
             .collect();
-        let _ = writeln!(out, "binds = [{}]", binds.join(", "));
+        if binds.len() == 1 {
+            let _ = writeln!(out, "binds = [{}]", binds[0]);
+        } else {
+            let _ = writeln!(out, "binds = [\n    {},\n]", binds.join(",\n    "));
+        }
     }
     match profile.http_port {
         Some(p) => {

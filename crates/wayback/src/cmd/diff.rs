@@ -1,5 +1,6 @@
 //! `wayback diff A [B]`: added / removed / modified paths between two snapshots, or between a
-//! snapshot and the live subvolume it was taken from. On btrfs it reads the send stream
+//! snapshot and the live subvolume it was taken from (only when B is left out, and said so: a selector
+//! never resolves to a live subvolume). On btrfs it reads the send stream
 //! (`btrfs send --no-data -p A B | btrfs receive --dump`), so only what changed is looked at; a
 //! writable side is first frozen as a temporary read-only snapshot in wayback's clone dir, deleted
 //! again afterwards (also on error and Ctrl-C). Elsewhere, or if send fails, both trees are walked.
@@ -33,7 +34,7 @@ pub struct DiffArgs {
     /// Compare by walking both trees instead of reading the btrfs send stream
     #[arg(long)]
     pub walk: bool,
-    /// One JSON object: {"a", "b", "method", "changes": [...], "summary"}
+    /// One JSON object: {"a", "b", "b_live", "method", "changes": [...], "summary"}
     #[arg(long)]
     pub json: bool,
 }
@@ -158,6 +159,7 @@ pub async fn run(cfg: &Config, args: DiffArgs) -> Result<ExitCode> {
         let out = serde_json::json!({
             "a": a,
             "b": b,
+            "b_live": args.b.is_none(),
             "method": method,
             "prefix": prefix,
             "changes": changes,
@@ -165,7 +167,12 @@ pub async fn run(cfg: &Config, args: DiffArgs) -> Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        eprintln!("{} -> {} ({method})", a.display(), b.display());
+        let live = if args.b.is_none() {
+            " (live: today's state)"
+        } else {
+            ""
+        };
+        eprintln!("{} -> {}{live} ({method})", a.display(), b.display());
         print!("{}", change::render(&changes));
     }
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,8 @@
 //!
 //! An instance whose owner (the foreground `up`) is alive is asked to stop with SIGTERM, and we wait for
 //! its directory to disappear. An instance without a live owner is torn down here from its journal.
+//! Names are validated by clap ([`InstanceName`]) before anything is read; `--all` and `gc` see only what
+//! `state::list` accepts as instances, so a stray entry in the state directory is never torn down.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use wayback_core::Config;
+use wayback_core::{Config, InstanceName};
 
 use crate::control;
 use crate::progress::Progress;
@@ -21,7 +23,7 @@ const OWNER_WAIT: Duration = Duration::from_secs(90);
 
 pub async fn down(
     cfg: &Config,
-    names: Vec<String>,
+    names: Vec<InstanceName>,
     all: bool,
     progress: Progress,
 ) -> Result<ExitCode> {
@@ -111,8 +113,13 @@ pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode
     let mut report = Vec::new();
     let mut failed = false;
     for name in state::list(cfg) {
-        let Ok(dir) = InstanceDir::open(cfg, &name) else {
-            continue;
+        let dir = match InstanceDir::open(cfg, &name) {
+            Ok(d) => d,
+            Err(e) => {
+                // Changed since it was listed (removed by its owner meanwhile, or replaced).
+                tracing::debug!("{name}: {e}");
+                continue;
+            }
         };
         if dir.owner().is_some_and(|o| o.alive()) {
             continue;
@@ -123,11 +130,19 @@ pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode
             for r in &td.removed {
                 println!("{name}: removed {r}");
             }
+            for l in &td.left {
+                println!("{name}: {l}");
+            }
             for e in &td.errors {
                 eprintln!("{name}: {e}");
             }
         }
-        report.push(serde_json::json!({"name": name, "removed": td.removed, "errors": td.errors}));
+        report.push(serde_json::json!({
+            "name": name,
+            "removed": td.removed,
+            "left": td.left,
+            "errors": td.errors,
+        }));
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

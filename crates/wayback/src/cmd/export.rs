@@ -23,7 +23,7 @@ pub struct ExportArgs {
     #[arg(value_enum)]
     pub format: Format,
     /// The instance
-    pub name: String,
+    pub name: wayback_core::InstanceName,
     #[command(flatten)]
     pub nginx: NginxArgs,
 }

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use wayback_core::{Config, Duration};
+use wayback_core::{Config, Duration, InstanceName};
 
 use crate::state::{self, InstanceDir};
 
-pub fn extend(cfg: &Config, name: &str, by: Duration) -> Result<ExitCode> {
+pub fn extend(cfg: &Config, name: &InstanceName, by: Duration) -> Result<ExitCode> {
     let dir = InstanceDir::open(cfg, name)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

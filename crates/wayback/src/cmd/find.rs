@@ -1,12 +1,14 @@
 //! `wayback find PATTERN`: which snapshots hold a path or glob (relative to the snapshot root), with
 //! size and mtime, grouped into runs ("present in #11900–#11921, gone from #11922 on") so the last good
-//! snapshot is obvious. Reads only: lists just the directories below the pattern's literal prefix.
+//! snapshot is obvious. Only read-only snapshots are searched, so "last good" never names live data: the
+//! catalog lists writable subvolumes apart, and each snapshot's read-only flag is checked again right
+//! before it is searched. Reads only: lists just the directories below the pattern's literal prefix.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use wayback_core::catalog::Snapshot;
+use wayback_core::catalog::{Catalog, Snapshot};
 use wayback_core::glob::Glob;
 use wayback_core::presence::{self, Observation};
 use wayback_core::selector::{self, Range, Selector};
@@ -55,16 +57,49 @@ fn parse_range(text: &str) -> Result<Range> {
     })
 }
 
+/// Whether `s` is still a read-only subvolume (a snapshot made writable since discovery is live data
+/// now: skipped, with a warning, so it can never be named "last good").
+fn still_readonly(s: &Snapshot) -> bool {
+    let ro = s.readonly && walk::subvol_meta(&s.path).is_some_and(|m| m.readonly);
+    if !ro {
+        eprintln!(
+            "wayback: warning: {}: no longer read-only, skipped (writable subvolumes are never searched as snapshots)",
+            s.path.display()
+        );
+    }
+    ro
+}
+
+/// "No snapshots", naming the live subvolumes that were found instead, if any.
+fn no_snapshots(cat: &Catalog) -> String {
+    let live: Vec<String> = cat
+        .live
+        .iter()
+        .map(|l| format!("{} ({})", l.path.display(), l.what()))
+        .collect();
+    if live.is_empty() {
+        "no snapshots found under the given roots".into()
+    } else {
+        format!(
+            "no snapshots found under the given roots, only writable subvolumes, which are live data and never searched as snapshots: {}",
+            live.join(", ")
+        )
+    }
+}
+
 pub async fn run(cfg: &Config, args: FindArgs) -> Result<ExitCode> {
     let glob: Glob = args
         .pattern
         .parse()
         .map_err(|e| BadInput::new(format!("{e}")))?;
     let range = args.range.as_deref().map(parse_range).transpose()?;
-    let mut roots = args.root.clone();
-    if let Some(r) = &range {
-        roots.extend(r.roots().into_iter().map(PathBuf::from));
-    }
+    // The range's own ROOTs first: a snapshot found under several roots keeps the id the first one
+    // gives it, so ROOT@N means the id `wayback snapshots ROOT` shows.
+    let mut roots: Vec<PathBuf> = match &range {
+        Some(r) => r.roots().into_iter().map(PathBuf::from).collect(),
+        None => Vec::new(),
+    };
+    roots.extend(args.root.iter().cloned());
     if roots.is_empty() {
         roots = cfg.snapshot_roots.clone();
     }
@@ -76,18 +111,17 @@ pub async fn run(cfg: &Config, args: FindArgs) -> Result<ExitCode> {
     }
     let cat = load_catalog(&roots)?;
     let snaps: Vec<&Snapshot> = match &range {
-        Some(r) => {
-            selector::select(r, &cat.snapshots, now()).map_err(|e| BadInput::new(e.to_string()))?
-        }
+        Some(r) => selector::select_in(r, &cat, now()).map_err(|e| BadInput::new(e.to_string()))?,
         None => cat.snapshots.iter().collect(),
     };
-    if snaps.is_empty() {
-        return Err(BadInput::new("no snapshots found under the given roots").into());
-    }
     let obs: Vec<Observation> = snaps
-        .iter()
+        .into_iter()
+        .filter(|s| still_readonly(s))
         .map(|s| Observation::of(s, walk::find_hits(&s.path, &glob)))
         .collect();
+    if obs.is_empty() {
+        return Err(BadInput::new(no_snapshots(&cat)).into());
+    }
     if args.json {
         let good: Vec<serde_json::Value> = presence::last_good(&obs)
             .iter()

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use wayback_core::Config;
+use wayback_core::{Config, InstanceName};
 
 use crate::state::InstanceDir;
 
-pub async fn logs(cfg: &Config, name: &str, follow: bool) -> Result<ExitCode> {
+pub async fn logs(cfg: &Config, name: &InstanceName, follow: bool) -> Result<ExitCode> {
     let dir = InstanceDir::open(cfg, name)?;
     let path = dir.log_path();
     let mut f =

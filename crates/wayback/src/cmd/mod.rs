@@ -2,6 +2,7 @@
 pub mod down;
 pub mod export;
 pub mod extend;
+pub mod k8s;
 pub mod logs;
 pub mod profile;
 pub mod status;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use wayback_core::units::{self, FsUnitSource, Options, Report};
+use wayback_core::units::{self, Conversion, FsUnitSource, Options, Report};
 use wayback_core::{Config, Profile};
 
 use crate::error::BadInput;
@@ -37,9 +37,13 @@ pub struct FromUnitsArgs {
     /// Profile name [default: the first unit's name]
     #[arg(long)]
     pub name: Option<String>,
-    /// The snapshot the profile is for: StateDirectory= paths that exist in it become binds
+    /// The snapshot the profile is for: the state paths the units and their apps' configs name that exist
+    /// in it become binds (each with its reason)
     #[arg(long, value_name = "PATH")]
     pub snapshot: Option<PathBuf>,
+    /// Do not bind this state path (or anything below it), though the units name it (repeatable)
+    #[arg(long, value_name = "PATH")]
+    pub no_bind: Vec<PathBuf>,
     /// The HTTP port of the stack (gets a hostname on the proxy)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
@@ -60,7 +64,47 @@ fn parse_ready(s: &str) -> Result<(String, u16), String> {
     Ok((u.to_string(), port))
 }
 
-/// Convert host units into a profile (shared with `up --unit`).
+/// What `up --unit` and `profile from-units` ask of the conversion.
+#[derive(Debug, Clone, Default)]
+pub struct UnitsRequest<'a> {
+    /// The units, `.service` optional.
+    pub units: &'a [String],
+    /// The profile's name.
+    pub name: &'a str,
+    /// The profile's `http_port` (`--port`).
+    pub port: Option<u16>,
+    /// `--ready UNIT=PORT`.
+    pub ready: &'a [(String, u16)],
+    /// `--no-bind PATH`.
+    pub no_bind: &'a [PathBuf],
+}
+
+/// Convert the host's units into a profile, its binds being the state paths the units and their apps'
+/// configs name that `exists_in_snapshot` finds (shared with `up --unit`).
+pub fn convert(
+    req: &UnitsRequest,
+    exists_in_snapshot: &dyn Fn(&Path) -> bool,
+) -> Result<Conversion> {
+    let src = FsUnitSource::new("/");
+    let opts = Options {
+        ready_ports: req.ready.iter().cloned().collect::<BTreeMap<_, _>>(),
+        http_port: req.port,
+        no_bind: req.no_bind.to_vec(),
+    };
+    let names: Vec<&str> = req.units.iter().map(String::as_str).collect();
+    units::profile_from_units(&names, req.name, &src, &src, exists_in_snapshot, &opts)
+        .map_err(|e| BadInput::new(e.to_string()).into())
+}
+
+/// Whether `p` exists under the snapshot's root, as seen from the host (`None`: no snapshot, nothing
+/// exists). Follows symlinks on the host: callers that run on untrusted snapshots resolve inside the clone
+/// instead.
+pub fn exists_under(snapshot: Option<&Path>) -> impl Fn(&Path) -> bool + '_ {
+    move |p: &Path| snapshot.is_some_and(|s| s.join(p.strip_prefix("/").unwrap_or(p)).exists())
+}
+
+/// Convert host units into a profile: [`convert`] with the snapshot's paths seen from the host, returning
+/// only the profile and the reports.
 pub fn from_units(
     units: &[String],
     name: &str,
@@ -68,16 +112,15 @@ pub fn from_units(
     port: Option<u16>,
     ready: &[(String, u16)],
 ) -> Result<(Profile, Vec<Report>)> {
-    let src = FsUnitSource::new("/");
-    let exists =
-        |p: &Path| snapshot.is_some_and(|s| s.join(p.strip_prefix("/").unwrap_or(p)).exists());
-    let opts = Options {
-        ready_ports: ready.iter().cloned().collect::<BTreeMap<_, _>>(),
-        http_port: port,
+    let req = UnitsRequest {
+        units,
+        name,
+        port,
+        ready,
+        no_bind: &[],
     };
-    let names: Vec<&str> = units.iter().map(String::as_str).collect();
-    units::profile_from_units(&names, name, &src, &src, &exists, &opts)
-        .map_err(|e| BadInput::new(e.to_string()).into())
+    let c = convert(&req, &exists_under(snapshot))?;
+    Ok((c.profile, c.reports))
 }
 
 pub fn run(cfg: &Config, args: ProfileArgs, quiet: bool) -> Result<ExitCode> {
@@ -109,14 +152,44 @@ pub fn run(cfg: &Config, args: ProfileArgs, quiet: bool) -> Result<ExitCode> {
                 .name
                 .clone()
                 .unwrap_or_else(|| a.units[0].trim_end_matches(".service").replace('@', "-"));
-            let (profile, reports) =
-                from_units(&a.units, &name, a.snapshot.as_deref(), a.port, &a.ready)?;
-            print!("{}", units::render_toml(&profile, &reports));
-            // The reports are in the file's header too; on stderr unless --quiet.
-            for r in reports.iter().filter(|_| !quiet) {
-                eprintln!("wayback: {r}");
+            let req = UnitsRequest {
+                units: &a.units,
+                name: &name,
+                port: a.port,
+                ready: &a.ready,
+                no_bind: &a.no_bind,
+            };
+            let c = convert(&req, &exists_under(a.snapshot.as_deref()))?;
+            if let Some(p) = c.no_bind_unmatched.first() {
+                return Err(BadInput::new(format!(
+                    "--no-bind {}: the units name no state path there; the paths they name: {}",
+                    p.display(),
+                    candidate_list(&c)
+                ))
+                .into());
+            }
+            print!("{}", units::render_conversion(&c));
+            // Every report is in the file's header; on stderr, collapsed, unless --quiet.
+            for g in units::group_reports(&c.reports).iter().filter(|_| !quiet) {
+                eprintln!("wayback: {g}");
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The state paths a conversion looked for, for messages.
+fn candidate_list(c: &Conversion) -> String {
+    let mut seen: Vec<String> = c
+        .state
+        .candidates
+        .iter()
+        .map(|x| x.named.display().to_string())
+        .collect();
+    seen.dedup();
+    if seen.is_empty() {
+        "none".into()
+    } else {
+        seen.join(", ")
+    }
 }

@@ -1,13 +1,14 @@
-//! `wayback snapshots [ROOT...]`: list the snapshots snapper, btrbk and plain subvolumes left under the
-//! given roots (id, date, source, read-only flag, description, path), sorted by date. Also the catalog
-//! and selector helpers `find` and `diff` share. Reads only (readdir, info.xml, subvolume ioctls).
+//! `wayback snapshots [ROOT...]`: list the snapshots snapper, btrbk and plain read-only subvolumes left in
+//! and below the given roots (id, date, source, description, path), sorted by date, and apart from them
+//! the live (writable) subvolumes found there, which are never snapshots. Also the catalog and selector
+//! helpers `find`, `diff` and `up` share, among them [`inspect_path`]: is a path live data, and what are
+//! its snapshots. Reads only (readdir, info.xml, subvolume ioctls).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use wayback_core::catalog::{self, Catalog, Snapshot, Source};
-use wayback_core::civil::format_utc;
+use wayback_core::catalog::{self, Catalog, PathInfo};
 use wayback_core::selector::{self, Kind, Selector};
 use wayback_core::Config;
 
@@ -25,16 +26,17 @@ Snapshot selectors:
   @2w, @36h          the newest snapshot at least that old
 Ranges (find --in): @100..@120, @2026-11-01.., ..@2w, /persist@2026-11-14
 (each end inclusive; a date alone covers its whole day).
-An ambiguous or empty selection is an error (exit 2) listing the candidates.";
+Only read-only snapshots are ever selected: a writable (live) subvolume is listed apart and never
+picked. An ambiguous or empty selection is an error (exit 2) listing the candidates.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = SELECTOR_HELP)]
 pub struct SnapshotsArgs {
     /// Where to look: a snapper `.snapshots` directory or its parent, a btrbk snapshot_dir, or any
-    /// directory holding subvolumes
+    /// directory holding subvolumes (searched up to 4 levels down, e.g. ROOT/snaps/N)
     #[arg(value_name = "ROOT")]
     pub roots: Vec<PathBuf>,
-    /// One JSON object: {"snapshots": [...], "warnings": [...]}
+    /// One JSON object: {"snapshots": [...], "live": [...], "warnings": [...]}
     #[arg(long)]
     pub json: bool,
 }
@@ -74,8 +76,8 @@ pub fn canonical_selector(sel: Selector) -> Result<Selector> {
     })
 }
 
-/// Discover the snapshots under `roots` (made absolute, duplicates dropped); warnings go to stderr.
-pub fn load_catalog(roots: &[PathBuf]) -> Result<Catalog> {
+/// Make each root absolute, dropping duplicates.
+fn canonical_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut abs: Vec<PathBuf> = Vec::new();
     for r in roots {
         let c = canonical(r, "snapshot root")?;
@@ -83,6 +85,13 @@ pub fn load_catalog(roots: &[PathBuf]) -> Result<Catalog> {
             abs.push(c);
         }
     }
+    Ok(abs)
+}
+
+/// Discover the snapshots (and live subvolumes) under `roots` (made absolute, duplicates dropped);
+/// warnings go to stderr.
+pub fn load_catalog(roots: &[PathBuf]) -> Result<Catalog> {
+    let abs = canonical_roots(roots)?;
     let cat = catalog::discover(&abs, &FsProbe).map_err(|e| BadInput::new(e.to_string()))?;
     for w in &cat.warnings {
         eprintln!("wayback: warning: {}: {}", w.path.display(), w.message);
@@ -90,16 +99,34 @@ pub fn load_catalog(roots: &[PathBuf]) -> Result<Catalog> {
     Ok(cat)
 }
 
+/// What `path` is for a command that wants a snapshot, in one call: a read-only subvolume (a snapshot,
+/// with its catalog entry if `roots` hold it), a writable one (live data, never a snapshot: with what it
+/// is and its snapshots under `roots`, oldest first), or not a subvolume. Roots that cannot be read are
+/// skipped quietly; a `path` that does not exist is bad input.
+// For `up` (a writable SNAPSHOT needs --from-live), wired in by the lead's branch.
+#[allow(dead_code)]
+pub fn inspect_path(path: &Path, roots: &[PathBuf]) -> Result<PathInfo> {
+    let path = canonical(path, "snapshot")?;
+    let abs: Vec<PathBuf> = roots
+        .iter()
+        .filter_map(|r| std::fs::canonicalize(r).ok())
+        .collect();
+    let cat = catalog::discover_lenient(&abs, &FsProbe);
+    Ok(catalog::inspect(&path, &cat, &FsProbe))
+}
+
 /// Resolve one selector to a snapshot path: a path is taken as it is; anything else is looked up in
-/// the catalog of `roots` plus the selector's own ROOT.
+/// the catalog of `roots` plus the selector's own ROOT, and only ever names a read-only snapshot.
 pub fn resolve_path(text: &str, roots: &[PathBuf]) -> Result<PathBuf> {
     let sel: Selector = text.parse().map_err(|e| BadInput::new(format!("{e}")))?;
     let sel = canonical_selector(sel)?;
     if let Some(p) = sel.path() {
         return Ok(p.to_path_buf());
     }
-    let mut all: Vec<PathBuf> = roots.to_vec();
-    all.extend(sel.root().map(Path::to_path_buf));
+    // The selector's own ROOT first: a snapshot found under several roots keeps the id the first one
+    // gives it, so ROOT@N means the id `wayback snapshots ROOT` shows.
+    let mut all: Vec<PathBuf> = sel.root().map(Path::to_path_buf).into_iter().collect();
+    all.extend(roots.iter().cloned());
     if all.is_empty() {
         return Err(BadInput::new(format!(
             "{text}: which snapshots? give ROOT{text} (e.g. /persist{text}) or --root ROOT"
@@ -107,17 +134,8 @@ pub fn resolve_path(text: &str, roots: &[PathBuf]) -> Result<PathBuf> {
         .into());
     }
     let cat = load_catalog(&all)?;
-    let snap =
-        selector::resolve(&sel, &cat.snapshots, now()).map_err(|e| BadInput::new(e.to_string()))?;
+    let snap = selector::resolve_in(&sel, &cat, now()).map_err(|e| BadInput::new(e.to_string()))?;
     Ok(snap.path.clone())
-}
-
-fn source_col(s: &Snapshot) -> String {
-    match &s.source {
-        Source::Snapper { kind, .. } => format!("snapper/{kind}"),
-        Source::Btrbk { name } => format!("btrbk {name}"),
-        Source::Plain => "plain".into(),
-    }
 }
 
 pub async fn run(cfg: &Config, args: SnapshotsArgs) -> Result<ExitCode> {
@@ -134,37 +152,19 @@ pub async fn run(cfg: &Config, args: SnapshotsArgs) -> Result<ExitCode> {
     }
     let cat = load_catalog(&roots)?;
     if args.json {
-        let snaps: Vec<serde_json::Value> = cat
-            .snapshots
-            .iter()
-            .map(|s| {
-                let mut v = serde_json::to_value(s).expect("serialisable");
-                v["date_utc"] = format_utc(s.date).into();
-                v["series"] = s.series().into();
-                v
-            })
-            .collect();
-        let out = serde_json::json!({ "snapshots": snaps, "warnings": cat.warnings });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&catalog::to_json(&cat))?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:>7}  {:<19}  {:<16}  {:<2}  {:<24}  PATH",
-        "ID", "DATE (UTC)", "SOURCE", "RO", "DESCRIPTION"
-    );
-    for s in &cat.snapshots {
-        println!(
-            "{:>7}  {:<19}  {:<16}  {:<2}  {:<24}  {}",
-            format!("#{}", s.id),
-            format_utc(s.date),
-            source_col(s),
-            if s.readonly { "ro" } else { "rw" },
-            s.description.as_deref().unwrap_or("-"),
-            s.path.display()
-        );
-    }
+    print!("{}", catalog::render(&cat));
     if cat.snapshots.is_empty() {
-        eprintln!("wayback: no snapshots found under the given roots");
+        eprintln!(
+            "wayback: no snapshots found under the given roots{}",
+            if cat.live.is_empty() {
+                ""
+            } else {
+                " (only writable subvolumes, listed above: they are live data, not snapshots)"
+            }
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
-use wayback_core::{Config, Duration};
+use wayback_core::{Config, Duration, InstanceName};
 
 use crate::state::{self, InstanceDir, Phase};
 
@@ -44,7 +44,7 @@ impl InstanceStatus {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         InstanceStatus {
-            name: dir.name.clone(),
+            name: dir.name.to_string(),
             state: state.into(),
             profile: plan.as_ref().map(|p| p.profile.clone()),
             url: plan
@@ -122,7 +122,7 @@ pub fn ls(cfg: &Config, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn status(cfg: &Config, name: &str, json: bool) -> Result<ExitCode> {
+pub fn status(cfg: &Config, name: &InstanceName, json: bool) -> Result<ExitCode> {
     let dir = InstanceDir::open(cfg, name)?;
     let s = InstanceStatus::of(&dir);
     if json {

@@ -261,6 +261,7 @@ fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest
         allow_egress: args.allow_egress.iter().map(|e| e.to_string()).collect(),
         host_paths: args.host_path.clone(),
         no_host_paths: args.no_host_path.clone(),
+        unmask: args.unmask.clone(),
         overlay: args.overlay,
         chown: args.chown || !args.map_uid.is_empty() || !args.map_gid.is_empty(),
         share: args.share,

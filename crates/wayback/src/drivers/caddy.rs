@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 
 use super::config::CaddyConfig;
 use super::http::{self, Endpoint, Response};
-use super::{check_host, check_instance, DriverRoute};
+use super::{check_host, check_instance, DriverRoute, HostInUse};
+use wayback_core::names::Hostname;
 
 /// What [`publish`] added: the admin endpoint and the route's `@id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +115,57 @@ pub fn publish(cfg: &CaddyConfig, route: &DriverRoute) -> Result<CaddyHandle, Ca
         _ => api.call("POST", &base, Some(&json!([body])), &[200])?,
     };
     Ok(h)
+}
+
+/// A route of any HTTP server of Caddy's (subroutes included) matching exactly `host`. One GET; reads only.
+pub fn host_in_use(cfg: &CaddyConfig, host: &Hostname) -> Result<Option<HostInUse>, CaddyError> {
+    let h = CaddyHandle {
+        instance: String::new(),
+        host: host.to_string(),
+        admin: cfg.admin.clone(),
+        id: "(pre-flight check)".into(),
+    };
+    let servers = Api::new(&h)?.call("GET", "/config/apps/http/servers", None, &[200])?;
+    let servers: Value = serde_json::from_str(&servers.body).unwrap_or(Value::Null);
+    Ok(find_host(&servers, host))
+}
+
+/// The first route (depth first, subroutes included) whose host matcher lists `host` exactly.
+pub fn find_host(servers: &Value, host: &Hostname) -> Option<HostInUse> {
+    fn walk(routes: &Value, host: &Hostname, server: &str, path: &str) -> Option<HostInUse> {
+        for (i, route) in routes.as_array()?.iter().enumerate() {
+            let hosts = route["match"].as_array().into_iter().flatten();
+            let listed = hosts
+                .flat_map(|m| m["host"].as_array().into_iter().flatten())
+                .filter_map(Value::as_str)
+                .any(|h| Hostname::new(h).is_ok_and(|h| &h == host));
+            if listed {
+                let id = route["@id"].as_str();
+                return Some(HostInUse {
+                    instance: id
+                        .and_then(|id| id.strip_prefix("wayback-"))
+                        .map(str::to_string),
+                    place: match id {
+                        Some(id) => format!("Caddy route {id} on server {server}"),
+                        None => format!("Caddy route {path}{i} on server {server}"),
+                    },
+                });
+            }
+            let handlers = route["handle"].as_array().into_iter().flatten();
+            for (j, handler) in handlers.enumerate() {
+                if let Some(found) =
+                    walk(&handler["routes"], host, server, &format!("{path}{i}/{j}/"))
+                {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+    servers
+        .as_object()?
+        .iter()
+        .find_map(|(name, s)| walk(&s["routes"], host, name, "#"))
 }
 
 /// Remove every route with the handle's id. Already gone (Caddy: "unknown object ID") is success.
@@ -252,6 +304,32 @@ mod tests {
             admin: "http://localhost:2019".into(),
             id: "wayback-old".into(),
         }
+    }
+
+    #[test]
+    fn host_lookup_in_servers() {
+        let host = |s: &str| Hostname::new(s).unwrap();
+        let servers = json!({
+            "srv0": {"routes": [
+                {"match": [{"host": ["*.wbt.test"]}], "handle": [{"handler": "subroute", "routes": [
+                    {"match": [{"host": ["Inner.WBT.test"]}], "handle": [{"handler": "static_response"}]}
+                ]}]},
+                {"@id": "wayback-old", "match": [{"host": ["old.wbt.test"]}], "handle": []}
+            ]},
+            "srv1": {"routes": []}
+        });
+        let old = find_host(&servers, &host("OLD.wbt.test.")).unwrap();
+        assert_eq!(old.instance.as_deref(), Some("old"));
+        assert_eq!(old.place, "Caddy route wayback-old on server srv0");
+        let inner = find_host(&servers, &host("inner.wbt.test")).unwrap();
+        assert_eq!(inner.instance, None);
+        assert_eq!(inner.place, "Caddy route #0/0/0 on server srv0");
+        assert_eq!(
+            find_host(&servers, &host("x.wbt.test")),
+            None,
+            "wildcards are not exact"
+        );
+        assert_eq!(find_host(&Value::Null, &host("old.wbt.test")), None);
     }
 
     #[test]

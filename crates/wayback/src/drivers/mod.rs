@@ -10,7 +10,8 @@
 //! access gate, masquerade and idle detection keep working) or straight to the instance's veth address
 //! (`via = "direct"`); the caller computes [`DriverRoute::upstream`] with [`Via::upstream`].
 //!
-//! Use: [`Driver::select`] from the configured kind, [`Driver::handle`] to journal what will be created,
+//! Use: [`Driver::host_in_use`] in planning (is the hostname already on the host's proxy? reads only),
+//! [`Driver::select`] from the configured kind, [`Driver::handle`] to journal what will be created,
 //! [`Driver::publish`]; later [`unpublish`] with the journaled [`DriverHandle`] (already gone is success).
 //! All calls block (they run nginx or talk HTTP to Caddy): call them from `spawn_blocking` in async code.
 
@@ -20,9 +21,11 @@ mod http;
 pub mod nginx;
 mod nginx_conf;
 
+use std::fmt;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+use wayback_core::names::Hostname;
 
 pub use self::caddy::{CaddyError, CaddyHandle};
 pub use self::config::{CaddyConfig, NginxConfig, Via};
@@ -112,12 +115,42 @@ impl<'a> Driver<'a> {
         })
     }
 
+    /// Whether `host` is already published on the host's proxy — by a wayback vhost file or any other file
+    /// in nginx's include directory with that `server_name`, or a Caddy route matching that exact host —
+    /// and by whom. Reads only (files / one GET to Caddy's admin API); call it in planning, so a taken
+    /// hostname is bad input before anything is created. Hostnames compare in canonical form.
+    pub fn host_in_use(&self, host: &Hostname) -> Result<Option<HostInUse>, DriverError> {
+        Ok(match self {
+            Driver::Nginx(c) => nginx::host_in_use(c, host)?,
+            Driver::Caddy(c) => caddy::host_in_use(c, host)?,
+        })
+    }
+
     /// Publish `route` on the host's proxy. On failure the host's proxy is left as it was.
     pub fn publish(&self, route: &DriverRoute) -> Result<DriverHandle, DriverError> {
         Ok(match self {
             Driver::Nginx(c) => DriverHandle::Nginx(nginx::publish(c, route)?),
             Driver::Caddy(c) => DriverHandle::Caddy(caddy::publish(c, route)?),
         })
+    }
+}
+
+/// Who already publishes a hostname on the host's proxy ([`Driver::host_in_use`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInUse {
+    /// The wayback instance that published it, when it is wayback's (a vhost file with wayback's header,
+    /// a Caddy route `wayback-<instance>`).
+    pub instance: Option<String>,
+    /// Where: `nginx vhost /etc/nginx/conf.d/x.conf`, `Caddy route wayback-x on server srv0`.
+    pub place: String,
+}
+
+impl fmt::Display for HostInUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.instance {
+            Some(i) => write!(f, "{} (wayback instance {i})", self.place),
+            None => f.write_str(&self.place),
+        }
     }
 }
 

@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use wayback_core::export::NGINX_HEADER;
 
 use super::config::NginxConfig;
-use super::nginx_conf::{include_dir, pid_file, Workers};
-use super::{check_host, check_instance, DriverRoute};
+use super::nginx_conf::{include_dir, pid_file, server_names, Workers};
+use super::{check_host, check_instance, DriverRoute, HostInUse};
+use wayback_core::names::Hostname;
 
 pub use super::nginx_conf::render;
 
@@ -114,6 +115,46 @@ pub fn handle(cfg: &NginxConfig, route: &DriverRoute) -> Result<NginxHandle, Ngi
         reload: cfg.reload_command(),
         pid_file: pid_file(cfg),
     })
+}
+
+/// The first file in the include directory (in name order; hidden files skipped, as wayback's own
+/// temporary files are) with a `server_name` equal to `host`, and whether it is a wayback vhost. Reads only.
+pub fn host_in_use(cfg: &NginxConfig, host: &Hostname) -> Result<Option<HostInUse>, NginxError> {
+    let dir = include_dir(cfg)?;
+    let mut files: Vec<PathBuf> = match fs::read_dir(&dir) {
+        Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read the include directory", &dir, e)),
+    };
+    files.sort();
+    for file in files {
+        let hidden = file
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        // sites-enabled usually holds symlinks to sites-available: follow them, as nginx does.
+        if hidden || !file.is_file() {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue;
+        };
+        let taken = server_names(&text)
+            .iter()
+            .any(|n| Hostname::new(n).is_ok_and(|n| &n == host));
+        if taken {
+            let instance = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix(NGINX_HEADER))
+                .and_then(|rest| rest.split(['.', ' ']).next())
+                .map(str::to_string);
+            return Ok(Some(HostInUse {
+                instance,
+                place: format!("nginx vhost {}", file.display()),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Write the vhost, check it with `nginx -t`, reload nginx. On any failure nginx is left as it was.
@@ -319,4 +360,57 @@ fn find_program(name: &str) -> PathBuf {
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file());
     found.unwrap_or_else(|| name.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_in_use_reads_server_names_in_the_include_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = NginxConfig {
+            include_dir: Some(t.path().into()),
+            ..NginxConfig::default()
+        };
+        let host = |s: &str| Hostname::new(s).unwrap();
+        let route = DriverRoute {
+            instance: "old-www".into(),
+            host: "old-www.example.org".into(),
+            upstream: "127.0.0.1:8080".parse().unwrap(),
+            tls: None,
+        };
+        fs::write(
+            t.path().join("wayback-old-www.conf"),
+            render(&cfg, &route).unwrap(),
+        )
+        .unwrap();
+        fs::write(
+            t.path().join("site.conf"),
+            "server {\n  server_name Shop.Example.org *.wild.example.org;\n}\n",
+        )
+        .unwrap();
+        fs::write(
+            t.path().join(".wayback-x.tmp"),
+            "server_name hidden.example.org;",
+        )
+        .unwrap();
+        let wb = host_in_use(&cfg, &host("OLD-WWW.example.org."))
+            .unwrap()
+            .unwrap();
+        assert_eq!(wb.instance.as_deref(), Some("old-www"));
+        assert!(wb.place.ends_with("wayback-old-www.conf"), "{}", wb.place);
+        let theirs = host_in_use(&cfg, &host("shop.example.org"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(theirs.instance, None);
+        assert!(theirs.to_string().starts_with("nginx vhost "), "{theirs}");
+        for free in [
+            "a.wild.example.org",
+            "hidden.example.org",
+            "new.example.org",
+        ] {
+            assert_eq!(host_in_use(&cfg, &host(free)).unwrap(), None, "{free}");
+        }
+    }
 }

@@ -212,6 +212,20 @@ fn children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// The names of every `server_name` directive in an nginx config text (quotes removed; wildcards and
+/// regexes as written).
+pub fn server_names(text: &str) -> Vec<String> {
+    strip_comments(text)
+        .split([';', '{', '}'])
+        .filter_map(|d| {
+            let mut words = d.split_whitespace();
+            (words.next() == Some("server_name")).then_some(words)
+        })
+        .flatten()
+        .map(|w| w.trim_matches(['"', '\'']).to_string())
+        .collect()
+}
+
 /// The text without `#` comments (to the end of the line).
 fn strip_comments(text: &str) -> String {
     text.lines()
@@ -238,6 +252,21 @@ mod tests {
         assert!(glob_match(b"*.conf", b"wayback-a.conf"));
         assert!(glob_match(b"*", b"wayback-a.conf"));
         assert!(!glob_match(b"*.site", b"wayback-a.conf"));
+    }
+
+    #[test]
+    fn server_name_directives() {
+        let text = "# server_name commented.example;\nserver {\n  listen 80;\n  server_name a.example \"B.Example\"\n     *.wild.example ~^re$;\n}\nserver { server_name c.example; }\n";
+        assert_eq!(
+            server_names(text),
+            [
+                "a.example",
+                "B.Example",
+                "*.wild.example",
+                "~^re$",
+                "c.example"
+            ]
+        );
     }
 
     #[test]

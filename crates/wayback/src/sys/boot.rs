@@ -7,14 +7,19 @@
 //! Cgroups: without systemd as PID 1, nspawn runs with `--keep-unit` in its launcher's cgroup, and two
 //! booted containers in one cgroup disturb each other. Each container's launcher gets its own cgroup in
 //! every hierarchy nspawn looks at (the named `systemd` one and the unified one), removed at teardown.
-//! Syscalls: symlink, mkdir/rmdir in /sys/fs/cgroup.
+//! Syscalls: symlinkat/unlinkat inside the clone (through `sys::inroot`), mkdir/rmdir in /sys/fs/cgroup.
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::symlink;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::readlinkat;
+use nix::unistd::{symlinkat, unlinkat, UnlinkatFlags};
+
 use wayback_core::plan::{BootSpec, DEFAULT_MASKED_SERVICES};
+
+use crate::sys::inroot::{InRootError, Tree};
 
 /// Unit directories of an image, relative to its root.
 const UNIT_DIRS: &[&str] = &[
@@ -23,16 +28,18 @@ const UNIT_DIRS: &[&str] = &[
     "usr/lib/systemd/system",
 ];
 
-/// Mask the boot spec's units in `root` (the clone). Returns the masked unit names.
-pub fn mask_units(root: &Path, spec: &BootSpec) -> io::Result<Vec<String>> {
+/// Mask the boot spec's units in `root` (the clone). Returns the masked unit names. Every path is resolved
+/// inside the clone (its /etc/systemd/system may be a symlink; it never leads to the host's).
+pub fn mask_units(root: &Path, spec: &BootSpec) -> Result<Vec<String>, InRootError> {
+    let tree = Tree::open(root)?;
     let mut units: Vec<String> = spec.masks.clone();
     if spec.default_masks {
         for dir in UNIT_DIRS {
-            let Ok(entries) = fs::read_dir(root.join(dir)) else {
+            let Ok(entries) = tree.read_dir(Path::new(dir)) else {
                 continue;
             };
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
+            for (name, _) in entries {
+                let name = name.to_string_lossy().into_owned();
                 if name.ends_with(".timer") || DEFAULT_MASKED_SERVICES.contains(&name.as_str()) {
                     units.push(name);
                 }
@@ -41,19 +48,22 @@ pub fn mask_units(root: &Path, spec: &BootSpec) -> io::Result<Vec<String>> {
     }
     units.sort();
     units.dedup();
-    let etc = root.join("etc/systemd/system");
-    fs::create_dir_all(&etc)?;
+    let etc = Path::new("/etc/systemd/system");
+    let dir = tree.dir(etc, true)?;
+    let io_err = |u: &str, e: nix::Error| InRootError::Io {
+        root: root.into(),
+        path: etc.join(u),
+        source: e.into(),
+    };
     for u in &units {
-        let link = etc.join(u);
-        if fs::read_link(&link).is_ok_and(|t| t == Path::new("/dev/null")) {
+        if readlinkat(dir.as_fd(), u.as_str()).is_ok_and(|t| t == *"/dev/null") {
             continue;
         }
-        match fs::symlink_metadata(&link) {
-            Ok(_) => fs::remove_file(&link)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        match unlinkat(dir.as_fd(), u.as_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::Error::ENOENT) => {}
+            Err(e) => return Err(io_err(u, e)),
         }
-        symlink("/dev/null", &link)?;
+        symlinkat("/dev/null", dir.as_fd(), u.as_str()).map_err(|e| io_err(u, e))?;
     }
     Ok(units)
 }

@@ -107,13 +107,21 @@ pub fn inspect(path: &Path) -> Result<SubvolInfo, BtrfsError> {
     })
 }
 
-/// What `path` (inside a snapshot) is: missing, present, or the empty stand-in of a nested subvolume.
-pub fn probe(path: &Path) -> wayback_core::plan::PathState {
+/// What `path` (absolute inside the snapshot at `root`) is, resolved inside the snapshot: missing, present
+/// (and where symlinks led), the empty stand-in of a nested subvolume, or unusable.
+pub fn probe(root: &Path, path: &Path) -> wayback_core::plan::PathState {
+    use crate::sys::inroot::{InRootError, Tree};
     use wayback_core::plan::PathState;
-    match std::fs::symlink_metadata(path) {
-        Err(_) => PathState::Missing,
-        Ok(m) if m.is_dir() && m.ino() == EMPTY_SUBVOL_DIR_INO => PathState::NestedSubvolume,
-        Ok(_) => PathState::Present,
+    let found = Tree::open(root).and_then(|t| t.resolve(path));
+    match found {
+        Ok(f) if f.is_dir() && f.stat.st_ino == EMPTY_SUBVOL_DIR_INO => PathState::NestedSubvolume,
+        Ok(f) if f.is_dir() || f.is_file() => PathState::Present(f.resolved),
+        Ok(f) => PathState::Refused(format!(
+            "it is a {} (only directories and regular files can be bound)",
+            crate::sys::inroot::kind_name(&f.stat)
+        )),
+        Err(InRootError::Missing { via, .. }) => PathState::Missing(via),
+        Err(e) => PathState::Refused(e.to_string()),
     }
 }
 

@@ -3,10 +3,13 @@
 pub mod boot;
 pub mod btrfs;
 pub mod ids;
+pub mod inroot;
+pub mod launchns;
 pub mod mountinfo;
 pub mod nspawn;
 pub mod overlay;
 pub mod owned_dir;
+pub mod procfs;
 // Find (issue 3): catalog probe, find/diff walks, send-stream diff.
 pub mod snapdiff;
 pub mod walk;

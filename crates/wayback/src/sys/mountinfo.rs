@@ -11,6 +11,9 @@ pub struct Mount {
     pub fs_type: String,
     pub source: String,
     pub options: String,
+    /// The filesystem's device (`major:minor`): the same for every mount of one filesystem (also every
+    /// subvolume mount of one btrfs filesystem), different between filesystems.
+    pub dev: String,
 }
 
 /// Parse mountinfo text. Malformed lines are skipped.
@@ -31,6 +34,7 @@ fn parse_line(line: &str) -> Option<Mount> {
         options: l[5].to_string(),
         fs_type: r[0].to_string(),
         source: unescape(r[1]),
+        dev: l[2].to_string(),
     })
 }
 

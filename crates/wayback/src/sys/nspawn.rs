@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::sys::procfs::{self, Liveness};
+
 #[derive(Debug, thiserror::Error)]
 pub enum NspawnError {
     #[error("cannot open container log {path}: {source}")]
@@ -30,6 +32,8 @@ pub enum NspawnError {
     },
     #[error("container {machine} (pid {pid}) did not exit after SIGKILL")]
     Stuck { machine: String, pid: i32 },
+    #[error("cannot tell whether {what} still runs ({why}); run `wayback gc` again once the host has file descriptors to spare")]
+    Unknown { what: String, why: String },
 }
 
 /// Start nspawn with `argv` (program first), stdin from /dev/null, stdout+stderr appended to `log`, in the
@@ -116,32 +120,70 @@ fn find_in(proc_root: &Path, machine: &str) -> Vec<i32> {
     pids
 }
 
+/// The running container as the process hosting it watches it: its own child (the exit status comes from
+/// waitpid), or one adopted after a restart (PID and start time). Only a real exit status or a definite "no
+/// such process" counts as exited; a failed /proc read (no file descriptor left, say) is `Unknown`.
+#[derive(Debug)]
+pub enum Watch {
+    Child(Child),
+    Adopted { pid: i32, start_time: u64 },
+}
+
+impl Watch {
+    /// Watch the running nspawn of `machine` (found by its command line). None if none runs.
+    pub fn adopt(machine: &str) -> Option<Watch> {
+        find(machine).into_iter().find_map(|pid| {
+            let start_time = procfs::start_time(pid).ok()??;
+            Some(Watch::Adopted { pid, start_time })
+        })
+    }
+
+    pub fn check(&mut self) -> Liveness {
+        match self {
+            Watch::Child(c) => match c.try_wait() {
+                Ok(None) => Liveness::Alive,
+                Ok(Some(_)) => Liveness::Gone,
+                Err(e) => Liveness::Unknown(format!("waitpid({}): {e}", c.id())),
+            },
+            Watch::Adopted { pid, start_time } => procfs::liveness(*pid, *start_time),
+        }
+    }
+}
+
 /// Stop one process we started (`pid` with this `start_time`): SIGTERM, then SIGKILL after `grace`.
-/// Gone already (or the PID now belongs to another process): Ok.
+/// Gone already (or the PID now belongs to another process): Ok. While /proc cannot be read the process is
+/// not signalled (it might not be ours) and the stop is retried; if that lasts past the grace period, the
+/// stop fails rather than guessing.
 pub fn stop_pid(pid: i32, start_time: u64, grace: Duration) -> Result<(), NspawnError> {
-    let same = || crate::state::process_start_time(pid) == Some(start_time);
     let what = format!("pid {pid}");
     let start = Instant::now();
     let mut last_term: Option<Instant> = None;
-    while same() {
-        if start.elapsed() >= grace {
-            signal(&what, pid, Signal::SIGKILL)?;
-            std::thread::sleep(Duration::from_millis(50));
-            reap_children();
-            if start.elapsed() >= grace + Duration::from_secs(10) {
-                return Err(NspawnError::Stuck { machine: what, pid });
+    loop {
+        match procfs::liveness(pid, start_time) {
+            Liveness::Gone => return Ok(()),
+            Liveness::Unknown(why) if start.elapsed() >= grace => {
+                return Err(NspawnError::Unknown { what, why })
             }
-            continue;
-        }
-        // Repeated: a SIGTERM forwarded to the container's init before it is ready for it is lost.
-        if last_term.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            signal(&what, pid, Signal::SIGTERM)?;
-            last_term = Some(Instant::now());
+            Liveness::Unknown(_) => {}
+            Liveness::Alive if start.elapsed() >= grace => {
+                signal(&what, pid, Signal::SIGKILL)?;
+                std::thread::sleep(Duration::from_millis(50));
+                reap_children();
+                if start.elapsed() >= grace + Duration::from_secs(10) {
+                    return Err(NspawnError::Stuck { machine: what, pid });
+                }
+                continue;
+            }
+            // Repeated: a SIGTERM forwarded to the container's init before it is ready for it is lost.
+            Liveness::Alive if last_term.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) => {
+                signal(&what, pid, Signal::SIGTERM)?;
+                last_term = Some(Instant::now());
+            }
+            Liveness::Alive => {}
         }
         reap_children();
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(())
 }
 
 /// Stop every nspawn process of `machine` (and an init it left behind): SIGTERM, repeated every second (a

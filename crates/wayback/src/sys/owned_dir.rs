@@ -2,7 +2,7 @@
 //! snapshot's mount), marked with an extended attribute so that wayback removes them — when empty — no
 //! matter which instance made them, and never removes a directory it did not make.
 //!
-//! Syscalls: mkdir, setxattr/getxattr (`user.wayback`), rmdir.
+//! Syscalls: mkdir, setxattr/lgetxattr (`user.wayback`), rmdir. A symlink is never taken for the directory.
 
 use std::ffi::CString;
 use std::fs;
@@ -45,7 +45,7 @@ pub fn is_ours(path: &Path) -> bool {
     let mut buf = [0u8; 8];
     // SAFETY: valid NUL-terminated strings; `buf` is writable for its full length, which is passed.
     let rc = unsafe {
-        libc::getxattr(
+        libc::lgetxattr(
             p.as_ptr(),
             name.as_ptr(),
             buf.as_mut_ptr().cast(),
@@ -55,21 +55,49 @@ pub fn is_ours(path: &Path) -> bool {
     rc == 1 && buf[0] == b'1'
 }
 
-/// Remove `path` if it is wayback's and empty. Gone, not ours, or still in use by another clone: Ok.
-pub fn remove_if_unused(path: &Path) -> io::Result<()> {
+/// What [`remove_if_unused`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// Left: it still holds something (other instances' clones).
+    NotEmpty,
+    /// Left: it does not carry wayback's mark (or is not a directory).
+    NotOurs,
+    /// It was already gone.
+    Gone,
+}
+
+impl Removal {
+    /// How a teardown reports it: "removed directory X", "left directory X: still holds other clones", ...
+    pub fn describe(self, path: &Path) -> String {
+        let p = path.display();
+        match self {
+            Removal::Removed => format!("removed directory {p}"),
+            Removal::NotEmpty => format!("left directory {p}: still holds other clones"),
+            Removal::NotOurs => {
+                format!("left directory {p}: wayback did not make it (no {XATTR} mark)")
+            }
+            Removal::Gone => format!("directory {p} was already gone"),
+        }
+    }
+}
+
+/// Remove `path` if it is wayback's (marked, a real directory) and empty; say what happened. Gone, not
+/// ours, or still in use by another clone are not errors.
+pub fn remove_if_unused(path: &Path) -> io::Result<Removal> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Removal::Gone),
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_dir() => return Ok(Removal::NotOurs),
+        Ok(_) => {}
+    }
     if !is_ours(path) {
-        return Ok(());
+        return Ok(Removal::NotOurs);
     }
     match fs::remove_dir(path) {
-        Ok(()) => Ok(()),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
-            ) =>
-        {
-            Ok(())
-        }
+        Ok(()) => Ok(Removal::Removed),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Removal::Gone),
+        Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(Removal::NotEmpty),
         Err(e) => Err(e),
     }
 }
@@ -92,16 +120,29 @@ mod tests {
         create(&theirs).unwrap(); // exists: left unmarked
         assert!(!is_ours(&theirs));
         fs::write(mine.join("f"), "x").unwrap();
-        remove_if_unused(&mine).unwrap();
+        assert_eq!(remove_if_unused(&mine).unwrap(), Removal::NotEmpty);
         assert!(mine.exists(), "not empty: stays");
+        assert_eq!(
+            Removal::NotEmpty.describe(&mine),
+            format!(
+                "left directory {}: still holds other clones",
+                mine.display()
+            )
+        );
         fs::remove_file(mine.join("f")).unwrap();
-        remove_if_unused(&mine).unwrap();
+        assert_eq!(remove_if_unused(&mine).unwrap(), Removal::Removed);
         assert!(!mine.exists());
-        remove_if_unused(&theirs).unwrap();
+        assert_eq!(remove_if_unused(&theirs).unwrap(), Removal::NotOurs);
         assert!(
             theirs.exists(),
             "never removes a directory wayback did not make"
         );
-        remove_if_unused(&mine).unwrap();
+        assert_eq!(remove_if_unused(&mine).unwrap(), Removal::Gone);
+        // A symlink to a marked directory is not the directory.
+        create(&mine).unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&mine, &link).unwrap();
+        assert_eq!(remove_if_unused(&link).unwrap(), Removal::NotOurs);
+        assert!(mine.exists() && link.exists());
     }
 }

@@ -1,20 +1,26 @@
-//! The filesystem side of `snapshots`, `find` and the plain `diff`: the catalog [`Probe`] (readdir,
-//! file reads, and for subvolumes GET_SUBVOL_INFO + SUBVOL_GETFLAGS via `btrfs-uapi`, fstatfs), `lstat`
-//! into [`Meta`], the glob walk for `find`, and whole-tree walks for the diff fallback.
+//! The filesystem side of `snapshots`, `find` and the plain `diff`: the catalog [`Probe`] (directory
+//! listings, file reads and subvolume facts — GET_SUBVOL_INFO + SUBVOL_GETFLAGS via `btrfs-uapi`,
+//! fstatfs — all through `openat2(RESOLVE_NO_SYMLINKS)`, and entries opened from their parent with
+//! `RESOLVE_NO_XDEV`, so the search below a snapshot root never follows a symlink out of it nor crosses
+//! a mount point), `lstat` into [`Meta`], the glob walk for `find`, and whole-tree walks for the diff
+//! fallback.
 //!
 //! Read-only: nothing here writes anywhere. Walks stay on one device (they do not descend into nested
 //! subvolumes or mounts) and never follow symlinks.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+use std::ffi::{CStr, OsStr, OsString};
 use std::fs::File;
-use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use btrfs_uapi::subvolume::{self, SubvolumeFlags};
-use wayback_core::catalog::{Probe, SubvolMeta};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use wayback_core::catalog::{Node, Probe, SubvolMeta};
 use wayback_core::change::{FileType, Meta};
 use wayback_core::civil::Civil;
 use wayback_core::glob::Glob;
@@ -29,8 +35,12 @@ pub fn cancelled() -> bool {
     CANCELLED.load(Ordering::Relaxed)
 }
 
-/// The real filesystem, for catalog discovery.
+/// The real filesystem, for catalog discovery. Give it canonical paths (no symlinks in them): any
+/// symlink met on the way is refused, as an entry that leads elsewhere or was swapped in meanwhile.
 pub struct FsProbe;
+
+/// Largest `info.xml` read (snapper's are a few hundred bytes).
+const MAX_INFO_BYTES: u64 = 1 << 20;
 
 fn unix_secs(t: std::time::SystemTime) -> i64 {
     match t.duration_since(std::time::UNIX_EPOCH) {
@@ -39,19 +49,29 @@ fn unix_secs(t: std::time::SystemTime) -> i64 {
     }
 }
 
-/// Subvolume facts of `path`, when it is the root of a btrfs subvolume.
+/// Subvolume facts of `path`, when it is the root of a btrfs subvolume (a symlink at `path` is
+/// followed: for paths the user gave).
 pub fn subvol_meta(path: &Path) -> Option<SubvolMeta> {
-    let dir = File::open(path).ok()?;
-    let fs = nix::sys::statfs::fstatfs(dir.as_fd()).ok()?;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    meta_of_dir(dir.as_fd())
+}
+
+/// Subvolume facts of an open directory, when it is the root of a btrfs subvolume.
+fn meta_of_dir(dir: BorrowedFd<'_>) -> Option<SubvolMeta> {
+    let fs = nix::sys::statfs::fstatfs(dir).ok()?;
     if fs.filesystem_type().0 as i64 != BTRFS_SUPER_MAGIC {
         return None;
     }
-    let meta = dir.metadata().ok()?;
-    if !meta.is_dir() || meta.ino() != SUBVOL_ROOT_INO {
+    let st = nix::sys::stat::fstat(dir).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR || st.st_ino != SUBVOL_ROOT_INO {
         return None;
     }
-    let info = subvolume::subvolume_info(dir.as_fd()).ok()?;
-    let flags = subvolume::subvolume_flags_get(dir.as_fd()).ok()?;
+    let info = subvolume::subvolume_info(dir).ok()?;
+    let flags = subvolume::subvolume_flags_get(dir).ok()?;
     let uuid = |u: &btrfs_uapi::subvolume::SubvolumeInfo, parent: bool| {
         let id = if parent { u.parent_uuid } else { u.uuid };
         (!id.is_nil()).then(|| id.to_string())
@@ -64,17 +84,90 @@ pub fn subvol_meta(path: &Path) -> Option<SubvolMeta> {
     })
 }
 
+/// `openat2` of `path` that fails (ELOOP) on a symlink anywhere in it.
+fn open_strict(path: &Path, flags: OFlag) -> std::io::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    nix::fcntl::openat2(nix::fcntl::AT_FDCWD, path, how).map_err(std::io::Error::from)
+}
+
+fn open_dir_strict(path: &Path) -> std::io::Result<OwnedFd> {
+    open_strict(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+}
+
+/// The entry names of an open directory (without `.` and `..`).
+fn list_fd(fd: OwnedFd) -> std::io::Result<Vec<OsString>> {
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` is an open directory descriptor we own; on success fdopendir takes it over.
+    let dir = unsafe { libc::fdopendir(raw) };
+    if dir.is_null() {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so `raw` is still ours, and closed exactly once here.
+        unsafe { libc::close(raw) };
+        return Err(e);
+    }
+    let mut names = Vec::new();
+    let result = loop {
+        nix::errno::Errno::clear();
+        // SAFETY: `dir` is a valid stream until the closedir below.
+        let ent = unsafe { libc::readdir(dir) };
+        if ent.is_null() {
+            break match nix::errno::Errno::last_raw() {
+                0 => Ok(()),
+                n => Err(std::io::Error::from_raw_os_error(n)),
+            };
+        }
+        // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated; it stays valid until
+        // the next readdir on `dir`, and we copy it out before that.
+        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsStr::from_bytes(name).to_os_string());
+        }
+    };
+    // SAFETY: `dir` is valid and closed exactly once (this also closes `raw`).
+    unsafe { libc::closedir(dir) };
+    result.map(|()| names)
+}
+
 impl Probe for FsProbe {
     fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<OsString>> {
-        std::fs::read_dir(dir)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect()
+        list_fd(open_dir_strict(dir)?)
     }
     fn read_file(&self, path: &Path) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
+        // O_NONBLOCK: a FIFO put in place of info.xml must not hang discovery.
+        let f = File::from(open_strict(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?);
+        if !f.metadata()?.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        let mut text = String::new();
+        f.take(MAX_INFO_BYTES).read_to_string(&mut text)?;
+        Ok(text)
     }
     fn subvolume(&self, path: &Path) -> Option<SubvolMeta> {
-        subvol_meta(path)
+        meta_of_dir(open_dir_strict(path).ok()?.as_fd())
+    }
+    /// A subvolume root; else a directory (opened from its parent with RESOLVE_NO_XDEV, so a mount
+    /// point of any filesystem is not one); else (files, symlinks, mount points, unreadable) nothing
+    /// to search.
+    fn node(&self, path: &Path) -> Node {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Node::Other;
+        };
+        let Ok(dir) = open_dir_strict(parent) else {
+            return Node::Other;
+        };
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(
+                ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_NO_XDEV
+                    | ResolveFlag::RESOLVE_BENEATH,
+            );
+        match nix::fcntl::openat2(dir.as_fd(), name, how) {
+            Ok(fd) => meta_of_dir(fd.as_fd()).map_or(Node::Dir, Node::Subvolume),
+            Err(_) => Node::Other,
+        }
     }
     /// btrbk names its snapshots in local time: mktime knows the zone rules.
     fn local_to_unix(&self, c: &Civil) -> i64 {

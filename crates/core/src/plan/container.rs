@@ -1,0 +1,46 @@
+//! The container of a plan: the systemd-nspawn spec in host mode (the host's software read-only, the
+//! clone's binds, confinement, masked secrets) or boot mode (the clone is the whole root).
+
+use std::path::Path;
+
+use super::binds::Layout;
+use super::{Facts, UpRequest};
+use crate::config::Config;
+use crate::names::InstanceName;
+use crate::nspawn::{ContainerSpec, BOOT_MODE_DROPPED, HOST_MODE_DROPPED};
+
+pub(super) fn spec(
+    req: &UpRequest,
+    facts: &Facts,
+    cfg: &Config,
+    name: &InstanceName,
+    layout: &Layout,
+    netns_path: &Path,
+) -> ContainerSpec {
+    let dropped = if req.boot {
+        BOOT_MODE_DROPPED
+    } else {
+        HOST_MODE_DROPPED
+    };
+    ContainerSpec {
+        machine: name.machine(),
+        netns_path: netns_path.to_path_buf(),
+        host_ro: if req.boot {
+            Vec::new()
+        } else {
+            facts.host_paths.binds.clone()
+        },
+        binds: layout.mounts.clone(),
+        init_exe: facts.init_exe.clone(),
+        spec_file: cfg.instance_dir(name.as_str()).join("init.json"),
+        register: facts.machined,
+        boot_root: req.boot.then(|| layout.clone.clone()),
+        drop_capabilities: dropped.iter().map(|c| c.to_string()).collect(),
+        no_new_privileges: !req.boot,
+        inaccessible: if req.boot {
+            Vec::new()
+        } else {
+            facts.host_masks.clone()
+        },
+    }
+}

@@ -1,0 +1,320 @@
+//! The mount namespace a container is launched from.
+//!
+//! systemd-nspawn is not started from the host's mount namespace but from a private one that wayback makes
+//! for it on a dedicated thread (a tokio worker never changes namespace):
+//!
+//! 1. `unshare(CLONE_NEWNS)`, then `/` recursively `MS_SLAVE` (on hosts whose mounts are shared, as under
+//!    systemd, the host's unmounts still reach it; nothing made in it reaches the host).
+//! 2. Each bind path of a clone is resolved *inside* the clone (`sys::inroot`: a symlink in the snapshot can
+//!    never lead to a host path) and that descriptor is bind-mounted on a mount point in the instance's own
+//!    directory, which is what nspawn's `--bind=` then names.
+//! 3. Every host mount the container does not need is detached (`umount2(MNT_DETACH)`), so the container's
+//!    namespace holds no copy of it: a filesystem the host unmounts while the instance runs is really
+//!    released (its loop device detaches), and other instances' network namespaces and clones are not kept
+//!    alive by this one.
+//! 4. The host's secrets under the paths the container shows (/etc/shadow, SSH host keys, …) are covered
+//!    by empty read-only nodes — in this namespace only, so the host is untouched; nspawn's recursive
+//!    `--bind-ro=/etc` carries them into the container, whose root cannot unmount them (no CAP_SYS_ADMIN).
+//! 5. nspawn is spawned from that thread and inherits the namespace, which lives as long as nspawn does.
+//!
+//! Syscalls: unshare, mount (MS_SLAVE, MS_BIND, MS_REMOUNT|MS_RDONLY), umount2(MNT_DETACH), openat2.
+
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+
+use crate::sys::inroot::{InRootError, Tree};
+use crate::sys::mountinfo::{self, Mount};
+use crate::sys::nspawn::NspawnError;
+
+/// A path of a clone to mount on a mount point before nspawn starts.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// The clone's root on the host.
+    pub clone: PathBuf,
+    /// The path inside the clone (resolved inside it).
+    pub path: PathBuf,
+    /// The mount point, in wayback's own instance directory.
+    pub at: PathBuf,
+    pub readonly: bool,
+}
+
+/// Host secrets covered, in the launch namespace only, by an empty read-only node (`empty`: an empty file
+/// for files; a fresh read-only tmpfs for directories), which the container's recursive binds carry along.
+#[derive(Debug, Clone, Default)]
+pub struct Masks {
+    pub paths: Vec<PathBuf>,
+    /// An empty file (mode 0) in wayback's own directory, bound over masked files.
+    pub empty: PathBuf,
+}
+
+/// Which host mounts the launch namespace keeps; every other one is detached.
+#[derive(Debug, Clone, Default)]
+pub struct Keep {
+    /// Mounts at or below these stay (what the container shows of the host: /usr, /etc, host paths, and
+    /// /proc, /sys, /dev for nspawn itself).
+    pub trees: Vec<PathBuf>,
+    /// The mounts holding these paths stay (the netns file, the instance directory, the init binary, the
+    /// clones); mounts below them do not.
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot make the container's mount namespace ({step}): {source}")]
+    Namespace {
+        step: &'static str,
+        source: nix::Error,
+    },
+    #[error("cannot bind {path} of the clone {clone}: {source}")]
+    Stage {
+        clone: PathBuf,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot mask the host's {path} in the container: {source}")]
+    Mask { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    InRoot(#[from] InRootError),
+    #[error(transparent)]
+    Spawn(#[from] NspawnError),
+    #[error("the thread launching the container panicked")]
+    Thread,
+}
+
+/// Make the launch namespace on a new thread and run `spawn` (which starts nspawn) in it.
+pub fn launch<F>(
+    stages: Vec<Stage>,
+    masks: Masks,
+    keep: Keep,
+    spawn: F,
+) -> Result<Child, LaunchError>
+where
+    F: FnOnce() -> Result<Child, NspawnError> + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name("wayback-launch".into())
+        .spawn(move || prepare(&stages, &masks, &keep).and_then(|()| Ok(spawn()?)))
+        .map_err(|_| LaunchError::Thread)?
+        .join()
+        .map_err(|_| LaunchError::Thread)?
+}
+
+fn prepare(stages: &[Stage], masks: &Masks, keep: &Keep) -> Result<(), LaunchError> {
+    let ns = |step| move |source| LaunchError::Namespace { step, source };
+    unshare(CloneFlags::CLONE_NEWNS).map_err(ns("unshare"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(ns("make / a slave"))?;
+    for s in stages {
+        stage(s)?;
+    }
+    if !masks.paths.is_empty() {
+        mask(masks)?;
+    }
+    let mounts = mountinfo::read(Path::new("/proc/thread-self/mountinfo")).map_err(|e| {
+        LaunchError::Namespace {
+            step: "read mountinfo",
+            source: nix::Error::try_from(e).unwrap_or(nix::Error::EIO),
+        }
+    })?;
+    let mut keep = keep.clone();
+    keep.paths.extend(stages.iter().map(|s| s.at.clone()));
+    for point in unneeded(&mounts, &keep) {
+        // Already gone with a detached parent: fine.
+        let _ = umount2(&point, MntFlags::MNT_DETACH);
+    }
+    Ok(())
+}
+
+/// Resolve the stage's path inside its clone and bind-mount that very object on the mount point.
+fn stage(s: &Stage) -> Result<(), LaunchError> {
+    let err = |source: io::Error| LaunchError::Stage {
+        clone: s.clone.clone(),
+        path: s.path.clone(),
+        source,
+    };
+    let found = Tree::open(&s.clone)?.resolve(&s.path)?;
+    if let Some(parent) = s.at.parent() {
+        fs::create_dir_all(parent).map_err(err)?;
+    }
+    let made = if found.is_dir() {
+        fs::create_dir(&s.at)
+    } else if found.is_file() {
+        fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&s.at)
+            .map(drop)
+    } else {
+        return Err(err(io::Error::other(
+            "only directories and regular files can be bound",
+        )));
+    };
+    match made {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err(e)),
+    }
+    let source = format!("/proc/self/fd/{}", found.fd.as_raw_fd());
+    mount(
+        Some(source.as_str()),
+        &s.at,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| err(e.into()))?;
+    if s.readonly {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mount(None::<&str>, &s.at, None::<&str>, flags, None::<&str>).map_err(|e| err(e.into()))?;
+    }
+    Ok(())
+}
+
+/// Cover each masked host path with an empty read-only node.
+fn mask(masks: &Masks) -> Result<(), LaunchError> {
+    let err = |path: &Path, source: io::Error| LaunchError::Mask {
+        path: path.into(),
+        source,
+    };
+    match fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&masks.empty)
+    {
+        Ok(f) => f
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o000))
+            .map_err(|e| err(&masks.empty, e))?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err(&masks.empty, e)),
+    }
+    let ro = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+    for p in &masks.paths {
+        let Ok(meta) = fs::metadata(p) else {
+            continue; // gone from the host since planning: nothing to hide
+        };
+        let made = if meta.is_dir() {
+            mount(
+                Some("tmpfs"),
+                p,
+                Some("tmpfs"),
+                ro,
+                Some("mode=000,size=4k"),
+            )
+        } else {
+            mount(
+                Some(&masks.empty),
+                p,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .and_then(|()| {
+                let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro;
+                mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
+            })
+        };
+        made.map_err(|e| err(p, e.into()))?;
+    }
+    Ok(())
+}
+
+/// Mount points to detach, children before parents: every mount that is not `/`, not at or below a kept
+/// tree, and not on the way to a kept path or tree.
+pub fn unneeded(mounts: &[Mount], keep: &Keep) -> Vec<PathBuf> {
+    let needed = |m: &Mount| {
+        let p = &m.mount_point;
+        p == Path::new("/")
+            || keep.trees.iter().any(|t| p.starts_with(t))
+            || keep
+                .paths
+                .iter()
+                .chain(&keep.trees)
+                .any(|k| k.starts_with(p))
+    };
+    mounts
+        .iter()
+        .rev()
+        .filter(|m| !needed(m))
+        .map(|m| m.mount_point.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(point: &str) -> Mount {
+        Mount {
+            root: "/".into(),
+            mount_point: point.into(),
+            fs_type: "x".into(),
+            source: "x".into(),
+            options: "rw".into(),
+            dev: "0:1".into(),
+        }
+    }
+
+    #[test]
+    fn keeps_what_the_container_needs_and_nothing_else() {
+        let mounts: Vec<Mount> = [
+            "/",
+            "/proc",
+            "/sys",
+            "/sys/fs/cgroup",
+            "/dev",
+            "/dev/shm",
+            "/run",
+            "/run/netns/wb-a",
+            "/run/netns/wb-b",
+            "/run/user/1000",
+            "/srv",
+            "/srv/tool",
+            "/srv/other",
+            "/mnt/backup-ext4",
+            "/tmp/pool",
+            "/tmp/pool/nested-fs",
+            "/etc/secret-fs",
+        ]
+        .iter()
+        .map(|p| m(p))
+        .collect();
+        let keep = Keep {
+            trees: ["/usr", "/proc", "/sys", "/dev", "/etc", "/srv/tool"]
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+            paths: [
+                "/run/netns/wb-a",
+                "/tmp/pool/.wayback/a",
+                "/var/lib/wayback/instances/a",
+            ]
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+        };
+        let gone = unneeded(&mounts, &keep);
+        let want: Vec<PathBuf> = [
+            "/tmp/pool/nested-fs",
+            "/mnt/backup-ext4",
+            "/srv/other",
+            "/run/user/1000",
+            "/run/netns/wb-b",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(gone, want);
+    }
+}
