@@ -70,6 +70,20 @@ pub struct ProxyConfig {
     pub driver: crate::drivers::ProxyDriver,
     pub nginx: crate::drivers::NginxConfig,
     pub caddy: crate::drivers::CaddyConfig,
+    /// Cap on open client connections of the built-in proxy (HTTP and HTTPS together). Lowered, with a
+    /// warning, when the process's open-file limit cannot hold it.
+    pub max_connections: usize,
+    /// Cap on open client connections from one client address (IPv6: one /64). Connections from
+    /// `trusted_proxies` count only against `max_connections`.
+    pub max_connections_per_client: usize,
+    /// A new connection's first request head must be complete within this time.
+    pub header_timeout: Duration,
+    /// A kept-alive connection is closed when no new request arrives within this time.
+    pub idle_timeout: Duration,
+    /// Front proxies (CIDRs) whose `X-Forwarded-For` is extended rather than replaced, and whose
+    /// `X-Forwarded-Proto` / `X-Forwarded-Host` are passed on [default: loopback, where the host's own
+    /// reverse proxy connects from].
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +151,15 @@ impl Default for ProxyConfig {
             driver: Default::default(),
             nginx: Default::default(),
             caddy: Default::default(),
+            max_connections: 8192,
+            max_connections_per_client: 256,
+            header_timeout: Duration(20),
+            idle_timeout: Duration(60),
+            // The host's own reverse proxy (docs/behind-your-proxy.md) talks to the built-in one over loopback.
+            trusted_proxies: vec![
+                "127.0.0.0/8".parse().expect("valid loopback net"),
+                "::1/128".parse().expect("valid loopback net"),
+            ],
         }
     }
 }

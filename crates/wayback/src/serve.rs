@@ -1,11 +1,11 @@
 //! An instance's front doors besides the proxy (see `proxyhost`): TCP publishes and the readiness check.
 //! Connections to the instance are made inside its network namespace (`wayback_net::NetnsDialer`) to
 //! 127.0.0.1:PORT, so services that listen only on localhost — Debian's default for PostgreSQL and
-//! MariaDB — are reachable unchanged.
+//! MariaDB — are reachable unchanged. All publishes of a process share one connection cap.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use wayback_core::profile::Ready;
 use wayback_core::Plan;
 use wayback_net::NetnsDialer;
-use wayback_proxy::Dial;
+use wayback_proxy::{ConnectionLimit, Dial, FdBudget, MIN_CONNECTIONS};
 
 /// Dial a port on the instance's own loopback, from inside its network namespace.
 pub struct NetnsDial {
@@ -50,6 +50,21 @@ pub async fn bind_publishes(plan: &Plan) -> Result<Vec<(TcpListener, u16)>> {
     Ok(out)
 }
 
+/// The cap on open connections of all `--publish` listeners of this process together: their share of the
+/// open-file budget (see `wayback_proxy::FdBudget`), so that a flood of publish connections cannot starve
+/// the process. A connection over it is closed at once.
+fn publish_limit() -> ConnectionLimit {
+    static LIMIT: OnceLock<ConnectionLimit> = OnceLock::new();
+    LIMIT
+        .get_or_init(|| {
+            let n = FdBudget::current()
+                .map_or(MIN_CONNECTIONS, |b| b.publish_connections)
+                .max(MIN_CONNECTIONS);
+            ConnectionLimit::new(n, n)
+        })
+        .clone()
+}
+
 pub fn serve_publishes(
     plan: &Plan,
     listeners: Vec<(TcpListener, u16)>,
@@ -62,11 +77,12 @@ pub fn serve_publishes(
             addr: loopback(port),
         });
         let mut s = stop.clone();
+        let limit = publish_limit();
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = s.wait_for(|v| *v).await;
             };
-            if let Err(e) = wayback_proxy::serve_tcp(listener, dial, shutdown).await {
+            if let Err(e) = wayback_proxy::serve_tcp(listener, dial, limit, shutdown).await {
                 tracing::warn!("publish listener stopped: {e}");
             }
         });
