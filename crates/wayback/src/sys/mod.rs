@@ -6,10 +6,12 @@ pub mod ids;
 pub mod inroot;
 pub mod launchns;
 pub mod mountinfo;
+pub mod nsenter;
 pub mod nspawn;
 pub mod overlay;
 pub mod owned_dir;
 pub mod procfs;
+pub mod pty;
 // Find (issue 3): catalog probe, find/diff walks, send-stream diff.
 pub mod snapdiff;
 pub mod walk;
