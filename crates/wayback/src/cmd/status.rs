@@ -212,15 +212,11 @@ pub fn ls(cfg: &Config, json: bool) -> Result<ExitCode> {
 pub fn status(cfg: &Config, name: &InstanceName, json: bool) -> Result<ExitCode> {
     let dir = InstanceDir::open(cfg, name)?;
     let mut s = InstanceStatus::of(&dir);
-    if matches!(
-        s.state,
-        State::Running | State::Starting | State::Stopping | State::DaemonDown
-    ) {
-        s.running = dir
-            .plan()
-            .ok()
-            .map(|p| live::processes(&p.container.machine, &dir.journal_path()));
-    }
+    // Also for an orphan: whether its container still runs is what the admin wants to know.
+    s.running = dir
+        .plan()
+        .ok()
+        .map(|p| live::processes(&p.container.machine, &dir.journal_path()));
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(ExitCode::SUCCESS);
