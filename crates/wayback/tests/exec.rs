@@ -273,3 +273,64 @@ fn exec_and_shell_run_inside_the_instance_confined_like_it() {
     let out = wb.run(&["shell", "../etc"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
 }
+
+/// Calls system calls that nspawn's filter refuses in the container (and some it allows) with harmless
+/// arguments and prints, per call, EPERM or what else came back.
+const PROBE: &str = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+calls = {"ptrace":101,"syslog":103,"uselib":134,"modify_ldt":154,"acct":163,"iopl":172,"ioperm":173,
+  "quotactl":179,"lookup_dcookie":212,"mbind":237,"set_mempolicy":238,"add_key":248,"request_key":249,
+  "keyctl":250,"migrate_pages":256,"move_pages":279,"perf_event_open":298,"fanotify_init":300,
+  "name_to_handle_at":303,"open_by_handle_at":304,"process_vm_readv":310,"process_vm_writev":311,
+  "kcmp":312,"kexec_file_load":320,"bpf":321,"userfaultfd":323,"pkey_alloc":330,"io_uring_setup":425,
+  "open_tree":428,"move_mount":429,"fsopen":430,"pidfd_getfd":438,"landlock_create_ruleset":444,
+  "memfd_secret":447,"swapoff":168,"unshare":272,"setns":308,"mount_setattr":442,"personality":135,
+  "clock_adjtime":305,"settimeofday":164,"adjtimex":159}
+for name, nr in sorted(calls.items()):
+    r = libc.syscall(nr, -1, 0, 0, 0, 0)
+    e = ctypes.get_errno()
+    print(name, "EPERM" if r < 0 and e == 1 else ("ok" if r >= 0 else os.strerror(e)))
+"#;
+
+#[test]
+fn exec_is_refused_the_system_calls_the_container_is_refused() {
+    if !require_root("exec_is_refused_the_system_calls_the_container_is_refused") {
+        return;
+    }
+    if !cfg!(target_arch = "x86_64") {
+        eprintln!("SKIP: the probe's system call numbers are x86_64's");
+        return;
+    }
+    let pool = BtrfsPool::new();
+    let live = pool.subvolume_create("live");
+    fs::create_dir_all(live.join("srv/data")).unwrap();
+    fs::write(live.join("srv/data/probe.py"), PROBE).unwrap();
+    let snap = pool.snapshot_ro("live", "snaps/s1");
+    let wb = Wayback::new();
+    let name = unique("wbtsys");
+    let up = wb.up_background(&[
+        snap.to_str().unwrap(),
+        "--name",
+        &name,
+        "--bind",
+        "/srv/data",
+        "--exec",
+        "python3 /srv/data/probe.py > /srv/data/inside.tmp 2>&1; mv /srv/data/inside.tmp /srv/data/inside; exec sleep 100000",
+    ]);
+    let clone = up.ready["clone"].as_str().unwrap().to_string();
+    let inside = wait_for(Duration::from_secs(60), || {
+        fs::read_to_string(Path::new(&clone).join("srv/data/inside")).ok()
+    })
+    .expect("the probe's output from inside the container");
+    assert!(inside.contains("keyctl EPERM"), "nspawn's filter: {inside}");
+    let out = wb.run(&["exec", &name, "--", "python3", "/srv/data/probe.py"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        text(&out),
+        inside,
+        "exec'd root and the container's root differ"
+    );
+    drop(up);
+    Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
+}

@@ -1,9 +1,10 @@
 //! `wayback exec NAME -- CMD...` and `wayback shell NAME`: run a command inside a running instance.
 //!
 //! The command joins the namespaces of the container's PID 1 (mount, network, PID, UTS, IPC, cgroup; see
-//! [`nsenter`]) and is confined exactly as the container's own processes are: the capability sets and
-//! no-new-privileges of that PID 1, taken on before anything of the container (its users, its shell) is
-//! looked at. It runs as the instance's first process's user for `exec` (the unit's `User=`), as root for
+//! [`nsenter`]) and is confined as the container's own processes are: the capability sets and
+//! no-new-privileges of that PID 1 and, when it has nspawn's system-call filter, wayback's equivalent
+//! ([`crate::sys::seccomp`]), taken on before anything of the container (its users, its shell) is looked
+//! at. It runs as the instance's first process's user for `exec` (the unit's `User=`), as root for
 //! `shell`, or as `--user`; with the environment wayback's init gives processes (PATH, HOME, USER,
 //! LOGNAME, `container=wayback`), in the user's home or `/`. Its exit status becomes wayback's (128+N for
 //! signal N; 126 cannot execute, 127 not found, like env(1)).
@@ -124,6 +125,7 @@ fn run(dir: &InstanceDir, machine: &str, spec: Spec) -> Result<ExitCode> {
     target
         .enter()
         .with_context(|| format!("entering instance {}", dir.name))?;
+    let filter = crate::sys::seccomp::filter(&target.confinement.bounding)?;
     let pty = match spec.pty {
         true => Some(Pty::open().context("opening a pty in the container")?),
         false => None,
@@ -133,7 +135,7 @@ fn run(dir: &InstanceDir, machine: &str, spec: Spec) -> Result<ExitCode> {
     match unsafe { nix::unistd::fork() }.context("fork")? {
         ForkResult::Child => {
             let peer = pty.map(|p| p.peer);
-            let code = match child(&target.confinement, &spec, peer) {
+            let code = match child(&target.confinement, &filter, &spec, peer) {
                 Ok(never) => match never {},
                 Err((code, e)) => {
                     let _ = writeln!(io::stderr(), "wayback: {e:#}");
@@ -175,6 +177,7 @@ fn not_running(dir: &InstanceDir) -> BadInput {
 /// exit status to end with.
 fn child(
     conf: &Confinement,
+    filter: &seccompiler::BpfProgram,
     spec: &Spec,
     peer: Option<OwnedFd>,
 ) -> Result<std::convert::Infallible, (i32, anyhow::Error)> {
@@ -194,7 +197,7 @@ fn child(
             })
             .map_err(fail(1))?;
     }
-    conf.apply().map_err(|e| fail(1)(e.into()))?;
+    conf.apply(filter).map_err(|e| fail(1)(e.into()))?;
     // From here on this process can do no more than the container's root.
     let user = User::from_name(&spec.user)
         .ok()

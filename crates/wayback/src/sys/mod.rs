@@ -12,6 +12,7 @@ pub mod overlay;
 pub mod owned_dir;
 pub mod procfs;
 pub mod pty;
+pub mod seccomp;
 // Find (issue 3): catalog probe, find/diff walks, send-stream diff.
 pub mod snapdiff;
 pub mod walk;

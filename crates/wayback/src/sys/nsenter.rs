@@ -12,7 +12,8 @@
 //!   namespaces together. The PID namespace applies to children: the caller forks next. Only in a
 //!   single-threaded process (checked), which `wayback exec` is: it runs before any async runtime starts.
 //!
-//! Syscalls: pidfd_open, setns, unshare(CLONE_FS), prctl(PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS), capset;
+//! Syscalls: pidfd_open, setns, unshare(CLONE_FS), prctl(PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS), capset,
+//! seccomp;
 //! reads /proc/PID/{stat,status,cmdline,task/*/children,ns/pid}.
 
 use std::collections::HashSet;
@@ -64,6 +65,8 @@ pub struct Confinement {
     pub permitted: CapsHashSet,
     pub inheritable: CapsHashSet,
     pub no_new_privs: bool,
+    /// The process runs under a system-call filter (systemd-nspawn's); see [`crate::sys::seccomp`].
+    pub seccomp: bool,
 }
 
 /// A container's PID 1, held by a pidfd.
@@ -239,14 +242,16 @@ impl Confinement {
             permitted: set("CapPrm")?,
             inheritable: set("CapInh")?,
             no_new_privs: field(status, "NoNewPrivs").is_some_and(|v| v.trim() == "1"),
+            seccomp: field(status, "Seccomp").is_some_and(|v| v.trim() == "2"),
         })
     }
 
     /// Take on this confinement (the calling thread; call it in the forked child): capabilities outside
-    /// the bounding set dropped for good, effective/permitted/inheritable set, no-new-privileges set. The
+    /// the bounding set dropped for good, effective/permitted/inheritable set, no-new-privileges set, and
+    /// when the container runs under a system-call filter, wayback's equivalent of it (`filter`). The
     /// identity may change afterwards (setuid to a user clears the effective and permitted sets, as it did
     /// for the container's own processes).
-    pub fn apply(&self) -> Result<(), EnterError> {
+    pub fn apply(&self, filter: &seccompiler::BpfProgram) -> Result<(), EnterError> {
         let err = |step| {
             move |e: caps::errors::CapsError| EnterError::Confine {
                 step,
@@ -266,6 +271,12 @@ impl Confinement {
         if self.no_new_privs {
             nix::sys::prctl::set_no_new_privs().map_err(|e| EnterError::Confine {
                 step: "no-new-privileges",
+                why: e.to_string(),
+            })?;
+        }
+        if self.seccomp {
+            crate::sys::seccomp::install(filter).map_err(|e| EnterError::Confine {
+                step: "system-call filter",
                 why: e.to_string(),
             })?;
         }
@@ -300,12 +311,12 @@ mod tests {
 
     const STATUS: &str = "Name:\twayback\nNSpid:\t12077\t1\nCapInh:\t000000003084adfb\n\
         CapPrm:\t000000003084adfb\nCapEff:\t000000003084adfb\nCapBnd:\t000000003084adfb\n\
-        CapAmb:\t0000000000000000\nNoNewPrivs:\t1\n";
+        CapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n";
 
     #[test]
     fn reads_the_confinement_of_a_host_mode_container() {
         let c = Confinement::parse(STATUS, "/proc/1/status").unwrap();
-        assert!(c.no_new_privs);
+        assert!(c.no_new_privs && c.seccomp);
         assert!(c.bounding.contains(&Capability::CAP_SETUID));
         assert!(c.effective.contains(&Capability::CAP_NET_BIND_SERVICE));
         for cap in wayback_core::nspawn::HOST_MODE_DROPPED {
