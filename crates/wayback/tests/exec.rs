@@ -173,6 +173,10 @@ fn exec_and_shell_run_inside_the_instance_confined_like_it() {
         "{}",
         text(&own)
     );
+    // ... and in its cgroups (it sees them as its own root, like PID 1 does).
+    let own = wb.run(&["exec", &name, "--", "cat", "/proc/self/cgroup"]);
+    let init = wb.run(&["exec", &name, "--", "cat", "/proc/1/cgroup"]);
+    assert_eq!(text(&own), text(&init), "{}", show(&own));
     let out = wb.run(&[
         "exec",
         &name,
