@@ -123,7 +123,7 @@ fn run(dir: &InstanceDir, machine: &str, spec: Spec) -> Result<ExitCode> {
     mask.thread_block().context("blocking signals")?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).context("signalfd")?;
     // Opened on the host's side, before entering.
-    let cgroups = nsenter::cgroup_procs(target.pid);
+    let cgroups = crate::sys::cgroupjoin::cgroup_procs(target.pid);
     target
         .enter()
         .with_context(|| format!("entering instance {}", dir.name))?;
@@ -136,7 +136,7 @@ fn run(dir: &InstanceDir, machine: &str, spec: Spec) -> Result<ExitCode> {
     // users and exec freely: no lock can be held by a thread that does not exist in the child.
     match unsafe { nix::unistd::fork() }.context("fork")? {
         ForkResult::Child => {
-            nsenter::join_cgroups(&cgroups);
+            crate::sys::cgroupjoin::join_cgroups(&cgroups);
             let peer = pty.map(|p| p.peer);
             let code = match child(&target.confinement, &filter, &spec, peer) {
                 Ok(never) => match never {},

@@ -2,6 +2,7 @@
 //! pairs live in the `wayback-net` crate.)
 pub mod boot;
 pub mod btrfs;
+pub mod cgroupjoin;
 pub mod ids;
 pub mod inroot;
 pub mod launchns;
