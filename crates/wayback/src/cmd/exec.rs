@@ -37,6 +37,7 @@ use crate::sys::pty::{self, Pty, RawMode};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// The instance (see `wayback ls`)
     pub name: InstanceName,
     /// Run as this user of the container [default: the user of the instance's first process, else root]
     #[arg(long, short)]
@@ -56,6 +57,7 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct ShellArgs {
+    /// The instance (see `wayback ls`)
     pub name: InstanceName,
     /// Log in as this user of the container [default: root]
     #[arg(long, short)]

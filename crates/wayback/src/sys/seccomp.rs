@@ -8,7 +8,7 @@
 //! keyrings, which are not namespaced (root's keyring is the host root's), and ptrace of the container's
 //! processes, BPF, perf events, time setting, module and kexec loading, swap, quota, accounting.
 //!
-//! Syscalls: seccomp(SECCOMP_SET_MODE_FILTER) via `seccompiler`.
+//! Syscalls: seccomp(SECCOMP_SET_MODE_FILTER); the BPF program is built by `seccompiler`.
 
 use std::collections::BTreeMap;
 
@@ -83,9 +83,28 @@ pub fn filter(bounding: &CapsHashSet) -> Result<BpfProgram, SeccompError> {
     BpfProgram::try_from(filter).map_err(|e| SeccompError(e.to_string()))
 }
 
-/// Install it on the calling thread (needs no-new-privileges or CAP_SYS_ADMIN; inherited by exec).
+/// Install it on the calling thread (inherited by exec). Needs no-new-privileges or CAP_SYS_ADMIN, and —
+/// unlike `seccompiler::apply_filter` — does not set no-new-privileges itself: a booted container's
+/// processes run without it, and so does a process entering one.
 pub fn install(program: &BpfProgram) -> Result<(), SeccompError> {
-    seccompiler::apply_filter(program).map_err(|e| SeccompError(e.to_string()))
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len()).map_err(|_| SeccompError("filter too long".into()))?,
+        filter: program.as_ptr().cast_mut().cast(),
+    };
+    // SAFETY: seccomp(SECCOMP_SET_MODE_FILTER) reads `prog` and the instructions it points to (owned by
+    // `program`, alive for the call); the kernel copies them and keeps no pointer.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(SeccompError(std::io::Error::last_os_error().to_string()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
