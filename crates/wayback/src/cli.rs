@@ -46,6 +46,11 @@ pub enum Cmd {
     Status(StatusArgs),
     /// Print an instance's service output
     Logs(LogsArgs),
+    /// Run a command inside a running instance (its namespaces, confined like its processes), e.g.
+    /// `wayback exec pg-1 -- psql -c 'select 1'`; exits with the command's status
+    Exec(crate::cmd::exec::ExecArgs),
+    /// Open a shell inside a running instance (as root, or --user)
+    Shell(crate::cmd::exec::ShellArgs),
     /// Give an instance more time: its expiry moves DURATION later (e.g. `wayback extend pg-1 12h`)
     Extend {
         name: InstanceName,
@@ -298,7 +303,7 @@ fn parse_map_gid(s: &str) -> Result<(u32, u32), String> {
     parse_map(s, false)
 }
 
-fn parse_env(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_env(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
             Ok((k.to_string(), v.to_string()))
