@@ -78,6 +78,9 @@ fn app_logs_are_kept_and_a_failed_start_keeps_its_logs() {
     assert!(kept.contains("its last start failed"), "{kept}");
     assert!(kept.contains("app says fail"), "{kept}");
     assert!(kept.contains("(exit status 13)"), "{kept}");
+    let status = wb.run_ok(&["status", &name]);
+    assert!(status.contains("state      failed"), "{status}");
+    assert!(status.contains(&format!("wayback logs {name}")), "{status}");
 
     // gc keeps them while young, and removes them once older than keep_failed_logs.
     wb.run_ok(&["gc"]);

@@ -226,6 +226,11 @@ fn status_tells_a_daemon_down_from_an_orphan() {
         show(&out)
     );
 
+    // gc (from cron, say, while the daemon restarts) leaves it to the daemon.
+    let out = wb.run_ok(&["gc"]);
+    let _ = out;
+    assert_eq!(ls_state(&wb, &name), "daemon_down", "gc must not remove it");
+
     // The next daemon adopts it, as promised.
     let _ = fs::remove_file(wb.tmp().join("serve.err"));
     let daemon = start_daemon(&wb, None);

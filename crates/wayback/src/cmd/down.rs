@@ -124,6 +124,16 @@ pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode
         if dir.owner().is_some_and(|o| o.alive()) {
             continue;
         }
+        // A daemon's instance whose container runs is adopted by the next `wayback serve` (gc from cron
+        // during a daemon restart must not remove it).
+        if crate::cmd::status::State::of(&dir) == crate::cmd::status::State::DaemonDown {
+            if !json {
+                eprintln!(
+                    "{name}: kept: its daemon is down and adopts it when it starts (`wayback down {name}` removes it)"
+                );
+            }
+            continue;
+        }
         let td = teardown::teardown(&dir, &progress).await;
         failed |= !td.errors.is_empty();
         if !json {

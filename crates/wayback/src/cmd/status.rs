@@ -210,7 +210,21 @@ pub fn ls(cfg: &Config, json: bool) -> Result<ExitCode> {
 }
 
 pub fn status(cfg: &Config, name: &InstanceName, json: bool) -> Result<ExitCode> {
-    let dir = InstanceDir::open(cfg, name)?;
+    let dir = match InstanceDir::open(cfg, name) {
+        Ok(d) => d,
+        Err(crate::state::StateError::NotFound { .. }) => {
+            match crate::state::failed::find(cfg, name) {
+                Some(f) => return failed_status(cfg, &f, json),
+                None => {
+                    return Err(crate::state::StateError::NotFound {
+                        name: name.to_string(),
+                    }
+                    .into())
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut s = InstanceStatus::of(&dir);
     // Also for an orphan: whether its container still runs is what the admin wants to know.
     s.running = dir
@@ -222,6 +236,27 @@ pub fn status(cfg: &Config, name: &InstanceName, json: bool) -> Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     print!("{}", render(&s, &dir.log_path()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// No instance runs under this name, but the logs of its last, failed start are kept.
+fn failed_status(cfg: &Config, f: &crate::state::failed::Failed, json: bool) -> Result<ExitCode> {
+    let when = wayback_core::civil::format_utc(f.when as i64);
+    let next = format!(
+        "`wayback logs {}` shows what happened; `wayback gc` removes the logs after {}",
+        f.name, cfg.keep_failed_logs
+    );
+    if json {
+        let v = serde_json::json!({
+            "name": f.name, "state": "failed", "failed_at": f.when, "error": f.error, "next_step": next,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("name       {}", f.name);
+        println!("state      failed: its start failed at {when} UTC; nothing of it runs");
+        println!("error      {}", f.error);
+        println!("next step  {next}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

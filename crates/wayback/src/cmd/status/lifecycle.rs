@@ -95,7 +95,7 @@ impl State {
             State::Orphaned => format!("`wayback gc` removes it (or `wayback down {name}`)"),
             State::DaemonDown => format!(
                 "start the daemon (`wayback serve`, or `systemctl start wayback`) to host it again; \
-                 `wayback down {name}` removes it (so does `wayback gc`)"
+                 `wayback down {name}` removes it (`wayback gc` leaves it for the daemon)"
             ),
         }
     }
