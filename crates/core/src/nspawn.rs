@@ -121,9 +121,26 @@ pub const HOST_MODE_DROPPED: &[&str] = &[
     "CAP_LEASE",
 ];
 
-/// Capabilities a booted container's root does not get: its systemd needs CAP_SYS_ADMIN and friends, but
-/// opening files by handle would reach the rest of the clone's filesystem (the live subvolume).
-pub const BOOT_MODE_DROPPED: &[&str] = &["CAP_DAC_READ_SEARCH"];
+/// Capabilities a booted container's root does not get (inside its own user namespace): its systemd needs
+/// CAP_SYS_ADMIN, CAP_SYS_CHROOT and CAP_SETPCAP; none of these is needed to boot a Debian root and serve.
+pub const BOOT_MODE_DROPPED: &[&str] = &[
+    "CAP_MKNOD",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_MODULE",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_ADMIN",
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_READ",
+    "CAP_SETFCAP",
+    "CAP_IPC_OWNER",
+    "CAP_LEASE",
+];
 
 impl ContainerSpec {
     /// The full argv, program first.
@@ -135,6 +152,9 @@ impl ContainerSpec {
         ];
         if let Some(root) = &self.boot_root {
             // Boot mode: the snapshot's own init; SIGRTMIN+3 asks systemd for an orderly poweroff.
+            // Its root is root only in a user namespace of its own (its systemd needs CAP_SYS_ADMIN, which
+            // without one would reach the host); the clone is mapped, not chowned. nspawn cannot join a
+            // network namespace with a user namespace: wayback starts it inside the instance's netns.
             a.extend([
                 format!("--directory={}", root.display()),
                 "--boot".into(),
@@ -143,7 +163,8 @@ impl ContainerSpec {
                 "--link-journal=no".into(),
                 "--console=passive".into(),
                 "--kill-signal=SIGRTMIN+3".into(),
-                format!("--network-namespace-path={}", self.netns_path.display()),
+                "--private-users=pick".into(),
+                "--private-users-ownership=map".into(),
             ]);
             self.registration(&mut a);
             self.confinement(&mut a);
@@ -185,6 +206,12 @@ impl ContainerSpec {
 }
 
 impl ContainerSpec {
+    /// Whether wayback starts nspawn inside the instance's network namespace (boot mode: nspawn cannot
+    /// join one itself together with a user namespace) instead of passing `--network-namespace-path`.
+    pub fn joins_netns(&self) -> bool {
+        self.boot_root.is_some()
+    }
+
     fn confinement(&self, a: &mut Vec<String>) {
         if !self.drop_capabilities.is_empty() {
             a.push(format!(

@@ -20,7 +20,7 @@ use crate::drivers::{Driver, DriverKind, DriverRoute};
 use crate::fault;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir, MasqueradeRoute, RouteFile};
-use crate::sys::launchns::{self, Keep, Masks, Stage};
+use crate::sys::launchns::{self, JoinNetns, Keep, Masks, Stage};
 use crate::sys::{boot, btrfs, ids, nspawn, overlay, owned_dir};
 
 /// Create the clone, the network and the container, journaling each first.
@@ -161,8 +161,12 @@ pub async fn launch_container(dir: &InstanceDir, plan: &Plan) -> Result<Child> {
         dir.log_path(),
         container_cgroups(plan),
     );
+    let join = plan
+        .container
+        .joins_netns()
+        .then(|| JoinNetns(plan.netns_path.clone()));
     let child = tokio::task::spawn_blocking(move || {
-        launchns::launch(stages, masks, keep, move || {
+        launchns::launch(stages, masks, keep, join, move || {
             nspawn::launch(&argv, &log, &cgroups)
         })
     })

@@ -206,12 +206,17 @@ impl Target {
             pid: self.pid,
             source,
         })?;
-        let all = CloneFlags::CLONE_NEWNS
+        let mut all = CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWNET
             | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWUTS
             | CloneFlags::CLONE_NEWIPC
             | CloneFlags::CLONE_NEWCGROUP;
+        // A booted container runs in a user namespace of its own: its root is root only there.
+        let ns = |p: String| fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        if ns(format!("/proc/{}/ns/user", self.pid)).ok() != ns("/proc/self/ns/user".into()).ok() {
+            all |= CloneFlags::CLONE_NEWUSER;
+        }
         setns(&self.pidfd, all).map_err(|source| match source {
             nix::Error::ESRCH => EnterError::Gone { pid: self.pid },
             source => EnterError::Setns {
