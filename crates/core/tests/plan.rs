@@ -219,3 +219,47 @@ fn publish_parsing() {
         assert!(bad.parse::<Publish>().is_err(), "{bad}");
     }
 }
+
+#[test]
+fn boot_flags_need_boot_and_masks_are_unit_names() {
+    let (f, cfg) = (facts(), Config::default());
+    let mut req = request("nginx-static");
+    req.masks = vec!["postfix.service".into()];
+    assert_eq!(
+        plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+        PlanError::BootOnly("--mask")
+    );
+    let mut req = request("nginx-static");
+    req.no_default_masks = true;
+    assert_eq!(
+        plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+        PlanError::BootOnly("--no-default-masks")
+    );
+    let mut req = request("nginx-static");
+    req.boot = true;
+    req.user = Some("www-data".into());
+    assert_eq!(
+        plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+        PlanError::UserWithoutExec,
+        "--user is refused in boot mode too, not ignored"
+    );
+    for bad in ["../../../etc/shadow", "a/b.service", "", ".", "..", "x y"] {
+        let mut req = request("nginx-static");
+        req.boot = true;
+        req.masks = vec![bad.into()];
+        assert_eq!(
+            plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+            PlanError::BadMask(bad.into()),
+            "{bad:?}"
+        );
+    }
+    let mut req = request("nginx-static");
+    req.boot = true;
+    req.masks = vec!["cron".into(), "postfix@-.service".into()];
+    let p = plan::build(&req, &f, &cfg, &all_exist).unwrap();
+    assert_eq!(
+        p.boot.unwrap().masks,
+        ["cron.service", "postfix@-.service"],
+        "a unit name without a type is a .service, as for systemctl"
+    );
+}
