@@ -155,6 +155,8 @@ pub enum PlanError {
     BasicAuthUser(String),
     #[error("the --basic-auth password is {0} bytes long; bcrypt uses at most 72 bytes, so a longer one is refused rather than cut (use a shorter passphrase)")]
     BasicAuthPassword(usize),
+    #[error("--host {0} names an HTTP route, but there is none: give --port PORT (the service's HTTP port inside the instance), or a profile with http_port")]
+    HostWithoutHttp(String),
     #[error("--idle needs an HTTP route (--port or a profile with http_port): idle time is measured on proxied requests")]
     IdleWithoutHttp,
     #[error("--share, --basic-auth and --allow guard the HTTP proxy: they need an HTTP route (--port or a profile with http_port)")]

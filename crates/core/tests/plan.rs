@@ -263,3 +263,14 @@ fn boot_flags_need_boot_and_masks_are_unit_names() {
         "a unit name without a type is a .service, as for systemctl"
     );
 }
+
+#[test]
+fn a_host_without_an_http_route_is_refused() {
+    let mut req = request("postgresql");
+    req.host = Some("old.example.org".into());
+    assert_eq!(
+        plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap_err(),
+        PlanError::HostWithoutHttp("old.example.org".into()),
+        "--host without an HTTP route is refused, not ignored"
+    );
+}
