@@ -137,6 +137,8 @@ pub enum PlanError {
         "invalid bind {0}: bind paths must be absolute, without '..' (e.g. /var/lib/postgresql)"
     )]
     BindInvalid(PathBuf),
+    #[error("bind {path} cannot go to {dest}: /, /run, and /proc, /sys, /dev with everything below them are the container's own; give another destination (--bind {path}:/srv/restore)")]
+    BindDestReserved { path: PathBuf, dest: PathBuf },
     #[error("nothing to run: profile {0:?} has no processes and no --exec was given")]
     NothingToRun(String),
     #[error("--user needs --exec (a profile's processes set their own users)")]

@@ -274,3 +274,33 @@ fn a_host_without_an_http_route_is_refused() {
         "--host without an HTTP route is refused, not ignored"
     );
 }
+
+#[test]
+fn binds_to_the_containers_own_paths_are_refused() {
+    let (f, cfg) = (facts(), Config::default());
+    for dest in [
+        "/",
+        "/run",
+        "/proc",
+        "/proc/sys",
+        "/sys/x",
+        "/dev",
+        "/dev/shm/",
+        "//dev",
+    ] {
+        let mut req = request("postgresql");
+        req.binds = vec![Bind::parse_cli(&format!("/srv:{dest}"))];
+        assert!(
+            matches!(
+                plan::build(&req, &f, &cfg, &all_exist),
+                Err(PlanError::BindDestReserved { .. })
+            ),
+            "{dest}"
+        );
+    }
+    for dest in ["/srv", "/run/postgresql", "/etc/app", "/device"] {
+        let mut req = request("postgresql");
+        req.binds = vec![Bind::parse_cli(&format!("/srv:{dest}"))];
+        assert!(plan::build(&req, &f, &cfg, &all_exist).is_ok(), "{dest}");
+    }
+}
