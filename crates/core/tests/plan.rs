@@ -304,3 +304,16 @@ fn binds_to_the_containers_own_paths_are_refused() {
         assert!(plan::build(&req, &f, &cfg, &all_exist).is_ok(), "{dest}");
     }
 }
+
+#[test]
+fn masquerade_ports_are_1_to_65535() {
+    for bad in [
+        "http://x.example:0",
+        "x.example:0",
+        "https://x.example:99999",
+    ] {
+        assert!(plan::MasqueradeSpec::parse(bad, true).is_err(), "{bad}");
+    }
+    let m = plan::MasqueradeSpec::parse("http://x.example:8080", true).unwrap();
+    assert_eq!(m.host, "x.example:8080");
+}

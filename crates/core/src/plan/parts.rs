@@ -102,7 +102,7 @@ impl MasqueradeSpec {
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if p.parse::<u16>().is_ok() => (h, Some(p)),
+            Some((h, p)) if parse_port(p).is_some() => (h, Some(p)),
             _ => (rest, None),
         };
         let host = validate_hostname(host).map_err(|_| NameError::Hostname(s.into()))?;
