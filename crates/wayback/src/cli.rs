@@ -105,7 +105,7 @@ pub struct UpArgs {
     #[arg(long, short, value_name = "NAME|FILE")]
     pub profile: Option<String>,
     /// Bind PATH of the snapshot read-write (from the clone) into the container at DEST [default: PATH]
-    #[arg(long, short, value_name = "PATH[:DEST]")]
+    #[arg(long, short, value_name = "PATH[:DEST]", value_parser = parse_bind)]
     pub bind: Vec<String>,
     /// Build the profile from these systemd units of the host (as `wayback profile from-units` does)
     #[arg(long, value_name = "UNIT", conflicts_with_all = ["profile", "exec"])]
@@ -273,6 +273,16 @@ fn parse_map_uid(s: &str) -> Result<(u32, u32), String> {
 
 fn parse_map_gid(s: &str) -> Result<(u32, u32), String> {
     parse_map(s, false)
+}
+
+/// `[SELECTOR:]PATH[:DEST]`: at most three parts (more would be dropped silently).
+fn parse_bind(s: &str) -> Result<String, String> {
+    if s.split(':').count() > 3 {
+        return Err(format!(
+            "expected [SELECTOR:]PATH[:DEST], got {s:?} (more than three ':'-separated parts)"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
