@@ -198,7 +198,7 @@ pub struct UpArgs {
     #[arg(long, value_enum, value_name = "DRIVER")]
     pub proxy: Option<crate::drivers::DriverKind>,
     /// Hand the instance to the daemon (`wayback serve`) and return once it answers
-    #[arg(long, short = 'd', conflicts_with = "dry_run")]
+    #[arg(long, short = 'd', conflicts_with_all = ["dry_run", "export"])]
     pub detach: bool,
     /// Print the plan and create nothing
     #[arg(long)]
