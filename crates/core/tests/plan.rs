@@ -312,7 +312,13 @@ fn masquerade_ports_are_1_to_65535() {
         "x.example:0",
         "https://x.example:99999",
     ] {
-        assert!(plan::MasqueradeSpec::parse(bad, true).is_err(), "{bad}");
+        let e = plan::MasqueradeSpec::parse(bad, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--original-host") && e.contains("http://HOST[:PORT]"),
+            "{e}"
+        );
     }
     let m = plan::MasqueradeSpec::parse("http://x.example:8080", true).unwrap();
     assert_eq!(m.host, "x.example:8080");
