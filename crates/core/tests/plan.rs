@@ -230,3 +230,107 @@ fn publish_parsing() {
         assert!(bad.parse::<Publish>().is_err(), "{bad}");
     }
 }
+
+#[test]
+fn boot_flags_need_boot_and_masks_are_unit_names() {
+    let (f, cfg) = (facts(), Config::default());
+    let mut req = request("nginx-static");
+    req.masks = vec!["postfix.service".into()];
+    assert_eq!(
+        plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+        PlanError::BootOnly("--mask")
+    );
+    let mut req = request("nginx-static");
+    req.no_default_masks = true;
+    assert_eq!(
+        plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+        PlanError::BootOnly("--no-default-masks")
+    );
+    let mut req = request("nginx-static");
+    req.boot = true;
+    req.user = Some("www-data".into());
+    assert_eq!(
+        plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+        PlanError::UserWithoutExec,
+        "--user is refused in boot mode too, not ignored"
+    );
+    for bad in ["../../../etc/shadow", "a/b.service", "", ".", "..", "x y"] {
+        let mut req = request("nginx-static");
+        req.boot = true;
+        req.masks = vec![bad.into()];
+        assert_eq!(
+            plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+            PlanError::BadMask(bad.into()),
+            "{bad:?}"
+        );
+    }
+    let mut req = request("nginx-static");
+    req.boot = true;
+    req.masks = vec!["cron".into(), "postfix@-.service".into()];
+    let p = plan::build(&req, &f, &cfg, &all_exist).unwrap();
+    assert_eq!(
+        p.boot.unwrap().masks,
+        ["cron.service", "postfix@-.service"],
+        "a unit name without a type is a .service, as for systemctl"
+    );
+}
+
+#[test]
+fn a_host_without_an_http_route_is_refused() {
+    let mut req = request("postgresql");
+    req.host = Some("old.example.org".into());
+    assert_eq!(
+        plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap_err(),
+        PlanError::HostWithoutHttp("old.example.org".into()),
+        "--host without an HTTP route is refused, not ignored"
+    );
+}
+
+#[test]
+fn binds_to_the_containers_own_paths_are_refused() {
+    let (f, cfg) = (facts(), Config::default());
+    for dest in [
+        "/",
+        "/run",
+        "/proc",
+        "/proc/sys",
+        "/sys/x",
+        "/dev",
+        "/dev/shm/",
+        "//dev",
+    ] {
+        let mut req = request("postgresql");
+        req.binds = vec![Bind::parse_cli(&format!("/srv:{dest}"))];
+        assert!(
+            matches!(
+                plan::build(&req, &f, &cfg, &all_exist),
+                Err(PlanError::BindDestReserved { .. })
+            ),
+            "{dest}"
+        );
+    }
+    for dest in ["/srv", "/run/postgresql", "/etc/app", "/device"] {
+        let mut req = request("postgresql");
+        req.binds = vec![Bind::parse_cli(&format!("/srv:{dest}"))];
+        assert!(plan::build(&req, &f, &cfg, &all_exist).is_ok(), "{dest}");
+    }
+}
+
+#[test]
+fn masquerade_ports_are_1_to_65535() {
+    for bad in [
+        "http://x.example:0",
+        "x.example:0",
+        "https://x.example:99999",
+    ] {
+        let e = plan::MasqueradeSpec::parse(bad, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--original-host") && e.contains("http://HOST[:PORT]"),
+            "{e}"
+        );
+    }
+    let m = plan::MasqueradeSpec::parse("http://x.example:8080", true).unwrap();
+    assert_eq!(m.host, "x.example:8080");
+}

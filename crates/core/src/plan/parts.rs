@@ -97,15 +97,15 @@ impl MasqueradeSpec {
         let (https, rest) = match s.split_once("://") {
             Some(("https", r)) => (true, r),
             Some(("http", r)) => (false, r),
-            Some(_) => return Err(NameError::Hostname(s.into())),
+            Some(_) => return Err(NameError::Origin(s.into())),
             None => (true, s),
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if p.parse::<u16>().is_ok() => (h, Some(p)),
+            Some((h, p)) if parse_port(p).is_some() => (h, Some(p)),
             _ => (rest, None),
         };
-        let host = validate_hostname(host).map_err(|_| NameError::Hostname(s.into()))?;
+        let host = validate_hostname(host).map_err(|_| NameError::Origin(s.into()))?;
         Ok(MasqueradeSpec {
             host: match port {
                 Some(p) => format!("{host}:{p}"),
