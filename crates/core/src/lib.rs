@@ -9,6 +9,7 @@ pub mod config;
 pub mod drivers;
 pub mod duration;
 pub mod export;
+pub mod format;
 pub mod glob;
 pub mod hostpaths;
 pub mod journal;

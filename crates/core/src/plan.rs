@@ -11,6 +11,7 @@ mod binds;
 mod container;
 mod display;
 mod input;
+mod migrate;
 mod parts;
 mod processes;
 mod route;
