@@ -26,7 +26,7 @@ pub fn profile(
     let exists = |p: &Path| tree.as_ref().is_some_and(|t| t.exists(p));
     let req = UnitsRequest {
         units: &args.unit,
-        name: "units",
+        name: profile_name(&args.unit),
         port: args.port,
         ready: &args.ready,
         no_bind: &args.no_bind,
@@ -66,6 +66,15 @@ pub fn profile(
             .collect(),
     };
     Ok((conv.profile, inferred))
+}
+
+/// The profile, and so the default instance name, is the first unit's: `--unit redis-server` runs as
+/// `redis-server-1`.
+fn profile_name(units: &[String]) -> &str {
+    units
+        .first()
+        .map(|u| u.strip_suffix(".service").unwrap_or(u))
+        .unwrap_or("units")
 }
 
 /// What the units ask that wayback does not do exactly: one line per kind of report (all with --verbose).
