@@ -42,10 +42,12 @@ pub fn profile(
     }
     let mut binds = conv.profile.binds.clone();
     binds.extend(args.bind.iter().map(|b| Bind::parse_cli(b)));
-    if let (false, Some(none)) = (
-        args.allow_empty || snapshot.is_none(),
+    if let (false, Some(mut none), Some(snap)) = (
+        args.allow_empty,
         units::nothing_bound(&binds, &conv.state.candidates),
+        snapshot,
     ) {
+        none.snapshot = Some((snap.to_path_buf(), crate::planning::data_dirs(snap)));
         return Err(BadInput::new(none.to_string()).into());
     }
     let looked = |path: &Path, reason: &str| Looked {
