@@ -54,13 +54,19 @@ pub fn profile(
         path: path.to_path_buf(),
         reason: reason.to_string(),
     };
+    // One line per path in the plan, with every reason it was looked for (as its bind would show them).
+    let mut missing: Vec<Looked> = Vec::new();
+    for c in &conv.state.missing {
+        match missing.iter_mut().find(|m| m.path == c.named) {
+            Some(m) if !m.reason.split("; ").any(|r| r == c.reason) => {
+                m.reason = format!("{}; {}", m.reason, c.reason);
+            }
+            Some(_) => {}
+            None => missing.push(looked(&c.named, &c.reason)),
+        }
+    }
     let inferred = Inferred {
-        missing: conv
-            .state
-            .missing
-            .iter()
-            .map(|c| looked(&c.named, &c.reason))
-            .collect(),
+        missing,
         configs: conv
             .configs
             .iter()
