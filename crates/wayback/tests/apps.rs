@@ -380,8 +380,8 @@ fn redis_server_from_its_unit_serves_the_snapshots_keys() {
     make_dir(&live.join("var/lib/redis"), "redis:redis", 0o750);
     make_dir(&live.join("var/log/redis"), "redis:adm", 0o2750);
     // A whole root has the service's config too: the same as the host's here.
-    make_dir(&live.join("etc/redis"), "redis:redis", 0o2770);
-    cmd_ok("cp", &["-p", REDIS_CONF, path_str(&live.join("etc/redis"))]);
+    make_dir(&live.join("etc"), "root:root", 0o755);
+    cmd_ok("cp", &["-a", "/etc/redis", path_str(&live.join("etc"))]);
     let scratch = tempfile::Builder::new()
         .prefix(&format!("{}-redis-", unique("wbt")))
         .tempdir()
