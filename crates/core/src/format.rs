@@ -80,7 +80,9 @@ pub fn split(v: Value) -> (u32, Value) {
     let Some(format) = m.remove("format") else {
         return (0, Value::Object(m));
     };
-    let format = format.as_u64().map_or(u32::MAX, |f| u32::try_from(f).unwrap_or(u32::MAX));
+    let format = format
+        .as_u64()
+        .map_or(u32::MAX, |f| u32::try_from(f).unwrap_or(u32::MAX));
     if m.len() == 1 {
         if let Some(inner) = m.remove("value") {
             return (format, inner);
@@ -116,7 +118,10 @@ pub fn decode<T: Persisted>(v: Value, file: &Path) -> Result<T, FormatError> {
 pub fn journal_header(line: &str) -> Option<u32> {
     let v: Value = serde_json::from_str(line).ok()?;
     let m = v.as_object()?;
-    (m.len() == 1).then(|| m.get("format")?.as_u64())??.try_into().ok()
+    (m.len() == 1)
+        .then(|| m.get("format")?.as_u64())??
+        .try_into()
+        .ok()
 }
 
 /// The header line a journal starts with.
@@ -152,13 +157,22 @@ mod tests {
     fn round_trip_and_migration() {
         let v = encode(&Thing { a: 1, b: 2 }).unwrap();
         assert_eq!(v["format"], CURRENT);
-        assert_eq!(decode::<Thing>(v, Path::new("t")).unwrap(), Thing { a: 1, b: 2 });
+        assert_eq!(
+            decode::<Thing>(v, Path::new("t")).unwrap(),
+            Thing { a: 1, b: 2 }
+        );
         let old = serde_json::json!({"old_a": 7});
-        assert_eq!(decode::<Thing>(old, Path::new("t")).unwrap(), Thing { a: 7, b: 0 });
+        assert_eq!(
+            decode::<Thing>(old, Path::new("t")).unwrap(),
+            Thing { a: 7, b: 0 }
+        );
         let scalar = encode(&42u64).unwrap();
         assert_eq!(scalar, serde_json::json!({"format": CURRENT, "value": 42}));
         assert_eq!(decode::<u64>(scalar, Path::new("x")).unwrap(), 42);
-        assert_eq!(decode::<u64>(serde_json::json!(5), Path::new("x")).unwrap(), 5);
+        assert_eq!(
+            decode::<u64>(serde_json::json!(5), Path::new("x")).unwrap(),
+            5
+        );
     }
 
     #[test]
@@ -166,7 +180,10 @@ mod tests {
         let future = serde_json::json!({"format": CURRENT + 1, "a": 1});
         let e = decode::<Thing>(future, Path::new("/state/plan.json")).unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("/state/plan.json") && text.contains(&format!("format {}", CURRENT + 1)), "{text}");
+        assert!(
+            text.contains("/state/plan.json") && text.contains(&format!("format {}", CURRENT + 1)),
+            "{text}"
+        );
         assert!(text.contains(&format!("0 to {CURRENT}")), "{text}");
     }
 

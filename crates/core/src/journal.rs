@@ -238,15 +238,28 @@ mod tests {
         })
         .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.starts_with(&crate::format::journal_header_line()), "{text}");
+        assert!(
+            text.starts_with(&crate::format::journal_header_line()),
+            "{text}"
+        );
         assert_eq!(read(&p).unwrap().len(), 1);
         // Format 0: no header.
         let old = dir.path().join("old.jsonl");
-        std::fs::write(&old, "{\"seq\":0,\"resource\":{\"kind\":\"netns\",\"path\":\"/run/netns/wb-b\"}}\n").unwrap();
+        std::fs::write(
+            &old,
+            "{\"seq\":0,\"resource\":{\"kind\":\"netns\",\"path\":\"/run/netns/wb-b\"}}\n",
+        )
+        .unwrap();
         assert_eq!(read(&old).unwrap().len(), 1);
         let mut j = Journal::open(&old).unwrap();
-        j.record(&Resource::Veth { host_if: "wb-b".into() }).unwrap();
-        assert!(!std::fs::read_to_string(&old).unwrap().contains("format"), "an old journal stays headerless");
+        j.record(&Resource::Veth {
+            host_if: "wb-b".into(),
+        })
+        .unwrap();
+        assert!(
+            !std::fs::read_to_string(&old).unwrap().contains("format"),
+            "an old journal stays headerless"
+        );
         assert_eq!(read(&old).unwrap().len(), 2);
         // A newer one is refused, and left as it is.
         let newer = dir.path().join("newer.jsonl");
@@ -254,7 +267,10 @@ mod tests {
         let e = read(&newer).unwrap_err().to_string();
         assert!(e.contains("format 99") && e.contains("newer.jsonl"), "{e}");
         assert!(Journal::open(&newer).is_err());
-        assert_eq!(std::fs::read_to_string(&newer).unwrap(), "{\"format\":99}\n");
+        assert_eq!(
+            std::fs::read_to_string(&newer).unwrap(),
+            "{\"format\":99}\n"
+        );
     }
 
     #[test]

@@ -58,13 +58,21 @@ fn plan_v0_to_v1(mut v: Value) -> Result<Value, String> {
     {
         bind_v0_to_v1(b, i, &clones, &instance_dir)?;
     }
-    let dropped = if boot { BOOT_MODE_DROPPED } else { HOST_MODE_DROPPED };
+    let dropped = if boot {
+        BOOT_MODE_DROPPED
+    } else {
+        HOST_MODE_DROPPED
+    };
     c.insert("drop_capabilities".into(), json!(dropped));
     c.insert("no_new_privileges".into(), json!(!boot));
     let masks: Vec<&str> = if boot {
         Vec::new()
     } else {
-        DEFAULT_MASKS.iter().filter(|m| !m.contains('*')).copied().collect()
+        DEFAULT_MASKS
+            .iter()
+            .filter(|m| !m.contains('*'))
+            .copied()
+            .collect()
     };
     c.insert("inaccessible".into(), json!(masks));
     Ok(v)
@@ -77,7 +85,10 @@ fn bind_v0_to_v1(b: &mut Value, i: usize, clones: &[String], dir: &str) -> Resul
     if o.contains_key("clone") {
         return Ok(());
     }
-    let source = o["source"].as_str().ok_or("a bind without source")?.to_string();
+    let source = o["source"]
+        .as_str()
+        .ok_or("a bind without source")?
+        .to_string();
     let Some(root) = clones
         .iter()
         .filter(|c| source == **c || source.starts_with(&format!("{c}/")))

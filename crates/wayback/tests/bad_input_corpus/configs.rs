@@ -21,7 +21,8 @@ pub fn configs(f: &Fixture) -> Vec<Row> {
         |name: &str, replace: &[(&str, Option<&str>)]| write(name, config_text(wb, replace, ""));
     let q = |s: &str| format!("{s:?}");
     let s = cx.snap.as_str();
-    let up = ["up", s, "--exec", EXIT];
+    // --allow-empty: these rows are about the config, not about what is bound.
+    let up = ["up", s, "--exec", EXIT, "--allow-empty"];
     let invalid = "invalid config";
     let (other_fs, ro_dir, profiles) = (
         q(&cx.at("clones")),

@@ -256,7 +256,7 @@ pub fn host_view(cx: &Cx) -> Vec<Row> {
         ),
         up(
             "snapshot on a read-only mount",
-            &[&cx.ro_snap, "--exec", EXIT],
+            &[&cx.ro_snap, "--exec", EXIT, "--allow-empty"],
         )
         .has(&["mounted read-only", "--overlay", &cx.ro_snap]),
     ]
