@@ -67,6 +67,7 @@ fn request(profile: &str) -> UpRequest {
         allow: vec![],
         original_host: None,
         rewrite_bodies: true,
+        no_host_check: false,
         strict_consistency: false,
         boot: false,
         masks: vec![],

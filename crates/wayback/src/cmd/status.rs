@@ -24,6 +24,12 @@ pub struct InstanceStatus {
     pub expires: Option<u64>,
     pub ttl_left: Option<String>,
     pub owner_pid: Option<i32>,
+    /// The masquerade's original origin (given, or found by `--original-host auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_host: Option<String>,
+    /// What the pinned-hostname check found after the app answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_check: Option<crate::hostdetect::HostCheckRecord>,
     /// The one-time share link, only in `up`'s ready output (it is never stored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_url: Option<String>,
@@ -69,6 +75,12 @@ impl InstanceStatus {
             expires,
             ttl_left: expires.map(|e| Duration(e.saturating_sub(now).max(1)).to_string()),
             owner_pid: owner.map(|o| o.pid),
+            original_host: plan.as_ref().and_then(|p| {
+                p.masquerade
+                    .as_ref()
+                    .map(|m| format!("{}://{}", if m.https { "https" } else { "http" }, m.host))
+            }),
+            host_check: crate::hostdetect::HostCheckRecord::load(dir),
             share_url: None,
         }
     }
@@ -141,6 +153,16 @@ pub fn status(cfg: &Config, name: &InstanceName, json: bool) -> Result<ExitCode>
     println!("source    {}", opt(&s.source));
     println!("clone     {}", opt(&s.clone));
     println!("ttl left  {}", opt(&s.ttl_left));
+    if let Some(o) = &s.original_host {
+        println!("original  {o} (the app sees it; masquerade)");
+    }
+    if let Some(c) = &s.host_check {
+        let found = match (&c.detected, &c.evidence) {
+            (Some(d), Some(e)) => format!("{d}: the app {e}; "),
+            _ => String::new(),
+        };
+        println!("host check {found}{}", c.outcome);
+    }
     println!("log       {}", dir.log_path().display());
     if let Some(pid) = s.owner_pid {
         println!("owner pid {pid}");

@@ -275,6 +275,7 @@ fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest
         allow: args.allow.clone(),
         original_host: args.original_host.clone(),
         rewrite_bodies: !args.no_rewrite_bodies,
+        no_host_check: args.no_host_check,
         map_ids: args
             .map_uid
             .iter()
