@@ -49,9 +49,9 @@ use verdict::OwnHost;
 pub struct HostCheckRecord {
     /// The origin the app treats as its own, when one was found (`https://wiki.example.org`).
     pub detected: Option<String>,
-    /// Why: its strongest clue (`redirects to … (Location of GET /)`).
+    /// Why: its strongest clue (`redirects to https://wiki.example.org (Location of GET /)`).
     pub evidence: Option<String>,
-    /// What wayback did: `masquerade`, `warned`, `none found`, `not checked: …`.
+    /// What wayback did: `used as the masquerade`, `warned`, `assets only`, `none found`, `not checked: …`.
     pub outcome: String,
 }
 
@@ -243,7 +243,7 @@ impl Probe<'_> {
                 ));
             }
         }
-        Ok((record_of(best, "masquerade"), Some(spec)))
+        Ok((record_of(best, "used as the masquerade"), Some(spec)))
     }
 
     fn masquerade_of_plan(&self) -> Option<Masquerade> {
@@ -333,7 +333,7 @@ fn ambiguous(close: &[&Candidate]) -> String {
 fn record_of(best: &Candidate, outcome: &str) -> HostCheckRecord {
     HostCheckRecord {
         detected: Some(best.origin.to_string()),
-        evidence: Some(best.evidence()),
+        evidence: Some(best.evidence_with_origin()),
         outcome: outcome.into(),
     }
 }

@@ -157,11 +157,10 @@ pub fn status(cfg: &Config, name: &InstanceName, json: bool) -> Result<ExitCode>
         println!("original  {o} (the app sees it; masquerade)");
     }
     if let Some(c) = &s.host_check {
-        let found = match (&c.detected, &c.evidence) {
-            (Some(d), Some(e)) => format!("{d}: the app {e}; "),
-            _ => String::new(),
-        };
-        println!("host check {found}{}", c.outcome);
+        match &c.evidence {
+            Some(e) => println!("host check the app {e}: {}", c.outcome),
+            None => println!("host check {}", c.outcome),
+        }
     }
     println!("log       {}", dir.log_path().display());
     if let Some(pid) = s.owner_pid {
