@@ -118,7 +118,7 @@ pub fn rank(clues: &[Clue], own: &[OwnHost]) -> Vec<Candidate> {
         }
     }
     // Stable: among equals, the one named first stays first.
-    out.sort_by(|a, b| (b.strongest(), b.clues.len()).cmp(&(a.strongest(), a.clues.len())));
+    out.sort_by_key(|c| std::cmp::Reverse((c.strongest(), c.clues.len())));
     out
 }
 
