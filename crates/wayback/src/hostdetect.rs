@@ -158,7 +158,7 @@ impl Probe<'_> {
                 Ok((record, None))
             }
             Confidence::Weak => {
-                progress.note(format!("the app {}", best.evidence_with_origin()));
+                progress.note(format!("the app {}", best.evidence()));
                 Ok((record_of(best, "assets only"), None))
             }
         }
@@ -182,7 +182,7 @@ impl Probe<'_> {
                         "even as {}, the app {}: that host is not masqueraded, so users of this instance would \
                          land there. If it is the app's own, give it as --original-host instead.",
                         m.original_host(),
-                        best.evidence_with_origin()
+                        best.evidence()
                     ));
                     record_of(best, "warned")
                 }
@@ -225,8 +225,7 @@ impl Probe<'_> {
         };
         let spec = MasqueradeSpec::parse(&best.origin.to_string(), bodies)?;
         progress.note(format!(
-            "--original-host auto: the app's own origin is {} (it {}); the app sees it, the browser sees {}",
-            best.origin,
+            "--original-host auto: the app {}: its own origin, which the app will see; the browser sees {}",
             best.evidence(),
             self.public
         ));
@@ -239,7 +238,7 @@ impl Probe<'_> {
                 progress.warn(format!(
                     "as {}, the app also {}: that host is not masqueraded",
                     best.origin,
-                    other.evidence_with_origin()
+                    other.evidence()
                 ));
             }
         }
@@ -248,17 +247,6 @@ impl Probe<'_> {
 
     fn masquerade_of_plan(&self) -> Option<Masquerade> {
         masquerade(self.plan.masquerade.as_ref()?, self.public).ok()
-    }
-}
-
-impl Candidate {
-    /// `redirects to https://x (Location of GET /)`.
-    pub fn evidence_with_origin(&self) -> String {
-        let e = self.evidence();
-        match e.split_once(" (") {
-            Some((verb, rest)) => format!("{verb} {} ({rest}", self.origin),
-            None => format!("{e} {}", self.origin),
-        }
     }
 }
 
@@ -302,7 +290,7 @@ pub fn refusal(best: &Candidate) -> String {
         "the app {} — its own, pinned hostname: users of this instance would land on the live site. \
          Run again with `--original-host {}` (or `--original-host auto`); `--no-host-check` starts it \
          anyway. The instance was removed.",
-        best.evidence_with_origin(),
+        best.evidence(),
         flag_value(&best.origin)
     )
 }
@@ -312,16 +300,13 @@ pub fn warning(best: &Candidate) -> String {
     format!(
         "the app {}, probably its own, pinned hostname: users of this instance who follow them would land \
          on the live site. Run again with `--original-host {}` (or `--original-host auto`).",
-        best.evidence_with_origin(),
+        best.evidence(),
         flag_value(&best.origin)
     )
 }
 
 fn ambiguous(close: &[&Candidate]) -> String {
-    let list: Vec<String> = close
-        .iter()
-        .map(|c| format!("{} ({})", c.origin, c.evidence()))
-        .collect();
+    let list: Vec<String> = close.iter().map(|c| c.evidence()).collect();
     format!(
         "--original-host auto: the app points to several hostnames and none stands out: {}. Give the app's \
          own with --original-host (e.g. --original-host {})",
@@ -333,7 +318,7 @@ fn ambiguous(close: &[&Candidate]) -> String {
 fn record_of(best: &Candidate, outcome: &str) -> HostCheckRecord {
     HostCheckRecord {
         detected: Some(best.origin.to_string()),
-        evidence: Some(best.evidence_with_origin()),
+        evidence: Some(best.evidence()),
         outcome: outcome.into(),
     }
 }

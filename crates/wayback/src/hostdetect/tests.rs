@@ -109,7 +109,7 @@ fn a_redirect_of_the_front_page_to_another_host_is_certain() {
     assert_eq!(b.origin.to_string(), "https://live.example.org");
     assert_eq!(b.confidence(), Confidence::Certain);
     assert_eq!(
-        b.evidence_with_origin(),
+        b.evidence(),
         "redirects to https://live.example.org (Location of GET /)"
     );
     let msg = super::refusal(&b);
@@ -476,4 +476,26 @@ fn a_name_based_site_takes_its_scheme_from_its_own_redirects() {
             .to_string(),
         "https://wiki.live.test"
     );
+}
+
+#[test]
+fn placeholder_pages_are_recognised() {
+    let welcome = "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body><a href=\"http://nginx.org/\">nginx.org</a></body></html>";
+    assert!(vhosts::is_placeholder(&page("/", 200, &[], welcome)));
+    assert!(vhosts::is_placeholder(&page("/", 404, &[], "not found")));
+    assert!(vhosts::is_placeholder(&page("/", 502, &[], "")));
+    assert!(!vhosts::is_placeholder(&page(
+        "/",
+        200,
+        &[],
+        "<title>My wiki</title>"
+    )));
+    assert!(!vhosts::is_placeholder(&page(
+        "/",
+        302,
+        &[("location", "/start")],
+        ""
+    )));
+    // nginx's welcome page links only to known third parties: no clue, so the names are asked for.
+    assert!(best(&[page("/", 200, &[("content-type", "text/html")], welcome)]).is_none());
 }

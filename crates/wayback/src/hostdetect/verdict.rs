@@ -44,15 +44,22 @@ impl Candidate {
         }
     }
 
-    /// The strongest clue, for messages: `redirects to https://x/ (Location of GET /)`.
+    /// The strongest clue, for messages: `redirects to https://x (Location of GET /)`, with how many
+    /// more clues there are.
     pub fn evidence(&self) -> String {
-        let best = self.clues.iter().max_by_key(|c| c.kind);
-        let n = self.clues.len();
-        match best {
-            Some(c) if n > 1 => format!("{} ({}, and {} more)", c.kind.describe(), c.place, n - 1),
-            Some(c) => format!("{} ({})", c.kind.describe(), c.place),
-            None => String::new(),
-        }
+        let Some(best) = self.clues.iter().max_by_key(|c| c.kind) else {
+            return String::new();
+        };
+        let more = match self.clues.len() {
+            1 => String::new(),
+            n => format!(", and {} more", n - 1),
+        };
+        format!(
+            "{} {} ({}{more})",
+            best.kind.describe(),
+            self.origin,
+            best.place
+        )
     }
 }
 

@@ -1,8 +1,10 @@
 //! Name-based virtual hosts: nginx picks the `server` block by the request's `Host`, so an instance asked
 //! by its own hostname gets the default site (Debian's "Welcome to nginx!") and never shows the app, nor
-//! its redirects. When the front page points nowhere, the names nginx serves (`server_name`, read from
-//! the config the instance runs: the host's, in host mode) are asked for too; a name whose front page
-//! differs from the default site's is a site the instance serves only under its live hostname.
+//! its redirects. When the front page points nowhere and is such a placeholder ([`is_placeholder`]: an
+//! error, or a welcome page), the names nginx serves (`server_name`, read from the config the instance
+//! runs: the host's, in host mode) are asked for too; a name whose front page differs from the default
+//! site's is a site the instance serves only under its live hostname. A real site on the instance's
+//! hostname is taken to be the app: other names are then other sites.
 //!
 //! Reading the config is pure apart from the file reads: [`server_names`] follows `include` globs from
 //! /etc/nginx/nginx.conf (depth- and count-bounded) and keeps plain names (no wildcards, regexes, `_`).
@@ -45,6 +47,10 @@ pub(super) async fn candidates(p: &Probe<'_>, progress: &Progress) -> Vec<Candid
     let Ok(default) = fetch::front_page(p.dialer, p.port, &plain).await else {
         return Vec::new();
     };
+    if !default.first().is_some_and(is_placeholder) {
+        // The instance's hostname reaches a real site: other names are other sites, not the app.
+        return Vec::new();
+    }
     let mut out = Vec::new();
     for name in names {
         let Ok(m) = Masquerade::new(&name, Scheme::Http, &p.public.authority(), scheme(p.public))
@@ -72,6 +78,24 @@ fn scheme(o: &Origin) -> Scheme {
     } else {
         Scheme::Http
     }
+}
+
+/// Whether a front page is what a web server answers when no site is meant: an error status, or the
+/// default page a package installs (nginx's and Apache's welcome pages).
+pub fn is_placeholder(page: &Fetched) -> bool {
+    const DEFAULT_PAGES: &[&str] = &[
+        "<title>Welcome to nginx!</title>",
+        "Test Page for the Nginx HTTP Server",
+        "Apache2 Debian Default Page",
+        "Apache2 Ubuntu Default Page",
+        "Test Page for the Apache HTTP Server",
+        "<h1>It works!</h1>",
+    ];
+    if matches!(page.status, 400 | 403 | 404 | 410 | 421 | 444) || page.status >= 500 {
+        return true;
+    }
+    let html = String::from_utf8_lossy(&page.html);
+    page.status == 200 && DEFAULT_PAGES.iter().any(|d| html.contains(d))
 }
 
 /// Whether a process of the plan runs `program` (by its argv or shell script).
