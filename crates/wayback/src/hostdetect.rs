@@ -44,6 +44,9 @@ use crate::state::{self, InstanceDir};
 use fetch::{Asker, Fetched};
 use verdict::OwnHost;
 
+/// The whole check, all requests and redirects included.
+pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What the check found, kept in the instance directory (`hostcheck.json`) and shown by `status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostCheckRecord {
@@ -84,11 +87,29 @@ pub async fn check(dir: &InstanceDir, plan: &mut Plan, progress: &Progress) -> R
         public: &public,
         plan,
     };
-    let (record, found) = match plan.host_check {
-        HostCheck::Refuse => probe.refuse_mode(progress).await?,
-        HostCheck::Verify => (probe.verify_mode(progress).await, None),
-        HostCheck::Auto { bodies } => probe.auto_mode(progress, bodies).await?,
-        HostCheck::Off => return Ok(()),
+    let checked = tokio::time::timeout(CHECK_TIMEOUT, async {
+        match plan.host_check {
+            HostCheck::Refuse => probe.refuse_mode(progress).await,
+            HostCheck::Verify => Ok((probe.verify_mode(progress).await, None)),
+            HostCheck::Auto { bodies } => probe.auto_mode(progress, bodies).await,
+            HostCheck::Off => Ok((HostCheckRecord::default(), None)),
+        }
+    })
+    .await;
+    let (record, found) = match checked {
+        Ok(r) => r?,
+        Err(_) if matches!(plan.host_check, HostCheck::Auto { .. }) => {
+            return Err(anyhow!(
+                "--original-host auto: the check of the app's front page took longer than {}s; give the \
+                 original host instead (e.g. --original-host https://wiki.example.org)",
+                CHECK_TIMEOUT.as_secs()
+            ))
+        }
+        Err(_) => {
+            let why = format!("did not finish within {}s", CHECK_TIMEOUT.as_secs());
+            progress.warn(format!("the check of the app's front page for a pinned hostname {why}"));
+            (not_checked(&anyhow!(why)), None)
+        }
     };
     step.done();
     if let Some(spec) = found {
@@ -223,7 +244,13 @@ impl Probe<'_> {
             }
             Err(close) => return Err(BadInput::new(ambiguous(&close)).into()),
         };
-        let spec = MasqueradeSpec::parse(&best.origin.to_string(), bodies)?;
+        let spec = MasqueradeSpec::parse(&best.origin.to_string(), bodies).map_err(|e| {
+            BadInput::new(format!(
+                "--original-host auto: the app {}, which cannot be masqueraded ({e}); give the original \
+                 host with --original-host, or --no-host-check",
+                best.evidence()
+            ))
+        })?;
         progress.note(format!(
             "--original-host auto: the app {}: its own origin, which the app will see; the browser sees {}",
             best.evidence(),
@@ -289,7 +316,7 @@ pub fn refusal(best: &Candidate) -> String {
     format!(
         "the app {} — its own, pinned hostname: users of this instance would land on the live site. \
          Run again with `--original-host {}` (or `--original-host auto`); `--no-host-check` starts it \
-         anyway. The instance was removed.",
+         anyway.",
         best.evidence(),
         flag_value(&best.origin)
     )

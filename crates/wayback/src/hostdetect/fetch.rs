@@ -22,7 +22,7 @@ use crate::serve::loopback;
 /// Redirects followed inside the instance.
 pub const MAX_REDIRECTS: usize = 5;
 /// For one request, from connecting to the last byte read.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One response of the chain.
 #[derive(Debug, Clone)]
@@ -101,15 +101,7 @@ pub async fn front_page(
     let mut cookies: Vec<String> = Vec::new();
     let mut path = "/".to_string();
     loop {
-        let headers = asker.headers(&cookies)?;
-        let got = tokio::time::timeout(REQUEST_TIMEOUT, get(dialer, port, &path, headers))
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "GET {path}: no answer within {}s",
-                    REQUEST_TIMEOUT.as_secs()
-                )
-            })??;
+        let got = get_settled(dialer, port, &path, &asker.headers(&cookies)?).await?;
         remember_cookies(&mut cookies, &got.headers);
         let next = next_path(&got, &path, &inside);
         chain.push(got);
@@ -120,6 +112,57 @@ pub async fn front_page(
             _ => return Ok(chain),
         }
     }
+}
+
+/// GET `path`, again after a short pause when the connection is refused or reset before an answer: a
+/// port that takes connections is not always a server that answers yet (a TCP readiness check can even
+/// be passed by `nginx -t`, which binds the port for a moment before the real server does).
+async fn get_settled(
+    dialer: &NetnsDialer,
+    port: u16,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Fetched> {
+    let mut tries = 0;
+    loop {
+        let attempt =
+            tokio::time::timeout(REQUEST_TIMEOUT, get(dialer, port, path, headers.clone()))
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "GET {path}: no answer within {}s",
+                        REQUEST_TIMEOUT.as_secs()
+                    )
+                })?;
+        match attempt {
+            Err(e) if tries < SETTLE_TRIES && is_transport(&e) => {
+                tries += 1;
+                tokio::time::sleep(SETTLE_PAUSE).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Attempts after a refused or reset connection, and the pause between them.
+const SETTLE_TRIES: usize = 20;
+const SETTLE_PAUSE: Duration = Duration::from_millis(250);
+
+/// A connection refused, reset or closed before a response: not an answer of the app.
+fn is_transport(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_incomplete_message() || h.is_closed() || h.is_canceled())
+            || c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::BrokenPipe
+                )
+            })
+    })
 }
 
 /// Where a redirect goes when it stays on `inside` (same host and port; the scheme may change).
