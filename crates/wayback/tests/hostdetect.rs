@@ -137,7 +137,7 @@ fn pinned_hostnames_are_refused_detected_or_warned_about() {
     assert!(!page.contains("live.example.org"), "{page}");
     assert!(
         h.stderr()
-            .contains("--original-host auto: the app's own origin is https://live.example.org"),
+            .contains("--original-host auto: the app redirects to https://live.example.org (Location of GET /): its own origin"),
         "{}",
         h.stderr()
     );
