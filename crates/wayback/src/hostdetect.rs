@@ -13,20 +13,24 @@
 //!
 //! What was found is kept in the instance's `hostcheck.json` for `status`.
 //!
+//! - `origin.rs`: [`Origin`], parsed from URLs and authorities. Pure.
 //! - `clues.rs`: where a response names origins (headers, HTML via html5gum). Pure.
 //! - `verdict.rs`: which origin is the app's own (ranking, known third parties). Pure.
 //! - `fetch.rs`: the front page and its in-instance redirects, through the instance's netns with hyper.
 //! - `vhosts.rs`: name-based virtual hosts (nginx `server_name`), for apps the instance's hostname does
 //!   not reach at all.
-//! - `tests.rs`: tier-0 tests of the pure parts.
+//! - `tests_clues.rs`, `tests_verdict.rs`: tier-0 tests of the pure parts.
 
 mod clues;
 mod fetch;
+mod origin;
 mod verdict;
 mod vhosts;
 
 #[cfg(test)]
-mod tests;
+mod tests_clues;
+#[cfg(test)]
+mod tests_verdict;
 
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};

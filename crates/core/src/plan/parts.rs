@@ -92,15 +92,16 @@ pub struct MasqueradeSpec {
 }
 
 impl MasqueradeSpec {
-    /// Parse `HOST[:PORT]` (https assumed) or `http://…` / `https://…`.
+    /// Parse `HOST[:PORT]` (https assumed) or `http://HOST[:PORT]` / `https://HOST[:PORT]`; a path, query
+    /// or fragment after it (a URL pasted from the browser) is not part of the origin and is dropped.
     pub fn parse(s: &str, bodies: bool) -> Result<MasqueradeSpec, NameError> {
         let (https, rest) = match s.split_once("://") {
-            Some(("https", r)) => (true, r),
-            Some(("http", r)) => (false, r),
+            Some((scheme, r)) if scheme.eq_ignore_ascii_case("https") => (true, r),
+            Some((scheme, r)) if scheme.eq_ignore_ascii_case("http") => (false, r),
             Some(_) => return Err(NameError::Hostname(s.into())),
             None => (true, s),
         };
-        let rest = rest.trim_end_matches('/');
+        let rest = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) if p.parse::<u16>().is_ok() => (h, Some(p)),
             _ => (rest, None),
