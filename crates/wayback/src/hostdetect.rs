@@ -177,7 +177,7 @@ impl Probe<'_> {
         };
         let record = record_of(best, "warned");
         match best.confidence() {
-            Confidence::Certain => Err(BadInput::new(refusal(best)).into()),
+            Confidence::Certain => Err(BadInput::new(refusal(&found)).into()),
             Confidence::Likely => {
                 progress.warn(warning(best));
                 Ok((record, None))
@@ -315,8 +315,24 @@ pub fn flag_value(o: &Origin) -> String {
     o.to_string()
 }
 
-/// Stopping the start: the front page sends every visitor to another host.
-pub fn refusal(best: &Candidate) -> String {
+/// Stopping the start: the front page sends every visitor to another host (`found[0]`, certain). When
+/// nginx serves several sites only by name, the instance cannot tell which one is the app: all are named.
+pub fn refusal(found: &[Candidate]) -> String {
+    let best = &found[0];
+    let sites: Vec<String> = found
+        .iter()
+        .filter(|c| c.strongest() == clues::ClueKind::VirtualHost)
+        .map(|c| c.origin.to_string())
+        .collect();
+    if sites.len() > 1 {
+        return format!(
+            "the instance's hostname gets nginx's default page, and nginx serves these sites only by name: {}. \
+             Run again with the app's one as --original-host (e.g. `--original-host {}`); `--no-host-check` \
+             starts it anyway.",
+            sites.join(", "),
+            flag_value(&best.origin)
+        );
+    }
     format!(
         "the app {} — its own, pinned hostname: users of this instance would land on the live site. \
          Run again with `--original-host {}` (or `--original-host auto`); `--no-host-check` starts it \

@@ -7,7 +7,8 @@
 //!   `status` shows what was found;
 //! - `--no-host-check` starts it anyway (and the redirect to the live site is what the user gets);
 //! - an app that only links to its live hostname starts with a warning naming it;
-//! - the dry run of `auto` says the original host is detected after start.
+//! - the dry run of `auto` says the original host is detected after start;
+//! - through the daemon (`up --detach`), the refusal and the found host reach the client.
 
 mod support;
 
@@ -195,5 +196,41 @@ fn pinned_hostnames_are_refused_detected_or_warned_about() {
         h.stderr()
     );
     drop(h);
+    Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
+
+    // 5. The same through the daemon (`up --detach`): the refusal and the found host reach the client.
+    let daemon = start_daemon(&wb, None);
+    let mut up = vec!["up"];
+    up.extend(args(snap, &name, redirect, &["--detach"]));
+    let out = wb.run(&up);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--original-host https://live.example.org"),
+        "{}",
+        show(&out)
+    );
+    Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
+    let mut up = vec!["up"];
+    up.extend(args(
+        snap,
+        &name,
+        redirect,
+        &["--detach", "--original-host", "auto"],
+    ));
+    let out = wb.run(&up);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--original-host auto: the app redirects to https://live.example.org"),
+        "{}",
+        show(&out)
+    );
+    let page = curl(&host, port, "/");
+    assert!(
+        page.contains(&format!("href=\"http://{host}:{port}/home\"")),
+        "{page}"
+    );
+    wb.run_ok(&["down", &name]);
+    drop(daemon);
     Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
 }

@@ -58,7 +58,7 @@ fn a_redirect_of_the_front_page_to_another_host_is_certain() {
         b.evidence(),
         "redirects to https://live.example.org (Location of GET /)"
     );
-    let msg = super::refusal(&b);
+    let msg = super::refusal(std::slice::from_ref(&b));
     assert!(
         msg.contains("--original-host https://live.example.org"),
         "{msg}"
@@ -330,4 +330,28 @@ fn placeholder_pages_are_recognised() {
     )));
     // nginx's welcome page links only to known third parties: no clue, so the names are asked for.
     assert!(best(&[page("/", 200, &[("content-type", "text/html")], welcome)]).is_none());
+}
+
+#[test]
+fn several_name_based_sites_are_all_named() {
+    let a = vhosts::candidate("wiki.live.test", &[page("/", 200, &[], "wiki")], false);
+    let b = vhosts::candidate("blog.live.test", &[page("/", 200, &[], "blog")], false);
+    let msg = super::refusal(&[a.clone(), b]);
+    assert!(
+        msg.contains(
+            "nginx serves these sites only by name: http://wiki.live.test, http://blog.live.test"
+        ),
+        "{msg}"
+    );
+    let one = super::refusal(&[a]);
+    assert!(
+        one.starts_with(
+            "the app is served only as http://wiki.live.test (nginx server_name wiki.live.test;"
+        ),
+        "{one}"
+    );
+    assert!(
+        one.contains("`--original-host http://wiki.live.test`"),
+        "{one}"
+    );
 }
