@@ -47,6 +47,8 @@ pub struct Config {
     /// /etc/ssh/ssh_host_*_key, /etc/ssl/private, /etc/wayback) and the proxy's certificate keys; globs
     /// allowed. `up --unmask PATH` shows one a service needs.
     pub mask_host_paths: Vec<PathBuf>,
+    /// How long `gc` keeps the logs of a failed start (`wayback logs NAME` shows them meanwhile).
+    pub keep_failed_logs: Duration,
     pub proxy: ProxyConfig,
 }
 
@@ -68,6 +70,20 @@ pub struct ProxyConfig {
     pub driver: crate::drivers::ProxyDriver,
     pub nginx: crate::drivers::NginxConfig,
     pub caddy: crate::drivers::CaddyConfig,
+    /// Cap on open client connections of the built-in proxy (HTTP and HTTPS together). Lowered, with a
+    /// warning, when the process's open-file limit cannot hold it.
+    pub max_connections: usize,
+    /// Cap on open client connections from one client address (IPv6: one /64). Connections from
+    /// `trusted_proxies` count only against `max_connections`.
+    pub max_connections_per_client: usize,
+    /// A new connection's first request head must be complete within this time.
+    pub header_timeout: Duration,
+    /// A kept-alive connection is closed when no new request arrives within this time.
+    pub idle_timeout: Duration,
+    /// Front proxies (CIDRs) whose `X-Forwarded-For` is extended rather than replaced, and whose
+    /// `X-Forwarded-Proto` / `X-Forwarded-Host` are passed on [default: loopback, where the host's own
+    /// reverse proxy connects from].
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +134,7 @@ impl Default for Config {
             ready_timeout: Duration(60),
             host_paths: Vec::new(),
             mask_host_paths: Vec::new(),
+            keep_failed_logs: Duration(7 * 24 * 3600),
             max_skew: Duration(15 * 60),
             proxy: ProxyConfig::default(),
         }
@@ -134,6 +151,15 @@ impl Default for ProxyConfig {
             driver: Default::default(),
             nginx: Default::default(),
             caddy: Default::default(),
+            max_connections: 8192,
+            max_connections_per_client: 256,
+            header_timeout: Duration(20),
+            idle_timeout: Duration(60),
+            // The host's own reverse proxy (docs/behind-your-proxy.md) talks to the built-in one over loopback.
+            trusted_proxies: vec![
+                "127.0.0.0/8".parse().expect("valid loopback net"),
+                "::1/128".parse().expect("valid loopback net"),
+            ],
         }
     }
 }

@@ -158,7 +158,14 @@ pub fn nixos(plan: &Plan) -> String {
         "A fresh, empty root on every start, like wayback's tmpfs root.",
     );
     o.push_str("    ephemeral = true;\n    tmpfs = [ \"/\" ];\n");
-    if !plan.container.binds.is_empty() {
+    // The clone's data; wayback's own binds (the app's logs kept in its instance directory) stay out.
+    let binds: Vec<_> = plan
+        .container
+        .binds
+        .iter()
+        .filter(|b| b.clone.is_some())
+        .collect();
+    if !binds.is_empty() {
         comment(
             &mut o,
             "    ",
@@ -170,7 +177,7 @@ pub fn nixos(plan: &Plan) -> String {
         ),
         );
         o.push_str("    bindMounts = {\n");
-        for b in &plan.container.binds {
+        for b in binds {
             let _ = writeln!(
                 o,
                 "      {} = {{",

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// Where wayback's init and its spec appear inside the container.
 pub const INIT_PATH: &str = "/.wayback-init";
 pub const SPEC_PATH: &str = "/.wayback-spec.json";
+/// Where wayback's init reports, in one file of the instance's directory bound writable, that every
+/// process has started (`started`) or why the start failed (`failed: …`); the host waits for it.
+pub const STATE_PATH: &str = "/.wayback-state";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountBind {
@@ -24,6 +27,9 @@ pub struct MountBind {
     /// Where the data comes from, for binds of a clone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone: Option<CloneData>,
+    /// Why it is bound, when wayback chose it (e.g. "StateDirectory=redis of redis-server.service").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A path inside a clone, as the user asked for it and as it resolved inside the snapshot.
@@ -61,6 +67,9 @@ pub struct ContainerSpec {
     pub init_exe: PathBuf,
     /// The init spec on the host (bound to SPEC_PATH).
     pub spec_file: PathBuf,
+    /// The init's report file on the host (bound to STATE_PATH; host mode).
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
     /// Register with systemd-machined (only when systemd runs as PID 1).
     pub register: bool,
     /// Boot mode: boot this whole-root clone with its own init instead of host mode.
@@ -85,6 +94,10 @@ pub struct ContainerSpec {
 /// without CAP_DAC_READ_SEARCH it cannot open files by handle (`open_by_handle_at`), which would reach any
 /// file of a filesystem a bind lives on, such as the live subvolume next to the clone. The rest have no use
 /// for a resurrected service and only widen what a compromised one could do.
+/// What stays: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETUID, SETGID, NET_BIND_SERVICE (init prepares
+/// runtime directories and stops services running as other users; services drop to their users and bind
+/// low ports), NET_RAW (in the instance's own network namespace only) and SYS_CHROOT (sshd, postfix).
+/// Measured on PostgreSQL, nginx, php-fpm, MariaDB, Redis and Mosquitto (docs/design.md, "Confinement").
 pub const HOST_MODE_DROPPED: &[&str] = &[
     "CAP_SYS_ADMIN",
     "CAP_MKNOD",
@@ -93,15 +106,41 @@ pub const HOST_MODE_DROPPED: &[&str] = &[
     "CAP_SYS_BOOT",
     "CAP_SYS_RESOURCE",
     "CAP_SYS_TTY_CONFIG",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_MODULE",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_ADMIN",
+    "CAP_NET_BROADCAST",
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_READ",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_IPC_OWNER",
+    "CAP_LEASE",
+];
+
+/// Capabilities a booted container's root does not get (inside its own user namespace): its systemd needs
+/// CAP_SYS_ADMIN, CAP_SYS_CHROOT and CAP_SETPCAP; none of these is needed to boot a Debian root and serve.
+pub const BOOT_MODE_DROPPED: &[&str] = &[
+    "CAP_MKNOD",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_MODULE",
     "CAP_LINUX_IMMUTABLE",
     "CAP_NET_ADMIN",
     "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_READ",
     "CAP_SETFCAP",
+    "CAP_IPC_OWNER",
+    "CAP_LEASE",
 ];
-
-/// Capabilities a booted container's root does not get: its systemd needs CAP_SYS_ADMIN and friends, but
-/// opening files by handle would reach the rest of the clone's filesystem (the live subvolume).
-pub const BOOT_MODE_DROPPED: &[&str] = &["CAP_DAC_READ_SEARCH"];
 
 impl ContainerSpec {
     /// The full argv, program first.
@@ -113,6 +152,9 @@ impl ContainerSpec {
         ];
         if let Some(root) = &self.boot_root {
             // Boot mode: the snapshot's own init; SIGRTMIN+3 asks systemd for an orderly poweroff.
+            // Its root is root only in a user namespace of its own (its systemd needs CAP_SYS_ADMIN, which
+            // without one would reach the host); the clone is mapped, not chowned. nspawn cannot join a
+            // network namespace with a user namespace: wayback starts it inside the instance's netns.
             a.extend([
                 format!("--directory={}", root.display()),
                 "--boot".into(),
@@ -121,7 +163,8 @@ impl ContainerSpec {
                 "--link-journal=no".into(),
                 "--console=passive".into(),
                 "--kill-signal=SIGRTMIN+3".into(),
-                format!("--network-namespace-path={}", self.netns_path.display()),
+                "--private-users=pick".into(),
+                "--private-users-ownership=map".into(),
             ]);
             self.registration(&mut a);
             self.confinement(&mut a);
@@ -149,6 +192,9 @@ impl ContainerSpec {
         }
         a.push(format!("--bind-ro={}:{INIT_PATH}", escape(&self.init_exe)));
         a.push(format!("--bind-ro={}:{SPEC_PATH}", escape(&self.spec_file)));
+        if let Some(state) = &self.state_file {
+            a.push(format!("--bind={}:{STATE_PATH}", escape(state)));
+        }
         a.push("--".into());
         a.push(INIT_PATH.into());
         a.push("__init".into());
@@ -160,6 +206,12 @@ impl ContainerSpec {
 }
 
 impl ContainerSpec {
+    /// Whether wayback starts nspawn inside the instance's network namespace (boot mode: nspawn cannot
+    /// join one itself together with a user namespace) instead of passing `--network-namespace-path`.
+    pub fn joins_netns(&self) -> bool {
+        self.boot_root.is_some()
+    }
+
     fn confinement(&self, a: &mut Vec<String>) {
         if !self.drop_capabilities.is_empty() {
             a.push(format!(
@@ -203,9 +255,11 @@ mod tests {
                 dest: "/var/lib/postgresql".into(),
                 readonly: false,
                 clone: None,
+                reason: None,
             }],
             init_exe: "/usr/bin/wayback".into(),
             spec_file: "/var/lib/wayback/instances/pg/init.json".into(),
+            state_file: None,
             register: false,
             boot_root: None,
             drop_capabilities: vec!["CAP_SYS_ADMIN".into(), "CAP_MKNOD".into()],

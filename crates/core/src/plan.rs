@@ -85,6 +85,15 @@ pub struct Plan {
     /// Who publishes the hostname: the built-in proxy, or the host's nginx or Caddy.
     #[serde(default)]
     pub driver: crate::drivers::ProxyDriver,
+    /// State paths the units name that the snapshot does not hold (listed, not bound).
+    #[serde(default)]
+    pub missing: Vec<Looked>,
+    /// The units' configuration files the snapshot holds too, and whether its copies are used.
+    #[serde(default)]
+    pub config_drift: Vec<ConfigDrift>,
+    /// The source is a writable subvolume: a fork of today's live state (`--from-live`), not a snapshot.
+    #[serde(default)]
+    pub from_live: bool,
     pub publish: Vec<Publish>,
 }
 
@@ -249,6 +258,16 @@ pub fn build(
         }),
         driver: req.proxy.unwrap_or(cfg.proxy.driver),
         publish: req.publish.clone(),
+        missing: req.inferred.missing.clone(),
+        config_drift: facts
+            .config_drift
+            .iter()
+            .map(|d| ConfigDrift {
+                used: req.bind_config && d.differs,
+                ..d.clone()
+            })
+            .collect(),
+        from_live: req.from_live,
         name,
     })
 }

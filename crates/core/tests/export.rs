@@ -32,6 +32,7 @@ fn facts() -> Facts {
             .map(String::from)
             .to_vec(),
         groups: ["postgres", "www-data"].map(String::from).to_vec(),
+        config_drift: vec![],
         shell: "/bin/sh".into(),
         var_skeleton: vec![],
         extra_sources: vec![],

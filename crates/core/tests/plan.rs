@@ -32,6 +32,7 @@ fn facts() -> Facts {
             .map(String::from)
             .to_vec(),
         groups: ["postgres", "www-data"].map(String::from).to_vec(),
+        config_drift: vec![],
         shell: "/bin/sh".into(),
         var_skeleton: vec![],
         extra_sources: vec![],
@@ -59,6 +60,10 @@ fn request(profile: &str) -> UpRequest {
         host_paths: vec![],
         no_host_paths: vec![],
         unmask: vec![],
+        allow_empty: false,
+        from_live: false,
+        bind_config: false,
+        inferred: Default::default(),
         overlay: false,
         chown: false,
         map_ids: vec![],
@@ -128,8 +133,14 @@ fn exec_with_user_and_cli_bind() {
     let p = plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap();
     assert_eq!(p.init.processes.len(), 1);
     assert_eq!(p.init.processes[0].user.as_deref(), Some("www-data"));
+    let clone_binds: Vec<_> = p
+        .container
+        .binds
+        .iter()
+        .filter(|b| b.clone.is_some())
+        .collect();
     assert_eq!(
-        p.container.binds.len(),
+        clone_binds.len(),
         1,
         "a CLI bind replaces the profile's bind with the same destination"
     );

@@ -15,8 +15,8 @@ use tokio::net::TcpSocket;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use wayback_proxy::{
-    serve_http, Backend, BasicAuth, Gate, GateConfig, MemoryGateStore, ProxyConfig, RouteTable,
-    ShareLink, TcpDial,
+    serve_http, Backend, BasicAuth, ConnectionLimit, Gate, GateConfig, MemoryGateStore,
+    ProxyConfig, RouteTable, ShareLink, TcpDial, DEFAULT_MAX_CONNECTIONS,
 };
 
 fn usage() -> ! {
@@ -68,6 +68,11 @@ fn main() {
     let routes = Arc::new(RouteTable::default());
     routes.insert(&host, b);
     let (stop_tx, stop_rx) = watch::channel(false);
+    // One connection count for all runtimes; the load generator is one client, so no per-client cap.
+    let cfg = ProxyConfig {
+        connections: ConnectionLimit::new(DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS),
+        ..ProxyConfig::default()
+    };
 
     let runtimes = if per_core { threads } else { 1 };
     let mut workers = Vec::new();
@@ -82,7 +87,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-        let (routes, mut stop) = (routes.clone(), stop_rx.clone());
+        let (routes, mut stop, cfg) = (routes.clone(), stop_rx.clone(), cfg.clone());
         let listener = {
             let _guard = rt.enter();
             let sock = TcpSocket::new_v4().expect("socket");
@@ -94,9 +99,6 @@ fn main() {
             rt.block_on(async move {
                 let shutdown = async move {
                     let _ = stop.wait_for(|v| *v).await;
-                };
-                let cfg = ProxyConfig {
-                    forwarded_proto: "http",
                 };
                 serve_http(listener, routes, cfg, shutdown)
                     .await

@@ -35,6 +35,9 @@ pub const SHARE_QUERY_PARAM: &str = "wayback-token";
 pub const SESSION_COOKIE: &str = "wayback_session";
 /// bcrypt cost used by [`BasicAuth::new`].
 pub const BCRYPT_COST: u32 = 10;
+/// The longest basic-auth password, in bytes (UTF-8): bcrypt uses only the first 72 bytes, so a longer
+/// password is refused rather than silently cut.
+pub const BCRYPT_MAX_PASSWORD: usize = 72;
 
 /// Who may reach one instance. Every configured condition must hold (allow AND basic auth AND share session).
 /// The default (nothing configured) lets everyone through.
@@ -107,7 +110,8 @@ pub struct BasicAuth {
 }
 
 impl BasicAuth {
-    /// Hash `password` with bcrypt ([`BCRYPT_COST`]).
+    /// Hash `password` with bcrypt ([`BCRYPT_COST`]). A password longer than [`BCRYPT_MAX_PASSWORD`] bytes is
+    /// an error.
     pub fn new(user: impl Into<String>, password: &str) -> Result<BasicAuth, GateError> {
         Self::with_cost(user, password, BCRYPT_COST)
     }
@@ -121,6 +125,12 @@ impl BasicAuth {
         let user = user.into();
         if user.is_empty() || user.contains(':') {
             return Err(GateError::BadUser(user));
+        }
+        if password.len() > BCRYPT_MAX_PASSWORD {
+            return Err(GateError::PasswordTooLong {
+                user,
+                len: password.len(),
+            });
         }
         let password_bcrypt = bcrypt::hash(password, cost).map_err(GateError::Hash)?;
         Ok(BasicAuth {
@@ -143,6 +153,12 @@ pub enum GateError {
     BadPasswordHash(String),
     #[error("gate: basic-auth user {0:?} must be non-empty and contain no ':'")]
     BadUser(String),
+    #[error(
+        "gate: the basic-auth password for user {user:?} is {len} bytes long; bcrypt uses at most \
+         {BCRYPT_MAX_PASSWORD} bytes, so it would be cut silently: choose a password of at most \
+         {BCRYPT_MAX_PASSWORD} bytes"
+    )]
+    PasswordTooLong { user: String, len: usize },
     #[error("gate: cannot hash the password: {0}")]
     Hash(#[source] bcrypt::BcryptError),
     #[error("gate: the system random generator failed (is /dev/urandom available?)")]

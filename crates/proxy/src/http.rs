@@ -2,7 +2,6 @@
 //! backend's pooled client, map failures to generic 4xx/5xx), and the pure header logic (host normalization,
 //! hop-by-hop stripping, `X-Forwarded-*`), testable without sockets. The accept loops are in `serve.rs`.
 
-use std::borrow::Cow;
 use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -13,6 +12,13 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 
+use ipnet::IpNet;
+
+mod host;
+
+pub(crate) use host::{normalize_host, request_host};
+
+use crate::limits::ConnectionLimit;
 use crate::pool::BackendBody;
 use crate::route::Backend;
 use crate::serve::ConnCtx;
@@ -29,6 +35,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1, plus legacy ones).
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -41,11 +48,43 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
-/// Settings of the HTTP proxy.
+/// Settings of the HTTP(S) servers. Clones share one count of open connections (see [`ConnectionLimit`]):
+/// give every server of a process a clone of the same config.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    /// Value of `X-Forwarded-Proto`: `"http"` now, `"https"` once TLS terminates here.
+    /// Value of `X-Forwarded-Proto` for plain HTTP: `"http"` (HTTPS servers always send `"https"`).
     pub forwarded_proto: &'static str,
+    /// Peers whose `X-Forwarded-For` chain is extended (not replaced) and whose `X-Forwarded-Proto` and
+    /// `X-Forwarded-Host` are passed on: your own front proxies. Their connections count only against the
+    /// global connection cap, not the per-client one.
+    pub trusted_proxies: Vec<IpNet>,
+    /// A new connection's first request head must be complete within this time; a request that starts
+    /// late on a kept-alive connection gets this long for its head, too.
+    pub header_timeout: Duration,
+    /// A kept-alive connection is closed when no new request has arrived this long after the last response.
+    pub idle_timeout: Duration,
+    /// The cap on open client connections (global and per client address).
+    pub connections: ConnectionLimit,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            forwarded_proto: "http",
+            trusted_proxies: Vec::new(),
+            header_timeout: crate::limits::DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: crate::limits::DEFAULT_IDLE_TIMEOUT,
+            connections: ConnectionLimit::default(),
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// Is `peer` one of the trusted proxies?
+    pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_proxies.iter().any(|n| n.contains(&peer))
+    }
 }
 
 /// What can go wrong setting up a proxy server.
@@ -67,8 +106,9 @@ pub(crate) async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Respons
     if req.method() == Method::CONNECT {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
-    let Some(host_value) = request_host(&req) else {
-        return plain(StatusCode::BAD_REQUEST, "bad request: missing Host\n");
+    let host_value = match request_host(&req) {
+        Ok(v) => v,
+        Err(why) => return plain(StatusCode::BAD_REQUEST, why),
     };
     let Some(host) = host_value.to_str().ok().and_then(normalize_host) else {
         return plain(StatusCode::BAD_REQUEST, "bad request: invalid Host\n");
@@ -95,8 +135,11 @@ pub(crate) async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Respons
     prepare_request_headers(
         req.headers_mut(),
         host_value,
-        &ctx.client_ip,
-        &ctx.shared.proto,
+        &Forwarding {
+            client_ip: &ctx.client_ip,
+            proto: &ctx.shared.proto,
+            trusted: ctx.trusted,
+        },
         upgrade,
     );
     let masquerade = backend.masquerade();
@@ -182,60 +225,6 @@ pub(crate) fn ip_header_value(ip: IpAddr) -> HeaderValue {
         .expect("an IP address is a valid header value")
 }
 
-/// The host the client asked for: the request target's authority (h2 `:authority`, HTTP/1 absolute-form),
-/// else the `Host` header.
-pub(crate) fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
-    if let Some(auth) = req.uri().authority() {
-        return HeaderValue::from_str(auth.as_str()).ok();
-    }
-    req.headers().get(header::HOST).cloned()
-}
-
-/// Normalize a Host value for routing: port and trailing dot stripped, lowercased. `None` if malformed.
-/// Borrows unless the host contains uppercase letters.
-pub(crate) fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
-    let host = if let Some(rest) = raw.strip_prefix('[') {
-        let end = rest.find(']')?;
-        let (literal, after) = (&rest[..end], &rest[end + 1..]);
-        if literal.is_empty()
-            || !literal
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
-            return None;
-        }
-        if !after.is_empty() && !after.strip_prefix(':').is_some_and(is_port) {
-            return None;
-        }
-        &raw[..end + 2]
-    } else {
-        let host = match raw.rsplit_once(':') {
-            Some((h, port)) if is_port(port) => h,
-            Some(_) => return None,
-            None => raw,
-        };
-        let host = host.strip_suffix('.').unwrap_or(host);
-        if host.is_empty() || !host.bytes().all(is_reg_name_byte) {
-            return None;
-        }
-        host
-    };
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Some(Cow::Owned(host.to_ascii_lowercase()))
-    } else {
-        Some(Cow::Borrowed(host))
-    }
-}
-
-fn is_port(s: &str) -> bool {
-    s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// RFC 3986 reg-name: unreserved / pct-encoded / sub-delims.
-fn is_reg_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b)
-}
-
 /// The comma-separated tokens of all `Connection` header lines.
 pub(crate) fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
@@ -279,19 +268,40 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Turn a client request's headers into the backend request's: strip hop-by-hop headers, set `Host` to what
-/// the client asked for, append the client to `X-Forwarded-For`, set `X-Forwarded-Host`/`-Proto`.
+/// Who sent a request, for the `X-Forwarded-*` headers.
+pub(crate) struct Forwarding<'a> {
+    /// The TCP peer's address.
+    pub(crate) client_ip: &'a HeaderValue,
+    /// `http` or `https`: how the request reached this proxy.
+    pub(crate) proto: &'a HeaderValue,
+    /// The peer is a trusted proxy: its `X-Forwarded-*` headers are kept and extended.
+    pub(crate) trusted: bool,
+}
+
+/// Turn a client request's headers into the backend request's: strip hop-by-hop headers, drop `Forwarded`
+/// and `X-Real-IP` (which this proxy does not vouch for), set `Host` to what the client asked for, and set
+/// `X-Forwarded-For` to the peer address (or append it, behind a trusted proxy) and
+/// `X-Forwarded-Host`/`-Proto` (keeping a trusted proxy's).
 pub(crate) fn prepare_request_headers(
     headers: &mut HeaderMap,
     host: HeaderValue,
-    client_ip: &HeaderValue,
-    proto: &HeaderValue,
+    fwd: &Forwarding<'_>,
     upgrade: bool,
 ) {
     strip_hop_by_hop(headers, upgrade);
-    append_forwarded_for(headers, client_ip);
-    headers.insert(X_FORWARDED_HOST, host.clone());
-    headers.insert(X_FORWARDED_PROTO, proto.clone());
+    headers.remove(header::FORWARDED);
+    headers.remove(X_REAL_IP);
+    if fwd.trusted {
+        append_forwarded_for(headers, fwd.client_ip);
+    } else {
+        headers.insert(X_FORWARDED_FOR, fwd.client_ip.clone());
+    }
+    if !(fwd.trusted && headers.contains_key(X_FORWARDED_HOST)) {
+        headers.insert(X_FORWARDED_HOST, host.clone());
+    }
+    if !(fwd.trusted && headers.contains_key(X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, fwd.proto.clone());
+    }
     headers.insert(header::HOST, host);
 }
 

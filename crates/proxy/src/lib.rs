@@ -1,13 +1,18 @@
 //! wayback's built-in reverse proxy: routes HTTP/1.1 and h2c requests by Host to per-instance backends over
 //! pooled keep-alive connections, splices protocol upgrades (WebSocket), and forwards plain TCP for
 //! `--publish`. Per instance, an access gate (share link, basic auth, allowed networks) decides who gets
-//! through; TLS terminates here with certificate files or on-demand ACME certificates.
+//! through; TLS terminates here with certificate files or on-demand ACME certificates. Open client
+//! connections are capped (globally and per client address, within the process's file budget) and timed
+//! (header and idle timeouts).
 //!
 //! Responses to clients are deliberately generic: instance names and internal addresses appear only in logs.
 
 mod acme;
+mod budget;
+mod conn;
 mod gate;
 mod http;
+mod limits;
 mod pool;
 mod route;
 mod serve;
@@ -16,11 +21,16 @@ mod tls;
 mod upgrade;
 
 pub use crate::acme::AcmeConfig;
+pub use crate::budget::{open_files_limit, FdBudget, FdBudgetError, MIN_CONNECTIONS};
 pub use crate::gate::{
     share_url, BasicAuth, DirGateStore, Gate, GateConfig, GateError, GateStore, MemoryGateStore,
-    ShareLink, BCRYPT_COST, SESSION_COOKIE, SHARE_QUERY_PARAM,
+    ShareLink, BCRYPT_COST, BCRYPT_MAX_PASSWORD, SESSION_COOKIE, SHARE_QUERY_PARAM,
 };
 pub use crate::http::{ProxyBody, ProxyConfig, ProxyError};
+pub use crate::limits::{
+    ConnectionLimit, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+};
 pub use crate::pool::BackendBody;
 pub use crate::route::{Backend, Dial, Resolve, RouteTable, TcpDial};
 pub use crate::serve::{serve_http, serve_https, serve_https_redirect};

@@ -2,6 +2,9 @@
 //! ([`serve_https`]: rustls handshake, on-demand ACME before it, then the same proxy handler with
 //! `X-Forwarded-Proto: https`) and the plain-HTTP side of a TLS setup ([`serve_https_redirect`]: 308 to
 //! HTTPS, except ACME http-01 challenges). One connection is served by hyper's auto (HTTP/1.1 + h2) builder.
+//!
+//! Every accepted connection first takes a slot in the connection limit (`limits.rs`) or is refused at once;
+//! its timeouts are watched by `conn.rs`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{Either, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -23,18 +26,19 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
 use crate::acme::acme_eligible;
+use crate::conn::{Activity, Timeouts, Watched};
 use crate::http::{
     forwarded_proto_value, handle, ip_header_value, normalize_host, plain, request_host, ProxyBody,
     ProxyConfig,
 };
+use crate::limits::{refuse_http, ConnGuard};
 use crate::route::Resolve;
 use crate::tcp::{accept_or_shutdown, Drain, DrainToken, SHUTDOWN_GRACE};
 use crate::tls::Tls;
 use crate::ErrorChain;
 
-/// A client must send its complete request head within this time (also bounds idle keep-alive).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// A client must complete the TLS handshake (ACME issuance aside) within this time.
+/// A client must complete the TLS handshake (ACME issuance aside) within this time, or within the header
+/// timeout if that is shorter.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Path prefix of ACME http-01 challenges.
 const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
@@ -54,6 +58,25 @@ pub(crate) struct Shared {
     /// Connections arrive over TLS (session cookies get `Secure`).
     pub(crate) secure: bool,
     mode: Mode,
+    cfg: ProxyConfig,
+    timeouts: Timeouts,
+}
+
+impl Shared {
+    fn new(resolver: Arc<dyn Resolve>, proto: HeaderValue, mode: Mode, cfg: ProxyConfig) -> Self {
+        let timeouts = Timeouts {
+            header: cfg.header_timeout,
+            idle: cfg.idle_timeout,
+        };
+        Shared {
+            resolver,
+            proto,
+            secure: false,
+            mode,
+            cfg,
+            timeouts,
+        }
+    }
 }
 
 /// State of one client connection, shared by its requests.
@@ -63,12 +86,17 @@ pub(crate) struct ConnCtx {
     pub(crate) client_ip: HeaderValue,
     /// The client's IP, for the gate's `allow` networks.
     pub(crate) peer_ip: IpAddr,
+    /// The peer is one of the trusted proxies.
+    pub(crate) trusted: bool,
     /// Lets upgraded tunnels spawned by this connection take part in graceful shutdown.
     pub(crate) drain: DrainToken,
 }
 
 /// Serve HTTP/1.1 and h2c on `listener` until `shutdown` resolves, then stop accepting and let in-flight
 /// connections finish (bounded by a few seconds) before returning.
+///
+/// A connection over `cfg.connections`' cap gets a `503` (with `Retry-After`) without being read, and is
+/// closed; connections that wait too long for a request are closed (`header_timeout`, `idle_timeout`).
 pub async fn serve_http(
     listener: TcpListener,
     resolver: Arc<dyn Resolve>,
@@ -76,33 +104,29 @@ pub async fn serve_http(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let proto = forwarded_proto_value(cfg.forwarded_proto)?;
-    let shared = Shared {
-        resolver,
-        proto,
-        secure: false,
-        mode: Mode::Proxy,
-    };
-    serve_plain(listener, shared, shutdown).await
+    serve_plain(
+        listener,
+        Shared::new(resolver, proto, Mode::Proxy, cfg),
+        shutdown,
+    )
+    .await
 }
 
 /// The plain-HTTP listener of a TLS setup: answers ACME http-01 challenges (when `tls` uses ACME), and
 /// redirects every other request for a known host to `https://HOST[:https_port]/same/path?query` with 308.
-/// Unknown hosts get 404. Runs until `shutdown` resolves.
+/// Unknown hosts get 404. Runs until `shutdown` resolves, with the limits of `cfg` (share its connection
+/// count with [`serve_https`]'s by giving both clones of one config).
 pub async fn serve_https_redirect(
     listener: TcpListener,
     resolver: Arc<dyn Resolve>,
     tls: Arc<Tls>,
     https_port: u16,
+    cfg: ProxyConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let proto = HeaderValue::from_static("http");
-    let shared = Shared {
-        resolver,
-        proto,
-        secure: false,
-        mode: Mode::Redirect { https_port, tls },
-    };
-    serve_plain(listener, shared, shutdown).await
+    let mode = Mode::Redirect { https_port, tls };
+    serve_plain(listener, Shared::new(resolver, proto, mode, cfg), shutdown).await
 }
 
 async fn serve_plain(
@@ -115,9 +139,13 @@ async fn serve_plain(
     let drain = Drain::new();
     let mut shutdown = std::pin::pin!(shutdown);
     while let Some((stream, peer)) = accept_or_shutdown(&listener, &mut shutdown).await {
+        let Some((slot, trusted)) = admit(&shared, peer) else {
+            refuse_http(stream);
+            continue;
+        };
+        let ctx = conn_ctx(&shared, peer, trusted, &drain);
         let _ = stream.set_nodelay(true);
-        let ctx = conn_ctx(&shared, peer, &drain);
-        tokio::spawn(serve_connection(builder.clone(), stream, ctx));
+        tokio::spawn(serve_connection(builder.clone(), stream, slot, ctx));
     }
     drop(listener);
     drain.finish(SHUTDOWN_GRACE).await;
@@ -125,36 +153,39 @@ async fn serve_plain(
 }
 
 /// Serve HTTPS (HTTP/1.1 and h2 by ALPN) on `listener` with the certificates of `tls`, proxying like
-/// [`serve_http`] with `X-Forwarded-Proto: https` and `Secure` session cookies. With ACME, the first
-/// handshake for a host the resolver knows (and no certificate file covers) waits for its certificate.
+/// [`serve_http`] with `X-Forwarded-Proto: https` and `Secure` session cookies (`cfg.forwarded_proto` is not
+/// used). With ACME, the first handshake for a host the resolver knows (and no certificate file covers) waits
+/// for its certificate. A connection over the cap is closed at once.
 pub async fn serve_https(
     listener: TcpListener,
     resolver: Arc<dyn Resolve>,
     tls: Arc<Tls>,
+    cfg: ProxyConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let proto = HeaderValue::from_static("https");
-    let shared = Arc::new(Shared {
-        resolver,
-        proto,
-        secure: true,
-        mode: Mode::Proxy,
-    });
+    let mut shared = Shared::new(resolver, proto, Mode::Proxy, cfg);
+    shared.secure = true;
+    let shared = Arc::new(shared);
     let builder = builder();
     let drain = Drain::new();
     let mut shutdown = std::pin::pin!(shutdown);
     while let Some((stream, peer)) = accept_or_shutdown(&listener, &mut shutdown).await {
+        let Some((slot, trusted)) = admit(&shared, peer) else {
+            continue; // dropping the stream closes it
+        };
+        let ctx = conn_ctx(&shared, peer, trusted, &drain);
         let _ = stream.set_nodelay(true);
-        let ctx = conn_ctx(&shared, peer, &drain);
         let (tls, builder) = (tls.clone(), builder.clone());
         tokio::spawn(async move {
             let mut token = ctx.drain.clone();
+            let limit = HANDSHAKE_TIMEOUT.min(ctx.shared.timeouts.header);
             let stream = tokio::select! {
-                r = handshake(&tls, &*ctx.shared.resolver, stream) => r,
+                r = handshake(&tls, &*ctx.shared.resolver, stream, limit) => r,
                 () = token.draining() => return,
             };
             match stream {
-                Ok(stream) => serve_connection(builder, stream, ctx).await,
+                Ok(stream) => serve_connection(builder, stream, slot, ctx).await,
                 Err(e) => tracing::debug!(%peer, error = %ErrorChain(&e), "TLS handshake failed"),
             }
         });
@@ -165,14 +196,16 @@ pub async fn serve_https(
 }
 
 /// Read the ClientHello; for a known host without a certificate, get one by ACME; finish the handshake.
+/// Reading the ClientHello and finishing the handshake each get `limit`.
 async fn handshake(
     tls: &Tls,
     resolver: &dyn Resolve,
     stream: TcpStream,
+    limit: Duration,
 ) -> io::Result<TlsStream<TcpStream>> {
     let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out");
     let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
-    let start = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor)
+    let start = tokio::time::timeout(limit, acceptor)
         .await
         .map_err(|_| timed_out())??;
     if let Some(acme) = tls.acme() {
@@ -190,49 +223,83 @@ async fn handshake(
         }
     }
     let accept = start.into_stream(tls.server_config());
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, accept)
+    tokio::time::timeout(limit, accept)
         .await
         .map_err(|_| timed_out())?
 }
 
 fn builder() -> Arc<auto::Builder<TokioExecutor>> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+    // Header and idle timeouts are ours (`conn.rs`): hyper's HTTP/1 timer would also cut idle keep-alive
+    // connections at the header timeout, and nothing in hyper times a connection that never sends a byte.
+    builder.http1().header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     Arc::new(builder)
 }
 
-fn conn_ctx(shared: &Arc<Shared>, peer: SocketAddr, drain: &Drain) -> ConnCtx {
+/// A slot in the connection limit for a connection from `peer`, if one is free, and whether `peer` is a
+/// trusted proxy. Trusted proxies carry many clients: they count only against the global cap.
+fn admit(shared: &Shared, peer: SocketAddr) -> Option<(ConnGuard, bool)> {
+    let trusted = shared.cfg.trusts(peer.ip());
+    let slot = shared.cfg.connections.try_acquire(peer.ip(), !trusted)?;
+    Some((slot, trusted))
+}
+
+fn conn_ctx(shared: &Arc<Shared>, peer: SocketAddr, trusted: bool, drain: &Drain) -> ConnCtx {
     ConnCtx {
         shared: shared.clone(),
         client_ip: ip_header_value(peer.ip()),
         peer_ip: peer.ip(),
+        trusted,
         drain: drain.token(),
     }
 }
 
-async fn serve_connection<IO>(builder: Arc<auto::Builder<TokioExecutor>>, io: IO, ctx: ConnCtx)
-where
+async fn serve_connection<IO>(
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    io: IO,
+    slot: ConnGuard,
+    ctx: ConnCtx,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let activity = Activity::new();
+    let io = Watched::new(io, activity.clone(), slot);
+    let timeouts = ctx.shared.timeouts;
     let mut token = ctx.drain.clone();
     let ctx = Arc::new(ctx);
+    let requests = activity.clone();
     let svc = hyper::service::service_fn(move |req| {
         let ctx = ctx.clone();
+        // The connection is busy until the response body is done (or dropped).
+        let busy = requests.begin(req.version() == hyper::Version::HTTP_2);
         async move {
-            Ok::<_, Infallible>(match &ctx.shared.mode {
+            let resp = match &ctx.shared.mode {
                 Mode::Proxy => handle(&ctx, req).await,
                 Mode::Redirect { https_port, tls } => redirect(&ctx, &req, *https_port, tls),
-            })
+            };
+            Ok::<_, Infallible>(resp.map(|body| {
+                body.map_frame(move |frame| {
+                    let _ = &busy;
+                    frame
+                })
+            }))
         }
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
+        () = activity.expired(timeouts) => {
+            // Idle too long (or never a request): close, politely where a protocol allows it.
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                biased;
+                r = conn.as_mut() => r,
+                () = activity.expired(timeouts) => Ok(()),
+                () = token.stopped() => Ok(()),
+            }
+        }
         () = token.draining() => {
             conn.as_mut().graceful_shutdown();
             tokio::select! {
@@ -267,8 +334,9 @@ fn redirect(
             None => plain(StatusCode::NOT_FOUND, "no such challenge\n"),
         };
     }
-    let Some(host) = request_host(req) else {
-        return plain(StatusCode::BAD_REQUEST, "bad request: missing Host\n");
+    let host = match request_host(req) {
+        Ok(h) => h,
+        Err(why) => return plain(StatusCode::BAD_REQUEST, why),
     };
     let Some(host) = host.to_str().ok().and_then(normalize_host) else {
         return plain(StatusCode::BAD_REQUEST, "bad request: invalid Host\n");

@@ -1,14 +1,16 @@
-//! `--publish`: plain TCP forwarding ([`serve_tcp`]), plus the connection-draining machinery ([`Drain`]) that
-//! both servers use for graceful shutdown.
+//! `--publish`: plain TCP forwarding ([`serve_tcp`]), plus what both kinds of server share: the accept loop
+//! that survives running out of file descriptors, and the connection-draining machinery ([`Drain`]) for
+//! graceful shutdown.
 
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::limits::{ConnectionLimit, Throttle};
 use crate::route::{dial_stream, Dial};
 
 /// How long in-flight connections may keep running after shutdown was requested.
@@ -79,10 +81,15 @@ impl DrainToken {
 }
 
 /// Accept one connection, retrying transient accept errors. Returns `None` on shutdown.
+///
+/// Out of file descriptors (`EMFILE`, `ENFILE`) or memory, the pending connection stays in the kernel's
+/// backlog and `accept` would fail again at once: wait, doubling the pause up to a second, so that the loop
+/// never spins. Failures are logged at most every ten seconds, with their count.
 pub(crate) async fn accept_or_shutdown<F: Future<Output = ()>>(
     listener: &TcpListener,
     shutdown: &mut std::pin::Pin<&mut F>,
 ) -> Option<(TcpStream, std::net::SocketAddr)> {
+    let mut pause = MIN_ACCEPT_PAUSE;
     loop {
         tokio::select! {
             biased;
@@ -90,13 +97,14 @@ pub(crate) async fn accept_or_shutdown<F: Future<Output = ()>>(
             r = listener.accept() => match r {
                 Ok(conn) => return Some(conn),
                 Err(e) => {
-                    // ECONNABORTED and friends are per-connection; EMFILE/ENFILE need a pause to recover.
-                    tracing::warn!(error = %e, "accept failed");
-                    if !matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-                    ) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    ACCEPT_ERRORS.note(|n| tracing::warn!(error = %e, failures = n, "accept failed"));
+                    if let Some(wait) = accept_pause(&e, pause) {
+                        pause = (wait * 2).min(MAX_ACCEPT_PAUSE);
+                        tokio::select! {
+                            biased;
+                            () = shutdown.as_mut() => return None,
+                            () = tokio::time::sleep(wait) => {}
+                        }
                     }
                 }
             },
@@ -104,21 +112,42 @@ pub(crate) async fn accept_or_shutdown<F: Future<Output = ()>>(
     }
 }
 
+const MIN_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+static ACCEPT_ERRORS: LazyLock<Throttle> = LazyLock::new(|| Throttle::new(Duration::from_secs(10)));
+
+/// How long to wait after accept failed with `e` (`pause`: the current back-off). `None`: retry at once,
+/// the error concerned only that one connection.
+fn accept_pause(e: &io::Error, pause: Duration) -> Option<Duration> {
+    match e.kind() {
+        io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::Interrupted => None,
+        _ => Some(pause),
+    }
+}
+
 /// Accept TCP on `listener`; for each connection dial the backend and copy bytes both ways (half-closes are
 /// propagated) until `shutdown` resolves. Then stop accepting, give open connections a few seconds, and
-/// return. A failed dial closes the client connection.
+/// return. A failed dial closes the client connection, and so does a connection over `limit` (which it shares
+/// with every server given a clone of it).
 pub async fn serve_tcp(
     listener: TcpListener,
     dial: Arc<dyn Dial>,
+    limit: ConnectionLimit,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let drain = Drain::new();
     let mut shutdown = std::pin::pin!(shutdown);
     while let Some((client, peer)) = accept_or_shutdown(&listener, &mut shutdown).await {
+        let Some(slot) = limit.try_acquire(peer.ip(), true) else {
+            continue; // dropping the stream closes it
+        };
         let _ = client.set_nodelay(true);
         let dial = dial.clone();
         let mut token = drain.token();
         tokio::spawn(async move {
+            let _slot = slot;
             tokio::select! {
                 r = forward(client, &*dial) => {
                     if let Err(e) = r {
@@ -149,6 +178,19 @@ async fn forward(mut client: TcpStream, dial: &dyn Dial) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_pauses_on_resource_errors_only() {
+        let pause = Duration::from_millis(40);
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert_eq!(accept_pause(&e, pause), Some(pause), "{e}");
+        }
+        for errno in [libc::ECONNABORTED, libc::EINTR] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert_eq!(accept_pause(&e, pause), None, "{e}");
+        }
+    }
 
     #[tokio::test]
     async fn drain_waits_for_tokens_then_stops() {

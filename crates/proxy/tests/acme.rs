@@ -17,7 +17,9 @@ use common::*;
 use hyper::{Request, Response};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
-use wayback_proxy::{serve_https, serve_https_redirect, AcmeConfig, RouteTable, Tls, TlsConfig};
+use wayback_proxy::{
+    serve_https, serve_https_redirect, AcmeConfig, ProxyConfig, RouteTable, Tls, TlsConfig,
+};
 
 const HOST: &str = "app.wb.test";
 
@@ -145,17 +147,26 @@ async fn start_proxy(
     let port = https.local_addr().unwrap().port();
     let (tx1, rx1) = oneshot::channel::<()>();
     let (tx2, rx2) = oneshot::channel::<()>();
+    let cfg = ProxyConfig::default();
     tokio::spawn(serve_https(
         https,
         routes.clone(),
         tls.clone(),
+        cfg.clone(),
         async move {
             let _ = rx1.await;
         },
     ));
-    tokio::spawn(serve_https_redirect(http, routes, tls, port, async move {
-        let _ = rx2.await;
-    }));
+    tokio::spawn(serve_https_redirect(
+        http,
+        routes,
+        tls,
+        port,
+        cfg,
+        async move {
+            let _ = rx2.await;
+        },
+    ));
     vec![tx1, tx2]
 }
 

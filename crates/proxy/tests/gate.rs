@@ -14,8 +14,8 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpSocket;
 use wayback_proxy::{
-    Backend, BasicAuth, DirGateStore, Gate, GateConfig, GateStore, MemoryGateStore, RouteTable,
-    ShareLink, TcpDial,
+    Backend, BasicAuth, DirGateStore, Gate, GateConfig, GateError, GateStore, MemoryGateStore,
+    RouteTable, ShareLink, TcpDial, BCRYPT_MAX_PASSWORD,
 };
 
 const HOST: &str = "shared.test";
@@ -239,6 +239,57 @@ async fn basic_auth() {
         401
     );
     assert_eq!(b.requests(), 2);
+}
+
+#[tokio::test]
+async fn basic_auth_passwords_are_at_most_72_bytes() {
+    assert_eq!(BCRYPT_MAX_PASSWORD, 72);
+    let too_long = "p".repeat(BCRYPT_MAX_PASSWORD + 1);
+    for err in [
+        BasicAuth::new("alice", &too_long).unwrap_err(),
+        BasicAuth::with_cost("alice", &too_long, 4).unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, GateError::PasswordTooLong { len: 73, .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("73 bytes") && msg.contains("at most 72 bytes") && msg.contains("alice"),
+            "{msg}"
+        );
+    }
+    // Multi-byte characters count in bytes: 25 × "é" (2 bytes) is 50 bytes, 37 is 74.
+    assert!(BasicAuth::with_cost("alice", &"é".repeat(25), 4).is_ok());
+    assert!(BasicAuth::with_cost("alice", &"é".repeat(37), 4).is_err());
+
+    // Exactly 72 bytes work, and a longer password that starts with them does not (bcrypt alone would
+    // compare only the first 72 bytes).
+    let max = "p".repeat(BCRYPT_MAX_PASSWORD);
+    let backend = echo().await;
+    let cfg = GateConfig {
+        basic_auth: Some(BasicAuth::with_cost("alice", &max, 4).unwrap()),
+        ..GateConfig::default()
+    };
+    let (proxy, _b) = gated(&backend, cfg, Arc::new(MemoryGateStore::default())).await;
+    let auth = |pw: &str| {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("alice:{pw}"));
+        format!("Basic {b64}")
+    };
+    let longer = auth(&format!("{max}extra"));
+    assert_eq!(
+        get_as(&proxy, "/", &[("authorization", &longer)])
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        get_as(&proxy, "/", &[("authorization", &auth(&max))])
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]

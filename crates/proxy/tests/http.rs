@@ -137,6 +137,9 @@ async fn forwards_request_with_x_forwarded_headers() {
         Host: App.Test:8080\r\n\
         X-Forwarded-For: 198.51.100.9\r\n\
         X-Forwarded-Proto: gopher\r\n\
+        X-Forwarded-Host: evil.example\r\n\
+        Forwarded: for=198.51.100.9;proto=https\r\n\
+        X-Real-IP: 198.51.100.9\r\n\
         Connection: close, X-Secret-Hop\r\n\
         X-Secret-Hop: 1\r\n\
         Keep-Alive: timeout=5\r\n\
@@ -151,7 +154,9 @@ async fn forwards_request_with_x_forwarded_headers() {
     assert_eq!(lines[0], "POST /path/to?q=1&r=two HTTP/1.1");
     let has = |l: &str| lines.contains(&l);
     assert!(has("host: App.Test:8080"), "{body}");
-    assert!(has("x-forwarded-for: 198.51.100.9, 127.0.0.1"), "{body}");
+    // The client's own X-Forwarded-For is replaced by its real address (it is not a trusted proxy).
+    assert!(has("x-forwarded-for: 127.0.0.1"), "{body}");
+    assert!(!body.contains("198.51.100.9"), "{body}");
     assert!(has("x-forwarded-host: App.Test:8080"), "{body}");
     assert!(has("x-forwarded-proto: http"), "{body}");
     assert!(has("x-end-to-end: kept"), "{body}");
@@ -159,8 +164,89 @@ async fn forwards_request_with_x_forwarded_headers() {
     for hop in ["x-secret-hop", "keep-alive", "proxy-connection"] {
         assert!(!body.contains(hop), "{hop} forwarded: {body}");
     }
+    for spoof in ["forwarded:", "x-real-ip", "gopher", "evil.example"] {
+        assert!(!body.contains(spoof), "{spoof} forwarded: {body}");
+    }
     // Only a keep-alive pool connection header (or none) may reach the backend, never the client's.
     assert!(!body.contains("close"), "{body}");
+}
+
+#[tokio::test]
+async fn trusted_proxy_extends_forwarding_headers() {
+    let backend = echo_head_backend().await;
+    let routes = Arc::new(RouteTable::default());
+    routes.insert("app.test", backend.backend("app"));
+    let cfg = wayback_proxy::ProxyConfig {
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..Default::default()
+    };
+    let proxy = TestProxy::with_config(routes, cfg).await;
+    let req = b"GET / HTTP/1.1\r\n\
+        Host: app.test\r\n\
+        X-Forwarded-For: 198.51.100.9\r\n\
+        X-Forwarded-Proto: https\r\n\
+        X-Forwarded-Host: public.example\r\n\
+        Forwarded: for=198.51.100.9\r\n\
+        X-Real-IP: 198.51.100.9\r\n\
+        Connection: close\r\n\r\n";
+    let resp = raw_exchange(proxy.addr, req).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let body = resp.split("\r\n\r\n").nth(1).unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    let has = |l: &str| lines.contains(&l);
+    assert!(has("x-forwarded-for: 198.51.100.9, 127.0.0.1"), "{body}");
+    assert!(has("x-forwarded-proto: https"), "{body}");
+    assert!(has("x-forwarded-host: public.example"), "{body}");
+    assert!(
+        !body.contains("forwarded: for") && !body.contains("x-real-ip"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_or_conflicting_host_is_400() {
+    let (proxy, a, b) = two_backend_proxy().await;
+    for req in [
+        &b"GET / HTTP/1.1\r\nHost: alpha.test\r\nHost: beta.test\r\nConnection: close\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: alpha.test\r\nHost: alpha.test\r\nConnection: close\r\n\r\n",
+        b"GET http://alpha.test/ HTTP/1.1\r\nHost: beta.test\r\nConnection: close\r\n\r\n",
+        b"GET http://alpha.test:8080/ HTTP/1.1\r\nHost: alpha.test:9090\r\nConnection: close\r\n\r\n",
+    ] {
+        let resp = raw_exchange(proxy.addr, req).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 400"),
+            "{}\n-> {resp}",
+            String::from_utf8_lossy(req)
+        );
+    }
+    assert_eq!(a.connections() + b.connections(), 0);
+    // Absolute-form with the same host in Host is fine.
+    let resp = raw_exchange(
+        proxy.addr,
+        b"GET http://alpha.test/x HTTP/1.1\r\nHost: ALPHA.test:80\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        resp.starts_with("HTTP/1.1 200") && resp.ends_with("from-alpha"),
+        "{resp}"
+    );
+
+    // h2: a `host` header that names another host than `:authority`.
+    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("http://alpha.test/")
+        .header("host", "beta.test")
+        .body(full(""))
+        .unwrap();
+    let resp = within(send.send_request(req)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(a.connections() + b.connections(), 1);
 }
 
 #[tokio::test]
@@ -379,6 +465,7 @@ async fn invalid_forwarded_proto_is_a_setup_error() {
     let l = listener().await;
     let cfg = wayback_proxy::ProxyConfig {
         forwarded_proto: "not a scheme",
+        ..Default::default()
     };
     let err = within(wayback_proxy::serve_http(
         l,

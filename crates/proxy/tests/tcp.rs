@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use wayback_proxy::{serve_tcp, TcpDial};
+use wayback_proxy::{serve_tcp, ConnectionLimit, TcpDial};
 
 /// Reads everything until EOF, then answers with the data reversed and closes: only works if the client's
 /// half-close reaches it and the way back stays open.
@@ -45,7 +45,8 @@ async fn start_publish(
     let l = listener().await;
     let addr = l.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_tcp(l, Arc::new(TcpDial(target)), async move {
+    let limit = ConnectionLimit::default();
+    let task = tokio::spawn(serve_tcp(l, Arc::new(TcpDial(target)), limit, async move {
         let _ = rx.await;
     }));
     (addr, tx, task)
@@ -101,4 +102,49 @@ async fn shutdown_stops_accepting_and_drains() {
     within(s.read_to_end(&mut back)).await.unwrap();
     assert_eq!(back, b"cba");
     within(task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_and_slots_come_back() {
+    let backend = reverse_after_eof_backend().await;
+    let l = listener().await;
+    let addr = l.local_addr().unwrap();
+    let limit = ConnectionLimit::new(1, 1);
+    let (_stop, rx) = oneshot::channel::<()>();
+    tokio::spawn(serve_tcp(
+        l,
+        Arc::new(TcpDial(backend)),
+        limit.clone(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    within(async {
+        while limit.open() != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // The second is closed at once, without reaching the backend.
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    match within(second.read(&mut buf)).await {
+        Ok(n) => assert_eq!(n, 0),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+    // The first works, and once it is done its slot is free again.
+    first.write_all(b"abc").await.unwrap();
+    first.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    within(first.read_to_end(&mut back)).await.unwrap();
+    assert_eq!(back, b"cba");
+    drop(first);
+    within(async {
+        while limit.open() != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
 }

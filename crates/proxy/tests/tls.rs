@@ -14,7 +14,7 @@ use hyper::{Request, Response};
 use tokio::sync::oneshot;
 use wayback_proxy::{
     serve_https, serve_https_redirect, Backend, CertificateFiles, Gate, GateConfig,
-    MemoryGateStore, RouteTable, ShareLink, TcpDial, Tls, TlsConfig, TlsError,
+    MemoryGateStore, ProxyConfig, RouteTable, ShareLink, TcpDial, Tls, TlsConfig, TlsError,
 };
 
 /// Backend that reports the forwarded scheme and host.
@@ -46,14 +46,22 @@ async fn start(routes: Arc<RouteTable>, tls: Arc<Tls>) -> TlsProxy {
     let (https, http) = (l1.local_addr().unwrap(), l2.local_addr().unwrap());
     let (tx1, rx1) = oneshot::channel::<()>();
     let (tx2, rx2) = oneshot::channel::<()>();
-    tokio::spawn(serve_https(l1, routes.clone(), tls.clone(), async move {
-        let _ = rx1.await;
-    }));
+    let cfg = ProxyConfig::default();
+    tokio::spawn(serve_https(
+        l1,
+        routes.clone(),
+        tls.clone(),
+        cfg.clone(),
+        async move {
+            let _ = rx1.await;
+        },
+    ));
     tokio::spawn(serve_https_redirect(
         l2,
         routes,
         tls,
         https.port(),
+        cfg,
         async move {
             let _ = rx2.await;
         },

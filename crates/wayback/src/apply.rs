@@ -20,7 +20,7 @@ use crate::drivers::{Driver, DriverKind, DriverRoute};
 use crate::fault;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir, MasqueradeRoute, RouteFile};
-use crate::sys::launchns::{self, Keep, Masks, Stage};
+use crate::sys::launchns::{self, JoinNetns, Keep, Masks, Stage};
 use crate::sys::{boot, btrfs, ids, nspawn, overlay, owned_dir};
 
 /// Create the clone, the network and the container, journaling each first.
@@ -97,7 +97,6 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
         machine: plan.container.machine.clone(),
     })?;
     fault::point("journaled container");
-    let cgroups = boot_cgroups(plan);
     if let Some(spec) = &plan.boot {
         let masked = boot::mask_units(&plan.clone, spec)
             .with_context(|| format!("masking units in {}", plan.clone.display()))?;
@@ -106,14 +105,22 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
             masked.len(),
             masked.join(", ")
         ));
-        if !cgroups.is_empty() {
-            j.record(&Resource::Cgroup {
-                paths: cgroups.clone(),
-            })?;
-            fault::point("journaled cgroup");
-            boot::create_cgroups(&cgroups).context("creating the container's cgroups")?;
-            fault::point("created cgroup");
+    }
+    // The app's log directories, kept on disk in the instance's directory (made here, owned by init).
+    for b in plan.container.binds.iter().filter(|b| b.clone.is_none()) {
+        if b.source.starts_with(&dir.path) {
+            std::fs::create_dir_all(&b.source)
+                .with_context(|| format!("creating {}", b.source.display()))?;
         }
+    }
+    let cgroups = container_cgroups(plan);
+    if !cgroups.is_empty() {
+        j.record(&Resource::Cgroup {
+            paths: cgroups.clone(),
+        })?;
+        fault::point("journaled cgroup");
+        boot::create_cgroups(&cgroups).context("creating the container's cgroups")?;
+        fault::point("created cgroup");
     }
     let child = launch_container(dir, plan).await?;
     fault::point("created container");
@@ -126,6 +133,10 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
 /// bind paths are mounted from what they resolve to inside the clone, and no host mount it does not need is
 /// kept. Used for the first start and for restarts.
 pub async fn launch_container(dir: &InstanceDir, plan: &Plan) -> Result<Child> {
+    if let Some(state) = &plan.container.state_file {
+        // Empty until the init reports (also on a restart).
+        std::fs::write(state, "").with_context(|| format!("writing {}", state.display()))?;
+    }
     let stages: Vec<Stage> = plan
         .container
         .binds
@@ -145,9 +156,17 @@ pub async fn launch_container(dir: &InstanceDir, plan: &Plan) -> Result<Child> {
         paths: plan.container.inaccessible.clone(),
         empty: dir.path.join("masked"),
     };
-    let (argv, log, cgroups) = (plan.container.argv(), dir.log_path(), boot_cgroups(plan));
+    let (argv, log, cgroups) = (
+        plan.container.argv(),
+        dir.log_path(),
+        container_cgroups(plan),
+    );
+    let join = plan
+        .container
+        .joins_netns()
+        .then(|| JoinNetns(plan.netns_path.clone()));
     let child = tokio::task::spawn_blocking(move || {
-        launchns::launch(stages, masks, keep, move || {
+        launchns::launch(stages, masks, keep, join, move || {
             nspawn::launch(&argv, &log, &cgroups)
         })
     })
@@ -180,14 +199,14 @@ fn launch_keep(dir: &InstanceDir, plan: &Plan) -> Keep {
     Keep { trees, paths }
 }
 
-/// A booted container's own cgroups (none when systemd-machined registers it, or in host mode).
-pub fn boot_cgroups(plan: &Plan) -> Vec<std::path::PathBuf> {
-    match (&plan.boot, plan.container.register) {
-        (Some(_), false) => {
-            boot::cgroup_paths(Path::new("/sys/fs/cgroup"), &plan.container.machine)
-        }
-        _ => Vec::new(),
+/// The container's own cgroups (none when systemd-machined registers it): without them every container
+/// of one wayback process would share nspawn's `payload` cgroup, and one could see and kill another's
+/// processes through it.
+pub fn container_cgroups(plan: &Plan) -> Vec<std::path::PathBuf> {
+    if plan.container.register {
+        return Vec::new();
     }
+    boot::cgroup_paths(Path::new("/sys/fs/cgroup"), &plan.container.machine)
 }
 
 /// The writable clone of one source: a btrfs snapshot, or an overlay for a non-btrfs directory.

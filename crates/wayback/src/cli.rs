@@ -46,6 +46,11 @@ pub enum Cmd {
     Status(StatusArgs),
     /// Print an instance's service output
     Logs(LogsArgs),
+    /// Run a command inside a running instance (its namespaces, confined like its processes), e.g.
+    /// `wayback exec pg-1 -- psql -c 'select 1'`; exits with the command's status
+    Exec(crate::cmd::exec::ExecArgs),
+    /// Open a shell inside a running instance (as root, or --user)
+    Shell(crate::cmd::exec::ShellArgs),
     /// Give an instance more time: its expiry moves DURATION later (e.g. `wayback extend pg-1 12h`)
     Extend {
         name: InstanceName,
@@ -107,9 +112,32 @@ pub struct UpArgs {
     /// Bind PATH of the snapshot read-write (from the clone) into the container at DEST [default: PATH]
     #[arg(long, short, value_name = "PATH[:DEST]")]
     pub bind: Vec<String>,
-    /// Build the profile from these systemd units of the host (as `wayback profile from-units` does)
+    /// Run these systemd units of the host as systemd would (e.g. --unit redis-server), on the state they
+    /// keep in the snapshot: StateDirectory=, the data directory named in the app's config and the like are
+    /// found and bound by themselves (see --dry-run for what and why)
     #[arg(long, value_name = "UNIT", conflicts_with_all = ["profile", "exec"])]
     pub unit: Vec<String>,
+    /// Do not bind this path (or anything below it) though the units or the profile name it (repeatable)
+    #[arg(long, value_name = "PATH")]
+    pub no_bind: Vec<std::path::PathBuf>,
+    /// With --unit: a TCP port that shows UNIT is ready, e.g. mariadb=3306 (repeatable; usually found in
+    /// the unit or the app's config)
+    #[arg(long, value_name = "UNIT=PORT", value_parser = crate::cmd::profile::parse_ready, requires = "unit")]
+    pub ready: Vec<(String, u16)>,
+    /// Run even though nothing of the snapshot is bound (the service starts on empty state)
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Accept a writable (live) subvolume as SNAPSHOT: the instance is a fork of today's state, not an old
+    /// one
+    #[arg(long)]
+    pub from_live: bool,
+    /// Where the units' configuration files are in the snapshot and differ from the host's, use the
+    /// snapshot's copies (read-only) instead
+    #[arg(long)]
+    pub bind_config: bool,
+    /// List every directive report of --unit, not one line per kind
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Run CMD (with /bin/sh -c) instead of the profile's processes; repeat for several, started in order
     #[arg(long, value_name = "CMD")]
     pub exec: Vec<String>,
@@ -280,7 +308,7 @@ fn parse_map_gid(s: &str) -> Result<(u32, u32), String> {
     parse_map(s, false)
 }
 
-fn parse_env(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_env(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
             Ok((k.to_string(), v.to_string()))

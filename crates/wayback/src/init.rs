@@ -26,7 +26,7 @@ use wayback_core::plan::InitSpec;
 use wayback_core::profile::{DirSpec, Process, Ready};
 
 /// The usual directories, then NixOS's (absent elsewhere, so harmless).
-const PATH: &str =
+pub(crate) const PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/run/wrappers/bin:/run/current-system/sw/bin";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -58,6 +58,7 @@ pub fn main(spec_path: &Path) -> Result<i32> {
         if p.oneshot {
             if let Err(e) = hook(p, &spec.shell) {
                 say(&format!("hook {} failed: {e:#}", p.name));
+                report(&format!("failed: hook {} failed: {e:#}", p.name));
                 stop_all(&mut running);
                 return Ok(1);
             }
@@ -79,6 +80,7 @@ pub fn main(spec_path: &Path) -> Result<i32> {
             }
             Err(e) => {
                 say(&format!("cannot start {}: {e:#}", p.name));
+                report(&format!("failed: cannot start {}: {e:#}", p.name));
                 stop_all(&mut running);
                 return Ok(1);
             }
@@ -86,12 +88,14 @@ pub fn main(spec_path: &Path) -> Result<i32> {
         if let Some(r) = &p.ready {
             if let Err(e) = wait_ready(r, &running) {
                 say(&format!("{} did not become ready: {e:#}", p.name));
+                report(&format!("failed: {} did not become ready: {e:#}", p.name));
                 stop_all(&mut running);
                 return Ok(1);
             }
         }
     }
     say("all processes started");
+    report("started");
     loop {
         match signals.wait() {
             Ok(Signal::SIGCHLD) => {
@@ -122,6 +126,11 @@ fn handled_signals() -> SigSet {
         s.add(sig);
     }
     s
+}
+
+/// Tell the host how the start went (the file is bound from the instance's directory).
+fn report(state: &str) {
+    let _ = fs::write(wayback_core::nspawn::STATE_PATH, format!("{state}\n"));
 }
 
 fn say(msg: &str) {
@@ -273,13 +282,12 @@ fn start(p: &Process, shell: &Path) -> Result<Pid> {
 fn wait_ready(r: &Ready, running: &[Running]) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < READY_TIMEOUT {
-        if let Some(rp) = running.iter().find(|rp| {
-            matches!(
-                waitpid(rp.pid, Some(WaitPidFlag::WNOHANG)),
-                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
-            )
-        }) {
-            bail!("{} exited before it was ready", rp.name);
+        for rp in running {
+            if let Ok(st @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) =
+                waitpid(rp.pid, Some(WaitPidFlag::WNOHANG))
+            {
+                bail!("{} exited before it was ready ({})", rp.name, describe(&st));
+            }
         }
         let ok = if let Some(port) = r.tcp.or(r.http).or(r.postgres) {
             let conn = TcpStream::connect_timeout(

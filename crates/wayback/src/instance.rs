@@ -110,8 +110,18 @@ pub async fn start(
         Ok(s) => s,
         Err(e) => {
             progress.note("start failed, rolling back");
+            // The logs outlive the instance directory: `wayback logs NAME` shows them until gc.
+            let kept = crate::state::failed::keep(cfg, &dir).is_ok();
             let td = teardown::teardown(&dir, progress).await;
-            return Err(with_teardown_errors(e, &td.errors));
+            let mut e = with_teardown_errors(e, &td.errors);
+            if kept {
+                let _ = crate::state::failed::record(cfg, &dir.name, &crate::error::render(&e));
+                e = e.context(format!(
+                    "the start of {} failed (`wayback logs {}` shows its logs until `wayback gc`)",
+                    dir.name, dir.name
+                ));
+            }
+            return Err(e);
         }
     };
     let mut hosted = adopt(dir, plan, publishes, nspawn::Watch::Child(container))?;
@@ -156,8 +166,9 @@ async fn wait_ready(
         .await
         .map_err(|e| {
             let tail = nspawn::log_tail(&dir.log_path(), 20);
+            let app = crate::cmd::logs::app_logs(&dir.path.join("applogs"), Some(10));
             anyhow!(
-                "{e:#}\n--- last lines of {} ---\n{tail}",
+                "{e:#}\n--- last lines of {} ---\n{tail}\n{app}",
                 dir.log_path().display()
             )
         })?;

@@ -44,6 +44,10 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Entering a container's mount namespace needs a single-threaded process: also before any runtime.
+    if matches!(cli.cmd, Cmd::Exec(_) | Cmd::Shell(_)) {
+        return inside(cli);
+    }
     let long_running =
         matches!(&cli.cmd, Cmd::Up(a) if !a.dry_run) || matches!(cli.cmd, Cmd::Serve);
     if !long_running {
@@ -65,6 +69,26 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wayback: error: {}", error::render(&e));
+            ExitCode::from(error::exit_code(&e))
+        }
+    }
+}
+
+/// `exec` and `shell`: no async runtime, no threads.
+fn inside(cli: Cli) -> ExitCode {
+    default_sigpipe();
+    let run = || {
+        let cfg = Config::load(Config::locate(cli.config.as_deref(), None).as_deref())?;
+        match cli.cmd {
+            Cmd::Exec(a) => cmd::exec::exec(&cfg, a),
+            Cmd::Shell(a) => cmd::exec::shell(&cfg, a),
+            _ => unreachable!("only exec and shell run here"),
+        }
+    };
+    match run() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("wayback: error: {}", error::render(&e));
@@ -118,6 +142,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Init { .. } => unreachable!("handled before the runtime starts"),
+        Cmd::Init { .. } | Cmd::Exec(_) | Cmd::Shell(_) => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }

@@ -3,6 +3,9 @@
 //! files in the runtime dir; the others retry every second, so the proxy survives the exit of the process
 //! that started it. With `[proxy] https_listen` set, HTTPS is served (certificate files picked by SNI, and/or
 //! ACME) and the plain listener redirects to it while answering ACME challenges.
+//!
+//! The `[proxy]` limits (connection caps, header and idle timeouts, trusted proxies) are checked when the
+//! proxy is claimed; the connection cap is fitted into this process's open-file limit there.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,9 +21,11 @@ use wayback_core::{names, Config};
 use wayback_masquerade::{Masquerade, Scheme};
 use wayback_net::NetnsDialer;
 use wayback_proxy::{
-    AcmeConfig, Backend, CertificateFiles, DirGateStore, Gate, ProxyConfig, Resolve, Tls, TlsConfig,
+    AcmeConfig, Backend, CertificateFiles, ConnectionLimit, DirGateStore, FdBudget, Gate,
+    ProxyConfig, Resolve, Tls, TlsConfig,
 };
 
+use crate::error::BadInput;
 use crate::serve::{loopback, NetnsDial};
 use crate::state::{self, RouteFile};
 
@@ -149,6 +154,8 @@ pub enum ProxySlot {
         _lock: Flock<File>,
         http: TcpListener,
         https: Option<(TcpListener, Arc<Tls>)>,
+        /// Settings and the shared connection count of every listener.
+        settings: ProxyConfig,
     },
     /// Another wayback process runs the proxy; we take over if it exits.
     Follower,
@@ -177,7 +184,56 @@ fn tls(cfg: &Config) -> Result<Arc<Tls>> {
     Tls::new(TlsConfig { certificates, acme }).context("[proxy] TLS settings")
 }
 
-/// Take the proxy if nobody has it. Fails (before anything is created) when we get the lock but cannot bind.
+/// The proxy's settings from `[proxy]`, with the connection cap fitted into this process's open-file limit
+/// (lowered with one warning naming both numbers; an error when not even a handful of connections fit).
+fn settings(cfg: &Config, budget: FdBudget) -> Result<ProxyConfig> {
+    let p = &cfg.proxy;
+    for (key, v) in [
+        ("max_connections", p.max_connections),
+        ("max_connections_per_client", p.max_connections_per_client),
+    ] {
+        if v == 0 {
+            return Err(BadInput::new(format!(
+                "[proxy] {key} = 0 would refuse every connection: set at least 1"
+            ))
+            .into());
+        }
+    }
+    for (key, d) in [
+        ("header_timeout", p.header_timeout),
+        ("idle_timeout", p.idle_timeout),
+    ] {
+        if d.as_secs() == 0 {
+            return Err(BadInput::new(format!(
+                "[proxy] {key} = \"0s\" would close every connection at once: set at least 1s"
+            ))
+            .into());
+        }
+    }
+    let max = budget.fit(p.max_connections)?;
+    if max < p.max_connections {
+        tracing::warn!(
+            "[proxy] max_connections = {} does not fit this process's open-file limit of {} (a proxied \
+             connection may need 2 files, {} are kept for the rest): using max_connections = {max}; raise \
+             the limit to {} (ulimit -n, LimitNOFILE=) to allow {}",
+            p.max_connections,
+            budget.open_files,
+            budget.reserved,
+            FdBudget::files_needed(p.max_connections),
+            p.max_connections,
+        );
+    }
+    Ok(ProxyConfig {
+        forwarded_proto: "http",
+        trusted_proxies: p.trusted_proxies.clone(),
+        header_timeout: p.header_timeout.as_std(),
+        idle_timeout: p.idle_timeout.as_std(),
+        connections: ConnectionLimit::new(max, p.max_connections_per_client),
+    })
+}
+
+/// Take the proxy if nobody has it. Fails (before anything is created) when we get the lock but cannot bind,
+/// or when the `[proxy]` limits are invalid or do not fit the open-file limit at all.
 pub async fn claim_proxy(cfg: &Config) -> Result<ProxySlot> {
     state::create_private_dir_all(&cfg.runtime_dir)?;
     let path = cfg.runtime_dir.join("proxy.lock");
@@ -197,6 +253,8 @@ pub async fn claim_proxy(cfg: &Config) -> Result<ProxySlot> {
             format!("cannot listen on {addr} for the proxy: another program uses it? set [proxy] in the config")
         })
     };
+    let budget = FdBudget::current().context("reading this process's open-file limit")?;
+    let settings = settings(cfg, budget)?;
     let http = bind(cfg.proxy.listen).await?;
     let https = match cfg.proxy.https_listen {
         Some(addr) => Some((bind(addr).await?, tls(cfg)?)),
@@ -206,6 +264,7 @@ pub async fn claim_proxy(cfg: &Config) -> Result<ProxySlot> {
         _lock: lock,
         http,
         https,
+        settings,
     })
 }
 
@@ -227,17 +286,20 @@ pub async fn run_proxy(cfg: Config, mut slot: ProxySlot, mut stop: watch::Receiv
             break;
         }
         match slot {
-            ProxySlot::Owner { _lock, http, https } => {
+            ProxySlot::Owner {
+                _lock,
+                http,
+                https,
+                settings,
+            } => {
                 let shutdown = |mut s: watch::Receiver<bool>| async move {
                     let _ = s.wait_for(|v| *v).await;
                 };
                 let resolver: Arc<dyn Resolve> = resolver.clone();
                 let served = match https {
                     None => {
-                        let cfg = ProxyConfig {
-                            forwarded_proto: "http",
-                        };
-                        wayback_proxy::serve_http(http, resolver, cfg, shutdown(stop.clone())).await
+                        wayback_proxy::serve_http(http, resolver, settings, shutdown(stop.clone()))
+                            .await
                     }
                     Some((listener, tls)) => {
                         let port = listener.local_addr().map_or(443, |a| a.port());
@@ -246,12 +308,14 @@ pub async fn run_proxy(cfg: Config, mut slot: ProxySlot, mut stop: watch::Receiv
                             resolver.clone(),
                             tls.clone(),
                             port,
+                            settings.clone(),
                             shutdown(stop.clone()),
                         );
                         let secure = wayback_proxy::serve_https(
                             listener,
                             resolver,
                             tls,
+                            settings,
                             shutdown(stop.clone()),
                         );
                         let (a, b) = tokio::join!(redirect, secure);
@@ -277,4 +341,48 @@ pub async fn run_proxy(cfg: Config, mut slot: ProxySlot, mut stop: watch::Receiv
         }
     }
     refresher.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::is_bad_input;
+
+    #[test]
+    fn settings_follow_the_config_within_the_budget() {
+        let mut cfg = Config::default();
+        cfg.proxy.max_connections_per_client = 10;
+        cfg.proxy.header_timeout = wayback_core::Duration(7);
+        let s = settings(&cfg, FdBudget::new(20_000)).unwrap();
+        assert_eq!(s.connections.max(), 8192);
+        assert_eq!(s.connections.max_per_client(), 10);
+        assert_eq!(s.header_timeout, Duration::from_secs(7));
+        assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.trusted_proxies, cfg.proxy.trusted_proxies);
+
+        // Too many for the open-file limit: lowered to what fits.
+        cfg.proxy.max_connections = 19_000;
+        let fits = FdBudget::new(20_000).max_connections;
+        let s = settings(&cfg, FdBudget::new(20_000)).unwrap();
+        assert_eq!(s.connections.max(), fits);
+        // An absurdly small limit: refused, saying what to raise.
+        let e = settings(&cfg, FdBudget::new(100)).unwrap_err();
+        assert!(format!("{e:#}").contains("ulimit -n"), "{e:#}");
+    }
+
+    #[test]
+    fn zero_limits_are_bad_input() {
+        for set in [
+            |c: &mut Config| c.proxy.max_connections = 0,
+            |c: &mut Config| c.proxy.max_connections_per_client = 0,
+            |c: &mut Config| c.proxy.header_timeout = wayback_core::Duration(0),
+            |c: &mut Config| c.proxy.idle_timeout = wayback_core::Duration(0),
+        ] {
+            let mut cfg = Config::default();
+            set(&mut cfg);
+            let e = settings(&cfg, FdBudget::new(20_000)).unwrap_err();
+            assert!(is_bad_input(&e), "{e:#}");
+            assert!(format!("{e:#}").starts_with("[proxy] "), "{e:#}");
+        }
+    }
 }

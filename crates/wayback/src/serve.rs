@@ -1,11 +1,11 @@
 //! An instance's front doors besides the proxy (see `proxyhost`): TCP publishes and the readiness check.
 //! Connections to the instance are made inside its network namespace (`wayback_net::NetnsDialer`) to
 //! 127.0.0.1:PORT, so services that listen only on localhost — Debian's default for PostgreSQL and
-//! MariaDB — are reachable unchanged.
+//! MariaDB — are reachable unchanged. All publishes of a process share one connection cap.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use wayback_core::profile::Ready;
 use wayback_core::Plan;
 use wayback_net::NetnsDialer;
-use wayback_proxy::Dial;
+use wayback_proxy::{ConnectionLimit, Dial, FdBudget, MIN_CONNECTIONS};
 
 /// Dial a port on the instance's own loopback, from inside its network namespace.
 pub struct NetnsDial {
@@ -50,6 +50,21 @@ pub async fn bind_publishes(plan: &Plan) -> Result<Vec<(TcpListener, u16)>> {
     Ok(out)
 }
 
+/// The cap on open connections of all `--publish` listeners of this process together: their share of the
+/// open-file budget (see `wayback_proxy::FdBudget`), so that a flood of publish connections cannot starve
+/// the process. A connection over it is closed at once.
+fn publish_limit() -> ConnectionLimit {
+    static LIMIT: OnceLock<ConnectionLimit> = OnceLock::new();
+    LIMIT
+        .get_or_init(|| {
+            let n = FdBudget::current()
+                .map_or(MIN_CONNECTIONS, |b| b.publish_connections)
+                .max(MIN_CONNECTIONS);
+            ConnectionLimit::new(n, n)
+        })
+        .clone()
+}
+
 pub fn serve_publishes(
     plan: &Plan,
     listeners: Vec<(TcpListener, u16)>,
@@ -62,11 +77,12 @@ pub fn serve_publishes(
             addr: loopback(port),
         });
         let mut s = stop.clone();
+        let limit = publish_limit();
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = s.wait_for(|v| *v).await;
             };
-            if let Err(e) = wayback_proxy::serve_tcp(listener, dial, shutdown).await {
+            if let Err(e) = wayback_proxy::serve_tcp(listener, dial, limit, shutdown).await {
                 tracing::warn!("publish listener stopped: {e}");
             }
         });
@@ -81,26 +97,59 @@ pub async fn wait_ready(
     timeout: Duration,
     container: &mut std::process::Child,
 ) -> Result<()> {
-    let Some(ready) = &plan.ready else {
-        return Ok(());
-    };
     let dialer = NetnsDialer::open(&plan.netns_path)?;
     let start = Instant::now();
+    // Host mode: wayback's init says when every process has started (each after its own readiness).
+    let mut started = plan.container.state_file.is_none();
     loop {
         if let Some(status) = container.try_wait()? {
             bail!("the container exited before the service was ready (systemd-nspawn {status})");
         }
-        if probe(&dialer, ready, plan).await {
-            return Ok(());
+        if !started {
+            match init_state(plan) {
+                InitState::Started => started = true,
+                InitState::Failed(why) => bail!("{why}"),
+                InitState::Pending => {}
+            }
+        }
+        if started {
+            match &plan.ready {
+                None => return Ok(()),
+                Some(ready) if probe(&dialer, ready, plan).await => return Ok(()),
+                Some(_) => {}
+            }
         }
         if start.elapsed() >= timeout {
             bail!(
                 "the service did not answer within {}s ({})",
                 timeout.as_secs(),
-                describe(ready)
+                match (&plan.ready, started) {
+                    (_, false) => "its processes had not all started".to_string(),
+                    (Some(r), true) => describe(r),
+                    (None, true) => "no check".into(),
+                }
             );
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+enum InitState {
+    Pending,
+    Started,
+    Failed(String),
+}
+
+/// What wayback's init reported in the instance's state file.
+fn init_state(plan: &Plan) -> InitState {
+    let Some(file) = &plan.container.state_file else {
+        return InitState::Started;
+    };
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    match text.trim() {
+        "started" => InitState::Started,
+        t if t.starts_with("failed: ") => InitState::Failed(t["failed: ".len()..].to_string()),
+        _ => InitState::Pending,
     }
 }
 

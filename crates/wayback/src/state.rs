@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use wayback_core::Config;
 
+pub mod failed;
 mod instance_dir;
 mod routes;
 #[cfg(test)]

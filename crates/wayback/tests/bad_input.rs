@@ -238,9 +238,22 @@ fn name_taken_by_a_running_instance() {
         return;
     };
     let name = unique("wbtbad");
-    let mut first =
-        f.wb.up_background(&[f.snap(), "--name", &name, "--exec", "exec sleep 1000"]);
-    let out = f.up(&[f.snap(), "--name", &name, "--exec", "exec sleep 1000"]);
+    let mut first = f.wb.up_background(&[
+        f.snap(),
+        "--name",
+        &name,
+        "--exec",
+        "exec sleep 1000",
+        "--allow-empty",
+    ]);
+    let out = f.up(&[
+        f.snap(),
+        "--name",
+        &name,
+        "--exec",
+        "exec sleep 1000",
+        "--allow-empty",
+    ]);
     assert_eq!(
         out.status.code(),
         Some(2),

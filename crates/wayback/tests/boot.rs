@@ -63,7 +63,46 @@ fn a_debootstrapped_root_boots_and_serves_its_old_page() {
         fs::read_to_string(snap.join("var/www/html/index.html")).unwrap(),
         "the old page\n"
     );
+    // Its root is root only in its own user namespace: no device of the host, no host sysctl.
+    let uid_map = wb.run_ok(&[
+        "exec",
+        &name,
+        "--user",
+        "root",
+        "--",
+        "cat",
+        "/proc/self/uid_map",
+    ]);
+    assert!(
+        !uid_map.split_whitespace().eq(["0", "0", "4294967295"]),
+        "a user namespace of its own: {uid_map}"
+    );
+    let (major, minor) = loop_numbers(&pool.loopdev);
+    for (what, script) in [
+        (
+            "mknod of the pool's disk",
+            format!("mknod /tmp/wbtdisk b {major} {minor}"),
+        ),
+        (
+            "host sysctl",
+            "echo 10 > /proc/sys/vm/swappiness".to_string(),
+        ),
+    ] {
+        let out = wb.run(&["exec", &name, "--user", "root", "--", "sh", "-c", &script]);
+        assert!(
+            !out.status.success(),
+            "{what} must fail inside: {}",
+            show(&out)
+        );
+    }
     drop(up);
     Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
     assert!(is_readonly_subvolume(&snap));
+}
+
+/// Major and minor numbers of a block device.
+fn loop_numbers(dev: &str) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = fs::metadata(dev).unwrap().rdev();
+    (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev))
 }

@@ -144,7 +144,7 @@ fn pinned_hostnames_are_refused_detected_or_warned_about() {
     );
     let status = wb.run_ok(&["status", &name]);
     assert!(
-        status.contains("original  https://live.example.org")
+        status.contains("masquerade the app sees https://live.example.org")
             && status.contains(
                 "host check the app redirects to https://live.example.org (Location of GET /): used as the masquerade"
             ),
@@ -152,7 +152,7 @@ fn pinned_hostnames_are_refused_detected_or_warned_about() {
     );
     let json: serde_json::Value =
         serde_json::from_str(&wb.run_ok(&["status", &name, "--json"])).unwrap();
-    assert_eq!(json["original_host"], "https://live.example.org", "{json}");
+    assert_eq!(json["masquerade"], "https://live.example.org", "{json}");
     assert_eq!(
         json["host_check"]["detected"], "https://live.example.org",
         "{json}"

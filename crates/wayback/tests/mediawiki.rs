@@ -309,7 +309,7 @@ fn mediawiki_from_host_units_with_original_host_auto_serves_old_page_and_old_log
     assert!(up.stderr().contains(&found), "{}", up.describe());
     let status = wb.run_ok(&["status", &name]);
     assert!(
-        status.contains(&format!("original  http://{LIVE_HOST}")),
+        status.contains(&format!("masquerade the app sees http://{LIVE_HOST}")),
         "{status}"
     );
     let old = Browser::new(host, port, None);

@@ -109,6 +109,8 @@ fn writable_non_subvolume_directory_needs_overlay_flag() {
         src.to_str().unwrap(),
         "--exec",
         "true",
+        "--bind",
+        "/srv",
         "--dry-run",
         "--overlay",
     ]);

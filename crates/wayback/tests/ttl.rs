@@ -28,6 +28,7 @@ fn instance_expires_after_its_ttl_and_leaves_no_trace() {
         &name,
         "--exec",
         "exec sleep 1000",
+        "--allow-empty",
         "--ttl",
         "3s",
     ]);

@@ -67,8 +67,11 @@ pub(super) fn layout(
                 path: rel,
                 resolved,
             }),
+            reason: b.reason().map(str::to_string),
         });
     }
+    mounts.extend(config_binds(req, facts, cfg, name, &clone, mounts.len()));
+    mounts.extend(log_binds(req, cfg, name));
     let skew = skew(req, facts, cfg, &extra)?;
     Ok(Layout {
         clone,
@@ -76,6 +79,65 @@ pub(super) fn layout(
         mounts,
         skew,
     })
+}
+
+/// With `--bind-config`: the snapshot's copy of each unit configuration file that differs from the host's,
+/// read-only over the host's (after the host's /etc, so it wins).
+fn config_binds(
+    req: &UpRequest,
+    facts: &Facts,
+    cfg: &Config,
+    name: &InstanceName,
+    clone: &Path,
+    first: usize,
+) -> Vec<MountBind> {
+    if !req.bind_config || req.boot {
+        return Vec::new();
+    }
+    facts
+        .config_drift
+        .iter()
+        .filter(|d| d.differs)
+        .enumerate()
+        .map(|(i, d)| MountBind {
+            source: cfg
+                .instance_dir(name.as_str())
+                .join("binds")
+                .join((first + i).to_string()),
+            dest: d.path.clone(),
+            readonly: true,
+            clone: Some(CloneData {
+                root: clone.to_path_buf(),
+                path: d.path.clone(),
+                resolved: d.path.clone(),
+            }),
+            reason: Some(format!("the snapshot's copy (--bind-config); {}", d.reason)),
+        })
+        .collect()
+}
+
+/// The app's log directories (the profile's dirs under /var/log: `LogsDirectory=`, `/var/log/APP` named in
+/// its config) are kept on disk in the instance's directory, so they survive the tmpfs root and a failed
+/// start, and `wayback logs` shows them.
+fn log_binds(req: &UpRequest, cfg: &Config, name: &InstanceName) -> Vec<MountBind> {
+    if req.boot {
+        return Vec::new();
+    }
+    let applogs = cfg.instance_dir(name.as_str()).join("applogs");
+    req.profile
+        .dirs
+        .iter()
+        .filter(|d| d.path.starts_with("/var/log") && d.path != Path::new("/var/log"))
+        .map(|d| MountBind {
+            source: applogs.join(d.path.strip_prefix("/").unwrap_or(&d.path)),
+            dest: d.path.clone(),
+            readonly: false,
+            clone: None,
+            reason: Some(format!(
+                "the app's logs, kept on disk: `wayback logs {name}` shows them"
+            )),
+        })
+        .collect()
 }
 
 /// Which source (main or extra), which clone, and which path inside it bind `i` comes from.

@@ -33,6 +33,7 @@ pub(super) fn spec(
         binds: layout.mounts.clone(),
         init_exe: facts.init_exe.clone(),
         spec_file: cfg.instance_dir(name.as_str()).join("init.json"),
+        state_file: (!req.boot).then(|| cfg.instance_dir(name.as_str()).join("init-state")),
         register: facts.machined,
         boot_root: req.boot.then(|| layout.clone.clone()),
         drop_capabilities: dropped.iter().map(|c| c.to_string()).collect(),

@@ -21,6 +21,18 @@ impl fmt::Display for Plan {
             "writable"
         };
         match self.source.kind {
+            SourceKind::Btrfs if self.from_live => {
+                writeln!(
+                    f,
+                    "  source     {} (writable subvolume: today's live state, not a snapshot; --from-live)",
+                    self.source.path.display()
+                )?;
+                writeln!(
+                    f,
+                    "  clone      {} (writable btrfs snapshot: a fork of today's state)",
+                    self.clone.display()
+                )?;
+            }
             SourceKind::Btrfs => {
                 writeln!(
                     f,
@@ -173,6 +185,9 @@ impl fmt::Display for Plan {
                         c.path.display(),
                         b.dest.display()
                     )?;
+                    if let Some(why) = &b.reason {
+                        writeln!(f, "             why: {why}")?;
+                    }
                     if c.resolved != c.path {
                         writeln!(
                             f,
@@ -181,13 +196,34 @@ impl fmt::Display for Plan {
                         )?;
                     }
                 }
-                None => writeln!(
-                    f,
-                    "    bind     {} -> {} ({rw})",
-                    b.source.display(),
-                    b.dest.display()
-                )?,
+                None => {
+                    writeln!(
+                        f,
+                        "    bind     {} -> {} ({rw})",
+                        b.source.display(),
+                        b.dest.display()
+                    )?;
+                    if let Some(why) = &b.reason {
+                        writeln!(f, "             why: {why}")?;
+                    }
+                }
             }
+        }
+        for m in &self.missing {
+            writeln!(
+                f,
+                "    not in the snapshot: {} ({})",
+                m.path.display(),
+                m.reason
+            )?;
+        }
+        for d in &self.config_drift {
+            let what = match (d.differs, d.used) {
+                (true, true) => "differs from the host's: the snapshot's copy is used (--bind-config)",
+                (true, false) => "differs from the host's: the host's is used (--bind-config uses the snapshot's)",
+                (false, _) => "the same as the host's",
+            };
+            writeln!(f, "    config   {} {what} ({})", d.path.display(), d.reason)?;
         }
         for d in &self.init.dirs {
             writeln!(f, "    tmpfs dir {}", d.path.display())?;

@@ -43,6 +43,18 @@ pub struct UpRequest {
     /// Host secrets to show after all (`--unmask`): masked ones a service needs.
     #[serde(default)]
     pub unmask: Vec<PathBuf>,
+    /// Run even though nothing of the snapshot is bound (`--allow-empty`).
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// SNAPSHOT may be a writable (live) subvolume: the instance is a fork of today's state (`--from-live`).
+    #[serde(default)]
+    pub from_live: bool,
+    /// Use the snapshot's copies of the units' configuration files where they differ from the host's.
+    #[serde(default)]
+    pub bind_config: bool,
+    /// What `--unit` inferred besides the profile's binds.
+    #[serde(default)]
+    pub inferred: super::Inferred,
     /// Accept a writable non-btrfs directory as the source (through an overlay; it is never written).
     #[serde(default)]
     pub overlay: bool,
@@ -113,6 +125,8 @@ pub struct Facts {
     pub host_paths: HostPaths,
     /// Host files and directories under those that the container sees as empty, inaccessible nodes.
     pub host_masks: Vec<PathBuf>,
+    /// The units' configuration files that the snapshot holds too (`used` is still false here).
+    pub config_drift: Vec<super::ConfigDrift>,
     /// The host's /var directory skeleton (empty directories with their owners and modes), which packages
     /// expect to exist (/var/lib/nginx, /var/log/mysql, /var/lib/php/sessions…).
     pub var_skeleton: Vec<DirSpec>,

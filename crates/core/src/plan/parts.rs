@@ -202,3 +202,32 @@ pub struct Chown {
     pub uids: std::collections::BTreeMap<u32, u32>,
     pub gids: std::collections::BTreeMap<u32, u32>,
 }
+
+/// A path the units name, with why (e.g. "StateDirectory=redis of redis-server.service").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Looked {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What `up --unit` inferred beyond the binds, for planning and the plan's listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inferred {
+    /// State paths the units name that this snapshot does not hold.
+    #[serde(default)]
+    pub missing: Vec<Looked>,
+    /// The units' configuration files and directories (compared with the snapshot's copies).
+    #[serde(default)]
+    pub configs: Vec<Looked>,
+}
+
+/// A configuration file (or directory) of the units that the snapshot holds too, compared with the host's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigDrift {
+    pub path: PathBuf,
+    pub reason: String,
+    /// The snapshot's copy differs from the host's (else: only in the snapshot).
+    pub differs: bool,
+    /// The snapshot's copy is bound over the host's (`--bind-config`).
+    pub used: bool,
+}

@@ -136,10 +136,13 @@ impl BasicState {
             return false;
         };
         let hash = self.hash.clone();
+        // Passwords are at most BCRYPT_MAX_PASSWORD bytes; bcrypt would compare only a longer one's prefix.
+        let len_ok = pass.len() <= crate::gate::BCRYPT_MAX_PASSWORD;
         let pass_ok =
             tokio::task::spawn_blocking(move || bcrypt::verify(pass, &hash).unwrap_or(false))
                 .await
-                .unwrap_or(false);
+                .unwrap_or(false)
+                && len_ok;
         if user_ok && pass_ok {
             *self.accepted.lock().unwrap_or_else(PoisonError::into_inner) = Some(digest);
         }

@@ -2,6 +2,7 @@
 
 use super::*;
 use http_body_util::BodyExt;
+use std::borrow::Cow;
 
 fn hv(s: &'static str) -> HeaderValue {
     HeaderValue::from_static(s)
@@ -99,6 +100,14 @@ fn append_forwarded_for_sets_or_appends() {
     assert_eq!(all, [&hv("a, b, c, 10.1.2.3")]);
 }
 
+fn fwd<'a>(client_ip: &'a HeaderValue, proto: &'a HeaderValue, trusted: bool) -> Forwarding<'a> {
+    Forwarding {
+        client_ip,
+        proto,
+        trusted,
+    }
+}
+
 #[test]
 fn prepare_request_headers_sets_forwarding_and_host() {
     let mut h = HeaderMap::new();
@@ -107,11 +116,11 @@ fn prepare_request_headers_sets_forwarding_and_host() {
     h.insert(&X_FORWARDED_HOST, hv("spoofed"));
     h.insert(header::CONNECTION, hv("close"));
     h.insert(header::COOKIE, hv("a=b"));
+    let (ip, proto) = (hv("127.0.0.1"), hv("https"));
     prepare_request_headers(
         &mut h,
         hv("App.Example:8080"),
-        &hv("127.0.0.1"),
-        &hv("https"),
+        &fwd(&ip, &proto, false),
         false,
     );
     assert_eq!(h[header::HOST], "App.Example:8080");
@@ -123,11 +132,68 @@ fn prepare_request_headers_sets_forwarding_and_host() {
 }
 
 #[test]
+fn untrusted_clients_cannot_set_forwarding_headers() {
+    let mut h = HeaderMap::new();
+    h.append(&X_FORWARDED_FOR, hv("10.9.9.9"));
+    h.append(&X_FORWARDED_FOR, hv("10.8.8.8, 10.7.7.7"));
+    h.insert(&X_FORWARDED_PROTO, hv("https"));
+    h.insert(&X_FORWARDED_HOST, hv("admin.internal"));
+    h.insert(header::FORWARDED, hv("for=10.9.9.9;proto=https"));
+    h.insert(&X_REAL_IP, hv("10.9.9.9"));
+    let (ip, proto) = (hv("192.0.2.7"), hv("http"));
+    prepare_request_headers(&mut h, hv("app.test"), &fwd(&ip, &proto, false), false);
+    let all: Vec<_> = h.get_all(&X_FORWARDED_FOR).iter().collect();
+    assert_eq!(all, [&hv("192.0.2.7")]);
+    assert_eq!(h[&X_FORWARDED_PROTO], "http");
+    assert_eq!(h[&X_FORWARDED_HOST], "app.test");
+    assert!(!h.contains_key(header::FORWARDED));
+    assert!(!h.contains_key(&X_REAL_IP));
+}
+
+#[test]
+fn trusted_proxies_extend_the_chain_and_keep_their_headers() {
+    let mut h = HeaderMap::new();
+    h.insert(&X_FORWARDED_FOR, hv("203.0.113.5"));
+    h.insert(&X_FORWARDED_PROTO, hv("https"));
+    h.insert(&X_FORWARDED_HOST, hv("public.example"));
+    h.insert(header::FORWARDED, hv("for=203.0.113.5"));
+    h.insert(&X_REAL_IP, hv("203.0.113.5"));
+    let (ip, proto) = (hv("10.0.0.2"), hv("http"));
+    prepare_request_headers(&mut h, hv("app.test"), &fwd(&ip, &proto, true), false);
+    assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.5, 10.0.0.2");
+    assert_eq!(h[&X_FORWARDED_PROTO], "https");
+    assert_eq!(h[&X_FORWARDED_HOST], "public.example");
+    assert!(!h.contains_key(header::FORWARDED));
+    assert!(!h.contains_key(&X_REAL_IP));
+
+    // A trusted proxy that sends none gets ours.
+    let mut h = HeaderMap::new();
+    prepare_request_headers(&mut h, hv("app.test"), &fwd(&ip, &proto, true), false);
+    assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.2");
+    assert_eq!(h[&X_FORWARDED_PROTO], "http");
+    assert_eq!(h[&X_FORWARDED_HOST], "app.test");
+}
+
+#[test]
+fn trusted_proxy_networks_match_canonical_addresses() {
+    let cfg = ProxyConfig {
+        trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()],
+        ..ProxyConfig::default()
+    };
+    assert!(cfg.trusts("10.1.2.3".parse().unwrap()));
+    assert!(cfg.trusts("::ffff:10.1.2.3".parse().unwrap()));
+    assert!(cfg.trusts("fd12::1".parse().unwrap()));
+    assert!(!cfg.trusts("192.0.2.1".parse().unwrap()));
+    assert!(!ProxyConfig::default().trusts("127.0.0.1".parse().unwrap()));
+}
+
+#[test]
 fn prepare_request_headers_keeps_upgrade_when_asked() {
     let mut h = HeaderMap::new();
     h.insert(header::CONNECTION, hv("keep-alive, Upgrade"));
     h.insert(header::UPGRADE, hv("websocket"));
-    prepare_request_headers(&mut h, hv("x"), &hv("::1"), &hv("http"), true);
+    let (ip, proto) = (hv("::1"), hv("http"));
+    prepare_request_headers(&mut h, hv("x"), &fwd(&ip, &proto, false), true);
     assert_eq!(h[header::CONNECTION], "upgrade");
     assert_eq!(h[header::UPGRADE], "websocket");
 }
@@ -146,24 +212,53 @@ fn backend_uri_is_origin_path_and_query() {
     }
 }
 
+fn host_of(uri: &str, hosts: &[&'static str]) -> Result<HeaderValue, &'static str> {
+    let mut b = Request::builder().uri(uri);
+    for h in hosts {
+        b = b.header(header::HOST, *h);
+    }
+    request_host(&b.body(()).unwrap())
+}
+
 #[test]
-fn request_host_prefers_authority_over_host_header() {
-    let req = Request::builder()
-        .uri("/p")
-        .header(header::HOST, "a.example")
-        .body(())
-        .unwrap();
-    assert_eq!(request_host(&req).unwrap(), "a.example");
+fn request_host_uses_authority_or_host_header() {
+    assert_eq!(host_of("/p", &["a.example"]).unwrap(), "a.example");
+    assert_eq!(
+        host_of("http://b.example:81/p", &[]).unwrap(),
+        "b.example:81"
+    );
+    // A Host that names the same host as the target is fine (case, trailing dot, a port on one side only).
+    for host in ["b.example:81", "B.Example:81", "b.example.", "b.example"] {
+        assert_eq!(
+            host_of("http://b.example:81/p", &[host]).unwrap(),
+            "b.example:81",
+            "{host}"
+        );
+    }
+    assert_eq!(
+        host_of("/p", &[]).unwrap_err(),
+        "bad request: missing Host\n"
+    );
+}
 
-    let req = Request::builder()
-        .uri("http://b.example:81/p")
-        .header(header::HOST, "a.example")
-        .body(())
-        .unwrap();
-    assert_eq!(request_host(&req).unwrap(), "b.example:81");
-
-    let req = Request::builder().uri("/p").body(()).unwrap();
-    assert!(request_host(&req).is_none());
+#[test]
+fn duplicate_or_conflicting_host_is_refused() {
+    let dup = host_of("/p", &["a.example", "a.example"]).unwrap_err();
+    assert_eq!(dup, "bad request: more than one Host\n");
+    let dup = host_of("/p", &["a.example", "b.example"]).unwrap_err();
+    assert_eq!(dup, "bad request: more than one Host\n");
+    for host in ["a.example", "b.example:82", "[::1]:81", "b.example:x"] {
+        let err = host_of("http://b.example:81/p", &[host]).unwrap_err();
+        assert_eq!(
+            err, "bad request: Host does not match the request target\n",
+            "{host}"
+        );
+    }
+    assert_eq!(
+        host_of("http://[::1]:81/p", &["[::1]"]).unwrap(),
+        "[::1]:81"
+    );
+    assert!(host_of("http://[::1]:81/p", &["[::2]:81"]).is_err());
 }
 
 #[test]

@@ -106,24 +106,29 @@ pub async fn dead_addr() -> SocketAddr {
 pub struct TestProxy {
     pub addr: SocketAddr,
     pub routes: Arc<RouteTable>,
+    /// The proxy's settings (a clone shares its connection count).
+    pub config: ProxyConfig,
     shutdown: Option<oneshot::Sender<()>>,
     pub task: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl TestProxy {
     pub async fn start(routes: Arc<RouteTable>) -> TestProxy {
+        TestProxy::with_config(routes, ProxyConfig::default()).await
+    }
+
+    /// A proxy with settings of the test's own (limits, timeouts, trusted proxies).
+    pub async fn with_config(routes: Arc<RouteTable>, cfg: ProxyConfig) -> TestProxy {
         let l = listener().await;
         let addr = l.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let cfg = ProxyConfig {
-            forwarded_proto: "http",
-        };
-        let task = tokio::spawn(serve_http(l, routes.clone(), cfg, async move {
+        let task = tokio::spawn(serve_http(l, routes.clone(), cfg.clone(), async move {
             let _ = rx.await;
         }));
         TestProxy {
             addr,
             routes,
+            config: cfg,
             shutdown: Some(tx),
             task: Some(task),
         }

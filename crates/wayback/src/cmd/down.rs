@@ -124,6 +124,16 @@ pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode
         if dir.owner().is_some_and(|o| o.alive()) {
             continue;
         }
+        // A daemon's instance whose container runs is adopted by the next `wayback serve` (gc from cron
+        // during a daemon restart must not remove it).
+        if crate::cmd::status::State::of(&dir) == crate::cmd::status::State::DaemonDown {
+            if !json {
+                eprintln!(
+                    "{name}: kept: its daemon is down and adopts it when it starts (`wayback down {name}` removes it)"
+                );
+            }
+            continue;
+        }
         let td = teardown::teardown(&dir, &progress).await;
         failed |= !td.errors.is_empty();
         if !json {
@@ -143,6 +153,13 @@ pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode
             "left": td.left,
             "errors": td.errors,
         }));
+    }
+    // Logs of failed starts, once older than keep_failed_logs.
+    for name in crate::state::failed::collect(cfg, cfg.keep_failed_logs.as_secs()) {
+        if !json {
+            println!("{name}: removed the logs of a failed start");
+        }
+        report.push(serde_json::json!({ "name": name, "removed": ["logs of a failed start"] }));
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

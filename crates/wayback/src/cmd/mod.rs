@@ -1,5 +1,6 @@
 //! One module per command.
 pub mod down;
+pub mod exec;
 pub mod export;
 pub mod extend;
 pub mod k8s;

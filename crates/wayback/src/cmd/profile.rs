@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use wayback_core::units::{self, Conversion, FsUnitSource, Options, Report};
+use wayback_core::units::{self, Conversion, FsUnitSource, Options};
 use wayback_core::{Config, Profile};
 
 use crate::error::BadInput;
@@ -52,7 +52,7 @@ pub struct FromUnitsArgs {
     pub ready: Vec<(String, u16)>,
 }
 
-fn parse_ready(s: &str) -> Result<(String, u16), String> {
+pub fn parse_ready(s: &str) -> Result<(String, u16), String> {
     let (u, p) = s
         .split_once('=')
         .ok_or_else(|| format!("expected UNIT=PORT, got {s:?}"))?;
@@ -96,31 +96,10 @@ pub fn convert(
         .map_err(|e| BadInput::new(e.to_string()).into())
 }
 
-/// Whether `p` exists under the snapshot's root, as seen from the host (`None`: no snapshot, nothing
-/// exists). Follows symlinks on the host: callers that run on untrusted snapshots resolve inside the clone
-/// instead.
-pub fn exists_under(snapshot: Option<&Path>) -> impl Fn(&Path) -> bool + '_ {
-    move |p: &Path| snapshot.is_some_and(|s| s.join(p.strip_prefix("/").unwrap_or(p)).exists())
-}
-
-/// Convert host units into a profile: [`convert`] with the snapshot's paths seen from the host, returning
-/// only the profile and the reports.
-pub fn from_units(
-    units: &[String],
-    name: &str,
-    snapshot: Option<&Path>,
-    port: Option<u16>,
-    ready: &[(String, u16)],
-) -> Result<(Profile, Vec<Report>)> {
-    let req = UnitsRequest {
-        units,
-        name,
-        port,
-        ready,
-        no_bind: &[],
-    };
-    let c = convert(&req, &exists_under(snapshot))?;
-    Ok((c.profile, c.reports))
+/// Whether `p` exists in the snapshot, resolved inside it (`None`: no snapshot, nothing exists).
+pub fn exists_under(snapshot: Option<&Path>) -> impl Fn(&Path) -> bool {
+    let tree = snapshot.and_then(|s| crate::sys::inroot::Tree::open(s).ok());
+    move |p: &Path| tree.as_ref().is_some_and(|t| t.exists(p))
 }
 
 pub fn run(cfg: &Config, args: ProfileArgs, quiet: bool) -> Result<ExitCode> {

@@ -6,15 +6,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
-use wayback_core::ownership::IdKind;
 use wayback_core::plan::UpRequest;
-use wayback_core::profile::{Bind, Profile};
-use wayback_core::{Config, InstanceName};
+use wayback_core::Config;
 
 use crate::cli::UpArgs;
 use crate::cmd::status::InstanceStatus;
 use crate::control;
-use crate::error::BadInput;
 use crate::instance::{self, Stop};
 use crate::planning;
 use crate::progress::Progress;
@@ -23,7 +20,7 @@ use crate::state::Owner;
 use crate::sys::nspawn;
 
 pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitCode> {
-    let req = request(cfg, &args, &progress)?;
+    let req = request::request(cfg, &args, &progress)?;
     if args.detach {
         return detached(cfg, req, args.json, &progress).await;
     }
@@ -123,73 +120,6 @@ async fn detached(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--at TIME`: a date, a date and time (UTC unless a zone is given) or an age such as `2w`; unix seconds.
-fn parse_at(text: &str) -> Result<i64> {
-    use wayback_core::selector::{Kind, Selector, Target};
-    let sel: Selector = format!("@{text}")
-        .parse()
-        .map_err(|e| BadInput::new(format!("--at {text}: {e}")))?;
-    let now = crate::cmd::snapshots::now();
-    match sel.kind {
-        Kind::At {
-            root: None,
-            target: Target::Time(t),
-        } => Ok(t.end_utc()),
-        Kind::At {
-            root: None,
-            target: Target::Ago(d),
-        } => Ok(now - d.as_secs() as i64),
-        _ => Err(BadInput::new(format!(
-            "--at {text}: give a time (2026-11-14T10:00, 2026-11-14) or an age (2w, 36h)"
-        ))
-        .into()),
-    }
-}
-
-/// The basic-auth password: the first line of `file`, else asked on the terminal without echo.
-fn password(file: Option<&std::path::Path>, user: &str) -> Result<String> {
-    use std::io::{BufRead, IsTerminal, Write};
-    if let Some(f) = file {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| BadInput::new(format!("cannot read {}: {e}", f.display())))?;
-        let line = text.lines().next().unwrap_or("").to_string();
-        if line.is_empty() {
-            return Err(BadInput::new(format!(
-                "{} is empty: put the password on its first line",
-                f.display()
-            ))
-            .into());
-        }
-        return Ok(line);
-    }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(BadInput::new(
-            "--basic-auth: no terminal to ask the password on; give --basic-auth-file FILE",
-        )
-        .into());
-    }
-    eprint!("password for {user}: ");
-    std::io::stderr().flush()?;
-    let fd = std::io::stdin();
-    let old = nix::sys::termios::tcgetattr(&fd)?;
-    let mut quiet = old.clone();
-    quiet
-        .local_flags
-        .remove(nix::sys::termios::LocalFlags::ECHO);
-    nix::sys::termios::tcsetattr(&fd, nix::sys::termios::SetArg::TCSANOW, &quiet)?;
-    let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
-    nix::sys::termios::tcsetattr(&fd, nix::sys::termios::SetArg::TCSANOW, &old)?;
-    eprintln!();
-    read?;
-    let line = line.trim_end_matches(['\n', '\r']).to_string();
-    if line.is_empty() {
-        return Err(BadInput::new("empty password").into());
-    }
-    Ok(line)
-}
-
 /// Resolves when the foreground `up` is asked to stop: Ctrl-C or SIGTERM (which `wayback down` sends).
 async fn asked(sigint: &mut Signal, sigterm: &mut Signal) -> String {
     tokio::select! {
@@ -198,89 +128,5 @@ async fn asked(sigint: &mut Signal, sigterm: &mut Signal) -> String {
     }
 }
 
-/// Low → typed request. No system access except reading profile files.
-fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpRequest> {
-    let at = args.at.as_deref().map(parse_at).transpose()?;
-    let snapshot = match (&args.snapshot, at) {
-        (Some(s), Some(_)) => Some(std::path::PathBuf::from(s)),
-        (Some(s), None) => Some(crate::cmd::snapshots::resolve_path(s, &cfg.snapshot_roots)?),
-        (None, _) => None,
-    };
-    let profile = match (&args.profile, args.exec.is_empty()) {
-        _ if !args.unit.is_empty() => {
-            let (p, reports) = crate::cmd::profile::from_units(
-                &args.unit,
-                "units",
-                snapshot.as_deref().filter(|_| at.is_none()),
-                args.port,
-                &[],
-            )?;
-            for r in &reports {
-                progress.note(r.to_string());
-            }
-            p
-        }
-        (Some(p), _) => Profile::find(p, &cfg.profile_dirs)?,
-        (None, false) => Profile {
-            name: "exec".into(),
-            ..Profile::default()
-        },
-        (None, true) if args.boot => Profile {
-            name: "boot".into(),
-            ..Profile::default()
-        },
-        (None, true) => return Err(BadInput::new(
-            "nothing to run: give --profile NAME (see docs/profiles.md), --unit UNIT or --exec CMD",
-        )
-        .into()),
-    };
-    let name = args.name.as_deref().map(InstanceName::new).transpose()?;
-    Ok(UpRequest {
-        snapshot,
-        at,
-        strict_consistency: args.strict_consistency,
-        boot: args.boot,
-        masks: args.mask.clone(),
-        no_default_masks: args.no_default_masks,
-        env: args.env.iter().cloned().collect(),
-        proxy: args.proxy.map(|k| match k {
-            crate::drivers::DriverKind::Builtin => wayback_core::drivers::ProxyDriver::Builtin,
-            crate::drivers::DriverKind::Nginx => wayback_core::drivers::ProxyDriver::Nginx,
-            crate::drivers::DriverKind::Caddy => wayback_core::drivers::ProxyDriver::Caddy,
-        }),
-        name,
-        profile,
-        binds: args.bind.iter().map(|b| Bind::parse_cli(b)).collect(),
-        exec: args.exec.clone(),
-        user: args.user.clone(),
-        port: args.port,
-        host: args.host.clone(),
-        publish: args.publish.clone(),
-        ttl: args.ttl,
-        idle: args.idle,
-        allow_egress: args.allow_egress.iter().map(|e| e.to_string()).collect(),
-        host_paths: args.host_path.clone(),
-        no_host_paths: args.no_host_path.clone(),
-        unmask: args.unmask.clone(),
-        overlay: args.overlay,
-        chown: args.chown || !args.map_uid.is_empty() || !args.map_gid.is_empty(),
-        share: args.share,
-        basic_auth: match &args.basic_auth {
-            Some(user) => Some((
-                user.clone(),
-                password(args.basic_auth_file.as_deref(), user)?,
-            )),
-            None => None,
-        },
-        allow: args.allow.clone(),
-        original_host: args.original_host.clone(),
-        rewrite_bodies: !args.no_rewrite_bodies,
-        no_host_check: args.no_host_check,
-        map_ids: args
-            .map_uid
-            .iter()
-            .map(|(a, b)| (*a, *b, IdKind::User))
-            .chain(args.map_gid.iter().map(|(a, b)| (*a, *b, IdKind::Group)))
-            .collect(),
-    })
-}
+mod request;
+mod units;

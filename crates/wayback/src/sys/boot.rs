@@ -97,23 +97,49 @@ pub fn create_cgroups(paths: &[PathBuf]) -> io::Result<()> {
 }
 
 /// Remove the cgroup directories, with the sub-cgroups nspawn and the booted init made in them (payload,
-/// supervisor, init.scope, …), deepest first; retries briefly while the last processes exit. Gone: Ok.
+/// supervisor, init.scope, …), deepest first. Processes still in them (a container being killed, or left
+/// behind when the process hosting it was killed) are waited for, then killed: these cgroups are wayback's
+/// own, made for this container, so whatever is in them belongs to it. Gone: Ok.
 pub fn remove_cgroups(paths: &[PathBuf]) -> io::Result<()> {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+    const GIVE_UP: std::time::Duration = std::time::Duration::from_secs(30);
     for p in paths {
-        let mut tries = 0;
+        let start = std::time::Instant::now();
         loop {
             match remove_tree(p) {
                 Ok(()) => break,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                Err(_) if tries < 50 => {
-                    tries += 1;
+                Err(e) if start.elapsed() >= GIVE_UP => return Err(e),
+                Err(_) => {
+                    if start.elapsed() >= WAIT {
+                        for pid in members(p) {
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid),
+                                nix::sys::signal::Signal::SIGKILL,
+                            );
+                        }
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-                Err(e) => return Err(e),
             }
         }
     }
     Ok(())
+}
+
+/// The processes in a cgroup and its sub-cgroups.
+fn members(p: &Path) -> Vec<i32> {
+    let mut out: Vec<i32> = fs::read_to_string(p.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    for e in fs::read_dir(p).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(members(&e.path()));
+        }
+    }
+    out
 }
 
 /// rmdir a cgroup and its sub-cgroups (cgroup directories hold only control files, which rmdir ignores).

@@ -188,6 +188,11 @@ impl Tree {
         Some(Path::new("/").join(rel))
     }
 
+    /// Whether `path` exists inside the tree.
+    pub fn exists(&self, path: &Path) -> bool {
+        self.open_how(path, OFlag::O_PATH).is_ok()
+    }
+
     /// Open a regular file for reading (never a FIFO or device: those could block or be host devices).
     pub fn open_file(&self, path: &Path) -> Result<File, InRootError> {
         let asked = absolute_inside(path);

@@ -53,6 +53,12 @@ pub struct Masks {
     pub empty: PathBuf,
 }
 
+/// Boot mode: the instance's network namespace, which nspawn is started inside (it cannot join one itself
+/// together with a user namespace); unprivileged ports start at 0 there, since the booted root is root only
+/// in its own user namespace, not in the one owning the network namespace.
+#[derive(Debug, Clone)]
+pub struct JoinNetns(pub PathBuf);
+
 /// Which host mounts the launch namespace keeps; every other one is detached.
 #[derive(Debug, Clone, Default)]
 pub struct Keep {
@@ -92,6 +98,7 @@ pub fn launch<F>(
     stages: Vec<Stage>,
     masks: Masks,
     keep: Keep,
+    netns: Option<JoinNetns>,
     spawn: F,
 ) -> Result<Child, LaunchError>
 where
@@ -99,7 +106,13 @@ where
 {
     std::thread::Builder::new()
         .name("wayback-launch".into())
-        .spawn(move || prepare(&stages, &masks, &keep).and_then(|()| Ok(spawn()?)))
+        .spawn(move || {
+            prepare(&stages, &masks, &keep)?;
+            if let Some(n) = &netns {
+                join_netns(n)?;
+            }
+            Ok(spawn()?)
+        })
         .map_err(|_| LaunchError::Thread)?
         .join()
         .map_err(|_| LaunchError::Thread)?
@@ -134,6 +147,24 @@ fn prepare(stages: &[Stage], masks: &Masks, keep: &Keep) -> Result<(), LaunchErr
         // Already gone with a detached parent: fine.
         let _ = umount2(&point, MntFlags::MNT_DETACH);
     }
+    Ok(())
+}
+
+/// Enter the instance's network namespace (this thread only) and let unprivileged users bind any port in it.
+fn join_netns(n: &JoinNetns) -> Result<(), LaunchError> {
+    let ns = |step| move |source| LaunchError::Namespace { step, source };
+    let f = fs::File::open(&n.0).map_err(|e| LaunchError::Namespace {
+        step: "open the network namespace",
+        source: nix::Error::try_from(e).unwrap_or(nix::Error::EIO),
+    })?;
+    nix::sched::setns(&f, CloneFlags::CLONE_NEWNET).map_err(ns("join the network namespace"))?;
+    // /proc/sys/net is the calling thread's network namespace's.
+    fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0").map_err(|e| {
+        LaunchError::Namespace {
+            step: "set ip_unprivileged_port_start",
+            source: nix::Error::try_from(e).unwrap_or(nix::Error::EIO),
+        }
+    })?;
     Ok(())
 }
 

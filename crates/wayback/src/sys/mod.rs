@@ -2,14 +2,18 @@
 //! pairs live in the `wayback-net` crate.)
 pub mod boot;
 pub mod btrfs;
+pub mod cgroupjoin;
 pub mod ids;
 pub mod inroot;
 pub mod launchns;
 pub mod mountinfo;
+pub mod nsenter;
 pub mod nspawn;
 pub mod overlay;
 pub mod owned_dir;
 pub mod procfs;
+pub mod pty;
+pub mod seccomp;
 // Find (issue 3): catalog probe, find/diff walks, send-stream diff.
 pub mod snapdiff;
 pub mod walk;

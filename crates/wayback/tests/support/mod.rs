@@ -665,7 +665,9 @@ impl<'a> Residue<'a> {
                         .unwrap_or(&p)
                         .to_string_lossy()
                         .into_owned();
-                    if mentions(&rel, name) {
+                    // The logs of a failed start are kept on purpose until `gc` (keep_failed_logs).
+                    let kept_logs = root == wb.state_dir() && rel.starts_with("failed/");
+                    if mentions(&rel, name) && !kept_logs {
                         left.push(format!("state/runtime file: {}", p.display()));
                     } else if root == wb.runtime_dir()
                         && p.is_file()

@@ -1,0 +1,82 @@
+//! `up --unit UNIT...`: the profile made from the host's systemd units, its binds being the state paths the
+//! units and their apps' configurations name that exist in the snapshot (looked up inside it, never on the
+//! host); what was looked for and not found, and the units' configuration files, go to the plan.
+
+use std::path::Path;
+
+use anyhow::Result;
+use wayback_core::plan::{Inferred, Looked};
+use wayback_core::profile::{Bind, Profile};
+use wayback_core::units;
+
+use crate::cli::UpArgs;
+use crate::cmd::profile::{convert, UnitsRequest};
+use crate::error::BadInput;
+use crate::progress::Progress;
+use crate::sys::inroot::Tree;
+
+/// The profile for `--unit`, with what was inferred besides its binds. Refuses (exit 2) a `--no-bind` that
+/// matches nothing, and — unless `--allow-empty` — a profile that would bind nothing of the snapshot.
+pub fn profile(
+    args: &UpArgs,
+    snapshot: Option<&Path>,
+    progress: &Progress,
+) -> Result<(Profile, Inferred)> {
+    let tree = snapshot.map(Tree::open).transpose()?;
+    let exists = |p: &Path| tree.as_ref().is_some_and(|t| t.exists(p));
+    let req = UnitsRequest {
+        units: &args.unit,
+        name: "units",
+        port: args.port,
+        ready: &args.ready,
+        no_bind: &args.no_bind,
+    };
+    let conv = convert(&req, &exists)?;
+    report(&conv.reports, args.verbose, progress);
+    if let Some(p) = conv.no_bind_unmatched.first() {
+        return Err(BadInput::new(format!(
+            "--no-bind {}: none of the units' state paths is at or below it (see --dry-run for what they name)",
+            p.display()
+        ))
+        .into());
+    }
+    let mut binds = conv.profile.binds.clone();
+    binds.extend(args.bind.iter().map(|b| Bind::parse_cli(b)));
+    if let (false, Some(none)) = (
+        args.allow_empty || snapshot.is_none(),
+        units::nothing_bound(&binds, &conv.state.candidates),
+    ) {
+        return Err(BadInput::new(none.to_string()).into());
+    }
+    let looked = |path: &Path, reason: &str| Looked {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let inferred = Inferred {
+        missing: conv
+            .state
+            .missing
+            .iter()
+            .map(|c| looked(&c.named, &c.reason))
+            .collect(),
+        configs: conv
+            .configs
+            .iter()
+            .map(|c| looked(&c.path, &c.reason))
+            .collect(),
+    };
+    Ok((conv.profile, inferred))
+}
+
+/// What the units ask that wayback does not do exactly: one line per kind of report (all with --verbose).
+fn report(reports: &[units::Report], verbose: bool, progress: &Progress) {
+    if verbose {
+        for r in reports {
+            progress.note(r.to_string());
+        }
+        return;
+    }
+    for g in units::group_reports(reports) {
+        progress.note(g.to_string());
+    }
+}
