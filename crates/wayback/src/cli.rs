@@ -110,7 +110,7 @@ pub struct UpArgs {
     #[arg(long, short, value_name = "NAME|FILE")]
     pub profile: Option<String>,
     /// Bind PATH of the snapshot read-write (from the clone) into the container at DEST [default: PATH]
-    #[arg(long, short, value_name = "PATH[:DEST]")]
+    #[arg(long, short, value_name = "PATH[:DEST]", value_parser = parse_bind)]
     pub bind: Vec<String>,
     /// Run these systemd units of the host as systemd would (e.g. --unit redis-server), on the state they
     /// keep in the snapshot: StateDirectory=, the data directory named in the app's config and the like are
@@ -231,7 +231,7 @@ pub struct UpArgs {
     #[arg(long, value_enum, value_name = "DRIVER")]
     pub proxy: Option<crate::drivers::DriverKind>,
     /// Hand the instance to the daemon (`wayback serve`) and return once it answers
-    #[arg(long, short = 'd', conflicts_with = "dry_run")]
+    #[arg(long, short = 'd', conflicts_with_all = ["dry_run", "export"])]
     pub detach: bool,
     /// Print the plan and create nothing
     #[arg(long)]
@@ -306,6 +306,16 @@ fn parse_map_uid(s: &str) -> Result<(u32, u32), String> {
 
 fn parse_map_gid(s: &str) -> Result<(u32, u32), String> {
     parse_map(s, false)
+}
+
+/// `[SELECTOR:]PATH[:DEST]`: at most three parts (more would be dropped silently).
+fn parse_bind(s: &str) -> Result<String, String> {
+    if s.split(':').count() > 3 {
+        return Err(format!(
+            "expected [SELECTOR:]PATH[:DEST], got {s:?} (more than three ':'-separated parts)"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 pub(crate) fn parse_env(s: &str) -> Result<(String, String), String> {

@@ -168,7 +168,7 @@ fn https_with_certificate_files_and_redirect() {
     }
     let pool = BtrfsPool::new();
     let snap = site(&pool);
-    // A CA and a wildcard certificate for *.wbt.test, made with openssl.
+    // A CA and a wildcard certificate for *.wbt.test, made with rcgen.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     make_certificate(d, "site", "*.wbt.test", "DNS:*.wbt.test");

@@ -92,21 +92,21 @@ pub struct MasqueradeSpec {
 }
 
 impl MasqueradeSpec {
-    /// Parse `HOST[:PORT]` (https assumed) or `http://HOST[:PORT]` / `https://HOST[:PORT]`; a path, query
-    /// or fragment after it (a URL pasted from the browser) is not part of the origin and is dropped.
+    /// Parse `HOST[:PORT]` (https assumed) or `http://HOST[:PORT]` / `https://HOST[:PORT]` (the scheme in
+    /// any case, a trailing `/` allowed; a path is refused: an origin has none).
     pub fn parse(s: &str, bodies: bool) -> Result<MasqueradeSpec, NameError> {
         let (https, rest) = match s.split_once("://") {
             Some((scheme, r)) if scheme.eq_ignore_ascii_case("https") => (true, r),
             Some((scheme, r)) if scheme.eq_ignore_ascii_case("http") => (false, r),
-            Some(_) => return Err(NameError::Hostname(s.into())),
+            Some(_) => return Err(NameError::Origin(s.into())),
             None => (true, s),
         };
-        let rest = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+        let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if p.parse::<u16>().is_ok() => (h, Some(p)),
+            Some((h, p)) if parse_port(p).is_some() => (h, Some(p)),
             _ => (rest, None),
         };
-        let host = validate_hostname(host).map_err(|_| NameError::Hostname(s.into()))?;
+        let host = validate_hostname(host).map_err(|_| NameError::Origin(s.into()))?;
         Ok(MasqueradeSpec {
             host: match port {
                 Some(p) => format!("{host}:{p}"),

@@ -34,6 +34,7 @@ pub(super) fn front(
         None => {
             if let Some(h) = &req.host {
                 validate_hostname(h)?;
+                return Err(PlanError::HostWithoutHttp(h.clone()));
             }
             None
         }
