@@ -76,6 +76,10 @@ pub struct Plan {
     /// The app's usual origin, shown to it instead of the instance's hostname.
     #[serde(default)]
     pub masquerade: Option<MasqueradeSpec>,
+    /// The pinned-hostname check after readiness (and, with `--original-host auto`, how the masquerade
+    /// is found).
+    #[serde(default)]
+    pub host_check: HostCheck,
     /// Boot mode: the clone's own init runs; these units are masked first.
     #[serde(default)]
     pub boot: Option<BootSpec>,
@@ -175,6 +179,8 @@ pub enum PlanError {
     GateWithoutHttp,
     #[error("--original-host {0} rewrites HTTP traffic: it needs an HTTP route (--port or a profile with http_port)")]
     MasqueradeWithoutHttp(String),
+    #[error("--original-host auto finds the host by the check that --no-host-check turns off: drop one of them (or give the host, e.g. --original-host https://wiki.example.org)")]
+    AutoWithoutCheck,
     #[error("the chosen snapshots are {skew} apart, more than max_skew ({max}); pick a moment they share (--at), or drop --strict-consistency")]
     Skew { skew: Duration, max: Duration },
     #[error(transparent)]
@@ -255,6 +261,7 @@ pub fn build(
         http: front.http,
         gate: front.gate,
         masquerade: front.masquerade,
+        host_check: front.host_check,
         boot,
         driver: req.proxy.unwrap_or(cfg.proxy.driver),
         publish: req.publish.clone(),

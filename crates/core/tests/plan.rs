@@ -72,6 +72,7 @@ fn request(profile: &str) -> UpRequest {
         allow: vec![],
         original_host: None,
         rewrite_bodies: true,
+        no_host_check: false,
         strict_consistency: false,
         boot: false,
         masks: vec![],
@@ -229,6 +230,76 @@ fn publish_parsing() {
     for bad in ["5432", "x:5432", "0:5432", "1:70000", "nohost:1:2"] {
         assert!(bad.parse::<Publish>().is_err(), "{bad}");
     }
+}
+
+#[test]
+fn original_host_forms_and_the_host_check() {
+    use wayback_core::plan::{HostCheck, MasqueradeSpec, OriginalHost};
+    let spec = |s: &str| MasqueradeSpec::parse(s, true).map(|m| (m.host, m.https));
+    assert_eq!(
+        spec("cloud.example.org"),
+        Ok(("cloud.example.org".into(), true))
+    );
+    assert_eq!(
+        spec("http://wiki.internal:8080"),
+        Ok(("wiki.internal:8080".into(), false))
+    );
+    assert_eq!(
+        spec("HTTPS://Wiki.Example.org/"),
+        Ok(("wiki.example.org".into(), true))
+    );
+    assert!(spec("ftp://wiki.example.org").is_err());
+    assert!(spec("https://wiki.example.org/start").is_err());
+    assert_eq!(OriginalHost::parse(" Auto ", true), Ok(OriginalHost::Auto));
+
+    let plan_of = |original: Option<&str>, no_check: bool, port: Option<u16>| {
+        let mut req = request("nginx-static");
+        req.original_host = original.map(str::to_string);
+        req.no_host_check = no_check;
+        req.port = port;
+        plan::build(&req, &facts(), &Config::default(), &all_exist)
+    };
+    let p = plan_of(Some("auto"), false, None).unwrap();
+    assert_eq!(
+        (p.masquerade.clone(), p.host_check),
+        (None, HostCheck::Auto { bodies: true })
+    );
+    assert!(
+        p.to_string()
+            .contains("original host: detected after start"),
+        "{p}"
+    );
+    let p = plan_of(Some("http://wiki.internal:8080"), false, None).unwrap();
+    assert_eq!(p.host_check, HostCheck::Verify);
+    assert_eq!(p.masquerade.unwrap().host, "wiki.internal:8080");
+    assert_eq!(
+        plan_of(Some("wiki.example.org"), true, None)
+            .unwrap()
+            .host_check,
+        HostCheck::Off
+    );
+    assert_eq!(
+        plan_of(None, false, None).unwrap().host_check,
+        HostCheck::Refuse
+    );
+    assert_eq!(
+        plan_of(None, true, None).unwrap().host_check,
+        HostCheck::Off
+    );
+    assert_eq!(
+        plan_of(Some("auto"), true, None).unwrap_err(),
+        PlanError::AutoWithoutCheck
+    );
+    // Without an HTTP route there is nothing to check.
+    let mut req = request("postgresql");
+    req.name = Some(InstanceName::new("pg-x").unwrap());
+    let p = plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap();
+    assert_eq!(p.host_check, HostCheck::Off);
+    // An old plan (before the check existed) reads as the default.
+    let mut json = serde_json::to_value(&p).unwrap();
+    json.as_object_mut().unwrap().remove("host_check");
+    let old: wayback_core::Plan = serde_json::from_value(json).unwrap();
+    assert_eq!(old.host_check, HostCheck::Refuse);
 }
 
 #[test]

@@ -206,9 +206,14 @@ pub struct UpArgs {
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<ipnet::IpNet>,
     /// Hostname masquerade: show the app its usual hostname (e.g. cloud.example.org, or http://host:port)
-    /// and rewrite it back to the instance's in Location, Set-Cookie, CORS headers and text bodies
-    #[arg(long, value_name = "HOST")]
+    /// and rewrite it back to the instance's in Location, Set-Cookie, CORS headers and text bodies;
+    /// `auto`: the hostname the app's front page redirects or links to, found after it answers
+    #[arg(long, value_name = "HOST|auto")]
     pub original_host: Option<String>,
+    /// Do not check the app's front page for a pinned hostname after it answers (without --original-host,
+    /// a front page that redirects to another hostname stops the start)
+    #[arg(long)]
+    pub no_host_check: bool,
     /// With --original-host: rewrite headers only, not response bodies
     #[arg(long, requires = "original_host")]
     pub no_rewrite_bodies: bool,

@@ -292,7 +292,7 @@ pub fn gate(cx: &Cx) -> Vec<Row> {
         e(
             "--no-rewrite-bodies alone",
             &["--port", "8000", "--no-rewrite-bodies"],
-            &["--original-host <HOST>"],
+            &["--original-host <HOST|auto>"],
         ),
         e(
             "--proxy unknown driver",
