@@ -62,6 +62,10 @@ pub struct HostCheckRecord {
     pub outcome: String,
 }
 
+impl wayback_core::format::Persisted for HostCheckRecord {
+    const KIND: &'static str = "host check record";
+}
+
 impl HostCheckRecord {
     pub fn path(dir: &InstanceDir) -> std::path::PathBuf {
         dir.path.join("hostcheck.json")
