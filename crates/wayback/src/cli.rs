@@ -72,6 +72,8 @@ pub enum Cmd {
     Export(crate::cmd::export::ExportArgs),
     /// The same resurrection on Kubernetes, from VolumeSnapshots: up, ls, down, extend, controller, manifests
     K8s(crate::cmd::k8s::K8sArgs),
+    /// The version of this binary and the file formats and protocol it reads and writes
+    Version(JsonArg),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]

@@ -14,6 +14,38 @@ use wayback_core::{Config, InstanceName};
 
 use crate::error::BadInput;
 
+/// The protocol version this release speaks; every request line carries it (`"v"`), and a daemon refuses
+/// a request from a newer client instead of misreading it. Requests without it are version 0 (the release
+/// before versions were recorded), which this daemon still answers.
+pub const PROTOCOL: u32 = 1;
+
+/// A request line: the protocol version and the request.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RequestLine {
+    #[serde(default)]
+    pub v: u32,
+    #[serde(flatten)]
+    pub req: Request,
+}
+
+impl RequestLine {
+    /// Parse a line from a client; a newer protocol is refused with the versions named.
+    pub fn parse(line: &str) -> std::result::Result<Request, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))?;
+        let version = v.get("v").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        if version > u64::from(PROTOCOL) {
+            return Err(format!(
+                "the client speaks protocol {version}, this daemon {PROTOCOL}: restart the daemon after an \
+                 upgrade (`systemctl restart wayback`; its instances keep running and are adopted)"
+            ));
+        }
+        serde_json::from_value::<RequestLine>(v)
+            .map(|l| l.req)
+            .map_err(|e| format!("bad request: {e}"))
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
@@ -66,7 +98,12 @@ pub async fn call(cfg: &Config, req: &Request, mut on_progress: impl FnMut(&str)
         .await
         .with_context(|| format!("no wayback daemon answers on {} (start it with `wayback serve`, or run `up` without --detach)", path.display()))?;
     let (r, mut w) = stream.into_split();
-    let mut line = serde_json::to_string(req)?;
+    // The request's own fields next to the version: `{"v":1,"op":"down","name":"x"}` (a `RequestLine`).
+    let mut obj = serde_json::to_value(req)?;
+    obj.as_object_mut()
+        .context("a request is a JSON object")?
+        .insert("v".into(), PROTOCOL.into());
+    let mut line = serde_json::to_string(&obj)?;
     line.push('\n');
     w.write_all(line.as_bytes()).await?;
     let mut lines = BufReader::new(r).lines();
@@ -87,4 +124,24 @@ pub async fn call(cfg: &Config, req: &Request, mut on_progress: impl FnMut(&str)
     Err(anyhow!(
         "the daemon closed the connection without an answer (see its log)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines_of_earlier_and_later_clients() {
+        assert!(matches!(
+            RequestLine::parse(r#"{"op":"ping"}"#),
+            Ok(Request::Ping)
+        ));
+        assert!(matches!(
+            RequestLine::parse(r#"{"v":1,"op":"down","name":"pg-1"}"#),
+            Ok(Request::Down { .. })
+        ));
+        let e = RequestLine::parse(r#"{"v":2,"op":"ping"}"#).unwrap_err();
+        assert!(e.contains("protocol 2") && e.contains("restart the daemon"), "{e}");
+        assert!(RequestLine::parse(r#"{"v":1,"op":"down","name":"../x"}"#).is_err());
+    }
 }

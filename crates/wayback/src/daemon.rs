@@ -167,11 +167,11 @@ async fn handle(stream: UnixStream, cfg: Config, me: Owner, registry: Registry) 
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
     // A request that does not parse (e.g. an invalid instance name) is answered, as bad input.
-    let req: Request = match serde_json::from_str(&line) {
+    let req: Request = match control::RequestLine::parse(&line) {
         Ok(r) => r,
-        Err(e) => {
+        Err(message) => {
             let reply = Reply::Error {
-                message: format!("bad request: {e}"),
+                message,
                 bad_input: true,
             };
             let mut l = serde_json::to_string(&reply)?;

@@ -43,8 +43,11 @@ pub fn main(spec_path: &Path) -> Result<i32> {
     signals.thread_block().context("blocking signals")?;
     let text = fs::read_to_string(spec_path)
         .with_context(|| format!("reading {}", spec_path.display()))?;
-    let spec: InitSpec =
+    let json: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", spec_path.display()))?;
+    // Written by the wayback that started the instance, maybe an earlier release (a restart after an
+    // upgrade): read through the format migrations.
+    let spec: InitSpec = wayback_core::format::decode(json, spec_path)?;
     skeleton()?;
     for (link, target) in &spec.symlinks {
         host_symlink(link, target)

@@ -129,6 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Profile(a) => cmd::profile::run(&cfg, a, progress.quiet),
         Cmd::Export(a) => cmd::export::run(&cfg, a),
         Cmd::K8s(a) => cmd::k8s::run(&cfg, a, progress).await,
+        Cmd::Version(a) => cmd::version::run(a.json),
         Cmd::Completions { shell } => {
             clap_complete::generate(
                 shell,

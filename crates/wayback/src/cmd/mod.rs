@@ -12,3 +12,4 @@ pub mod up;
 pub mod diff;
 pub mod find;
 pub mod snapshots;
+pub mod version;

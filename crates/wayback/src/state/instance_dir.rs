@@ -122,9 +122,13 @@ impl InstanceDir {
         match read_marker(&self.path) {
             Ok(m) if m == self.name.as_str() => Found::Instance,
             Ok(m) => Found::Foreign(self.path.clone(), format!("its {MARKER} names {m:?}")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Found::Foreign(self.path.clone(), format!("it has no {MARKER} marker"))
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match adopt_format0(&self.path, &self.name) {
+                Ok(()) => Found::Instance,
+                Err(why) => Found::Foreign(
+                    self.path.clone(),
+                    format!("it has no {MARKER} marker ({why})"),
+                ),
+            },
             Err(e) => Found::Foreign(self.path.clone(), format!("cannot read its {MARKER}: {e}")),
         }
     }
@@ -236,6 +240,29 @@ pub(super) fn real_dir(path: &Path) -> Result<(), String> {
         Ok(_) => Err("it is not a directory".into()),
         Err(e) => Err(format!("cannot inspect it: {e}")),
     }
+}
+
+/// Format 0 (the release before versions were recorded) made instance directories without a marker. One
+/// is recognised by its plan in format 0 naming this very instance next to its journal, and gets the marker
+/// (written complete under a temporary name, then renamed): from then on it is an instance like any other,
+/// adopted, extended and torn down by this release.
+fn adopt_format0(dir: &Path, name: &InstanceName) -> Result<(), String> {
+    let plan = dir.join("plan.json");
+    let journal = dir.join("journal.jsonl");
+    let regular = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+    if !regular(&plan) || !regular(&journal) {
+        return Err("no plan and journal of an earlier release either".into());
+    }
+    let text = fs::read(&plan).map_err(|e| format!("cannot read {}: {e}", plan.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|_| "its plan.json is not JSON".to_string())?;
+    if v.get("format").is_some() || v["name"].as_str() != Some(name.as_str()) {
+        return Err("its plan.json is not a format-0 plan of this instance".into());
+    }
+    let tmp = dir.join(format!("{MARKER}.new"));
+    fs::write(&tmp, format!("{name}\n"))
+        .and_then(|()| fs::rename(&tmp, dir.join(MARKER)))
+        .map_err(|e| format!("cannot mark it: {e}"))
 }
 
 /// The name in `dir`'s marker (not following a symlink at the marker).
