@@ -5,8 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release -p wayback
-bin=target/release/wayback
+# WAYBACK_BIN: package that binary instead (the upgrade tests package the previous release's);
+# WAYBACK_DEB_DIR: where the package goes [default: target/debian].
+if [ -n "${WAYBACK_BIN:-}" ]; then
+    bin=$WAYBACK_BIN
+else
+    cargo build --release -p wayback
+    bin=target/release/wayback
+fi
 version=$("$bin" --version | awk '{print $2}')
 arch=$(dpkg --print-architecture)
 stage=$(mktemp -d)
@@ -43,13 +49,48 @@ Description: resurrect a btrfs snapshot as a live, isolated, temporary service
  removes every trace of it afterwards.
 CONTROL
 echo /etc/wayback/config.toml > "$stage/DEBIAN/conffiles"
+# Upgrades never disturb instances: the old daemon keeps running while dpkg replaces the binary (its
+# instances' containers are separate processes, KillMode=process, machined scopes), and is restarted under the
+# new one afterwards, which adopts them. Removal stops the instances first, and says so.
 cat > "$stage/DEBIAN/postinst" <<'POSTINST'
 #!/bin/sh
 set -e
-if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || true
+    if [ "$1" = configure ] && [ -n "$2" ]; then
+        # An upgrade from $2: restart a running daemon under the new binary; it adopts the instances.
+        systemctl try-restart wayback.service >/dev/null 2>&1 || true
+    fi
+fi
 POSTINST
-chmod 755 "$stage/DEBIAN/postinst"
-mkdir -p target/debian
-out="target/debian/wayback_${version}_${arch}.deb"
+cat > "$stage/DEBIAN/prerm" <<'PRERM'
+#!/bin/sh
+set -e
+case "$1" in
+    remove)
+        n=$(/usr/bin/wayback ls --json 2>/dev/null | grep -c '"name":' || true)
+        if [ "$n" -gt 0 ]; then
+            echo "wayback: removing the package stops its $n instance(s) and removes everything they made:"
+            /usr/bin/wayback ls 2>/dev/null || true
+            /usr/bin/wayback down --all || true
+        fi
+        if [ -d /run/systemd/system ]; then systemctl stop wayback.service >/dev/null 2>&1 || true; fi
+        ;;
+    upgrade|failed-upgrade|deconfigure) ;; # instances keep running; postinst restarts the daemon
+esac
+PRERM
+cat > "$stage/DEBIAN/postrm" <<'POSTRM'
+#!/bin/sh
+set -e
+if [ "$1" = purge ] && [ -d /var/lib/wayback ]; then
+    echo "wayback: purging removes its state directory /var/lib/wayback (logs of failed starts, verify history)"
+    rm -rf /var/lib/wayback
+fi
+if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
+POSTRM
+chmod 755 "$stage/DEBIAN/postinst" "$stage/DEBIAN/prerm" "$stage/DEBIAN/postrm"
+debdir=${WAYBACK_DEB_DIR:-target/debian}
+mkdir -p "$debdir"
+out="$debdir/wayback_${version}_${arch}.deb"
 dpkg-deb --root-owner-group --build "$stage" "$out" >/dev/null
 echo "$out"

@@ -67,3 +67,38 @@ for _ in $(seq 100); do [ -S "$work/run/wayback.sock" ] && break; sleep 0.1; don
 /usr/bin/wayback -q --config "$work/config.toml" down --all
 [ -z "$(ls "$work/state/instances")" ] || { echo "deb-smoke: instance left behind" >&2; exit 1; }
 echo "deb-smoke: installed daemon served an instance and removed it"
+
+# Upgrade from the previous release (scripts/prev-release.sh builds it): its daemon hosts an instance, the
+# new package is installed over it, the daemon is restarted under the new binary (what the postinst does
+# with systemd), and the instance is still there, adopted, extended and removed by the new release.
+prev=$(ls -t target/prev-release/wayback_0.1.0_*.deb 2>/dev/null | head -1)
+if [ -z "$prev" ]; then
+    if [ "${CI:-}" = true ]; then echo "deb-smoke: no previous release package (scripts/prev-release.sh)" >&2; exit 1; fi
+    echo "deb-smoke: SKIP upgrade: no previous release package (run scripts/prev-release.sh)"
+    exit 0
+fi
+dpkg -P wayback >/dev/null
+dpkg -i "$prev" >/dev/null
+echo "deb-smoke: installed the previous release $(/usr/bin/wayback --version)"
+/usr/bin/wayback --config "$work/config.toml" serve 2>"$work/serve-old.log" &
+daemon=$!
+for _ in $(seq 100); do [ -S "$work/run/wayback.sock" ] && break; sleep 0.1; done
+/usr/bin/wayback -q --config "$work/config.toml" up "$work/mnt/snaps/s1" --name wbtdebold --bind /srv/data \
+    --exec 'exec sleep 1000' --detach
+dpkg -i "$deb" >/dev/null
+echo "deb-smoke: upgraded to $(/usr/bin/wayback --version) under a running instance"
+kill -TERM "$daemon"; wait "$daemon" || true
+pgrep -f -- "--machine=wb-wbtdebold" >/dev/null || { echo "deb-smoke: the daemon's stop took the instance with it" >&2; exit 1; }
+rm -f "$work/run/wayback.sock"
+/usr/bin/wayback --config "$work/config.toml" serve 2>"$work/serve-new.log" &
+daemon=$!
+for _ in $(seq 100); do [ -S "$work/run/wayback.sock" ] && break; sleep 0.1; done
+grep -q "adopted wbtdebold" "$work/serve-new.log" \
+    || { cat "$work/serve-new.log"; echo "deb-smoke: the new daemon did not adopt the old instance" >&2; exit 1; }
+/usr/bin/wayback --config "$work/config.toml" ls | grep -q "wbtdebold *running" \
+    || { /usr/bin/wayback --config "$work/config.toml" ls; echo "deb-smoke: old instance not running" >&2; exit 1; }
+/usr/bin/wayback -q --config "$work/config.toml" extend wbtdebold 2h >/dev/null
+/usr/bin/wayback -q --config "$work/config.toml" down wbtdebold
+[ -z "$(ls "$work/state/instances")" ] || { echo "deb-smoke: old instance left behind" >&2; exit 1; }
+ip link show | grep -q "wb-wbtdebold" && { echo "deb-smoke: veth left behind" >&2; exit 1; }
+echo "deb-smoke: the new release adopted, extended and removed the previous release's instance"

@@ -24,7 +24,10 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
-echo "== Debian package: build, install, man page, daemon smoke test"
+echo "== the previous release (v0.1.0), for the upgrade tests"
+scripts/prev-release.sh
+
+echo "== Debian package: build, install, man page, daemon smoke test, upgrade from the previous release"
 scripts/build-deb.sh
 scripts/deb-smoke.sh
 

@@ -141,7 +141,10 @@ mod tests {
             Ok(Request::Down { .. })
         ));
         let e = RequestLine::parse(r#"{"v":2,"op":"ping"}"#).unwrap_err();
-        assert!(e.contains("protocol 2") && e.contains("restart the daemon"), "{e}");
+        assert!(
+            e.contains("protocol 2") && e.contains("restart the daemon"),
+            "{e}"
+        );
         assert!(RequestLine::parse(r#"{"v":1,"op":"down","name":"../x"}"#).is_err());
     }
 }

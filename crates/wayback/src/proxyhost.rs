@@ -31,6 +31,7 @@ use crate::state::{self, RouteFile};
 
 /// Resolves hostnames from the route files in the runtime dir, caching one pooled backend per route.
 pub struct DirResolver {
+    cfg: Config,
     dir: PathBuf,
     instances: PathBuf,
     cache: RwLock<HashMap<String, (RouteFile, Arc<Backend>)>>,
@@ -41,6 +42,7 @@ pub struct DirResolver {
 impl DirResolver {
     pub fn new(cfg: &Config) -> Arc<DirResolver> {
         Arc::new(DirResolver {
+            cfg: cfg.clone(),
             dir: cfg.routes_dir(),
             instances: cfg.instances_dir(),
             cache: RwLock::default(),
@@ -125,8 +127,13 @@ impl DirResolver {
             if last == 0 || written.get(host) == Some(&last) {
                 continue;
             }
-            let dir = self.instances.join(&rf.instance);
-            if dir.is_dir() && state::write_json(&dir.join("activity.json"), &last).is_ok() {
+            // Only into the instance's own directory (checked as every access to it is): once the directory
+            // is gone the write fails harmlessly.
+            let recorded = wayback_core::InstanceName::new(&rf.instance)
+                .ok()
+                .and_then(|n| state::InstanceDir::open(&self.cfg, &n).ok())
+                .is_some_and(|d| d.set_last_activity(last).is_ok());
+            if recorded {
                 written.insert(host.clone(), last);
             }
         }

@@ -157,6 +157,24 @@ pub fn write_json<T: Persisted>(path: &Path, value: &T) -> Result<(), StateError
     Ok(())
 }
 
+/// Write JSON for a reader that may be an earlier release: in `format` (format 0 had no version), else the
+/// current format.
+pub fn write_json_in<T: Persisted>(format: u32, path: &Path, value: &T) -> Result<(), StateError> {
+    if format > 0 {
+        return write_json(path, value);
+    }
+    let err = |source| StateError::Write {
+        path: path.into(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    serde_json::to_writer_pretty(&mut tmp, value).map_err(|e| err(e.into()))?;
+    tmp.as_file().sync_data().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
 /// Read JSON written by this or any earlier release (migrated), refusing a later release's.
 pub fn read_json<T: Persisted>(path: &Path) -> Result<T, StateError> {
     let bytes = fs::read(path).map_err(|source| StateError::Read {

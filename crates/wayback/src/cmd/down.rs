@@ -115,6 +115,12 @@ pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode
     for name in state::list(cfg) {
         let dir = match InstanceDir::open(cfg, &name) {
             Ok(d) => d,
+            Err(e @ crate::state::StateError::Format(_)) => {
+                // A later release's instance: left alone, and said so.
+                eprintln!("{name}: left alone: {e}");
+                failed = true;
+                continue;
+            }
             Err(e) => {
                 // Changed since it was listed (removed by its owner meanwhile, or replaced).
                 tracing::debug!("{name}: {e}");

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use wayback_core::{Config, Duration, InstanceName};
 
-use crate::state::{self, InstanceDir};
+use crate::state::InstanceDir;
 
 pub fn extend(cfg: &Config, name: &InstanceName, by: Duration) -> Result<ExitCode> {
     let dir = InstanceDir::open(cfg, name)?;
@@ -16,7 +16,7 @@ pub fn extend(cfg: &Config, name: &InstanceName, by: Duration) -> Result<ExitCod
         .map_or(0, |d| d.as_secs());
     // Extending an instance that is about to expire counts from now, not from the old expiry.
     let expires = dir.expires().unwrap_or(now).max(now) + by.as_secs();
-    state::write_json(&dir.path.join("expires.json"), &expires)?;
+    dir.set_expires(expires)?;
     println!("{name} now expires in {}", Duration(expires - now));
     Ok(ExitCode::SUCCESS)
 }

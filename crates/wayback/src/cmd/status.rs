@@ -163,7 +163,14 @@ impl InstanceStatus {
 pub fn ls(cfg: &Config, json: bool) -> Result<ExitCode> {
     let all: Vec<InstanceStatus> = state::list(cfg)
         .iter()
-        .filter_map(|n| InstanceDir::open(cfg, n).ok())
+        .filter_map(|n| match InstanceDir::open(cfg, n) {
+            Ok(d) => Some(d),
+            Err(e @ crate::state::StateError::Format(_)) => {
+                eprintln!("wayback: {n}: {e}");
+                None
+            }
+            Err(_) => None,
+        })
         .map(|d| InstanceStatus::of(&d))
         .collect();
     if json {

@@ -89,6 +89,14 @@ impl InstanceDir {
     pub fn open(cfg: &Config, name: &InstanceName) -> Result<InstanceDir, StateError> {
         let dir = InstanceDir::at(cfg, name);
         match dir.inspect() {
+            // A later release's instance is left to it: refused here, so nothing acts on it.
+            Found::Instance if dir.format() > wayback_core::format::CURRENT => {
+                Err(StateError::Format(wayback_core::format::FormatError::Newer {
+                    file: dir.plan_path().display().to_string(),
+                    kind: "plan",
+                    found: dir.format(),
+                }))
+            }
             Found::Instance => Ok(dir),
             Found::Missing => Err(StateError::NotFound {
                 name: name.to_string(),
@@ -122,13 +130,15 @@ impl InstanceDir {
         match read_marker(&self.path) {
             Ok(m) if m == self.name.as_str() => Found::Instance,
             Ok(m) => Found::Foreign(self.path.clone(), format!("its {MARKER} names {m:?}")),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => match adopt_format0(&self.path, &self.name) {
-                Ok(()) => Found::Instance,
-                Err(why) => Found::Foreign(
-                    self.path.clone(),
-                    format!("it has no {MARKER} marker ({why})"),
-                ),
-            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match adopt_format0(&self.path, &self.name) {
+                    Ok(()) => Found::Instance,
+                    Err(why) => Found::Foreign(
+                        self.path.clone(),
+                        format!("it has no {MARKER} marker ({why})"),
+                    ),
+                }
+            }
             Err(e) => Found::Foreign(self.path.clone(), format!("cannot read its {MARKER}: {e}")),
         }
     }
@@ -162,6 +172,26 @@ impl InstanceDir {
     }
     pub fn set_phase(&self, phase: Phase) -> Result<(), StateError> {
         write_json(&self.path.join("phase.json"), &phase)
+    }
+
+    /// The format of this instance's files: its plan's (0 for an instance an earlier release started).
+    pub fn format(&self) -> u32 {
+        let plan = fs::read(self.plan_path()).unwrap_or_default();
+        serde_json::from_slice::<serde_json::Value>(&plan)
+            .ok()
+            .map_or(0, |v| wayback_core::format::split(v).0)
+    }
+
+    /// Set the expiry (`extend`). Read by the process hosting the instance — maybe an earlier release, which
+    /// reads only its own format: written in the instance's format.
+    pub fn set_expires(&self, unix: u64) -> Result<(), StateError> {
+        super::write_json_in(self.format(), &self.path.join("expires.json"), &unix)
+    }
+
+    /// Record the last proxied request (by whichever process runs the proxy) for the host's `--idle` check;
+    /// in the instance's format, like the expiry.
+    pub fn set_last_activity(&self, unix: u64) -> Result<(), StateError> {
+        super::write_json_in(self.format(), &self.path.join("activity.json"), &unix)
     }
 
     /// Expiry (unix time) — the plan's, unless extended.
