@@ -150,3 +150,52 @@ fn the_dry_run_says_how_the_container_is_confined() {
         assert!(masked(&out).contains(&"/etc/gshadow".to_string()), "{out}");
     }
 }
+
+/// `--host-path` below the top level (issue 13): shown read-only inside, at the same path.
+#[test]
+fn host_paths_at_any_depth_are_visible_read_only() {
+    if !require_root("host_paths_at_any_depth_are_visible_read_only") {
+        return;
+    }
+    let pool = BtrfsPool::new();
+    let live = pool.subvolume_create("live");
+    fs::create_dir_all(live.join("srv/data")).unwrap();
+    let snap = pool.snapshot_ro("live", "snaps/s1");
+    // A host directory two levels down, made (and removed) by this test.
+    let tool = tempfile::Builder::new()
+        .prefix("wbthostpath-")
+        .tempdir_in("/srv")
+        .unwrap();
+    let deep = tool.path().join("bin/tool");
+    fs::create_dir_all(&deep).unwrap();
+    fs::write(deep.join("version"), "tool 1.0\n").unwrap();
+    let wb = Wayback::new();
+    let name = unique("wbthp");
+    let up = wb
+        .up(&snap)
+        .name(&name)
+        .bind("/srv/data")
+        .exec("exec sleep 1000")
+        .arg(["--host-path", deep.to_str().unwrap()])
+        .start();
+    let file = deep.join("version");
+    let read = wb.run(&["exec", &name, "--", "cat", file.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout),
+        "tool 1.0\n",
+        "{}",
+        show(&read)
+    );
+    let write = wb.run(&[
+        "exec",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        &format!("echo x > {}/new", deep.display()),
+    ]);
+    assert!(!write.status.success(), "read-only: {}", show(&write));
+    assert!(!deep.join("new").exists());
+    drop(up);
+    Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
+}

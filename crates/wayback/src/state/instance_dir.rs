@@ -90,13 +90,13 @@ impl InstanceDir {
         let dir = InstanceDir::at(cfg, name);
         match dir.inspect() {
             // A later release's instance is left to it: refused here, so nothing acts on it.
-            Found::Instance if dir.format() > wayback_core::format::CURRENT => {
-                Err(StateError::Format(wayback_core::format::FormatError::Newer {
+            Found::Instance if dir.format() > wayback_core::format::CURRENT => Err(
+                StateError::Format(wayback_core::format::FormatError::Newer {
                     file: dir.plan_path().display().to_string(),
                     kind: "plan",
                     found: dir.format(),
-                }))
-            }
+                }),
+            ),
             Found::Instance => Ok(dir),
             Found::Missing => Err(StateError::NotFound {
                 name: name.to_string(),
