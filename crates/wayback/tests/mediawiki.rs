@@ -1,10 +1,10 @@
 //! Acceptance test (issue 6, first "must show"): a PHP + MariaDB app with login and a pinned hostname —
 //! MediaWiki from Debian's package, `$wgServer = "http://wiki.live.test"` — live on this host with all its
 //! state on btrfs. A page and a user are created, the state is snapshotted, then the page is deleted and the
-//! user's password changed live. `wayback up` of the snapshot, with a profile that `wayback profile
-//! from-units` generated from the host's real mariadb / php-fpm / nginx unit files (used unedited; the
-//! state paths are given with `--bind`) and `--original-host auto` (which finds `http://wiki.live.test`:
-//! nginx serves the wiki only as that `server_name`), then serves on a new hostname, through wayback's proxy:
+//! user's password changed live. `wayback profile from-units` reads the host's real mariadb / php-fpm /
+//! nginx unit files (used unedited); `wayback up` of the snapshot with `--unit` only — no `--bind`, no
+//! profile: the state paths are inferred — and `--original-host auto` (which finds `http://wiki.live.test`:
+//! nginx serves the wiki only as that `server_name`) then serves on a new hostname, through wayback's proxy:
 //!
 //! - the old page;
 //! - only links and redirects to the new hostname (pages, redirects, the login's redirect and cookies,
@@ -277,24 +277,49 @@ fn mediawiki_from_host_units_with_original_host_auto_serves_old_page_and_old_log
             "the generated profile has no process {p}:\n{profile}"
         );
     }
-    let profile_file = wb.tmp().join("mediawiki-from-units.toml");
-    fs::write(&profile_file, &profile).unwrap();
 
     // ---- wayback up, on a new hostname, masquerading as the live one. -----------------------------------
     let name = unique("wbtmw");
     let host = "wiki-old.wbt.test";
     let port = wb.proxy_addr().port();
     let t_up = Instant::now();
+    // Zero knowledge: the units only. Their state (MariaDB's datadir, the site's root in nginx's config) is
+    // found and bound by wayback, and the wiki's pinned hostname is found too.
+    let dry = wb.run_ok(&[
+        "up",
+        snap.to_str().unwrap(),
+        "--unit",
+        "mariadb",
+        "--unit",
+        &fpm_unit,
+        "--unit",
+        "nginx",
+        "--port",
+        "80",
+        "--original-host",
+        "auto",
+        "--host",
+        host,
+        "--dry-run",
+    ]);
+    for bound in [
+        "bind     /var/lib/mysql -> /var/lib/mysql",
+        "bind     /var/lib/mediawiki -> /var/lib/mediawiki",
+    ] {
+        assert!(dry.contains(bound), "{bound} inferred:\n{dry}");
+    }
     let mut up = wb.up_background(&[
         snap.to_str().unwrap(),
         "--name",
         &name,
-        "--profile",
-        profile_file.to_str().unwrap(),
-        "--bind",
-        "/var/lib/mysql",
-        "--bind",
-        "/var/lib/mediawiki",
+        "--unit",
+        "mariadb",
+        "--unit",
+        &fpm_unit,
+        "--unit",
+        "nginx",
+        "--port",
+        "80",
         "--original-host",
         "auto",
         "--host",
