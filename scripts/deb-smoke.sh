@@ -77,6 +77,8 @@ if [ -z "$prev" ]; then
     echo "deb-smoke: SKIP upgrade: no previous release package (run scripts/prev-release.sh)"
     exit 0
 fi
+kill -TERM "$daemon"; wait "$daemon" || true; daemon=""
+rm -f "$work/run/wayback.sock"
 dpkg -P wayback >/dev/null
 dpkg -i "$prev" >/dev/null
 echo "deb-smoke: installed the previous release $(/usr/bin/wayback --version)"
