@@ -157,7 +157,7 @@ pub trait Probe {
     }
     /// Unix seconds of a local wall-clock time (btrbk names without a zone). Default: UTC.
     fn local_to_unix(&self, c: &Civil) -> i64 {
-        c.to_unix_utc()
+        civil::unix_utc(c)
     }
 }
 

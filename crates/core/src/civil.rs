@@ -1,20 +1,23 @@
-//! Civil (calendar) dates and times: parsing `YYYY-MM-DD[ T]HH:MM[:SS][zone]`, converting to and from
-//! unix seconds, and printing UTC timestamps. Used by the snapshot catalogs (snapper dates, btrbk names)
-//! and by selectors (`@2026-11-14T10:00`).
+//! Civil (calendar) dates and times as wayback's selectors and other tools' catalogs write them:
+//! parsing `YYYY-MM-DD[ T]HH:MM[:SS][zone]` (with how precise it was), converting to unix seconds, and
+//! printing UTC timestamps. Used by the snapshot catalogs (snapper dates, btrbk names) and by selectors
+//! (`@2026-11-14T10:00`).
+//!
+//! The calendar itself — which dates exist, leap years, day numbers, zone offsets and time-zone rules —
+//! is jiff's; what stays here is the syntax wayback accepts (exactly these shapes, nothing more lenient)
+//! and the precision a time was written with, which selectors need (`2026-11-14` means the whole day).
 //!
 //! Pure: no clock, no time-zone database. Local time is never guessed here; callers that need it (btrbk
-//! names without a zone) pass a conversion in.
+//! names without a zone) pass a zone in ([`unix_in`]).
 
-/// A calendar date and wall-clock time, without a zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Civil {
-    pub year: i32,
-    pub month: u8,
-    pub day: u8,
-    pub hour: u8,
-    pub minute: u8,
-    pub second: u8,
-}
+use jiff::civil::DateTime;
+use jiff::tz::{Offset, TimeZone};
+use jiff::SignedDuration;
+
+/// A calendar date and wall-clock time, without a zone (whole seconds).
+pub type Civil = DateTime;
+
+const EPOCH: Civil = DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
 
 /// How much of a time was written: `2026-11-14` means the whole day, `…T10:00` the whole minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,19 +38,18 @@ impl Precision {
     }
 }
 
-/// A parsed time: the civil fields, the zone offset if one was written (seconds east of UTC), and how
-/// precise it was.
+/// A parsed time: the civil fields, the zone offset if one was written, and how precise it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParsedTime {
     pub civil: Civil,
-    pub offset: Option<i32>,
+    pub offset: Option<Offset>,
     pub precision: Precision,
 }
 
 impl ParsedTime {
     /// Unix seconds of the first second this time denotes; UTC when no zone was written.
     pub fn start_utc(&self) -> i64 {
-        self.civil.to_unix_utc() - i64::from(self.offset.unwrap_or(0))
+        unix_utc(&self.civil) - i64::from(self.offset.map_or(0, Offset::seconds))
     }
     /// Unix seconds of the last second this time denotes (the end of the day for a date alone).
     pub fn end_utc(&self) -> i64 {
@@ -55,93 +57,48 @@ impl ParsedTime {
     }
 }
 
-fn is_leap(y: i32) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+/// A validated civil time (month 1–12, a day that exists, 00:00:00–23:59:59), from parsed digits.
+pub fn from_fields(
+    year: u32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+) -> Option<Civil> {
+    let small = |n: u32| i8::try_from(n).ok();
+    DateTime::new(
+        i16::try_from(year).ok()?,
+        small(month)?,
+        small(day)?,
+        small(hour)?,
+        small(minute)?,
+        small(second)?,
+        0,
+    )
+    .ok()
 }
 
-fn days_in_month(y: i32, m: u8) -> u8 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(y) => 29,
-        2 => 28,
-        _ => 0,
-    }
+/// Unix seconds, taking the fields as UTC.
+pub fn unix_utc(c: &Civil) -> i64 {
+    c.duration_since(EPOCH).as_secs()
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day number (inverse of [`days_from_civil`]).
-pub fn civil_from_days(z: i64) -> (i32, u8, u8) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y as i32, m, d)
-}
-
-impl Civil {
-    /// A validated civil time (month 1–12, a day that exists, 00:00:00–23:59:59).
-    pub fn new(year: i32, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> Option<Civil> {
-        let ok = (1..=12).contains(&month)
-            && day >= 1
-            && day <= days_in_month(year, month)
-            && hour < 24
-            && minute < 60
-            && second < 60;
-        ok.then_some(Civil {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-        })
-    }
-
-    /// Unix seconds, taking the fields as UTC.
-    pub fn to_unix_utc(&self) -> i64 {
-        days_from_civil(self.year, self.month, self.day) * 86_400
-            + i64::from(self.hour) * 3600
-            + i64::from(self.minute) * 60
-            + i64::from(self.second)
-    }
-
-    pub fn from_unix_utc(ts: i64) -> Civil {
-        let (y, m, d) = civil_from_days(ts.div_euclid(86_400));
-        let s = ts.rem_euclid(86_400);
-        Civil {
-            year: y,
-            month: m,
-            day: d,
-            hour: (s / 3600) as u8,
-            minute: (s / 60 % 60) as u8,
-            second: (s % 60) as u8,
-        }
-    }
+/// Unix seconds of a wall-clock time in zone `tz`. A time that does not exist there (skipped by a
+/// change to summer time) is read with the offset before the change, a time that exists twice as the
+/// earlier one — as `mktime` does; UTC if even that is out of range.
+pub fn unix_in(c: &Civil, tz: &TimeZone) -> i64 {
+    tz.to_ambiguous_timestamp(*c)
+        .compatible()
+        .map_or_else(|_| unix_utc(c), |t| t.as_second())
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
 pub fn format_utc(ts: i64) -> String {
-    let c = Civil::from_unix_utc(ts);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
+    match EPOCH.checked_add(SignedDuration::from_secs(ts)) {
+        Ok(c) => c.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        Err(_) => format!("{ts} seconds after 1970"),
+    }
 }
 
 /// Parse exactly `n` ASCII digits at the start of `s`.
@@ -153,10 +110,10 @@ pub(crate) fn digits(s: &str, n: usize) -> Option<(u32, &str)> {
     Some((head.parse().ok()?, &s[n..]))
 }
 
-/// Parse a zone suffix: `Z`, `+HH`, `+HH:MM`, `+HHMM` (or `-`). Returns seconds east of UTC.
-pub(crate) fn parse_zone(s: &str) -> Option<i32> {
+/// Parse a zone suffix: `Z`, `+HH`, `+HH:MM`, `+HHMM` (or `-`).
+pub(crate) fn parse_zone(s: &str) -> Option<Offset> {
     if s == "Z" || s == "z" {
-        return Some(0);
+        return Some(Offset::UTC);
     }
     let sign = match s.as_bytes().first()? {
         b'+' => 1,
@@ -165,19 +122,17 @@ pub(crate) fn parse_zone(s: &str) -> Option<i32> {
     };
     let (h, rest) = digits(&s[1..], 2)?;
     let rest = rest.strip_prefix(':').unwrap_or(rest);
-    let m = if rest.is_empty() {
-        0
-    } else {
-        let (m, rest) = digits(rest, 2)?;
-        if !rest.is_empty() {
-            return None;
-        }
-        m
+    let m = match rest {
+        "" => 0,
+        _ => match digits(rest, 2)? {
+            (m, "") => m,
+            _ => return None,
+        },
     };
     if h > 23 || m > 59 {
         return None;
     }
-    Some(sign * (h * 3600 + m * 60) as i32)
+    Offset::from_seconds(sign * (h * 3600 + m * 60) as i32).ok()
 }
 
 /// Parse `YYYY-MM-DD`, optionally followed by `T` or a space and `HH:MM[:SS]`, optionally followed by a
@@ -186,7 +141,7 @@ pub fn parse_datetime(s: &str) -> Option<ParsedTime> {
     let (y, r) = digits(s, 4)?;
     let (mo, r) = digits(r.strip_prefix('-')?, 2)?;
     let (d, r) = digits(r.strip_prefix('-')?, 2)?;
-    let date = |h, mi, sec| Civil::new(y as i32, mo as u8, d as u8, h, mi, sec);
+    let date = |h, mi, sec| from_fields(y, mo, d, h, mi, sec);
     if r.is_empty() {
         return Some(ParsedTime {
             civil: date(0, 0, 0)?,
@@ -210,7 +165,7 @@ pub fn parse_datetime(s: &str) -> Option<ParsedTime> {
         Some(parse_zone(r)?)
     };
     Some(ParsedTime {
-        civil: date(h as u8, mi as u8, sec as u8)?,
+        civil: date(h, mi, sec)?,
         offset,
         precision,
     })
@@ -221,17 +176,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn day_numbers_round_trip() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        for z in [
-            -800_000, -1, 0, 1, 10_956, 11_016, 11_017, 20_000, 2_932_896,
-        ] {
-            let (y, m, d) = civil_from_days(z);
-            assert_eq!(days_from_civil(y, m, d), z, "{z}");
-        }
+    fn unix_seconds_both_ways() {
+        assert_eq!(unix_utc(&from_fields(1970, 1, 1, 0, 0, 0).unwrap()), 0);
+        assert_eq!(
+            unix_utc(&from_fields(2000, 3, 1, 0, 0, 0).unwrap()),
+            11_017 * 86_400
+        );
+        assert_eq!(
+            unix_utc(&from_fields(1969, 12, 31, 23, 59, 59).unwrap()),
+            -1
+        );
         assert_eq!(format_utc(1_794_650_400), "2026-11-14 10:00:00");
         assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(format_utc(-1), "1969-12-31 23:59:59");
+        // The last second a selector can name prints too (past jiff's Timestamp range, not DateTime's).
+        let last = parse_datetime("9999-12-31").unwrap().end_utc();
+        assert_eq!(format_utc(last), "9999-12-31 23:59:59");
+        assert_eq!(
+            format_utc(i64::MAX),
+            format!("{} seconds after 1970", i64::MAX)
+        );
+    }
+
+    #[test]
+    fn local_times_follow_the_zone_rules() {
+        // Central European Time, without a tz database: +01:00 in winter, +02:00 from the last Sunday
+        // of March 02:00 to the last Sunday of October 03:00.
+        let cet = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        let at = |s: &str| parse_datetime(s).unwrap().civil;
+        let utc = |s: &str| parse_datetime(s).unwrap().start_utc();
+        assert_eq!(
+            unix_in(&at("2026-01-15T12:00"), &cet),
+            utc("2026-01-15T11:00")
+        );
+        assert_eq!(
+            unix_in(&at("2026-07-15T12:00"), &cet),
+            utc("2026-07-15T10:00")
+        );
+        // 02:30 on 2026-03-29 does not exist: read with the winter offset (= 03:30 summer time).
+        assert_eq!(
+            unix_in(&at("2026-03-29T02:30"), &cet),
+            utc("2026-03-29T01:30")
+        );
+        // 02:30 on 2026-10-25 happens twice: the first (summer time) one.
+        assert_eq!(
+            unix_in(&at("2026-10-25T02:30"), &cet),
+            utc("2026-10-25T00:30")
+        );
+        assert_eq!(
+            unix_in(&at("2026-07-15T12:00"), &TimeZone::UTC),
+            utc("2026-07-15T12:00")
+        );
     }
 
     #[test]
@@ -248,7 +243,14 @@ mod tests {
         assert_eq!(t.end_utc(), t.start_utc());
         let t = parse_datetime("2026-11-14T10:00-0530").unwrap();
         assert_eq!(format_utc(t.start_utc()), "2026-11-14 15:30:00");
-        assert_eq!(parse_datetime("2026-11-14T10:00Z").unwrap().offset, Some(0));
+        assert_eq!(
+            parse_datetime("2026-11-14T10:00Z").unwrap().offset,
+            Some(Offset::UTC)
+        );
+        assert_eq!(
+            parse_datetime("2024-02-29T23:59:59-05").unwrap().offset,
+            Some(Offset::constant(-5))
+        );
         for bad in [
             "2026-02-29",
             "2026-13-01",
@@ -259,6 +261,9 @@ mod tests {
             "2026-1-14",
             "20261114",
             "2026-11-14T10:00:00 junk",
+            "2026-11-14T10:00:00.5",
+            "2026-11-14T10:00:60",
+            "2026-11-14T10:00[Europe/Berlin]",
         ] {
             assert!(parse_datetime(bad).is_none(), "{bad} accepted");
         }

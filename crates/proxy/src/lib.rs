@@ -9,6 +9,7 @@
 
 mod acme;
 mod budget;
+pub mod client;
 mod conn;
 mod gate;
 mod http;

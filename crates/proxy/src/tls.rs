@@ -225,75 +225,16 @@ fn certified_key(
     Ok(CertifiedKey::new(chain, signing))
 }
 
-/// The certificate's notAfter as Unix seconds, read straight from the DER (`tbsCertificate.validity`).
+/// The certificate's notAfter as Unix seconds (`tbsCertificate.validity`); `None` for what is not an
+/// X.509 certificate or expired before 1970.
 pub(crate) fn not_after(cert: &[u8]) -> Option<u64> {
-    let (_, cert_body, _) = der_tlv(cert)?; // Certificate SEQUENCE
-    let (_, mut tbs, _) = der_tlv(cert_body)?; // tbsCertificate SEQUENCE
-    if tbs.first() == Some(&0xa0) {
-        tbs = der_tlv(tbs)?.2; // [0] version
-    }
-    for _ in 0..3 {
-        tbs = der_tlv(tbs)?.2; // serialNumber, signature, issuer
-    }
-    let (_, validity, _) = der_tlv(tbs)?;
-    let (_, _, rest) = der_tlv(validity)?; // notBefore
-    let (tag, time, _) = der_tlv(rest)?; // notAfter
-    let s = std::str::from_utf8(time).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 => {
-            let yy: i64 = s.get(..2)?.parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, s.get(2..)?)
-        }
-        0x18 => (s.get(..4)?.parse().ok()?, s.get(4..)?),
-        _ => return None,
-    };
-    let num = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
-    let (month, day, h, m, sec) = (num(0)?, num(2)?, num(4)?, num(6)?, num(8)?);
-    let days = days_from_civil(year, month, day);
-    u64::try_from(days * 86_400 + h * 3600 + m * 60 + sec).ok()
-}
-
-/// One DER TLV: (tag, contents, rest).
-fn der_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *b.first()?;
-    let first = *b.get(1)?;
-    let (len, hdr) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let len = b
-            .get(2..2 + n)?
-            .iter()
-            .fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
-        (len, 2 + n)
-    };
-    let end = hdr.checked_add(len)?;
-    Some((tag, b.get(hdr..end)?, b.get(end..)?))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let (_, cert) = x509_parser::parse_x509_certificate(cert).ok()?;
+    u64::try_from(cert.validity().not_after.timestamp()).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_days() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
-    }
 
     #[test]
     fn reads_not_after_of_generated_certificates() {

@@ -3,7 +3,6 @@
 //! 127.0.0.1:PORT, so services that listen only on localhost — Debian's default for PostgreSQL and
 //! MariaDB — are reachable unchanged. All publishes of a process share one connection cap.
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use tokio::sync::watch;
 use wayback_core::profile::Ready;
 use wayback_core::Plan;
 use wayback_net::NetnsDialer;
+use wayback_proxy::client::{self, Client};
 use wayback_proxy::{ConnectionLimit, Dial, FdBudget, MIN_CONNECTIONS};
 
 /// Dial a port on the instance's own loopback, from inside its network namespace.
@@ -177,41 +177,34 @@ async fn probe(dialer: &NetnsDialer, r: &Ready, plan: &Plan) -> bool {
     if r.tcp.is_some() {
         return true;
     }
-    let Ok(std) = stream.into_std() else {
-        return false;
-    };
-    let _ = std.set_nonblocking(false);
-    let _ = std.set_read_timeout(Some(Duration::from_secs(2)));
     if r.postgres.is_some() {
-        let mut s = std;
-        return tokio::task::spawn_blocking(move || wayback_core::probe::postgres_ready(&mut s))
+        let Ok(mut std) = stream.into_std() else {
+            return false;
+        };
+        let _ = std.set_nonblocking(false);
+        let _ = std.set_read_timeout(Some(Duration::from_secs(2)));
+        return tokio::task::spawn_blocking(move || wayback_core::probe::postgres_ready(&mut std))
             .await
             .unwrap_or(false);
     }
-    let host = plan
-        .http
-        .as_ref()
-        .map_or("localhost", |h| h.host.as_str())
-        .to_string();
-    let path = r.http_path.clone().unwrap_or_else(|| "/".into());
-    tokio::task::spawn_blocking(move || http_status_ok(std, &host, &path))
-        .await
-        .unwrap_or(false)
+    let host = plan.http.as_ref().map_or("localhost", |h| h.host.as_str());
+    let path = r.http_path.as_deref().unwrap_or("/");
+    http_status_ok(stream, host, path).await
 }
 
-fn http_status_ok(mut s: std::net::TcpStream, host: &str, path: &str) -> bool {
-    if write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: wayback-ready\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    let Ok(n) = s.read(&mut buf) else {
+/// The readiness client: the answer's status within 2 s (the body is not read).
+const READY: Client = Client {
+    connect_timeout: Duration::from_millis(500),
+    timeout: Duration::from_secs(2),
+    max_body: 0,
+};
+
+/// `GET path` over `stream` (dialed inside the instance's netns): 2xx, 3xx, 401 and 403 mean ready.
+async fn http_status_ok(stream: TcpStream, host: &str, path: &str) -> bool {
+    let ua = [("user-agent", "wayback-ready")];
+    let Ok(req) = client::request("GET", path, host, &ua, "") else {
         return false;
     };
-    let line = String::from_utf8_lossy(&buf[..n]);
-    let code: u16 = line
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let code = READY.status(stream, req).await.map_or(0, |s| s.as_u16());
     (200..400).contains(&code) || code == 401 || code == 403
 }

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use wayback_core::format::Persisted;
 use wayback_core::Config;
 
+use crate::sys::procfs;
+
 pub mod failed;
 mod instance_dir;
 mod routes;
@@ -102,17 +104,10 @@ impl Owner {
     }
 }
 
-/// Field 22 of /proc/PID/stat (start time in clock ticks since boot); None for a process that is gone or
-/// a zombie (dead, waiting to be reaped by a parent that may never do so).
+/// The start time of `pid` (see [`procfs::start_time`]); `None` for a process that is gone or a zombie, or
+/// when /proc could not be read.
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    if matches!(fields.next(), Some("Z" | "X")) {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
+    procfs::start_time(pid).ok().flatten()
 }
 
 /// `hostname_owner` as an error: `HostnameTaken` (bad input, exit 2) naming the owner.

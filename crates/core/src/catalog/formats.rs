@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::civil::{self, Civil, ParsedTime, Precision};
+use crate::civil::{self, ParsedTime, Precision};
 
 /// What a snapper `info.xml` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub fn parse_btrbk_name(s: &str) -> Result<Option<BtrbkName>, String> {
         },
         None => (rest, 0),
     };
-    let (y, m, d) = (date / 10_000, (date / 100 % 100) as u8, (date % 100) as u8);
+    let (y, m, d) = (date / 10_000, date / 100 % 100, date % 100);
     let (h, mi, sec, offset, precision) = if rest.is_empty() {
         (0, 0, 0, None, Precision::Day)
     } else {
@@ -117,7 +117,7 @@ pub fn parse_btrbk_name(s: &str) -> Result<Option<BtrbkName>, String> {
             return bad("expected hhmm after 'T'");
         };
         let (sec, t, precision) = match civil::digits(t, 2) {
-            Some((ss, t)) => (ss as u8, t, Precision::Second),
+            Some((ss, t)) => (ss, t, Precision::Second),
             None => (0, t, Precision::Minute),
         };
         let offset = if t.is_empty() {
@@ -128,15 +128,9 @@ pub fn parse_btrbk_name(s: &str) -> Result<Option<BtrbkName>, String> {
                 _ => return bad("the zone must be ±hhmm"),
             }
         };
-        (
-            (hhmm / 100) as u8,
-            (hhmm % 100) as u8,
-            sec,
-            offset,
-            precision,
-        )
+        (hhmm / 100, hhmm % 100, sec, offset, precision)
     };
-    let Some(civil) = Civil::new(y as i32, m, d, h, mi, sec) else {
+    let Some(civil) = civil::from_fields(y, m, d, h, mi, sec) else {
         return bad("no such date or time");
     };
     Ok(Some(BtrbkName {

@@ -85,7 +85,7 @@ fn btrbk(s: &str) -> (String, String, Option<i32>, u32) {
     (
         b.name,
         civil::format_utc(t.start_utc()),
-        b.time.offset,
+        b.time.offset.map(|o| o.seconds()),
         b.seq,
     )
 }
@@ -246,7 +246,7 @@ impl Probe for Fixture {
     }
     /// A fixed zone one hour east of UTC.
     fn local_to_unix(&self, c: &Civil) -> i64 {
-        c.to_unix_utc() - 3600
+        civil::unix_utc(c) - 3600
     }
 }
 

@@ -1,17 +1,19 @@
-//! A tiny blocking HTTP/1.1 client for Caddy's admin API (loopback TCP or a unix socket): one request per
-//! connection (`Connection: close`); response bodies by `Content-Length`, chunked, or up to EOF. std only,
-//! so the drivers need no HTTP client crate.
+//! Caddy's admin API over HTTP/1.1 (loopback TCP or a unix socket): where it listens ([`Endpoint`]) and one
+//! blocking request with an optional JSON body ([`request`]), through wayback's one HTTP client
+//! (`wayback_proxy::client`, hyper).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
+use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Larger answers are cut (a Caddy config is far smaller).
-const MAX_BODY: u64 = 64 << 20;
+use wayback_proxy::client::{self, Client};
+
+/// Timeouts and the size limit (a Caddy config is far smaller).
+const CLIENT: Client = Client {
+    connect_timeout: Duration::from_secs(5),
+    timeout: Duration::from_secs(30),
+    max_body: 64 << 20,
+};
 
 /// Where an admin API listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,36 +43,6 @@ impl Endpoint {
         Ok(Endpoint::Tcp(authority.to_string()))
     }
 
-    fn connect(&self) -> io::Result<Box<dyn ReadWrite>> {
-        match self {
-            Endpoint::Unix(p) => {
-                let s = UnixStream::connect(p)?;
-                s.set_read_timeout(Some(TIMEOUT))?;
-                s.set_write_timeout(Some(TIMEOUT))?;
-                Ok(Box::new(s))
-            }
-            Endpoint::Tcp(authority) => {
-                let host = authority.trim_start_matches('[');
-                let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-                let host = host.trim_end_matches(']');
-                let port = authority.rsplit_once(':').map_or("80", |(_, p)| p);
-                let port: u16 = port.parse().map_err(|_| io::ErrorKind::InvalidInput)?;
-                let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-                for addr in (host, port).to_socket_addrs()? {
-                    match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-                        Ok(s) => {
-                            s.set_read_timeout(Some(TIMEOUT))?;
-                            s.set_write_timeout(Some(TIMEOUT))?;
-                            return Ok(Box::new(s));
-                        }
-                        Err(e) => last = e,
-                    }
-                }
-                Err(last)
-            }
-        }
-    }
-
     /// Caddy accepts only its listen address as Host, and an empty Host on a unix socket.
     fn host_header(&self) -> &str {
         match self {
@@ -80,100 +52,35 @@ impl Endpoint {
     }
 }
 
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
-
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub body: String,
 }
 
-/// Send one request with an optional JSON body and read the whole answer.
+/// Send one request with an optional JSON body and read the whole answer. Blocks (call it from
+/// `spawn_blocking` in async code).
 pub fn request(
     ep: &Endpoint,
     method: &str,
     path: &str,
     json: Option<&str>,
 ) -> io::Result<Response> {
-    let mut stream = ep.connect()?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n",
-        ep.host_header()
-    );
-    let body = json.unwrap_or("");
+    let mut headers = vec![("accept", "application/json")];
     if json.is_some() {
-        head.push_str("Content-Type: application/json\r\n");
+        headers.push(("content-type", "application/json"));
     }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    stream.flush()?;
-    read_response(BufReader::new(stream), method == "HEAD")
-}
-
-fn bad(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.into())
-}
-
-fn read_response(mut r: impl BufRead, head_only: bool) -> io::Result<Response> {
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .filter(|_| line.starts_with("HTTP/1."))
-        .ok_or_else(|| bad(format!("not an HTTP response: {:?}", line.trim_end())))?;
-    let (mut length, mut chunked) = (None, false);
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            return Err(bad("connection closed in the response headers"));
+    let body = json.unwrap_or("").to_owned();
+    let req = client::request(method, path, ep.host_header(), &headers, body)?;
+    let r = client::blocking(async {
+        match ep {
+            Endpoint::Tcp(authority) => CLIENT.tcp(authority, req).await,
+            Endpoint::Unix(path) => CLIENT.unix(path, req).await,
         }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = l.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = Some(
-                    value
-                        .parse::<u64>()
-                        .map_err(|_| bad("bad Content-Length"))?,
-                );
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.to_ascii_lowercase().contains("chunked");
-            }
-        }
-    }
-    let mut body = Vec::new();
-    if head_only || status == 204 || status == 304 {
-    } else if chunked {
-        loop {
-            line.clear();
-            r.read_line(&mut line)?;
-            let size = line.trim().split(';').next().unwrap_or("");
-            let size = u64::from_str_radix(size, 16).map_err(|_| bad("bad chunk size"))?;
-            if size == 0 {
-                break; // trailers (Caddy sends an ETag trailer) are not needed
-            }
-            if body.len() as u64 + size > MAX_BODY {
-                return Err(bad("response too large"));
-            }
-            (&mut r).take(size).read_to_end(&mut body)?;
-            line.clear();
-            r.read_line(&mut line)?;
-        }
-    } else if let Some(n) = length {
-        (&mut r).take(n.min(MAX_BODY)).read_to_end(&mut body)?;
-    } else {
-        r.take(MAX_BODY).read_to_end(&mut body)?;
-    }
+    })??;
     Ok(Response {
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        status: r.status.as_u16(),
+        body: r.text(),
     })
 }
 
@@ -202,24 +109,5 @@ mod tests {
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn responses() {
-        let r = read_response(
-            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\nEtag: x\r\n\r\n"[..],
-            false,
-        )
-        .unwrap();
-        assert_eq!((r.status, r.body.as_str()), (200, "{\"a\":1}"));
-        let r = read_response(
-            &b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}extra"[..],
-            false,
-        )
-        .unwrap();
-        assert_eq!((r.status, r.body.as_str()), (404, "{}"));
-        let r = read_response(&b"HTTP/1.1 200 OK\r\n\r\nnull"[..], false).unwrap();
-        assert_eq!(r.body, "null");
-        assert!(read_response(&b"SSH-2.0\r\n"[..], false).is_err());
     }
 }

@@ -2,20 +2,16 @@
 //! snapshot's mount), marked with an extended attribute so that wayback removes them — when empty — no
 //! matter which instance made them, and never removes a directory it did not make.
 //!
-//! Syscalls: mkdir, setxattr/lgetxattr (`user.wayback`), rmdir. A symlink is never taken for the directory.
+//! Syscalls: mkdir, lsetxattr/lgetxattr (`user.wayback`, through rustix), rmdir. A symlink is never taken
+//! for the directory.
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-const XATTR: &str = "user.wayback";
+use rustix::fs::{lgetxattr, lsetxattr, XattrFlags};
 
-fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
+const XATTR: &str = "user.wayback";
 
 /// Create `path` (if missing) and mark it as wayback's. An existing directory is left unmarked.
 pub fn create(path: &Path) -> io::Result<()> {
@@ -24,35 +20,17 @@ pub fn create(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
     }
-    let p = cpath(path)?;
-    let name = CString::new(XATTR).expect("static name");
-    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call; the value
-    // pointer and length describe a valid 1-byte buffer.
-    let rc = unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), b"1".as_ptr().cast(), 1, 0) };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
+    if let Err(e) = lsetxattr(path, XATTR, b"1", XattrFlags::empty()) {
         let _ = fs::remove_dir(path);
-        return Err(err);
+        return Err(e.into());
     }
     Ok(())
 }
 
 /// Whether `path` carries wayback's mark.
 pub fn is_ours(path: &Path) -> bool {
-    let (Ok(p), Ok(name)) = (cpath(path), CString::new(XATTR)) else {
-        return false;
-    };
     let mut buf = [0u8; 8];
-    // SAFETY: valid NUL-terminated strings; `buf` is writable for its full length, which is passed.
-    let rc = unsafe {
-        libc::lgetxattr(
-            p.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    rc == 1 && buf[0] == b'1'
+    matches!(lgetxattr(path, XATTR, &mut buf[..]), Ok(1) if buf[0] == b'1')
 }
 
 /// What [`remove_if_unused`] did.

@@ -22,7 +22,7 @@ use btrfs_uapi::subvolume::{self, SubvolumeFlags};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use wayback_core::catalog::{Node, Probe, SubvolMeta};
 use wayback_core::change::{FileType, Meta};
-use wayback_core::civil::Civil;
+use wayback_core::civil::{self, Civil};
 use wayback_core::glob::Glob;
 use wayback_core::presence::Hit;
 
@@ -169,24 +169,10 @@ impl Probe for FsProbe {
             Err(_) => Node::Other,
         }
     }
-    /// btrbk names its snapshots in local time: mktime knows the zone rules.
+    /// btrbk names its snapshots in local time: read them with the system's zone rules (`TZ`, else
+    /// /etc/localtime, as libc does).
     fn local_to_unix(&self, c: &Civil) -> i64 {
-        // SAFETY: an all-zero `tm` is a valid value (plain integers and a null zone pointer).
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        tm.tm_year = c.year - 1900;
-        tm.tm_mon = i32::from(c.month) - 1;
-        tm.tm_mday = i32::from(c.day);
-        tm.tm_hour = i32::from(c.hour);
-        tm.tm_min = i32::from(c.minute);
-        tm.tm_sec = i32::from(c.second);
-        tm.tm_isdst = -1;
-        // SAFETY: `tm` is a valid, initialised struct we own; mktime only reads and normalises it.
-        let t = unsafe { libc::mktime(&mut tm) };
-        if t == -1 {
-            c.to_unix_utc()
-        } else {
-            t
-        }
+        civil::unix_in(c, &jiff::tz::TimeZone::system())
     }
 }
 

@@ -1,13 +1,15 @@
-//! `HttpGet`: a tiny HTTP/1.1 client over `TcpStream` for requests through the proxy.
+//! `HttpGet`: GET requests through the proxy, blocking, with wayback's own HTTP client
+//! (`wayback_proxy::client`).
 
 #![allow(dead_code, unused_imports)]
 
 use super::*;
+use wayback_proxy::client::{self, Client};
 
 /// Status, lower-cased headers, raw body.
 pub type RawResponse = (u16, Vec<(String, String)>, Vec<u8>);
 
-/// A minimal HTTP/1.1 client (GET, `Connection: close`, Content-Length / chunked / until-close bodies).
+/// GET with `Connection: close`; the whole answer.
 pub struct HttpGet;
 
 impl HttpGet {
@@ -36,77 +38,22 @@ impl HttpGet {
 
     /// (status, lower-cased headers, raw body).
     pub fn get_full(addr: SocketAddr, host: &str, path: &str) -> std::io::Result<RawResponse> {
-        use std::io::{Error, ErrorKind};
-        let bad = |m: &str| Error::new(ErrorKind::InvalidData, m.to_string());
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        s.set_write_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: wayback-tests\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-        )?;
-        s.flush()?;
-        let mut r = BufReader::new(s);
-        let mut line = String::new();
-        r.read_line(&mut line)?;
-        // "HTTP/1.1 200 OK"
-        let mut parts = line.split_whitespace();
-        let version = parts.next().ok_or_else(|| bad("empty response"))?;
-        if !version.starts_with("HTTP/1.") {
-            return Err(bad(&format!("not an HTTP/1 response: {line:?}")));
-        }
-        let status: u16 = parts
-            .next()
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| bad(&format!("bad status line {line:?}")))?;
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h)? == 0 {
-                return Err(bad("connection closed in headers"));
-            }
-            let h = h.trim_end_matches(['\r', '\n']);
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
-        let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let mut body = Vec::new();
-        if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-            loop {
-                let mut size_line = String::new();
-                if r.read_line(&mut size_line)? == 0 {
-                    return Err(bad("connection closed in chunked body"));
-                }
-                let size_hex = size_line.trim().split(';').next().unwrap_or("");
-                let size =
-                    usize::from_str_radix(size_hex, 16).map_err(|_| bad("bad chunk size"))?;
-                if size == 0 {
-                    // Trailers, then the final empty line.
-                    loop {
-                        let mut t = String::new();
-                        if r.read_line(&mut t)? == 0 || t.trim().is_empty() {
-                            break;
-                        }
-                    }
-                    break;
-                }
-                let mut chunk = vec![0u8; size];
-                r.read_exact(&mut chunk)?;
-                body.extend_from_slice(&chunk);
-                let mut crlf = [0u8; 2];
-                r.read_exact(&mut crlf)?;
-            }
-        } else if let Some(len) = header("content-length") {
-            let len: usize = len.parse().map_err(|_| bad("bad content-length"))?;
-            body.resize(len, 0);
-            r.read_exact(&mut body)?;
-        } else {
-            r.read_to_end(&mut body)?;
-        }
-        Ok((status, headers, body))
+        const CLIENT: Client = Client {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_body: 1 << 30,
+        };
+        let headers = [("user-agent", "wayback-tests"), ("accept", "*/*")];
+        let req = client::request("GET", path, host, &headers, "")?;
+        let r = client::blocking(CLIENT.tcp(&addr.to_string(), req))??;
+        let headers = r
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let v = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
+                (k.as_str().to_string(), v)
+            })
+            .collect();
+        Ok((r.status.as_u16(), headers, r.body.to_vec()))
     }
 }

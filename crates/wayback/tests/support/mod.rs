@@ -12,7 +12,7 @@
 //! - [`tree_checksum`] / [`tree_manifest`]: "is the source snapshot byte-identical?".
 //! - [`Wayback`] / [`UpHandle`]: run the binary under test with a per-test config.
 //! - [`LivePostgres`]: a live PostgreSQL cluster on a pool subvolume, in its own network namespace.
-//! - [`HttpGet`]: a tiny HTTP/1.1 client over `TcpStream`.
+//! - [`HttpGet`]: blocking GET requests through the proxy (wayback_proxy::client).
 
 #![allow(dead_code, unused_imports)]
 
