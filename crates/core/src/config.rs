@@ -240,6 +240,30 @@ impl Config {
                 });
             }
         }
+        // Lists of directories: relative ones would also depend on the working directory.
+        for (key, dirs, example) in [
+            ("profile_dirs", &cfg.profile_dirs, "/etc/wayback/profiles"),
+            ("snapshot_roots", &cfg.snapshot_roots, "/persist"),
+        ] {
+            if let Some(d) = dirs.iter().find(|d| !d.is_absolute()) {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "{key} must list absolute paths (e.g. {example}), not {:?}",
+                        d.display().to_string()
+                    ),
+                });
+            }
+        }
+        if cfg.clone_dir.components().any(|c| c.as_os_str() == "..") {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!(
+                    "clone_dir {:?} must not contain '..' (relative: a directory at the top of the snapshot's filesystem, e.g. .wayback; absolute: a directory on that filesystem)",
+                    cfg.clone_dir.display().to_string()
+                ),
+            });
+        }
         crate::names::validate_hostname(&cfg.base_domain).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: format!("base_domain: {e}"),
@@ -298,6 +322,18 @@ mod tests {
                 msg.contains(key) && msg.contains("absolute") && msg.contains("config.toml"),
                 "{msg}"
             );
+        }
+        for (text, key) in [
+            (
+                "profile_dirs = [\"/etc/p\", \"profiles\"]\n",
+                "profile_dirs",
+            ),
+            ("snapshot_roots = [\"persist\"]\n", "snapshot_roots"),
+            ("clone_dir = \"../clones\"\n", "clone_dir"),
+            ("clone_dir = \"/persist/../clones\"\n", "clone_dir"),
+        ] {
+            let e = Config::parse(text, Path::new("/etc/wayback/config.toml")).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
         }
         let c = Config::parse(
             "state_dir = \"/srv/wb\"\nruntime_dir = \"/run/wb\"\n",

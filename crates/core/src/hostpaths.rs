@@ -67,6 +67,17 @@ pub enum HostPathError {
     Forbidden(PathBuf),
     #[error("host path {0} must be absolute and without '..'")]
     Invalid(PathBuf),
+    #[error("--no-host-path {0}: the container does not show it; it shows /etc, /nix, /run/current-system, /run/booted-system, /run/wrappers and /opt (when present), host_paths from the config and --host-path")]
+    NotShown(PathBuf),
+    #[error("--unmask {path}: nothing masked is at or below it; masked are {masked}; give one of them or a directory above one")]
+    NotMasked { path: PathBuf, masked: String },
+}
+
+fn checked(p: &Path) -> Result<&Path, HostPathError> {
+    if !p.is_absolute() || p.components().any(|c| c.as_os_str() == "..") {
+        return Err(HostPathError::Invalid(p.to_path_buf()));
+    }
+    Ok(p)
 }
 
 /// The host paths to mask in a container showing `shown`: `patterns` (defaults, config, the proxy's key
@@ -79,15 +90,33 @@ pub fn masks(
     list: &mut dyn FnMut(&Path) -> Vec<(std::ffi::OsString, bool)>,
     exists: &dyn Fn(&Path) -> bool,
 ) -> Result<Vec<PathBuf>, HostPathError> {
-    let mut out = Vec::new();
+    let mut globs = Vec::new();
     for pat in patterns {
-        if !pat.is_absolute() || pat.components().any(|c| c.as_os_str() == "..") {
-            return Err(HostPathError::Invalid(pat.clone()));
-        }
-        let glob: crate::glob::Glob = pat
+        let glob: crate::glob::Glob = checked(pat)?
             .to_string_lossy()
             .parse()
             .map_err(|_| HostPathError::Invalid(pat.clone()))?;
+        globs.push(glob);
+    }
+    // An --unmask that unmasks nothing is a typo (or a file inside a masked directory, which stays masked).
+    for u in unmask {
+        checked(u)?;
+        let covers = |g: &crate::glob::Glob| {
+            Path::new("/").join(g.literal_prefix()).starts_with(u) || g.matches(u)
+        };
+        if !globs.iter().any(covers) {
+            return Err(HostPathError::NotMasked {
+                path: u.clone(),
+                masked: patterns
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for glob in &globs {
         let mut list_abs = |rel: &Path| list(&Path::new("/").join(rel));
         for rel in glob.walk(&mut list_abs) {
             let p = Path::new("/").join(rel);
@@ -112,6 +141,17 @@ pub fn resolve(
     let mut out = HostPaths::default();
     let defaults = DEFAULTS.iter().map(|d| (PathBuf::from(d), true));
     let extras = extra.iter().map(|p| (p.clone(), false));
+    // A --no-host-path that leaves out nothing is a typo: the path it meant stays visible.
+    for r in removed {
+        let r: PathBuf = checked(r)?.components().collect();
+        let all = defaults.clone().chain(extras.clone());
+        if !all
+            .map(|(p, _)| p.components().collect::<PathBuf>())
+            .any(|p| p == r)
+        {
+            return Err(HostPathError::NotShown(r));
+        }
+    }
     let mut seen: Vec<PathBuf> = Vec::new();
     for (path, is_default) in defaults.chain(extras) {
         if !path.is_absolute() || path.components().any(|c| c.as_os_str() == "..") {
@@ -242,5 +282,58 @@ mod tests {
         assert!(
             resolve(&[], &["/etc".into()], &debian).unwrap().binds == vec![PathBuf::from("/opt")]
         );
+        assert!(
+            resolve(&[], &["/nix/".into()], &debian).is_ok(),
+            "a default, though absent"
+        );
+        assert_eq!(
+            resolve(&[], &["/etcc".into()], &debian),
+            Err(HostPathError::NotShown("/etcc".into()))
+        );
+        assert!(matches!(
+            resolve(&[], &["etc".into()], &debian),
+            Err(HostPathError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_unmask_must_unmask_something() {
+        let shown = resolve(&[], &[], &debian).unwrap();
+        let patterns: Vec<PathBuf> = DEFAULT_MASKS.iter().map(PathBuf::from).collect();
+        let mut list = |_: &Path| Vec::new();
+        let exists = |_: &Path| true;
+        for ok in [
+            "/etc/shadow",
+            "/etc/ssh",
+            "/etc/ssh/ssh_host_rsa_key",
+            "/etc",
+            "/",
+        ] {
+            let r = masks(&patterns, &[ok.into()], &shown, &mut list, &exists);
+            assert!(r.is_ok(), "{ok}: {r:?}");
+        }
+        for bad in [
+            "/etc/shadoww",
+            "/etc/ssl/private/x.key",
+            "/srv",
+            "/etc/ssh/ssh_host_rsa_key.pub",
+        ] {
+            let e = masks(&patterns, &[bad.into()], &shown, &mut list, &exists).unwrap_err();
+            assert!(
+                matches!(&e, HostPathError::NotMasked { path, .. } if path == Path::new(bad)),
+                "{bad}: {e}"
+            );
+            assert!(e.to_string().contains("/etc/gshadow"), "{e}");
+        }
+        assert!(matches!(
+            masks(
+                &patterns,
+                &["etc/shadow".into()],
+                &shown,
+                &mut list,
+                &exists
+            ),
+            Err(HostPathError::Invalid(_))
+        ));
     }
 }

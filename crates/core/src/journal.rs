@@ -101,6 +101,8 @@ pub enum JournalError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("journal {path} is in format {found}, written by a newer wayback; this one reads formats 0 to {current}: upgrade wayback (nothing was changed)", current = crate::format::CURRENT)]
+    Newer { path: PathBuf, found: u32 },
 }
 
 /// An open journal, appended to as `up` proceeds.
@@ -131,6 +133,18 @@ impl Journal {
             file,
             next: entries.last().map_or(0, |e| e.seq + 1),
         };
+        // A new journal starts with its format (`crate::format`); entries are unchanged since format 0,
+        // so appending to an older journal keeps it readable by the release that wrote it.
+        if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+            let header = crate::format::journal_header_line() + "\n";
+            journal
+                .file
+                .write_all(header.as_bytes())
+                .map_err(|source| JournalError::Write {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+        }
         // After a crash mid-write the file may end in half a line: start the next entry on a fresh line.
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         if len > 0 && std::fs::read(path).ok().and_then(|b| b.last().copied()) != Some(b'\n') {
@@ -181,11 +195,23 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
         }
     };
     let mut out = Vec::new();
-    for line in BufReader::new(file).lines() {
+    for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|source| JournalError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        if i == 0 {
+            match crate::format::journal_header(&line) {
+                Some(found) if found > crate::format::CURRENT => {
+                    return Err(JournalError::Newer {
+                        path: path.to_path_buf(),
+                        found,
+                    })
+                }
+                Some(_) => continue,
+                None => {} // format 0: no header, the first line is an entry
+            }
+        }
         if let Ok(e) = serde_json::from_str::<Entry>(&line) {
             out.push(e);
         }
@@ -201,6 +227,51 @@ pub fn undo_order(entries: &[Entry]) -> Vec<Resource> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_old_current_and_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let mut j = Journal::open(&p).unwrap();
+        j.record(&Resource::Netns {
+            path: "/run/netns/wb-a".into(),
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.starts_with(&crate::format::journal_header_line()),
+            "{text}"
+        );
+        assert_eq!(read(&p).unwrap().len(), 1);
+        // Format 0: no header.
+        let old = dir.path().join("old.jsonl");
+        std::fs::write(
+            &old,
+            "{\"seq\":0,\"resource\":{\"kind\":\"netns\",\"path\":\"/run/netns/wb-b\"}}\n",
+        )
+        .unwrap();
+        assert_eq!(read(&old).unwrap().len(), 1);
+        let mut j = Journal::open(&old).unwrap();
+        j.record(&Resource::Veth {
+            host_if: "wb-b".into(),
+        })
+        .unwrap();
+        assert!(
+            !std::fs::read_to_string(&old).unwrap().contains("format"),
+            "an old journal stays headerless"
+        );
+        assert_eq!(read(&old).unwrap().len(), 2);
+        // A newer one is refused, and left as it is.
+        let newer = dir.path().join("newer.jsonl");
+        std::fs::write(&newer, "{\"format\":99}\n").unwrap();
+        let e = read(&newer).unwrap_err().to_string();
+        assert!(e.contains("format 99") && e.contains("newer.jsonl"), "{e}");
+        assert!(Journal::open(&newer).is_err());
+        assert_eq!(
+            std::fs::read_to_string(&newer).unwrap(),
+            "{\"format\":99}\n"
+        );
+    }
 
     #[test]
     fn append_reopen_and_torn_tail() {

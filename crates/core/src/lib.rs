@@ -10,6 +10,7 @@ pub mod drift;
 pub mod drivers;
 pub mod duration;
 pub mod export;
+pub mod format;
 pub mod glob;
 pub mod hostpaths;
 pub mod journal;

@@ -27,6 +27,8 @@ pub enum NameError {
     Instance(String),
     #[error("invalid hostname {0:?}: use dot-separated labels of a-z, 0-9 and '-' (each 1-63 characters, not starting or ending with '-'), 253 characters at most")]
     Hostname(String),
+    #[error("invalid --original-host {0:?}: give HOST, http://HOST[:PORT] or https://HOST[:PORT], with HOST a DNS name and PORT 1-65535 (e.g. cloud.example.org or http://intranet:8080), or auto to find it")]
+    Origin(String),
 }
 
 /// A validated instance name (`[a-z0-9][a-z0-9-]{0,31}`).

@@ -11,6 +11,7 @@ mod binds;
 mod container;
 mod display;
 mod input;
+mod migrate;
 mod parts;
 mod processes;
 mod route;
@@ -75,6 +76,10 @@ pub struct Plan {
     /// The app's usual origin, shown to it instead of the instance's hostname.
     #[serde(default)]
     pub masquerade: Option<MasqueradeSpec>,
+    /// The pinned-hostname check after readiness (and, with `--original-host auto`, how the masquerade
+    /// is found).
+    #[serde(default)]
+    pub host_check: HostCheck,
     /// Boot mode: the clone's own init runs; these units are masked first.
     #[serde(default)]
     pub boot: Option<BootSpec>,
@@ -149,10 +154,16 @@ pub enum PlanError {
         "invalid bind {0}: bind paths must be absolute, without '..' (e.g. /var/lib/postgresql)"
     )]
     BindInvalid(PathBuf),
+    #[error("bind {path} cannot go to {dest}: /, /run, and /proc, /sys, /dev with everything below them are the container's own; give another destination (--bind {path}:/srv/restore)")]
+    BindDestReserved { path: PathBuf, dest: PathBuf },
     #[error("nothing to run: profile {0:?} has no processes and no --exec was given")]
     NothingToRun(String),
     #[error("--user needs --exec (a profile's processes set their own users)")]
     UserWithoutExec,
+    #[error("{0} is for boot mode: add --boot (SNAPSHOT is then a whole root filesystem), or leave {0} out")]
+    BootOnly(&'static str),
+    #[error("invalid --mask {0:?}: give a systemd unit name such as postfix.service or cron (cron.service)")]
+    BadMask(String),
     #[error("--exec number {0} is empty: give the command to run, e.g. --exec 'exec python3 -m http.server 8000'")]
     EmptyExec(usize),
     #[error("process {process} runs as user {user:?}, which does not exist on this host (host mode runs the host's software as the host's users); create the user, or run it as an existing one (--user for --exec)")]
@@ -171,12 +182,16 @@ pub enum PlanError {
     BasicAuthUser(String),
     #[error("the --basic-auth password is {0} bytes long; bcrypt uses at most 72 bytes, so a longer one is refused rather than cut (use a shorter passphrase)")]
     BasicAuthPassword(usize),
+    #[error("--host {0} names an HTTP route, but there is none: give --port PORT (the service's HTTP port inside the instance), or a profile with http_port")]
+    HostWithoutHttp(String),
     #[error("--idle needs an HTTP route (--port or a profile with http_port): idle time is measured on proxied requests")]
     IdleWithoutHttp,
     #[error("--share, --basic-auth and --allow guard the HTTP proxy: they need an HTTP route (--port or a profile with http_port)")]
     GateWithoutHttp,
     #[error("--original-host {0} rewrites HTTP traffic: it needs an HTTP route (--port or a profile with http_port)")]
     MasqueradeWithoutHttp(String),
+    #[error("--original-host auto finds the host by the check that --no-host-check turns off: drop one of them (or give the host, e.g. --original-host https://wiki.example.org)")]
+    AutoWithoutCheck,
     #[error("the chosen snapshots are {skew} apart, more than max_skew ({max}); pick a moment they share (--at), or drop --strict-consistency")]
     Skew { skew: Duration, max: Duration },
     #[error(transparent)]
@@ -219,6 +234,7 @@ pub fn build(
     if facts.existing.iter().any(|e| e == name.as_str()) {
         return Err(PlanError::NameTaken(name.to_string()));
     }
+    let boot = boot_spec(req)?;
     let layout = binds::layout(req, facts, cfg, &name, probe)?;
     let processes = processes::processes(req, facts)?;
     let front = route::front(req, cfg, &name)?;
@@ -262,10 +278,8 @@ pub fn build(
         http: front.http,
         gate: front.gate,
         masquerade: front.masquerade,
-        boot: req.boot.then(|| BootSpec {
-            masks: req.masks.clone(),
-            default_masks: !req.no_default_masks,
-        }),
+        host_check: front.host_check,
+        boot,
         driver: req.proxy.unwrap_or(cfg.proxy.driver),
         publish: req.publish.clone(),
         missing: req.inferred.missing.clone(),
@@ -290,6 +304,27 @@ pub fn build(
         },
         name,
     })
+}
+
+/// Boot mode's masks, each a valid unit file name (they become file names in the clone's
+/// /etc/systemd/system); the boot-mode flags without `--boot` are refused rather than ignored.
+fn boot_spec(req: &UpRequest) -> Result<Option<BootSpec>, PlanError> {
+    if !req.boot {
+        return match (req.masks.is_empty(), req.no_default_masks) {
+            (false, _) => Err(PlanError::BootOnly("--mask")),
+            (true, true) => Err(PlanError::BootOnly("--no-default-masks")),
+            (true, false) => Ok(None),
+        };
+    }
+    let masks = req
+        .masks
+        .iter()
+        .map(|m| crate::units::unit_file_name(m).ok_or_else(|| PlanError::BadMask(m.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(BootSpec {
+        masks,
+        default_masks: !req.no_default_masks,
+    }))
 }
 
 fn default_name(profile: &str, existing: &[String]) -> Result<InstanceName, PlanError> {

@@ -185,6 +185,15 @@ const UNIT_TYPES: &[&str] = &[
     "device",
 ];
 
+/// A unit name as `systemctl` takes it (`cron` is `cron.service`), checked to be one valid unit file name
+/// (systemd's characters only, not starting with a dot: never a `/`, `.` or `..`); `None` when it is not one.
+pub fn unit_file_name(name: &str) -> Option<String> {
+    if name.starts_with('.') {
+        return None;
+    }
+    UnitName::parse(&normalize(name)).map(|n| n.full)
+}
+
 /// `nginx` → `nginx.service`; names with a unit type suffix stay as they are.
 fn normalize(name: &str) -> String {
     match name.rsplit_once('.') {

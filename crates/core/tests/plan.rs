@@ -73,6 +73,7 @@ fn request(profile: &str) -> UpRequest {
         allow: vec![],
         original_host: None,
         rewrite_bodies: true,
+        no_host_check: false,
         strict_consistency: false,
         boot: false,
         masks: vec![],
@@ -276,4 +277,178 @@ fn snapshot_software_plan() {
     // Without the binary's facts about the snapshot, there is nothing to lay the root out from.
     let err = plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap_err();
     assert!(matches!(err, PlanError::NotARoot(_)), "{err}");
+}
+
+#[test]
+fn original_host_forms_and_the_host_check() {
+    use wayback_core::plan::{HostCheck, MasqueradeSpec, OriginalHost};
+    let spec = |s: &str| MasqueradeSpec::parse(s, true).map(|m| (m.host, m.https));
+    assert_eq!(
+        spec("cloud.example.org"),
+        Ok(("cloud.example.org".into(), true))
+    );
+    assert_eq!(
+        spec("http://wiki.internal:8080"),
+        Ok(("wiki.internal:8080".into(), false))
+    );
+    assert_eq!(
+        spec("HTTPS://Wiki.Example.org/"),
+        Ok(("wiki.example.org".into(), true))
+    );
+    assert!(spec("ftp://wiki.example.org").is_err());
+    assert!(spec("https://wiki.example.org/start").is_err());
+    assert_eq!(OriginalHost::parse(" Auto ", true), Ok(OriginalHost::Auto));
+
+    let plan_of = |original: Option<&str>, no_check: bool, port: Option<u16>| {
+        let mut req = request("nginx-static");
+        req.original_host = original.map(str::to_string);
+        req.no_host_check = no_check;
+        req.port = port;
+        plan::build(&req, &facts(), &Config::default(), &all_exist)
+    };
+    let p = plan_of(Some("auto"), false, None).unwrap();
+    assert_eq!(
+        (p.masquerade.clone(), p.host_check),
+        (None, HostCheck::Auto { bodies: true })
+    );
+    assert!(
+        p.to_string()
+            .contains("original host: detected after start"),
+        "{p}"
+    );
+    let p = plan_of(Some("http://wiki.internal:8080"), false, None).unwrap();
+    assert_eq!(p.host_check, HostCheck::Verify);
+    assert_eq!(p.masquerade.unwrap().host, "wiki.internal:8080");
+    assert_eq!(
+        plan_of(Some("wiki.example.org"), true, None)
+            .unwrap()
+            .host_check,
+        HostCheck::Off
+    );
+    assert_eq!(
+        plan_of(None, false, None).unwrap().host_check,
+        HostCheck::Refuse
+    );
+    assert_eq!(
+        plan_of(None, true, None).unwrap().host_check,
+        HostCheck::Off
+    );
+    assert_eq!(
+        plan_of(Some("auto"), true, None).unwrap_err(),
+        PlanError::AutoWithoutCheck
+    );
+    // Without an HTTP route there is nothing to check.
+    let mut req = request("postgresql");
+    req.name = Some(InstanceName::new("pg-x").unwrap());
+    let p = plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap();
+    assert_eq!(p.host_check, HostCheck::Off);
+    // An old plan (before the check existed) reads as the default.
+    let mut json = serde_json::to_value(&p).unwrap();
+    json.as_object_mut().unwrap().remove("host_check");
+    let old: wayback_core::Plan = serde_json::from_value(json).unwrap();
+    assert_eq!(old.host_check, HostCheck::Refuse);
+}
+
+#[test]
+fn boot_flags_need_boot_and_masks_are_unit_names() {
+    let (f, cfg) = (facts(), Config::default());
+    let mut req = request("nginx-static");
+    req.masks = vec!["postfix.service".into()];
+    assert_eq!(
+        plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+        PlanError::BootOnly("--mask")
+    );
+    let mut req = request("nginx-static");
+    req.no_default_masks = true;
+    assert_eq!(
+        plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+        PlanError::BootOnly("--no-default-masks")
+    );
+    let mut req = request("nginx-static");
+    req.boot = true;
+    req.user = Some("www-data".into());
+    assert_eq!(
+        plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+        PlanError::UserWithoutExec,
+        "--user is refused in boot mode too, not ignored"
+    );
+    for bad in ["../../../etc/shadow", "a/b.service", "", ".", "..", "x y"] {
+        let mut req = request("nginx-static");
+        req.boot = true;
+        req.masks = vec![bad.into()];
+        assert_eq!(
+            plan::build(&req, &f, &cfg, &all_exist).unwrap_err(),
+            PlanError::BadMask(bad.into()),
+            "{bad:?}"
+        );
+    }
+    let mut req = request("nginx-static");
+    req.boot = true;
+    req.masks = vec!["cron".into(), "postfix@-.service".into()];
+    let p = plan::build(&req, &f, &cfg, &all_exist).unwrap();
+    assert_eq!(
+        p.boot.unwrap().masks,
+        ["cron.service", "postfix@-.service"],
+        "a unit name without a type is a .service, as for systemctl"
+    );
+}
+
+#[test]
+fn a_host_without_an_http_route_is_refused() {
+    let mut req = request("postgresql");
+    req.host = Some("old.example.org".into());
+    assert_eq!(
+        plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap_err(),
+        PlanError::HostWithoutHttp("old.example.org".into()),
+        "--host without an HTTP route is refused, not ignored"
+    );
+}
+
+#[test]
+fn binds_to_the_containers_own_paths_are_refused() {
+    let (f, cfg) = (facts(), Config::default());
+    for dest in [
+        "/",
+        "/run",
+        "/proc",
+        "/proc/sys",
+        "/sys/x",
+        "/dev",
+        "/dev/shm/",
+        "//dev",
+    ] {
+        let mut req = request("postgresql");
+        req.binds = vec![Bind::parse_cli(&format!("/srv:{dest}"))];
+        assert!(
+            matches!(
+                plan::build(&req, &f, &cfg, &all_exist),
+                Err(PlanError::BindDestReserved { .. })
+            ),
+            "{dest}"
+        );
+    }
+    for dest in ["/srv", "/run/postgresql", "/etc/app", "/device"] {
+        let mut req = request("postgresql");
+        req.binds = vec![Bind::parse_cli(&format!("/srv:{dest}"))];
+        assert!(plan::build(&req, &f, &cfg, &all_exist).is_ok(), "{dest}");
+    }
+}
+
+#[test]
+fn masquerade_ports_are_1_to_65535() {
+    for bad in [
+        "http://x.example:0",
+        "x.example:0",
+        "https://x.example:99999",
+    ] {
+        let e = plan::MasqueradeSpec::parse(bad, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--original-host") && e.contains("http://HOST[:PORT]"),
+            "{e}"
+        );
+    }
+    let m = plan::MasqueradeSpec::parse("http://x.example:8080", true).unwrap();
+    assert_eq!(m.host, "x.example:8080");
 }

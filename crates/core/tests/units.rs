@@ -765,7 +765,20 @@ fn nothing_bound_names_the_candidates() {
     let e = nothing_bound(&c.profile.binds, &c.state.candidates).unwrap();
     assert_eq!(
         e.to_string(),
-        "nothing of the snapshot would be bound; candidates looked for: /var/lib/redis (ReadWritePaths=-/var/lib/redis of redis-server.service); give --bind PATH for the service's state, or --allow-empty to run it on empty state"
+        "nothing of the snapshot would be bound; candidates looked for: /var/lib/redis (ReadWritePaths=-/var/lib/redis of redis-server.service; dir /var/lib/redis in /etc/redis/redis.conf:504); give --bind PATH for the service's state, or --allow-empty to run it on empty state"
+    );
+    let mut with_snapshot = e.clone();
+    with_snapshot.snapshot = Some(("/pool/snaps/1".into(), vec!["/var/lib/other".into()]));
+    assert_eq!(
+        with_snapshot.to_string(),
+        "nothing of the snapshot /pool/snaps/1 would be bound; candidates looked for: /var/lib/redis (ReadWritePaths=-/var/lib/redis of redis-server.service; dir /var/lib/redis in /etc/redis/redis.conf:504); the snapshot has /var/lib/other; give --bind PATH for the service's state, or --allow-empty to run it on empty state"
+    );
+    with_snapshot.snapshot = Some(("/pool/snaps/1".into(), Vec::new()));
+    assert!(
+        with_snapshot
+            .to_string()
+            .contains("; the snapshot has no directory in /var/lib, /srv, /var/www or /home (a snapshot of the whole root holds them at the live system's paths);"),
+        "{with_snapshot}"
     );
     let extra = [Bind::parse_cli("/srv/data")];
     assert!(

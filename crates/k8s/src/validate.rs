@@ -47,6 +47,12 @@ pub fn name(s: &str) -> Result<String, InputError> {
     Ok(s.into())
 }
 
+/// A namespace: an RFC 1123 label (a digit may come first).
+pub fn namespace(s: &str) -> Result<String, InputError> {
+    dns_label(s, true).map_err(|why| err("namespace", s, why))?;
+    Ok(s.into())
+}
+
 /// `<workload>-wb-<n>` with the smallest `n` not in `taken`, shortened to fit 63 characters.
 pub fn default_name(workload: &str, taken: &[String]) -> String {
     (1u32..)

@@ -109,16 +109,22 @@ fn documents(text: &str) -> Vec<String> {
     docs
 }
 
+/// A parse error with its line and column but without the parser's source snippet: the file may be
+/// anything (`k8s up --from ~/.pgpass`), and its content must not be echoed.
+fn syntax(doc: usize, e: &serde_saphyr::Error) -> YamlError {
+    YamlError::Syntax {
+        doc,
+        msg: e.without_snippet().to_string(),
+    }
+}
+
 fn strict<T: DeserializeOwned>(doc: usize, kind: &str, text: &str) -> Result<T, YamlError> {
     let mut unknown = Vec::new();
     let value: T = serde_saphyr::with_deserializer_from_str(text, |de| {
         // serde_ignored writes `?` for each Option level: drop them for readable paths.
         serde_ignored::deserialize(de, |path| unknown.push(path.to_string().replace("?.", "")))
     })
-    .map_err(|e| YamlError::Syntax {
-        doc,
-        msg: e.to_string(),
-    })?;
+    .map_err(|e| syntax(doc, &e))?;
     // kube's derived resources skip the top-level apiVersion and kind: both were matched already.
     unknown.retain(|p| p != "apiVersion" && p != "kind");
     if !unknown.is_empty() {
@@ -136,10 +142,7 @@ pub fn parse_strict(text: &str) -> Result<Vec<Object>, YamlError> {
     let mut out = Vec::new();
     for (i, d) in documents(text).iter().enumerate() {
         let doc = i + 1;
-        let tm: TypeMeta = serde_saphyr::from_str(d).map_err(|e| YamlError::Syntax {
-            doc,
-            msg: e.to_string(),
-        })?;
+        let tm: TypeMeta = serde_saphyr::from_str(d).map_err(|e| syntax(doc, &e))?;
         let k = tm.kind.as_str();
         let o = match (tm.api_version.as_str(), k) {
             ("wayback.io/v1alpha1", "Resurrection") => Object::Resurrection(strict(doc, k, d)?),

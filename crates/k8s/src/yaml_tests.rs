@@ -123,3 +123,18 @@ fn golden_manifests() {
     });
     insta::assert_snapshot!("manifests", to_yaml(&m).unwrap());
 }
+
+#[test]
+fn errors_never_echo_the_file() {
+    for text in [
+        "*:*:*:postgres:wbtSECRET1\n",
+        "DB_PASSWORD=\"wbtSECRET2\"\n",
+        "-----BEGIN PRIVATE KEY-----\nMIIEvwbtSECRET3\n-----END PRIVATE KEY-----\n",
+        "[client]\npassword=wbtSECRET4\n",
+        "machine example.org login admin password wbtSECRET5\n",
+    ] {
+        let e = parse_strict(text).unwrap_err().to_string();
+        assert!(!e.contains("wbtSECRET"), "{text:?}: {e}");
+        assert!(e.contains("line 1"), "the error still says where: {e}");
+    }
+}

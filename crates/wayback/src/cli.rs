@@ -110,7 +110,7 @@ pub struct UpArgs {
     #[arg(long, short, value_name = "NAME|FILE")]
     pub profile: Option<String>,
     /// Bind PATH of the snapshot read-write (from the clone) into the container at DEST [default: PATH]
-    #[arg(long, short, value_name = "PATH[:DEST]")]
+    #[arg(long, short, value_name = "PATH[:DEST]", value_parser = parse_bind)]
     pub bind: Vec<String>,
     /// Run these systemd units of the host as systemd would (e.g. --unit redis-server), on the state they
     /// keep in the snapshot: StateDirectory=, the data directory named in the app's config and the like are
@@ -212,9 +212,14 @@ pub struct UpArgs {
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<ipnet::IpNet>,
     /// Hostname masquerade: show the app its usual hostname (e.g. cloud.example.org, or http://host:port)
-    /// and rewrite it back to the instance's in Location, Set-Cookie, CORS headers and text bodies
-    #[arg(long, value_name = "HOST")]
+    /// and rewrite it back to the instance's in Location, Set-Cookie, CORS headers and text bodies;
+    /// `auto`: the hostname the app's front page redirects or links to, found after it answers
+    #[arg(long, value_name = "HOST|auto")]
     pub original_host: Option<String>,
+    /// Do not check the app's front page for a pinned hostname after it answers (without --original-host,
+    /// a front page that redirects to another hostname stops the start)
+    #[arg(long)]
+    pub no_host_check: bool,
     /// With --original-host: rewrite headers only, not response bodies
     #[arg(long, requires = "original_host")]
     pub no_rewrite_bodies: bool,
@@ -232,7 +237,7 @@ pub struct UpArgs {
     #[arg(long, value_enum, value_name = "DRIVER")]
     pub proxy: Option<crate::drivers::DriverKind>,
     /// Hand the instance to the daemon (`wayback serve`) and return once it answers
-    #[arg(long, short = 'd', conflicts_with = "dry_run")]
+    #[arg(long, short = 'd', conflicts_with_all = ["dry_run", "export"])]
     pub detach: bool,
     /// Print the plan and create nothing
     #[arg(long)]
@@ -307,6 +312,16 @@ fn parse_map_uid(s: &str) -> Result<(u32, u32), String> {
 
 fn parse_map_gid(s: &str) -> Result<(u32, u32), String> {
     parse_map(s, false)
+}
+
+/// `[SELECTOR:]PATH[:DEST]`: at most three parts (more would be dropped silently).
+fn parse_bind(s: &str) -> Result<String, String> {
+    if s.split(':').count() > 3 {
+        return Err(format!(
+            "expected [SELECTOR:]PATH[:DEST], got {s:?} (more than three ':'-separated parts)"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 pub(crate) fn parse_env(s: &str) -> Result<(String, String), String> {

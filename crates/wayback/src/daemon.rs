@@ -35,6 +35,10 @@ use crate::teardown;
 type Registry = Arc<Mutex<HashMap<InstanceName, oneshot::Sender<String>>>>;
 
 pub async fn serve(cfg: Config, progress: Progress) -> Result<ExitCode> {
+    // First of all: a stop asked for while the daemon starts (its socket may already exist) must not be
+    // lost between installing the handler and listening for it.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
     state::create_private_dir_all(&cfg.runtime_dir)?;
     let lock_path = cfg.runtime_dir.join("daemon.lock");
     let lock_file = std::fs::File::options()
@@ -67,8 +71,6 @@ pub async fn serve(cfg: Config, progress: Progress) -> Result<ExitCode> {
         cfg.proxy.listen
     ));
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             conn = listener.accept() => match conn {

@@ -13,6 +13,7 @@ use wayback_core::{Config, Plan};
 
 use crate::apply;
 use crate::error::BadInput;
+use crate::hostdetect;
 use crate::progress::Progress;
 use crate::serve;
 use crate::state::{self, InstanceDir, Owner, Phase};
@@ -84,7 +85,7 @@ pub async fn start(
 ) -> Result<Hosted> {
     let Prepared {
         dir,
-        plan,
+        mut plan,
         publishes,
         password,
     } = p;
@@ -96,6 +97,8 @@ pub async fn start(
     let started = async {
         let mut container = apply::apply(&dir, &plan, progress).await?;
         wait_ready(cfg, &dir, &plan, progress, &mut container).await?;
+        // May set the masquerade (`--original-host auto`), so before the route is written.
+        hostdetect::check(&dir, &mut plan, progress).await?;
         let share = apply::publish_route(cfg, &dir, &plan, password.as_deref())?;
         Ok::<_, anyhow::Error>((container, share))
     };

@@ -11,6 +11,7 @@ mod daemon;
 mod drivers;
 mod error;
 mod fault;
+mod hostdetect;
 mod init;
 mod instance;
 mod nested;

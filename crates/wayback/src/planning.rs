@@ -16,6 +16,7 @@ use crate::state::{self, InstanceDir};
 use crate::sys::{btrfs, mountinfo};
 
 mod checks;
+pub use checks::data_dirs;
 mod drift;
 mod host;
 mod software;

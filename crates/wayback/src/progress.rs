@@ -29,6 +29,17 @@ impl Progress {
         }
     }
 
+    /// A warning: shown even in quiet mode.
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        let line = format!("wayback: warning: {}", msg.as_ref());
+        match &self.sink {
+            Some(tx) => {
+                let _ = tx.send(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
     pub fn note(&self, msg: impl AsRef<str>) {
         if self.quiet {
             return;

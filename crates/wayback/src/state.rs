@@ -14,7 +14,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
+use wayback_core::format::Persisted;
 use wayback_core::Config;
 
 pub mod failed;
@@ -47,6 +48,8 @@ pub enum StateError {
     Read { path: PathBuf, source: io::Error },
     #[error("{path} is corrupt: {message}")]
     Corrupt { path: PathBuf, message: String },
+    #[error(transparent)]
+    Format(#[from] wayback_core::format::FormatError),
 }
 
 /// Lifecycle of an instance as its owner reports it.
@@ -67,6 +70,14 @@ pub struct Owner {
     /// The owner is `wayback serve`: ask it over its socket instead of signalling it.
     #[serde(default)]
     pub daemon: bool,
+}
+
+impl Persisted for Owner {
+    const KIND: &'static str = "owner record";
+}
+
+impl Persisted for Phase {
+    const KIND: &'static str = "phase record";
 }
 
 impl Owner {
@@ -130,27 +141,32 @@ pub fn create_private_dir_all(path: &Path) -> Result<(), StateError> {
         })
 }
 
-/// Write JSON atomically: a temp file in the same directory, fsync, rename.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+/// Write JSON atomically (a temp file in the same directory, fsync, rename), in the current format
+/// (`wayback_core::format`).
+pub fn write_json<T: Persisted>(path: &Path, value: &T) -> Result<(), StateError> {
     let err = |source| StateError::Write {
         path: path.into(),
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    serde_json::to_writer_pretty(&mut tmp, value).map_err(|e| err(e.into()))?;
+    let json = wayback_core::format::encode(value).map_err(|e| err(e.into()))?;
+    serde_json::to_writer_pretty(&mut tmp, &json).map_err(|e| err(e.into()))?;
     tmp.as_file().sync_data().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }
 
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StateError> {
+/// Read JSON written by this or any earlier release (migrated), refusing a later release's.
+pub fn read_json<T: Persisted>(path: &Path) -> Result<T, StateError> {
     let bytes = fs::read(path).map_err(|source| StateError::Read {
         path: path.into(),
         source,
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-        path: path.into(),
-        message: e.to_string(),
-    })
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+    Ok(wayback_core::format::decode(value, path)?)
 }

@@ -58,7 +58,7 @@ fn pebble_issues_the_instance_certificate() {
     fs::write(live.join("var/www/html/index.html"), "over acme tls\n").unwrap();
     let snap = pool.snapshot_ro("live", "snaps/s1");
 
-    // Pebble's own HTTPS listener needs a certificate: a throwaway CA made with openssl.
+    // Pebble's own HTTPS listener needs a certificate: a throwaway CA made with rcgen.
     let dir = tempfile::tempdir().unwrap();
     let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
     make_certificate(

@@ -479,26 +479,9 @@ fn nginx_tls_with_certificate_files() {
         nginx.dir.path().join("cert.pem"),
         nginx.dir.path().join("key.pem"),
     );
-    cmd_ok(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=*.wb.test",
-            "-addext",
-            "subjectAltName=DNS:*.wb.test",
-            "-keyout",
-            path_str(&key),
-            "-out",
-            path_str(&cert),
-        ],
-    );
+    make_certificate(nginx.dir.path(), "wildcard", "*.wb.test", "DNS:*.wb.test");
+    fs::rename(nginx.dir.path().join("wildcard.pem"), &cert).unwrap();
+    fs::rename(nginx.dir.path().join("wildcard.key"), &key).unwrap();
     let cfg = NginxConfig {
         tls: Some(TlsFiles {
             cert: cert.clone(),

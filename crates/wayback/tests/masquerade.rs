@@ -68,7 +68,8 @@ fn a_hostname_pinned_app_runs_unchanged_on_the_new_hostname() {
     let host = format!("{name}.wbt.test");
     let port = wb.proxy_addr().port();
 
-    // Without masquerade the app sends the browser back to the live site.
+    // Without masquerade the app sends the browser back to the live site (which `up` refuses unless told
+    // to skip its check: tests/hostdetect.rs).
     let up = wb.up_background(&[
         snap.to_str().unwrap(),
         "--name",
@@ -79,6 +80,7 @@ fn a_hostname_pinned_app_runs_unchanged_on_the_new_hostname() {
         "exec python3 /srv/app/app.py",
         "--port",
         "8000",
+        "--no-host-check",
     ]);
     let r = curl_head(&host, port, "/");
     assert!(

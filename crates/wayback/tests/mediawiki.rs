@@ -3,8 +3,8 @@
 //! state on btrfs. A page and a user are created, the state is snapshotted, then the page is deleted and the
 //! user's password changed live. `wayback up` of the snapshot, with a profile that `wayback profile
 //! from-units` generated from the host's real mariadb / php-fpm / nginx unit files (used unedited; the
-//! state paths are given with `--bind`) and `--original-host wiki.live.test`, then serves on a new hostname,
-//! through wayback's proxy:
+//! state paths are given with `--bind`) and `--original-host auto` (which finds `http://wiki.live.test`:
+//! nginx serves the wiki only as that `server_name`), then serves on a new hostname, through wayback's proxy:
 //!
 //! - the old page;
 //! - only links and redirects to the new hostname (pages, redirects, the login's redirect and cookies,
@@ -168,8 +168,10 @@ fn login_succeeded(answer: &Resp) -> bool {
 }
 
 #[test]
-fn mediawiki_from_host_units_with_original_host_serves_old_page_and_old_login() {
-    if !require_root("mediawiki_from_host_units_with_original_host_serves_old_page_and_old_login") {
+fn mediawiki_from_host_units_with_original_host_auto_serves_old_page_and_old_login() {
+    if !require_root(
+        "mediawiki_from_host_units_with_original_host_auto_serves_old_page_and_old_login",
+    ) {
         return;
     }
     require_packages();
@@ -294,11 +296,22 @@ fn mediawiki_from_host_units_with_original_host_serves_old_page_and_old_login() 
         "--bind",
         "/var/lib/mediawiki",
         "--original-host",
-        LIVE_HOST,
+        "auto",
         "--host",
         host,
     ]);
     eprintln!("instance ready after {:?}: {}", t_up.elapsed(), up.ready);
+    // The original host was found: asked by the instance's hostname, nginx answers with its default site,
+    // and the wiki only as its server_name.
+    let found = format!(
+        "--original-host auto: the app is served only as http://{LIVE_HOST} (nginx server_name {LIVE_HOST}"
+    );
+    assert!(up.stderr().contains(&found), "{}", up.describe());
+    let status = wb.run_ok(&["status", &name]);
+    assert!(
+        status.contains(&format!("masquerade the app sees http://{LIVE_HOST}")),
+        "{status}"
+    );
     let old = Browser::new(host, port, None);
     let base = old.base.clone();
     assert_eq!(

@@ -34,15 +34,12 @@ fn snapshot_with(pool: &BtrfsPool, live_name: &str, link: &Path) -> (PathBuf, Pa
 /// `up --bind /srv/www --exec 'touch /srv/www/MARKER'`; returns the ready instance's clone and its `up`.
 fn up_writing_marker(wb: &Wayback, snap: &Path, name: &str, marker: &str) -> (UpHandle, PathBuf) {
     let script = format!("touch /srv/www/{marker}; exec sleep 1000");
-    let up = wb.up_background(&[
-        snap.to_str().unwrap(),
-        "--name",
-        name,
-        "--bind",
-        "/srv/www",
-        "--exec",
-        &script,
-    ]);
+    let up = wb
+        .up(snap)
+        .name(name)
+        .bind("/srv/www")
+        .exec(&script)
+        .start();
     let clone = PathBuf::from(up.ready["clone"].as_str().unwrap());
     (up, clone)
 }
@@ -97,15 +94,7 @@ fn a_symlinked_parent_resolves_inside_the_clone() {
     let wb = Wayback::new();
     let name = unique("wbtlink");
     let marker = format!("{name}-marker");
-    let dry = wb.run_ok(&[
-        "up",
-        snap.to_str().unwrap(),
-        "--bind",
-        "/srv/www",
-        "--exec",
-        "sleep 1",
-        "--dry-run",
-    ]);
+    let dry = wb.up(&snap).bind("/srv/www").exec("sleep 1").dry_run();
     assert!(dry.contains("resolved inside it to /data/www"), "{dry}");
     let (up, clone) = up_writing_marker(&wb, &snap, &name, &marker);
     let in_clone = clone.join("data/www").join(&marker);
@@ -138,16 +127,12 @@ fn links_to_host_paths_or_live_data_are_refused_before_anything_is_made() {
         }
         let (_live, snap) = snapshot_with(&pool, &format!("livex{i}"), target);
         let name = unique("wbtlink");
-        let out = wb.run(&[
-            "up",
-            snap.to_str().unwrap(),
-            "--name",
-            &name,
-            "--bind",
-            "/srv/www",
-            "--exec",
-            "touch /srv/www/x; exec sleep 1000",
-        ]);
+        let out = wb
+            .up(&snap)
+            .name(&name)
+            .bind("/srv/www")
+            .exec("touch /srv/www/x; exec sleep 1000")
+            .run();
         assert_eq!(out.status.code(), Some(2), "{}", show(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("/srv/www is a symlink to"), "{err}");

@@ -53,6 +53,12 @@ pub(super) fn layout(
                 return Err(PlanError::BindInvalid(p.to_path_buf()));
             }
         }
+        if reserved(b.dest()) {
+            return Err(PlanError::BindDestReserved {
+                path: b.path().to_path_buf(),
+                dest: b.dest().to_path_buf(),
+            });
+        }
         let (src, root, rel) = origin(facts, &clone, &extra, b, i)?;
         let resolved = resolve(probe, src, &rel, b.path())?;
         mounts.push(MountBind {
@@ -138,6 +144,17 @@ fn log_binds(req: &UpRequest, cfg: &Config, name: &InstanceName) -> Vec<MountBin
             )),
         })
         .collect()
+}
+
+/// Destinations the container needs for itself: its root and /run (nspawn mounts the container's own there;
+/// a bind in their place fails to start), and the kernel's and devices' trees with everything below them.
+fn reserved(dest: &Path) -> bool {
+    let dest: PathBuf = dest.components().collect();
+    dest == Path::new("/")
+        || dest == Path::new("/run")
+        || ["/proc", "/sys", "/dev"]
+            .iter()
+            .any(|r| dest.starts_with(r))
 }
 
 /// Which source (main or extra), which clone, and which path inside it bind `i` comes from.

@@ -299,6 +299,21 @@ impl fmt::Display for Plan {
                 m.host
             )?;
         }
+        match self.host_check {
+            HostCheck::Auto { .. } => writeln!(
+                f,
+                "  masquerade original host: detected after start (where the front page redirects and links to)"
+            )?,
+            HostCheck::Refuse => writeln!(
+                f,
+                "  host check after start: a front page that redirects to another hostname stops the start"
+            )?,
+            HostCheck::Verify => writeln!(
+                f,
+                "  host check after start: warn if the app points to a hostname besides the original one"
+            )?,
+            HostCheck::Off => {}
+        }
         if !self.gate.is_open() {
             let mut parts = Vec::new();
             if let Some(d) = self.gate.share {

@@ -74,9 +74,13 @@ pub struct UpRequest {
     /// Access gate: only clients from these networks.
     #[serde(default)]
     pub allow: Vec<ipnet::IpNet>,
-    /// Hostname masquerade: the app's usual origin, `HOST` (https assumed) or `http[s]://HOST[:PORT]`.
+    /// Hostname masquerade: the app's usual origin, `HOST` (https assumed) or `http[s]://HOST[:PORT]`, or
+    /// `auto` (detected after readiness).
     #[serde(default)]
     pub original_host: Option<String>,
+    /// Skip the pinned-hostname check after readiness (`--no-host-check`).
+    #[serde(default)]
+    pub no_host_check: bool,
     /// With masquerade, rewrite text bodies too (the default).
     #[serde(default = "yes")]
     pub rewrite_bodies: bool,

@@ -92,20 +92,21 @@ pub struct MasqueradeSpec {
 }
 
 impl MasqueradeSpec {
-    /// Parse `HOST[:PORT]` (https assumed) or `http://…` / `https://…`.
+    /// Parse `HOST[:PORT]` (https assumed) or `http://HOST[:PORT]` / `https://HOST[:PORT]` (the scheme in
+    /// any case, a trailing `/` allowed; a path is refused: an origin has none).
     pub fn parse(s: &str, bodies: bool) -> Result<MasqueradeSpec, NameError> {
         let (https, rest) = match s.split_once("://") {
-            Some(("https", r)) => (true, r),
-            Some(("http", r)) => (false, r),
-            Some(_) => return Err(NameError::Hostname(s.into())),
+            Some((scheme, r)) if scheme.eq_ignore_ascii_case("https") => (true, r),
+            Some((scheme, r)) if scheme.eq_ignore_ascii_case("http") => (false, r),
+            Some(_) => return Err(NameError::Origin(s.into())),
             None => (true, s),
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if p.parse::<u16>().is_ok() => (h, Some(p)),
+            Some((h, p)) if parse_port(p).is_some() => (h, Some(p)),
             _ => (rest, None),
         };
-        let host = validate_hostname(host).map_err(|_| NameError::Hostname(s.into()))?;
+        let host = validate_hostname(host).map_err(|_| NameError::Origin(s.into()))?;
         Ok(MasqueradeSpec {
             host: match port {
                 Some(p) => format!("{host}:{p}"),
@@ -115,6 +116,44 @@ impl MasqueradeSpec {
             bodies,
         })
     }
+}
+
+/// What `--original-host` says: an explicit origin, or `auto` (detected after the app answers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginalHost {
+    Given(MasqueradeSpec),
+    /// `auto`: the masquerade is the origin the app's front page points to, found after readiness.
+    Auto,
+}
+
+impl OriginalHost {
+    /// `auto` (any case), else [`MasqueradeSpec::parse`].
+    pub fn parse(s: &str, bodies: bool) -> Result<OriginalHost, NameError> {
+        if s.trim().eq_ignore_ascii_case("auto") {
+            return Ok(OriginalHost::Auto);
+        }
+        MasqueradeSpec::parse(s, bodies).map(OriginalHost::Given)
+    }
+}
+
+/// The pinned-hostname check made after readiness and before the route is published: wayback fetches
+/// the app's front page inside the instance and looks for another hostname it sends the browser to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum HostCheck {
+    /// No `--original-host`: refuse to answer ready (and roll back) when the front page redirects to
+    /// another hostname; warn when its links, forms or cookies name one.
+    #[default]
+    Refuse,
+    /// `--original-host HOST`: warn when the app points to yet another hostname.
+    Verify,
+    /// `--original-host auto`: the masquerade is the detected origin (none when nothing is found).
+    Auto {
+        /// Rewrite text bodies too (`--no-rewrite-bodies` not given).
+        bodies: bool,
+    },
+    /// `--no-host-check`, or no HTTP route.
+    Off,
 }
 
 /// Boot mode: units masked in the clone before it boots.

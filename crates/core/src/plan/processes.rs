@@ -7,13 +7,13 @@ use crate::profile::{Process, Ready};
 
 /// The processes init starts, in order (none in boot mode).
 pub(super) fn processes(req: &UpRequest, facts: &Facts) -> Result<Vec<Process>, PlanError> {
+    if req.exec.is_empty() && req.user.is_some() {
+        return Err(PlanError::UserWithoutExec);
+    }
     if req.boot {
         return Ok(Vec::new());
     }
     let mut processes: Vec<Process> = if req.exec.is_empty() {
-        if req.user.is_some() {
-            return Err(PlanError::UserWithoutExec);
-        }
         req.profile.processes.clone()
     } else {
         if let Some(i) = req.exec.iter().position(|c| c.trim().is_empty()) {

@@ -1,7 +1,7 @@
 //! The instance's front door on the proxy: its hostname and URL, the access gate and the hostname
 //! masquerade, with the checks that tie them to an HTTP route.
 
-use super::{GateSpec, HttpRoute, MasqueradeSpec, PlanError, UpRequest};
+use super::{GateSpec, HostCheck, HttpRoute, MasqueradeSpec, OriginalHost, PlanError, UpRequest};
 use crate::config::Config;
 use crate::names::{validate_hostname, InstanceName};
 
@@ -13,6 +13,7 @@ pub(super) struct Front {
     pub http: Option<HttpRoute>,
     pub gate: GateSpec,
     pub masquerade: Option<MasqueradeSpec>,
+    pub host_check: HostCheck,
 }
 
 pub(super) fn front(
@@ -33,6 +34,7 @@ pub(super) fn front(
         None => {
             if let Some(h) = &req.host {
                 validate_hostname(h)?;
+                return Err(PlanError::HostWithoutHttp(h.clone()));
             }
             None
         }
@@ -44,16 +46,30 @@ pub(super) fn front(
     if !gate.is_open() && http.is_none() {
         return Err(PlanError::GateWithoutHttp);
     }
-    let masquerade = match &req.original_host {
+    let original = match &req.original_host {
         Some(h) if http.is_none() => return Err(PlanError::MasqueradeWithoutHttp(h.clone())),
-        Some(h) => Some(MasqueradeSpec::parse(h, req.rewrite_bodies)?),
+        Some(h) => Some(OriginalHost::parse(h, req.rewrite_bodies)?),
         None => None,
+    };
+    let (masquerade, host_check) = match original {
+        Some(OriginalHost::Auto) if req.no_host_check => return Err(PlanError::AutoWithoutCheck),
+        Some(OriginalHost::Auto) => (
+            None,
+            HostCheck::Auto {
+                bodies: req.rewrite_bodies,
+            },
+        ),
+        Some(OriginalHost::Given(m)) if req.no_host_check => (Some(m), HostCheck::Off),
+        Some(OriginalHost::Given(m)) => (Some(m), HostCheck::Verify),
+        None if req.no_host_check || http.is_none() => (None, HostCheck::Off),
+        None => (None, HostCheck::Refuse),
     };
     Ok(Front {
         http_port,
         http,
         gate,
         masquerade,
+        host_check,
     })
 }
 

@@ -3,6 +3,7 @@
 //! the check that an instance would not silently run on empty state.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use super::state::{Candidate, PathRole};
 use super::{Report, ReportKind};
@@ -97,13 +98,24 @@ impl fmt::Display for ReportGroup<'_> {
 /// `up` would bind nothing of the snapshot that holds state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NothingBound {
-    /// The state paths looked for (none may be in the snapshot, or all were left out with --no-bind).
+    /// The state paths looked for (none may be in the snapshot, or all were left out with --no-bind), each
+    /// once, with every reason it was named for.
     pub looked_for: Vec<Candidate>,
+    /// The snapshot and the directories it has where services keep data (`/var/lib/x`, `/srv/y`), when the
+    /// caller read it: what the user may want to `--bind` instead.
+    pub snapshot: Option<(PathBuf, Vec<String>)>,
 }
 
 impl fmt::Display for NothingBound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "nothing of the snapshot would be bound")?;
+        match &self.snapshot {
+            Some((path, _)) => write!(
+                f,
+                "nothing of the snapshot {} would be bound",
+                path.display()
+            )?,
+            None => write!(f, "nothing of the snapshot would be bound")?,
+        }
         if self.looked_for.is_empty() {
             write!(f, ", and the units name no state path (no StateDirectory=, no data directory in the app's config)")?;
         } else {
@@ -113,6 +125,15 @@ impl fmt::Display for NothingBound {
                 .map(|c| format!("{} ({})", c.named.display(), c.reason))
                 .collect();
             write!(f, "; candidates looked for: {}", items.join("; "))?;
+        }
+        match &self.snapshot {
+            Some((_, has)) if has.is_empty() => write!(
+                f,
+                "; the snapshot has no directory in /var/lib, /srv, /var/www or /home (a snapshot of the whole \
+                 root holds them at the live system's paths)"
+            )?,
+            Some((_, has)) => write!(f, "; the snapshot has {}", list(has, 12))?,
+            None => {}
         }
         write!(
             f,
@@ -137,9 +158,16 @@ pub fn nothing_bound(binds: &[Bind], candidates: &[Candidate]) -> Option<Nothing
     }
     let mut looked_for: Vec<Candidate> = Vec::new();
     for c in candidates.iter().filter(|c| c.role == PathRole::State) {
-        if !looked_for.iter().any(|x| x.named == c.named) {
-            looked_for.push(c.clone());
+        match looked_for.iter_mut().find(|x| x.named == c.named) {
+            Some(x) if !x.reason.split("; ").any(|r| r == c.reason) => {
+                x.reason = format!("{}; {}", x.reason, c.reason);
+            }
+            Some(_) => {}
+            None => looked_for.push(c.clone()),
         }
     }
-    Some(NothingBound { looked_for })
+    Some(NothingBound {
+        looked_for,
+        snapshot: None,
+    })
 }

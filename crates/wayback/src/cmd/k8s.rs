@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use wayback_core::{Config, Duration};
 use wayback_k8s::jiff::Timestamp;
 use wayback_k8s::kube::Client;
-use wayback_k8s::{cluster::ClusterError, manifests, ops, yaml};
+use wayback_k8s::{cluster::ClusterError, manifests, ops, validate, yaml};
 
 use crate::error::BadInput;
 use crate::progress::Progress;
@@ -59,7 +59,7 @@ pub enum K8sCmd {
 #[derive(Debug, Args)]
 pub struct LsArgs {
     /// Namespace [default: the kubeconfig's]
-    #[arg(short, long, conflicts_with = "all_namespaces")]
+    #[arg(short, long, conflicts_with = "all_namespaces", value_parser = |s: &str| validate::namespace(s))]
     pub namespace: Option<String>,
     /// Every namespace
     #[arg(short = 'A', long)]
@@ -70,9 +70,9 @@ pub struct LsArgs {
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
-    #[arg(required = true)]
+    #[arg(required = true, value_parser = |s: &str| validate::name(s))]
     pub names: Vec<String>,
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = |s: &str| validate::namespace(s))]
     pub namespace: Option<String>,
     /// Return once deletion is requested, without waiting for the objects to go
     #[arg(long)]
@@ -81,9 +81,10 @@ pub struct DownArgs {
 
 #[derive(Debug, Args)]
 pub struct ExtendArgs {
+    #[arg(value_parser = |s: &str| validate::name(s))]
     pub name: String,
     pub duration: Duration,
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = |s: &str| validate::namespace(s))]
     pub namespace: Option<String>,
 }
 
@@ -110,7 +111,7 @@ pub async fn run(cfg: &Config, args: K8sArgs, progress: Progress) -> Result<Exit
         }
         K8sCmd::Manifests(a) => {
             let opts = manifests::Options {
-                namespace: wayback_k8s::validate::name(&a.namespace)
+                namespace: validate::namespace(&a.namespace)
                     .map_err(|e| BadInput::new(e.to_string()))?,
                 image: a.image,
             };

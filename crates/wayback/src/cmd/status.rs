@@ -48,6 +48,10 @@ pub struct InstanceStatus {
     /// The app's usual origin shown to it (`--original-host`), e.g. `https://cloud.example.org`.
     #[serde(default)]
     pub masquerade: Option<String>,
+    /// What the pinned-hostname check found after the app answered (with `--original-host auto`: the
+    /// origin that became the masquerade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_check: Option<crate::hostdetect::HostCheckRecord>,
     #[serde(default)]
     pub gate: GateSpec,
     /// What the container shows of the clone (and wayback's own read-only files), with where each comes
@@ -133,6 +137,7 @@ impl InstanceStatus {
                     .as_ref()
                     .map(|m| format!("{}://{}", if m.https { "https" } else { "http" }, m.host))
             }),
+            host_check: crate::hostdetect::HostCheckRecord::load(dir),
             gate: plan.as_ref().map(|p| p.gate.clone()).unwrap_or_default(),
             binds: plan
                 .as_ref()
@@ -288,6 +293,12 @@ fn render(s: &InstanceStatus, log: &std::path::Path) -> String {
     }
     if let Some(m) = &s.masquerade {
         line("masquerade", &format!("the app sees {m}"));
+    }
+    if let Some(c) = &s.host_check {
+        match &c.evidence {
+            Some(e) => line("host check", &format!("the app {e}: {}", c.outcome)),
+            None => line("host check", &c.outcome),
+        }
     }
     line("log", &log.display().to_string());
     match (s.owner_pid, s.owner_daemon) {

@@ -182,7 +182,7 @@ pub(super) fn something_bound(req: &UpRequest, plan: &Plan) -> Result<()> {
 }
 
 /// Directories where services keep data, as the snapshot has them (read inside it), at most a dozen.
-fn data_dirs(snapshot: &Path) -> Vec<String> {
+pub fn data_dirs(snapshot: &Path) -> Vec<String> {
     let Ok(tree) = Tree::open(snapshot) else {
         return Vec::new();
     };

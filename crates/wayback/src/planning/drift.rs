@@ -40,7 +40,7 @@ fn contents(tree: &Tree, path: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        let p = path.join(&rel);
+        let p = under(path, &rel);
         match tree.read_dir(&p) {
             Ok(entries) => {
                 for (name, _) in entries {
@@ -67,7 +67,7 @@ fn host_contents(path: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        let p = path.join(&rel);
+        let p = under(path, &rel);
         match std::fs::read_dir(&p) {
             Ok(entries) => {
                 for e in entries.flatten() {
@@ -90,6 +90,16 @@ fn host_contents(path: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// `path/rel`, and `path` itself for an empty `rel`: `Path::join("")` appends a `/`, which makes opening a
+/// file fail (ENOTDIR), so every file would look different from the host's.
+fn under(path: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        path.to_path_buf()
+    } else {
+        path.join(rel)
+    }
+}
+
 /// At most `max` bytes; beyond that only the length counts (as a marker).
 fn read_bounded(f: std::fs::File, max: u64) -> Vec<u8> {
     use std::io::Read;
@@ -100,4 +110,58 @@ fn read_bounded(f: std::fs::File, max: u64) -> Vec<u8> {
     let mut buf = Vec::new();
     let _ = f.take(max).read_to_end(&mut buf);
     buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn looked(p: &Path) -> Looked {
+        Looked {
+            path: p.to_path_buf(),
+            reason: "test".into(),
+        }
+    }
+
+    /// The "snapshot" is a temp dir holding a copy of host paths (a temp dir's files) at the same absolute
+    /// paths, as a snapshot of `/` would.
+    #[test]
+    fn files_and_directories_compare_by_content() {
+        let host = tempfile::tempdir().unwrap();
+        let snap = tempfile::tempdir().unwrap();
+        let in_snap = |p: &Path| snap.path().join(p.strip_prefix("/").unwrap());
+        let same = host.path().join("same.conf");
+        let changed = host.path().join("passwd");
+        let dir = host.path().join("conf.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&same, "listener 1883\n").unwrap();
+        std::fs::write(&changed, "user:new\n").unwrap();
+        std::fs::write(dir.join("local.conf"), "a\n").unwrap();
+        std::fs::create_dir_all(in_snap(&dir)).unwrap();
+        std::fs::write(in_snap(&same), "listener 1883\n").unwrap();
+        std::fs::write(in_snap(&changed), "user:old\n").unwrap();
+        std::fs::write(in_snap(&dir).join("local.conf"), "a\n").unwrap();
+        let missing = host.path().join("not-in-the-snapshot");
+        std::fs::write(&missing, "x").unwrap();
+
+        let configs: Vec<Looked> = [&same, &changed, &dir, &missing]
+            .into_iter()
+            .map(|p| looked(p))
+            .collect();
+        let drift = config_drift(snap.path(), &configs);
+        let seen: Vec<(PathBuf, bool)> =
+            drift.iter().map(|d| (d.path.clone(), d.differs)).collect();
+        assert_eq!(
+            seen,
+            [
+                (same.clone(), false),
+                (changed.clone(), true),
+                (dir.clone(), false)
+            ]
+        );
+
+        std::fs::write(in_snap(&dir).join("local.conf"), "b\n").unwrap();
+        let drift = config_drift(snap.path(), &configs[2..3]);
+        assert!(drift[0].differs, "a file changed below a directory");
+    }
 }

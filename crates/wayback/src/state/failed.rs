@@ -29,6 +29,10 @@ pub struct Failed {
     pub dir: PathBuf,
 }
 
+impl wayback_core::format::Persisted for Failed {
+    const KIND: &'static str = "record of a failed start";
+}
+
 impl Failed {
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("log")

@@ -30,6 +30,10 @@ pub struct RouteFile {
     pub masquerade: Option<MasqueradeRoute>,
 }
 
+impl wayback_core::format::Persisted for RouteFile {
+    const KIND: &'static str = "route file";
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MasqueradeRoute {
     pub original_host: String,

@@ -314,8 +314,8 @@ fn ppid(stat: &str) -> Option<i32> {
 mod tests {
     use super::*;
 
-    const STATUS: &str = "Name:\twayback\nNSpid:\t12077\t1\nCapInh:\t000000003084adfb\n\
-        CapPrm:\t000000003084adfb\nCapEff:\t000000003084adfb\nCapBnd:\t000000003084adfb\n\
+    const STATUS: &str = "Name:\twayback\nNSpid:\t12077\t1\nCapInh:\t00000000000424fb\n\
+        CapPrm:\t00000000000424fb\nCapEff:\t00000000000424fb\nCapBnd:\t00000000000424fb\n\
         CapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n";
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration as StdDuration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Args;
 use wayback_core::{Config, Duration};
 use wayback_k8s::crd::{
@@ -31,7 +31,7 @@ pub struct UpArgs {
     /// The live workload: NAME (a Deployment, else a StatefulSet), deployment/NAME or statefulset/NAME
     pub workload: String,
     /// Namespace [default: the kubeconfig's]
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = |s: &str| validate::namespace(s))]
     pub namespace: Option<String>,
     /// The Resurrection's name (also its Deployment, Service, Ingress and NetworkPolicy) [default: <workload>-wb-<n>]
     #[arg(long, value_parser = |s: &str| validate::name(s))]
@@ -68,7 +68,7 @@ pub struct UpArgs {
     #[arg(long, value_name = "ISSUER", value_parser = |s: &str| validate::tls_issuer(s))]
     pub tls_issuer: Option<TlsIssuer>,
     /// The namespace of the ingress controller, whose pods alone may connect to the copy
-    #[arg(long, value_name = "NS", default_value = "ingress-nginx")]
+    #[arg(long, value_name = "NS", default_value = "ingress-nginx", value_parser = |s: &str| validate::namespace(s))]
     pub ingress_namespace: String,
     /// Only the ingress controller pods with this label (repeatable), e.g. app.kubernetes.io/name=traefik
     #[arg(long, value_name = "KEY=VALUE", value_parser = |s: &str| validate::label(s))]
@@ -104,7 +104,7 @@ async fn facts(src: &Source, ns: &str, workload: &str) -> Result<(Facts, Vec<Str
     match src {
         Source::File(path) => {
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+                .map_err(|e| bad(format!("--from {}: {e}", path.display())))?;
             let objects =
                 yaml::parse_strict(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
             Ok((

@@ -180,6 +180,7 @@ pub fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpReq
         allow: args.allow.clone(),
         original_host: args.original_host.clone(),
         rewrite_bodies: !args.no_rewrite_bodies,
+        no_host_check: args.no_host_check,
         map_ids: args
             .map_uid
             .iter()

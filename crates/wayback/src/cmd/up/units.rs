@@ -27,7 +27,7 @@ pub fn profile(
     let exists = |p: &Path| tree.as_ref().is_some_and(|t| t.exists(p));
     let req = UnitsRequest {
         units: &args.unit,
-        name: "units",
+        name: profile_name(&args.unit),
         port: args.port,
         ready: &args.ready,
         no_bind: &args.no_bind,
@@ -52,23 +52,31 @@ pub fn profile(
     }
     let mut binds = conv.profile.binds.clone();
     binds.extend(args.bind.iter().map(|b| Bind::parse_cli(b)));
-    if let (false, Some(none)) = (
-        args.allow_empty || snapshot.is_none(),
+    if let (false, Some(mut none), Some(snap)) = (
+        args.allow_empty,
         units::nothing_bound(&binds, &conv.state.candidates),
+        snapshot,
     ) {
+        none.snapshot = Some((snap.to_path_buf(), crate::planning::data_dirs(snap)));
         return Err(BadInput::new(none.to_string()).into());
     }
     let looked = |path: &Path, reason: &str| Looked {
         path: path.to_path_buf(),
         reason: reason.to_string(),
     };
+    // One line per path in the plan, with every reason it was looked for (as its bind would show them).
+    let mut missing: Vec<Looked> = Vec::new();
+    for c in &conv.state.missing {
+        match missing.iter_mut().find(|m| m.path == c.named) {
+            Some(m) if !m.reason.split("; ").any(|r| r == c.reason) => {
+                m.reason = format!("{}; {}", m.reason, c.reason);
+            }
+            Some(_) => {}
+            None => missing.push(looked(&c.named, &c.reason)),
+        }
+    }
     let inferred = Inferred {
-        missing: conv
-            .state
-            .missing
-            .iter()
-            .map(|c| looked(&c.named, &c.reason))
-            .collect(),
+        missing,
         configs: conv
             .configs
             .iter()
@@ -76,6 +84,15 @@ pub fn profile(
             .collect(),
     };
     Ok((conv.profile, inferred))
+}
+
+/// The profile, and so the default instance name, is the first unit's: `--unit redis-server` runs as
+/// `redis-server-1`.
+fn profile_name(units: &[String]) -> &str {
+    units
+        .first()
+        .map(|u| u.strip_suffix(".service").unwrap_or(u))
+        .unwrap_or("units")
 }
 
 /// What the units ask that wayback does not do exactly: one line per kind of report (all with --verbose).
