@@ -24,8 +24,8 @@ mod packages;
 
 pub use compare::check;
 
-/// Top-level directories of a snapshot that hold software or its configuration: bound read-only from the
-/// clone. Everything else of the snapshot comes in only as a bind path.
+/// Top-level entries of a snapshot that hold software or its configuration: directories bound read-only
+/// from the clone, links recreated. Everything else of the snapshot comes in only as a bind path.
 const SOFTWARE_DIRS: &[&str] = &[
     "usr", "etc", "nix", "opt", "bin", "sbin", "lib", "lib32", "lib64", "libx32",
 ];
@@ -74,13 +74,16 @@ pub fn snapshot_facts(
         .into());
     }
     let mut software = SnapshotSoftware::default();
+    // Only these names: a link elsewhere (`/run -> …`, `/.wayback-state -> …`) would redirect what nspawn
+    // and wayback mount in the container.
     for (name, dir) in &top {
+        if !name.to_str().is_some_and(|n| SOFTWARE_DIRS.contains(&n)) {
+            continue;
+        }
         let path = Path::new("/").join(name);
         match tree.read_link(&path) {
             Ok(Some(target)) => software.links.push((path, target)),
-            Ok(None) if *dir && name.to_str().is_some_and(|n| SOFTWARE_DIRS.contains(&n)) => {
-                software.dirs.push(path)
-            }
+            Ok(None) if *dir => software.dirs.push(path),
             _ => {}
         }
     }
