@@ -115,6 +115,10 @@ pub fn nixos(plan: &Plan) -> String {
          wayback would remove its instance after {} (at unix time {}); a NixOS container stays until you remove this.",
         plan.profile, plan.ttl, plan.expires
     ));
+    if plan.software.source == crate::drift::Software::Snapshot {
+        comment(&mut o, "", "wayback would run the snapshot's own software (--software snapshot); a NixOS container runs\n\
+             this host's store and /etc: the snapshot's /usr, /etc and /nix are not used here.");
+    }
     o.push_str("{\n");
     let _ = writeln!(o, "  containers.{} = {{", nix_string(name));
     if name.len() > NIXOS_NAME_MAX {

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod change;
 pub mod civil;
 pub mod config;
+pub mod drift;
 pub mod drivers;
 pub mod duration;
 pub mod export;

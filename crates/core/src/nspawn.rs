@@ -4,6 +4,12 @@
 //! with it, the host's /etc and any other configured host paths are bound read-only, /run and /tmp are fresh
 //! tmpfs, and only the clone's bind paths are writable. The payload is wayback's own small init (the running
 //! binary, bound read-only), which starts the profile's processes and stops them in order on SIGTERM.
+//!
+//! Snapshot software (`up --software snapshot`): the same, but the root is a tmpfs wayback lays out like the
+//! snapshot's top level (see [`SnapshotRoot`]): the snapshot's own /usr, /etc, /nix… read-only from the
+//! clone instead of the host's. wayback's init is the host's binary, linked against the host's C library,
+//! which an older (or a NixOS) userland may not have: it runs through the host's own dynamic loader and
+//! libraries, bound read-only at [`HOST_LIB_DIR`] (`ld.so --library-path /.wayback-host /.wayback-init …`).
 
 use std::path::PathBuf;
 
@@ -15,6 +21,30 @@ pub const SPEC_PATH: &str = "/.wayback-spec.json";
 /// Where wayback's init reports, in one file of the instance's directory bound writable, that every
 /// process has started (`started`) or why the start failed (`failed: …`); the host waits for it.
 pub const STATE_PATH: &str = "/.wayback-state";
+/// Where the host's dynamic loader and the libraries wayback's init needs appear when the container's /usr
+/// is the snapshot's.
+pub const HOST_LIB_DIR: &str = "/.wayback-host";
+
+/// A file of the host bound read-only into [`HOST_LIB_DIR`] under `name` (its soname, or the loader's name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostLib {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// `--software snapshot`: the container's root is a tmpfs that wayback mounts at `dir` (in the instance's
+/// directory, in the container's launch namespace only) and lays out like the snapshot's top level: its
+/// software directories bound read-only from the clone (each resolved inside it), its top-level symlinks
+/// (`/bin -> usr/bin`, `/lib64 -> usr/lib64`) recreated as they are. nspawn runs on that directory as it
+/// runs on the host's `/` in host mode; data binds, /run and /tmp are the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRoot {
+    pub dir: PathBuf,
+    /// The snapshot's /usr, /etc, /nix, /opt, and /bin, /lib… where they are real directories.
+    pub binds: Vec<MountBind>,
+    /// The snapshot's top-level symlinks: (path, target as written in the snapshot).
+    pub links: Vec<(PathBuf, PathBuf)>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountBind {
@@ -86,6 +116,13 @@ pub struct ContainerSpec {
     /// /etc carries the masks into the container (nspawn's own `--inaccessible=` needs systemd as PID 1).
     #[serde(default)]
     pub inaccessible: Vec<PathBuf>,
+    /// `--software snapshot`: the root laid out from the snapshot (else the host's `/` with `--volatile=yes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_root: Option<SnapshotRoot>,
+    /// The init runs through the host's dynamic loader (the first) with these libraries, bound at
+    /// [`HOST_LIB_DIR`] (with `snapshot_root`; empty: the init is exec'd directly).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_libs: Vec<HostLib>,
 }
 
 /// Capabilities the root of a host-mode container does not get. Without CAP_SYS_ADMIN it cannot mount,
@@ -170,9 +207,11 @@ impl ContainerSpec {
             self.confinement(&mut a);
             return a;
         }
+        match &self.snapshot_root {
+            Some(r) => a.push(format!("--directory={}", r.dir.display())),
+            None => a.extend(["--directory=/".into(), "--volatile=yes".into()]),
+        }
         a.extend([
-            "--directory=/".into(),
-            "--volatile=yes".into(),
             "--resolv-conf=off".into(),
             "--timezone=off".into(),
             "--link-journal=no".into(),
@@ -195,14 +234,52 @@ impl ContainerSpec {
         if let Some(state) = &self.state_file {
             a.push(format!("--bind={}:{STATE_PATH}", escape(state)));
         }
+        for l in &self.init_libs {
+            a.push(format!(
+                "--bind-ro={}:{HOST_LIB_DIR}/{}",
+                escape(&l.path),
+                escape(std::path::Path::new(&l.name))
+            ));
+        }
         a.push("--".into());
-        a.push(INIT_PATH.into());
-        a.push("__init".into());
-        a.push(SPEC_PATH.into());
-        // Names the container on the init's own command line, so it can be found even if nspawn is gone.
-        a.push(self.machine.clone());
+        a.extend(self.init_command());
         a
     }
+
+    /// The init's command line inside the container: `/.wayback-init __init SPEC MACHINE`, through the
+    /// host's loader when `init_libs` is set. It names the container, so the init can be found by it even
+    /// if nspawn is gone ([`is_init_command`]).
+    pub fn init_command(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        if let Some(loader) = self.init_libs.first() {
+            a.extend([
+                format!("{HOST_LIB_DIR}/{}", loader.name),
+                "--library-path".into(),
+                HOST_LIB_DIR.into(),
+            ]);
+        }
+        a.extend([
+            INIT_PATH.into(),
+            "__init".into(),
+            SPEC_PATH.into(),
+            self.machine.clone(),
+        ]);
+        a
+    }
+}
+
+/// Whether a command line (`/proc/PID/cmdline` split at NULs) is wayback's init, exec'd directly or
+/// through the host's loader in [`HOST_LIB_DIR`]; its last argument is the machine name.
+pub fn is_init_command(args: &[&[u8]]) -> bool {
+    let init = |rest: &[&[u8]]| {
+        rest.first() == Some(&INIT_PATH.as_bytes()) && rest.get(1) == Some(&&b"__init"[..])
+    };
+    let loader = args.first().is_some_and(|a| {
+        a.strip_prefix(HOST_LIB_DIR.as_bytes())
+            .is_some_and(|r| r.starts_with(b"/") && !r[1..].contains(&b'/'))
+    }) && args.get(1) == Some(&&b"--library-path"[..])
+        && args.get(2) == Some(&HOST_LIB_DIR.as_bytes());
+    init(args) || (loader && init(&args[3..]))
 }
 
 impl ContainerSpec {
@@ -265,6 +342,8 @@ mod tests {
             drop_capabilities: vec!["CAP_SYS_ADMIN".into(), "CAP_MKNOD".into()],
             no_new_privileges: true,
             inaccessible: vec!["/etc/shadow".into()],
+            snapshot_root: None,
+            init_libs: vec![],
         };
         let a = s.argv();
         assert!(a.contains(
@@ -279,5 +358,83 @@ mod tests {
         );
         assert_eq!(a.last().unwrap(), "wb-pg");
         assert_eq!(escape(std::path::Path::new("/a:b")), "/a\\:b");
+    }
+
+    #[test]
+    fn snapshot_software_argv_and_init_through_the_loader() {
+        let mut s: ContainerSpec = serde_json::from_value(serde_json::json!({
+            "machine": "wb-old", "netns_path": "/run/netns/wb-old", "host_ro": [], "binds": [],
+            "init_exe": "/usr/bin/wayback", "spec_file": "/s/init.json", "register": false
+        }))
+        .unwrap();
+        let direct = s.argv();
+        assert!(direct.contains(&"--volatile=yes".to_string()));
+        let words = |v: &[String]| v.iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>();
+        let w = words(&s.init_command());
+        assert!(is_init_command(
+            &w.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        ));
+        s.snapshot_root = Some(SnapshotRoot {
+            dir: "/var/lib/wayback/instances/old/root".into(),
+            binds: vec![],
+            links: vec![("/bin".into(), "usr/bin".into())],
+        });
+        s.init_libs = vec![
+            HostLib {
+                name: "ld-linux-x86-64.so.2".into(),
+                path: "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2".into(),
+            },
+            HostLib {
+                name: "libc.so.6".into(),
+                path: "/usr/lib/x86_64-linux-gnu/libc.so.6".into(),
+            },
+        ];
+        let a = s.argv();
+        assert!(a.contains(&"--directory=/var/lib/wayback/instances/old/root".to_string()));
+        assert!(!a
+            .iter()
+            .any(|x| x == "--volatile=yes" || x == "--directory=/"));
+        assert!(a.contains(
+            &"--bind-ro=/usr/lib/x86_64-linux-gnu/libc.so.6:/.wayback-host/libc.so.6".to_string()
+        ));
+        let cmd = s.init_command();
+        assert_eq!(
+            cmd,
+            [
+                "/.wayback-host/ld-linux-x86-64.so.2",
+                "--library-path",
+                "/.wayback-host",
+                "/.wayback-init",
+                "__init",
+                "/.wayback-spec.json",
+                "wb-old"
+            ]
+        );
+        assert!(a.ends_with(&cmd));
+        let w = words(&cmd);
+        assert!(is_init_command(
+            &w.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        ));
+        for bad in [
+            vec!["/bin/sh", "/.wayback-init", "__init"],
+            vec![
+                "/.wayback-host/x",
+                "--library-path",
+                "/tmp",
+                "/.wayback-init",
+                "__init",
+            ],
+            vec![
+                "/.wayback-host/a/b",
+                "--library-path",
+                "/.wayback-host",
+                "/.wayback-init",
+                "__init",
+            ],
+            vec!["/.wayback-init"],
+        ] {
+            let b: Vec<&[u8]> = bad.iter().map(|s| s.as_bytes()).collect();
+            assert!(!is_init_command(&b), "{bad:?}");
+        }
     }
 }

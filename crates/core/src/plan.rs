@@ -96,6 +96,9 @@ pub struct Plan {
     #[serde(default)]
     pub from_live: bool,
     pub publish: Vec<Publish>,
+    /// Whose software runs the processes, and how the snapshot's state compares with it.
+    #[serde(default)]
+    pub software: SoftwarePlan,
 }
 
 /// What wayback's init does inside the container.
@@ -167,6 +170,14 @@ pub enum PlanError {
     UnknownUser { process: String, user: String },
     #[error("process {process} runs as group {group:?}, which does not exist on this host; create the group or change the profile")]
     UnknownGroup { process: String, group: String },
+    #[error("process {process} runs as {what} {name:?}, which the snapshot's /etc/passwd or /etc/group does not have (with --software snapshot the snapshot's own accounts are used); run it as one the snapshot has")]
+    UnknownSnapshotAccount {
+        process: String,
+        what: &'static str,
+        name: String,
+    },
+    #[error("--software snapshot needs a snapshot of a whole root filesystem: {0}")]
+    NotARoot(String),
     #[error("invalid --basic-auth user {0:?}: a user name must not be empty or contain ':' or control characters")]
     BasicAuthUser(String),
     #[error("the --basic-auth password is {0} bytes long; bcrypt uses at most 72 bytes, so a longer one is refused rather than cut (use a shorter passphrase)")]
@@ -210,6 +221,12 @@ pub fn build(
     probe: &dyn Fn(&Path, &Path) -> PathState,
 ) -> Result<Plan, PlanError> {
     let profile = &req.profile;
+    let snapshot_software = req.software == Some(crate::drift::Software::Snapshot) && !req.boot;
+    if snapshot_software && facts.snapshot_software.is_none() {
+        return Err(PlanError::NotARoot(
+            "the binary found no /usr and /etc (or /nix/store) in it".into(),
+        ));
+    }
     let name = match &req.name {
         Some(n) => n.clone(),
         None => default_name(&profile.name, &facts.existing)?,
@@ -269,12 +286,22 @@ pub fn build(
         config_drift: facts
             .config_drift
             .iter()
+            .filter(|_| !snapshot_software)
             .map(|d| ConfigDrift {
                 used: req.bind_config && d.differs,
                 ..d.clone()
             })
             .collect(),
         from_live: req.from_live,
+        software: SoftwarePlan {
+            source: req.software.unwrap_or_default(),
+            why: crate::drift::why(
+                req.software.unwrap_or_default(),
+                req.software.is_some(),
+                &[],
+            ),
+            findings: Vec::new(),
+        },
         name,
     })
 }

@@ -34,6 +34,7 @@ fn facts() -> Facts {
         groups: ["postgres", "www-data"].map(String::from).to_vec(),
         config_drift: vec![],
         shell: "/bin/sh".into(),
+        snapshot_software: None,
         var_skeleton: vec![],
         extra_sources: vec![],
         bind_sources: vec![],

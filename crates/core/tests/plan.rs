@@ -34,6 +34,7 @@ fn facts() -> Facts {
         groups: ["postgres", "www-data"].map(String::from).to_vec(),
         config_drift: vec![],
         shell: "/bin/sh".into(),
+        snapshot_software: None,
         var_skeleton: vec![],
         extra_sources: vec![],
         bind_sources: vec![],
@@ -79,6 +80,7 @@ fn request(profile: &str) -> UpRequest {
         no_default_masks: false,
         env: Default::default(),
         proxy: None,
+        software: None,
     }
 }
 
@@ -230,6 +232,51 @@ fn publish_parsing() {
     for bad in ["5432", "x:5432", "0:5432", "1:70000", "nohost:1:2"] {
         assert!(bad.parse::<Publish>().is_err(), "{bad}");
     }
+}
+
+/// `--software snapshot`: the root is laid out from the snapshot (its software read-only from the clone,
+/// its top-level links), the init runs through the host's loader, host paths are only the extra ones.
+#[test]
+fn snapshot_software_plan() {
+    use wayback_core::drift::Software;
+    use wayback_core::nspawn::HostLib;
+    let mut f = facts();
+    f.host_paths.binds = vec![];
+    f.host_masks = vec![];
+    f.snapshot_software = Some(plan::SnapshotSoftware {
+        dirs: ["/etc", "/opt", "/usr"].map(PathBuf::from).to_vec(),
+        links: vec![
+            ("/bin".into(), "usr/bin".into()),
+            ("/lib64".into(), "usr/lib64".into()),
+        ],
+        init_libs: ["ld-linux-x86-64.so.2", "libc.so.6"]
+            .map(|n| HostLib {
+                name: n.into(),
+                path: PathBuf::from("/usr/lib/x86_64-linux-gnu").join(n),
+            })
+            .to_vec(),
+    });
+    let mut req = request("nginx-static");
+    req.name = Some(InstanceName::new("www-old").unwrap());
+    req.software = Some(Software::Snapshot);
+    let p = plan::build(&req, &f, &Config::default(), &all_exist).unwrap();
+    let root = p.container.snapshot_root.as_ref().unwrap();
+    assert_eq!(
+        root.dir,
+        PathBuf::from("/var/lib/wayback/instances/www-old/root")
+    );
+    assert!(root.binds.iter().all(|b| b.readonly && b.clone.is_some()));
+    let argv = p.container.argv();
+    assert!(argv.contains(&"--directory=/var/lib/wayback/instances/www-old/root".into()));
+    assert!(!argv.contains(&"--volatile=yes".into()));
+    let back: wayback_core::Plan =
+        serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+    assert_eq!(back, p);
+    insta::assert_snapshot!("snapshot_software_plan", p.to_string());
+
+    // Without the binary's facts about the snapshot, there is nothing to lay the root out from.
+    let err = plan::build(&req, &facts(), &Config::default(), &all_exist).unwrap_err();
+    assert!(matches!(err, PlanError::NotARoot(_)), "{err}");
 }
 
 #[test]

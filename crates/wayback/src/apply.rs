@@ -20,7 +20,7 @@ use crate::drivers::{Driver, DriverKind, DriverRoute};
 use crate::fault;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir, MasqueradeRoute, RouteFile};
-use crate::sys::launchns::{self, JoinNetns, Keep, Masks, Stage};
+use crate::sys::launchns::{self, JoinNetns, Keep, Masks, RootFs, Stage};
 use crate::sys::{boot, btrfs, ids, nspawn, overlay, owned_dir};
 
 /// Create the clone, the network and the container, journaling each first.
@@ -137,10 +137,11 @@ pub async fn launch_container(dir: &InstanceDir, plan: &Plan) -> Result<Child> {
         // Empty until the init reports (also on a restart).
         std::fs::write(state, "").with_context(|| format!("writing {}", state.display()))?;
     }
-    let stages: Vec<Stage> = plan
-        .container
-        .binds
+    let root = plan.container.snapshot_root.as_ref();
+    let stages: Vec<Stage> = root
         .iter()
+        .flat_map(|r| &r.binds)
+        .chain(&plan.container.binds)
         .filter_map(|b| {
             let c = b.clone.as_ref()?;
             Some(Stage {
@@ -165,8 +166,12 @@ pub async fn launch_container(dir: &InstanceDir, plan: &Plan) -> Result<Child> {
         .container
         .joins_netns()
         .then(|| JoinNetns(plan.netns_path.clone()));
+    let root = root.map(|r| RootFs {
+        dir: r.dir.clone(),
+        links: r.links.clone(),
+    });
     let child = tokio::task::spawn_blocking(move || {
-        launchns::launch(stages, masks, keep, join, move || {
+        launchns::launch(root, stages, masks, keep, join, move || {
             nspawn::launch(&argv, &log, &cgroups)
         })
     })
@@ -195,6 +200,8 @@ fn launch_keep(dir: &InstanceDir, plan: &Plan) -> Keep {
     .into_iter()
     .chain(plan.extra.iter().map(|e| e.clone.clone()))
     .chain(c.boot_root.clone())
+    // The host's loader and libraries wayback's init runs with (snapshot software).
+    .chain(c.init_libs.iter().map(|l| l.path.clone()))
     .collect();
     Keep { trees, paths }
 }

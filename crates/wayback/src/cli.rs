@@ -137,6 +137,12 @@ pub struct UpArgs {
     /// snapshot's copies (read-only) instead
     #[arg(long)]
     pub bind_config: bool,
+    /// Whose software runs the service: `host` (the default: the host's /usr and /etc, refused when they
+    /// cannot run the snapshot's state, e.g. PostgreSQL data of a major the host lacks) or `snapshot` (the
+    /// snapshot's own /usr, /etc and /nix read-only from the clone, its units with --unit; needs a whole-root
+    /// snapshot); the plan says which and why
+    #[arg(long, value_name = "snapshot|host", value_parser = ["snapshot", "host"], conflicts_with = "boot")]
+    pub software: Option<String>,
     /// List every directive report of --unit, not one line per kind
     #[arg(long, short)]
     pub verbose: bool,

@@ -19,6 +19,7 @@ mod checks;
 pub use checks::data_dirs;
 mod drift;
 mod host;
+mod software;
 
 /// Held from reading what is in use until the new instance's plan is saved.
 pub struct AllocLock(#[allow(dead_code)] Flock<std::fs::File>);
@@ -37,7 +38,13 @@ pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
     })?;
     checks::not_live(cfg, req, &plan)?;
     checks::something_bound(req, &plan)?;
-    let plan = checks::owners(req, plan)?;
+    let plan = software::check(req, plan)?;
+    // With the snapshot's own software its own accounts own its files.
+    let plan = if software::wants_snapshot(req) {
+        plan
+    } else {
+        checks::owners(req, plan)?
+    };
     checks::clone_dirs(&plan)?;
     checks::hostname_free(cfg, &plan).await?;
     Ok((plan, alloc))
@@ -139,16 +146,27 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         &req.no_host_paths,
         &host::probe_host,
     )?);
+    let init_exe = init_exe()?;
+    let snapshot = software::wants_snapshot(req)
+        .then(|| software::snapshot_facts(cfg, req, &sources.main.path, &init_exe))
+        .transpose()?;
+    let host_paths = match &snapshot {
+        Some(s) => s.host_paths.clone(),
+        None => host_paths,
+    };
     let host_masks = host::host_masks(cfg, req, &host_paths)?;
-    let config_drift = drift::config_drift(&sources.main.path, &req.inferred.configs);
-    Ok(Facts {
+    let config_drift = match &snapshot {
+        Some(_) => Vec::new(),
+        None => drift::config_drift(&sources.main.path, &req.inferred.configs),
+    };
+    let mut facts = Facts {
         source: sources.main,
         extra_sources: sources.extra,
         bind_sources: sources.bind_sources,
         main_date: sources.main_date,
         existing: existing.iter().map(ToString::to_string).collect(),
         in_use,
-        init_exe: init_exe()?,
+        init_exe,
         machined: Path::new("/run/systemd/system").is_dir(),
         host_paths,
         host_masks,
@@ -157,8 +175,17 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         groups: host::known_accounts(req, false),
         shell: std::fs::canonicalize("/bin/sh").unwrap_or_else(|_| "/bin/sh".into()),
         var_skeleton: host::var_skeleton(Path::new("/var")),
+        snapshot_software: None,
         now: now_ceil(),
-    })
+    };
+    if let Some(s) = snapshot {
+        facts.users = s.users;
+        facts.groups = s.groups;
+        facts.shell = s.shell;
+        facts.var_skeleton = s.var_skeleton;
+        facts.snapshot_software = Some(s.software);
+    }
+    Ok(facts)
 }
 
 /// Now in unix seconds, rounded up: the plan's expiry (created + TTL) is then never earlier than TTL from now.

@@ -83,6 +83,9 @@ impl fmt::Display for Plan {
                 Duration(sk.max(1))
             )?;
         }
+        if self.boot.is_none() {
+            software(f, self)?;
+        }
         if let Some(b) = &self.boot {
             let mut masked = Vec::new();
             if b.default_masks {
@@ -137,6 +140,7 @@ impl fmt::Display for Plan {
                 "  container  {} (boot mode: the clone is the whole root)",
                 self.container.machine
             )?,
+            None if self.container.snapshot_root.is_some() => snapshot_container(f, self)?,
             None => {
                 let shown: Vec<String> = std::iter::once("/usr".to_string())
                     .chain(
@@ -231,8 +235,12 @@ impl fmt::Display for Plan {
         if !self.init.skeleton.is_empty() {
             writeln!(
                 f,
-                "    /var     {} empty directories like the host's (/var/lib/*, /var/log/*, …)",
-                self.init.skeleton.len()
+                "    /var     {} empty directories like the {} (/var/lib/*, /var/log/*, …)",
+                self.init.skeleton.len(),
+                match self.software.source {
+                    crate::drift::Software::Host => "host's",
+                    crate::drift::Software::Snapshot => "snapshot's",
+                }
             )?;
         }
         for p in &self.init.processes {
@@ -325,4 +333,79 @@ impl fmt::Display for Plan {
         }
         Ok(())
     }
+}
+
+/// Whose software runs the processes, why, and what the comparison of state and software found.
+fn software(f: &mut fmt::Formatter<'_>, plan: &Plan) -> fmt::Result {
+    use crate::drift::{Level, Software};
+    let s = &plan.software;
+    let whose = match s.source {
+        Software::Host => "this host's",
+        Software::Snapshot => "the snapshot's own",
+    };
+    writeln!(f, "  software   {whose} ({})", s.why)?;
+    for x in &s.findings {
+        let tag = match x.level {
+            Level::Ok => "ok",
+            Level::Note => "note",
+            Level::Warn => "warning",
+            Level::Refuse => "refused",
+        };
+        writeln!(f, "    {tag:<8} {}", x.message)?;
+    }
+    Ok(())
+}
+
+/// The container with the snapshot's own software: its root, links, the init through the host's loader.
+fn snapshot_container(f: &mut fmt::Formatter<'_>, plan: &Plan) -> fmt::Result {
+    let c = &plan.container;
+    let Some(root) = &c.snapshot_root else {
+        return Ok(());
+    };
+    let dirs: Vec<String> = root
+        .binds
+        .iter()
+        .map(|b| b.dest.display().to_string())
+        .collect();
+    writeln!(
+        f,
+        "  container  {} (the snapshot's software: tmpfs root; the snapshot's {} read-only from the clone)",
+        c.machine,
+        dirs.join(", ")
+    )?;
+    if !c.host_ro.is_empty() {
+        let shown: Vec<String> = c.host_ro.iter().map(|p| p.display().to_string()).collect();
+        writeln!(f, "    host     {} read-only", shown.join(", "))?;
+    }
+    writeln!(
+        f,
+        "    confined without {}; no new privileges",
+        c.drop_capabilities.join(", ")
+    )?;
+    if !c.inaccessible.is_empty() {
+        let masked: Vec<String> = c
+            .inaccessible
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        writeln!(
+            f,
+            "    masked   {} (--unmask PATH shows one)",
+            masked.join(", ")
+        )?;
+    }
+    for (link, target) in root.links.iter().chain(&plan.init.symlinks) {
+        writeln!(f, "    link     {} -> {}", link.display(), target.display())?;
+    }
+    if let Some((loader, libs)) = c.init_libs.split_first() {
+        let names: Vec<&str> = libs.iter().map(|l| l.name.as_str()).collect();
+        writeln!(
+            f,
+            "    init     wayback's init through this host's loader {}/{} ({}, bound read-only)",
+            crate::nspawn::HOST_LIB_DIR,
+            loader.name,
+            names.join(", ")
+        )?;
+    }
+    Ok(())
 }

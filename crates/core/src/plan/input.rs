@@ -102,6 +102,10 @@ pub struct UpRequest {
     /// Boot mode: do not mask the default units.
     #[serde(default)]
     pub no_default_masks: bool,
+    /// Whose software runs the processes (`--software`); none: the host's, refused when it cannot run the
+    /// snapshot's state.
+    #[serde(default)]
+    pub software: Option<crate::drift::Software>,
 }
 
 fn yes() -> bool {
@@ -140,7 +144,12 @@ pub struct Facts {
     pub users: Vec<String>,
     pub groups: Vec<String>,
     /// The host's shell for `shell =` processes, as the host resolves /bin/sh (a /nix/store path on NixOS).
+    /// With `--software snapshot`, this and `users`, `groups`, `var_skeleton` and `host_paths.symlinks` are
+    /// the snapshot's (as resolved inside it), and `host_paths.binds` only what `--host-path` and the config
+    /// add.
     pub shell: PathBuf,
+    /// `--software snapshot`: the snapshot's top level and the host's loader for the init.
+    pub snapshot_software: Option<super::SnapshotSoftware>,
     /// Unix time.
     pub now: u64,
 }

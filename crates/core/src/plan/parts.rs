@@ -231,3 +231,27 @@ pub struct ConfigDrift {
     /// The snapshot's copy is bound over the host's (`--bind-config`).
     pub used: bool,
 }
+
+/// `--software snapshot`: what the binary found in the snapshot's top level, and what the init needs of
+/// the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotSoftware {
+    /// Top-level directories bound read-only from the clone: the snapshot's software and configuration
+    /// (/usr, /etc, /nix, /opt, and /bin, /sbin, /lib… where they are real directories).
+    pub dirs: Vec<PathBuf>,
+    /// The snapshot's top-level symlinks: (path, target as written).
+    pub links: Vec<(PathBuf, PathBuf)>,
+    /// The host's dynamic loader (first) and the libraries wayback's init needs.
+    pub init_libs: Vec<crate::nspawn::HostLib>,
+}
+
+/// Whose software runs the instance, why, and how the snapshot's state compares with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftwarePlan {
+    pub source: crate::drift::Software,
+    /// `--software snapshot`, or why the default was kept.
+    pub why: String,
+    /// Comparisons of the snapshot's state (and packages) with the software that runs it.
+    #[serde(default)]
+    pub findings: Vec<crate::drift::Finding>,
+}

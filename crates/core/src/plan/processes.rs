@@ -35,18 +35,30 @@ pub(super) fn processes(req: &UpRequest, facts: &Facts) -> Result<Vec<Process>, 
     }
     for p in &mut processes {
         p.env.extend(req.env.clone());
-        check_accounts(p, facts)?;
+        check_accounts(
+            p,
+            facts,
+            req.software == Some(crate::drift::Software::Snapshot),
+        )?;
     }
     Ok(processes)
 }
 
-/// The process's user and group must exist on the host.
-fn check_accounts(p: &Process, facts: &Facts) -> Result<(), PlanError> {
+/// The process's user and group must exist on the host (in the snapshot, with its own software).
+fn check_accounts(p: &Process, facts: &Facts, snapshot: bool) -> Result<(), PlanError> {
+    let unknown = |what: &'static str, name: &str| PlanError::UnknownSnapshotAccount {
+        process: p.name.clone(),
+        what,
+        name: name.into(),
+    };
     if let Some(u) = p
         .user
         .as_deref()
         .filter(|u| !facts.users.iter().any(|x| x == u))
     {
+        if snapshot {
+            return Err(unknown("user", u));
+        }
         return Err(PlanError::UnknownUser {
             process: p.name.clone(),
             user: u.into(),
@@ -57,6 +69,9 @@ fn check_accounts(p: &Process, facts: &Facts) -> Result<(), PlanError> {
         .as_deref()
         .filter(|g| !facts.groups.iter().any(|x| x == g))
     {
+        if snapshot {
+            return Err(unknown("group", g));
+        }
         return Err(PlanError::UnknownGroup {
             process: p.name.clone(),
             group: g.into(),

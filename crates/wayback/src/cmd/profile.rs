@@ -85,14 +85,22 @@ pub fn convert(
     req: &UnitsRequest,
     exists_in_snapshot: &dyn Fn(&Path) -> bool,
 ) -> Result<Conversion> {
-    let src = FsUnitSource::new("/");
+    convert_with(req, &FsUnitSource::new("/"), exists_in_snapshot)
+}
+
+/// The same conversion over other unit files (a snapshot's own, with `up --software snapshot`).
+pub fn convert_with<S: units::UnitSource + units::EnvFileReader>(
+    req: &UnitsRequest,
+    src: &S,
+    exists_in_snapshot: &dyn Fn(&Path) -> bool,
+) -> Result<Conversion> {
     let opts = Options {
         ready_ports: req.ready.iter().cloned().collect::<BTreeMap<_, _>>(),
         http_port: req.port,
         no_bind: req.no_bind.to_vec(),
     };
     let names: Vec<&str> = req.units.iter().map(String::as_str).collect();
-    units::profile_from_units(&names, req.name, &src, &src, exists_in_snapshot, &opts)
+    units::profile_from_units(&names, req.name, src, src, exists_in_snapshot, &opts)
         .map_err(|e| BadInput::new(e.to_string()).into())
 }
 

@@ -188,6 +188,19 @@ impl Tree {
         Some(Path::new("/").join(rel))
     }
 
+    /// Where the symlink at `path` points, as written in the tree; `None` when `path` is no symlink. The
+    /// parents are resolved inside the tree; the link itself is not followed.
+    pub fn read_link(&self, path: &Path) -> Result<Option<PathBuf>, InRootError> {
+        let asked = absolute_inside(path);
+        let fd = self.open_how(&asked, OFlag::O_PATH | OFlag::O_NOFOLLOW)?;
+        let stat = fstat(fd.as_fd()).map_err(|e| self.error(&asked, e))?;
+        if file_kind(&stat) != SFlag::S_IFLNK {
+            return Ok(None);
+        }
+        let target = nix::fcntl::readlinkat(fd.as_fd(), "").map_err(|e| self.error(&asked, e))?;
+        Ok(Some(PathBuf::from(target)))
+    }
+
     /// Whether `path` exists inside the tree.
     pub fn exists(&self, path: &Path) -> bool {
         self.open_how(path, OFlag::O_PATH).is_ok()

@@ -17,7 +17,12 @@
 //!    `--bind-ro=/etc` carries them into the container, whose root cannot unmount them (no CAP_SYS_ADMIN).
 //! 5. nspawn is spawned from that thread and inherits the namespace, which lives as long as nspawn does.
 //!
-//! Syscalls: unshare, mount (MS_SLAVE, MS_BIND, MS_REMOUNT|MS_RDONLY), umount2(MNT_DETACH), openat2.
+//! With the snapshot's own software (`up --software snapshot`), the container's root is made here too: a
+//! fresh tmpfs in the instance's directory holding the snapshot's top-level symlinks ([`RootFs`]), on which
+//! the snapshot's software directories are staged read-only like any other path of the clone (step 2).
+//!
+//! Syscalls: unshare, mount (MS_SLAVE, MS_BIND, MS_REMOUNT|MS_RDONLY, tmpfs), umount2(MNT_DETACH), openat2,
+//! symlink.
 
 use std::fs;
 use std::io;
@@ -59,6 +64,15 @@ pub struct Masks {
 #[derive(Debug, Clone)]
 pub struct JoinNetns(pub PathBuf);
 
+/// `--software snapshot`: the container's root, a tmpfs mounted at `dir` (a directory in the instance's own
+/// directory) holding the snapshot's top-level symlinks as written (`/bin -> usr/bin`); they resolve inside
+/// the container. Its software directories are stages whose mount points lie in it.
+#[derive(Debug, Clone)]
+pub struct RootFs {
+    pub dir: PathBuf,
+    pub links: Vec<(PathBuf, PathBuf)>,
+}
+
 /// Which host mounts the launch namespace keeps; every other one is detached.
 #[derive(Debug, Clone, Default)]
 pub struct Keep {
@@ -85,6 +99,8 @@ pub enum LaunchError {
     },
     #[error("cannot mask the host's {path} in the container: {source}")]
     Mask { path: PathBuf, source: io::Error },
+    #[error("cannot make the container's root at {path}: {source}")]
+    Root { path: PathBuf, source: io::Error },
     #[error(transparent)]
     InRoot(#[from] InRootError),
     #[error(transparent)]
@@ -93,8 +109,10 @@ pub enum LaunchError {
     Thread,
 }
 
-/// Make the launch namespace on a new thread and run `spawn` (which starts nspawn) in it.
+/// Make the launch namespace on a new thread and run `spawn` (which starts nspawn) in it. With `root`, the
+/// container's root is made first (stages below its directory are mounted on it).
 pub fn launch<F>(
+    root: Option<RootFs>,
     stages: Vec<Stage>,
     masks: Masks,
     keep: Keep,
@@ -107,7 +125,7 @@ where
     std::thread::Builder::new()
         .name("wayback-launch".into())
         .spawn(move || {
-            prepare(&stages, &masks, &keep)?;
+            prepare(root.as_ref(), &stages, &masks, &keep)?;
             if let Some(n) = &netns {
                 join_netns(n)?;
             }
@@ -118,7 +136,12 @@ where
         .map_err(|_| LaunchError::Thread)?
 }
 
-fn prepare(stages: &[Stage], masks: &Masks, keep: &Keep) -> Result<(), LaunchError> {
+fn prepare(
+    root: Option<&RootFs>,
+    stages: &[Stage],
+    masks: &Masks,
+    keep: &Keep,
+) -> Result<(), LaunchError> {
     let ns = |step| move |source| LaunchError::Namespace { step, source };
     unshare(CloneFlags::CLONE_NEWNS).map_err(ns("unshare"))?;
     mount(
@@ -129,6 +152,9 @@ fn prepare(stages: &[Stage], masks: &Masks, keep: &Keep) -> Result<(), LaunchErr
         None::<&str>,
     )
     .map_err(ns("make / a slave"))?;
+    if let Some(r) = root {
+        root_fs(r)?;
+    }
     for s in stages {
         stage(s)?;
     }
@@ -143,11 +169,43 @@ fn prepare(stages: &[Stage], masks: &Masks, keep: &Keep) -> Result<(), LaunchErr
     })?;
     let mut keep = keep.clone();
     keep.paths.extend(stages.iter().map(|s| s.at.clone()));
+    keep.paths.extend(root.map(|r| r.dir.clone()));
     for point in unneeded(&mounts, &keep) {
         // Already gone with a detached parent: fine.
         let _ = umount2(&point, MntFlags::MNT_DETACH);
     }
     Ok(())
+}
+
+/// The container's root: a tmpfs with the snapshot's top-level links (no device nodes, no setuid files of
+/// its own; those of the snapshot's /usr come with its bind).
+fn root_fs(r: &RootFs) -> Result<(), LaunchError> {
+    let err = |source: io::Error| LaunchError::Root {
+        path: r.dir.clone(),
+        source,
+    };
+    fs::create_dir_all(&r.dir).map_err(err)?;
+    mount(
+        Some("tmpfs"),
+        &r.dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(|e| err(e.into()))?;
+    for (link, target) in &r.links {
+        let name = link.strip_prefix("/").unwrap_or(link);
+        if name.components().count() != 1 {
+            continue; // top-level links only
+        }
+        std::os::unix::fs::symlink(target, r.dir.join(name)).map_err(err)?;
+    }
+    // nspawn takes a directory without /usr for no OS tree (a NixOS root may have none of its own).
+    match fs::create_dir(r.dir.join("usr")) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// Enter the instance's network namespace (this thread only) and let unprivileged users bind any port in it.

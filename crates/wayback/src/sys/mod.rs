@@ -3,6 +3,7 @@
 pub mod boot;
 pub mod btrfs;
 pub mod cgroupjoin;
+pub mod elfdeps;
 pub mod ids;
 pub mod inroot;
 pub mod launchns;
@@ -14,6 +15,7 @@ pub mod owned_dir;
 pub mod procfs;
 pub mod pty;
 pub mod seccomp;
+pub mod snapunits;
 // Find (issue 3): catalog probe, find/diff walks, send-stream diff.
 pub mod snapdiff;
 pub mod walk;

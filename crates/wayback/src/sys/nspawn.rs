@@ -1,5 +1,6 @@
 //! The systemd-nspawn process of an instance: launch it (own process group, output to the instance log),
-//! find it again by its `--machine=` argument (after a crash we have no PID), and stop it: SIGTERM, which
+//! find it again by its `--machine=` argument (after a crash we have no PID) or its init by its command line
+//! (`/.wayback-init __init SPEC MACHINE`, possibly through the host's loader), and stop it: SIGTERM, which
 //! nspawn forwards to wayback's init (`--kill-signal=SIGTERM`) for an orderly stop, then SIGKILL.
 //!
 //! Tools: systemd-nspawn. Syscalls: kill(2); reads /proc/*/cmdline.
@@ -110,8 +111,8 @@ fn find_in(proc_root: &Path, machine: &str) -> Vec<i32> {
                 .collect();
             let Some(a0) = args.first() else { return false };
             let is_nspawn = *a0 == b"systemd-nspawn" || a0.ends_with(b"/systemd-nspawn");
-            let is_init = *a0 == wayback_core::nspawn::INIT_PATH.as_bytes()
-                && args.get(1) == Some(&&b"__init"[..]);
+            // Exec'd directly, or through the host's loader (`--software snapshot`).
+            let is_init = wayback_core::nspawn::is_init_command(&args);
             (is_nspawn && args.contains(&want.as_bytes()))
                 || (is_init && args.last() == Some(&machine.as_bytes()))
         })
@@ -289,7 +290,24 @@ mod tests {
         mk("12", &["systemd-nspawn", "--machine=wb-ab"]);
         mk("13", &["bash", "-c", "--machine=wb-a"]);
         mk("self", &["x"]);
-        assert_eq!(find_in(root.path(), "wb-a"), vec![10, 11]);
+        mk(
+            "14",
+            &["/.wayback-init", "__init", "/.wayback-spec.json", "wb-a"],
+        );
+        mk(
+            "15",
+            &[
+                "/.wayback-host/ld-linux-x86-64.so.2",
+                "--library-path",
+                "/.wayback-host",
+                "/.wayback-init",
+                "__init",
+                "/.wayback-spec.json",
+                "wb-a",
+            ],
+        );
+        mk("16", &["/bin/sh", "/.wayback-init", "__init", "x", "wb-a"]);
+        assert_eq!(find_in(root.path(), "wb-a"), vec![10, 11, 14, 15]);
         assert!(find_in(root.path(), "wb-zz").is_empty());
     }
 }

@@ -114,6 +114,22 @@ pub fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpReq
         }
     }
     let name = args.name.as_deref().map(InstanceName::new).transpose()?;
+    if args.software.as_deref() == Some("snapshot")
+        && (args.chown || !args.map_uid.is_empty() || !args.map_gid.is_empty())
+    {
+        return Err(BadInput::new(
+            "--chown, --map-uid and --map-gid map the snapshot's owners to this host's users; with --software \
+             snapshot the processes run as the snapshot's own users, who own its files already: leave them out",
+        )
+        .into());
+    }
+    if args.software.as_deref() == Some("snapshot") && args.bind_config {
+        return Err(BadInput::new(
+            "--bind-config binds the snapshot's copies of config files over the host's; with --software snapshot \
+             the snapshot's whole /etc is used already: leave --bind-config out",
+        )
+        .into());
+    }
     Ok(UpRequest {
         snapshot,
         at,
@@ -121,6 +137,12 @@ pub fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpReq
         boot: args.boot,
         masks: args.mask.clone(),
         no_default_masks: args.no_default_masks,
+        software: args
+            .software
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(BadInput::new)?,
         env: args.env.iter().cloned().collect(),
         proxy: args.proxy.map(|k| match k {
             crate::drivers::DriverKind::Builtin => wayback_core::drivers::ProxyDriver::Builtin,

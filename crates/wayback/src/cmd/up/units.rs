@@ -10,10 +10,11 @@ use wayback_core::profile::{Bind, Profile};
 use wayback_core::units;
 
 use crate::cli::UpArgs;
-use crate::cmd::profile::{convert, UnitsRequest};
+use crate::cmd::profile::{convert, convert_with, UnitsRequest};
 use crate::error::BadInput;
 use crate::progress::Progress;
 use crate::sys::inroot::Tree;
+use crate::sys::snapunits::SnapUnitSource;
 
 /// The profile for `--unit`, with what was inferred besides its binds. Refuses (exit 2) a `--no-bind` that
 /// matches nothing, and — unless `--allow-empty` — a profile that would bind nothing of the snapshot.
@@ -31,7 +32,16 @@ pub fn profile(
         ready: &args.ready,
         no_bind: &args.no_bind,
     };
-    let conv = convert(&req, &exists)?;
+    let conv = match (args.software.as_deref() == Some("snapshot"), snapshot) {
+        (true, Some(s)) => convert_with(&req, &SnapUnitSource::open(s)?, &exists)?,
+        (true, None) => {
+            return Err(BadInput::new(
+                "--unit with --software snapshot reads the units from SNAPSHOT: give the snapshot (not --at)",
+            )
+            .into())
+        }
+        (false, _) => convert(&req, &exists).map_err(|e| in_snapshot_hint(e, args, tree.as_ref()))?,
+    };
     report(&conv.reports, args.verbose, progress);
     if let Some(p) = conv.no_bind_unmatched.first() {
         return Err(BadInput::new(format!(
@@ -95,5 +105,39 @@ fn report(reports: &[units::Report], verbose: bool, progress: &Progress) {
     }
     for g in units::group_reports(reports) {
         progress.note(g.to_string());
+    }
+}
+
+/// A unit the host lacks but the snapshot has (removed or renamed by an upgrade since): say so, and that
+/// `--software snapshot` runs the snapshot's own.
+fn in_snapshot_hint(e: anyhow::Error, args: &UpArgs, tree: Option<&Tree>) -> anyhow::Error {
+    let Some(tree) = tree else { return e };
+    let text = e.to_string();
+    let found = args.unit.iter().find_map(|u| {
+        let full = if u.contains('.') {
+            u.clone()
+        } else {
+            format!("{u}.service")
+        };
+        if !text.contains(&format!("unit {full} not found")) {
+            return None;
+        }
+        let template = full
+            .split_once('@')
+            .and_then(|(prefix, rest)| Some(format!("{prefix}@.{}", rest.rsplit_once('.')?.1)));
+        let names: Vec<&String> = std::iter::once(&full).chain(&template).collect();
+        units::SEARCH_PATH
+            .iter()
+            .flat_map(|d| names.iter().map(move |n| Path::new(d).join(n)))
+            .find(|p| tree.exists(p))
+            .map(|p| (full.clone(), p))
+    });
+    match found {
+        Some((unit, path)) => BadInput::new(format!(
+            "{text}; the snapshot has {unit} ({}): `--software snapshot` runs the snapshot's own unit and software",
+            path.display()
+        ))
+        .into(),
+        None => e,
     }
 }
