@@ -10,6 +10,7 @@ pub mod drivers;
 pub mod duration;
 pub mod export;
 pub mod glob;
+pub mod history;
 pub mod hostpaths;
 pub mod journal;
 pub mod names;
