@@ -91,10 +91,8 @@ pub fn render(path: &str, series: &str, snaps: &[&Snapshot], h: &History) -> Str
         let last = snaps[s.last];
         let _ = writeln!(
             out,
-            "  newest version in a snapshot: #{}  (wayback restore {path} --from {}@{})",
-            last.id,
-            last.root.display(),
-            last.id
+            "  newest version in a snapshot: #{}  (wayback restore {path} --from @{})",
+            last.id, last.id
         );
     }
     out

@@ -192,7 +192,7 @@ fn render_names_versions_deletion_and_restore_hint() {
          \x20 v2       #2–#3             2  2026-11-01 02:00:00 .. 2026-11-01 03:00:00  20 bytes  mtime 2026-11-01 01:03:20\n\
          \x20 deleted  #4                1  2026-11-01 04:00:00 .. 2026-11-01 04:00:00  \n\
          \x20 live: deleted (as in the newest snapshots)\n\
-         \x20 newest version in a snapshot: #3  (wayback restore a/report.odt --from /pool@3)\n"
+         \x20 newest version in a snapshot: #3  (wayback restore a/report.odt --from @3)\n"
     );
     let j = to_json("a/report.odt", "plain /pool", &refs, &h);
     assert_eq!(j["versions"][1]["first"]["id"], 2);

@@ -4,6 +4,7 @@
 //! (`btrfs send --no-data -p A B | btrfs receive --dump`), so only what changed is looked at; a
 //! writable side is first frozen as a temporary read-only snapshot in wayback's clone dir, deleted
 //! again afterwards (also on error and Ctrl-C). Elsewhere, or if send fails, both trees are walked.
+//! `diff PATH --from SELECTOR [--to SELECTOR]` compares one file instead (`cmd::filediff`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,10 +22,18 @@ use crate::sys::{mountinfo, walk};
 #[derive(Debug, clap::Args)]
 #[command(after_help = SELECTOR_HELP)]
 pub struct DiffArgs {
-    /// The older side: a snapshot selector (e.g. @11921, /persist@2w, or a path)
+    /// The older side: a snapshot selector (e.g. @11921, /persist@2w, or a path); with --from: the one
+    /// file to compare (absolute, or relative to the snapshot root)
     pub a: String,
     /// The newer side [default: the live subvolume A was taken from]
+    #[arg(conflicts_with = "from")]
     pub b: Option<String>,
+    /// One file: its version in this snapshot (e.g. @11921, @2w) against --to, as a unified diff
+    #[arg(long, value_name = "SELECTOR")]
+    pub from: Option<String>,
+    /// With --from: the other snapshot [default: live]
+    #[arg(long, value_name = "SELECTOR", requires = "from")]
+    pub to: Option<String>,
     /// Only paths at or below PREFIX (relative to the snapshot root, e.g. var/lib/postgresql)
     #[arg(long, value_name = "PREFIX")]
     pub path: Option<PathBuf>,
@@ -120,6 +129,16 @@ fn compute(
 }
 
 pub async fn run(cfg: &Config, args: DiffArgs) -> Result<ExitCode> {
+    if let Some(from) = &args.from {
+        return crate::cmd::filediff::run(
+            cfg,
+            &args.a,
+            from,
+            args.to.as_deref(),
+            &args.root,
+            args.json,
+        );
+    }
     let roots = if args.root.is_empty() {
         cfg.snapshot_roots.clone()
     } else {

@@ -11,3 +11,9 @@ pub mod up;
 pub mod diff;
 pub mod find;
 pub mod snapshots;
+// File history (issue 16).
+pub mod filediff;
+pub mod restore;
+pub mod show;
+pub mod subject;
+pub mod versions;
