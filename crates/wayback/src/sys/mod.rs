@@ -17,3 +17,4 @@ pub mod walk;
 pub mod copy;
 pub mod history;
 pub mod restore;
+pub mod treediff;
