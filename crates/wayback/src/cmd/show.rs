@@ -2,7 +2,7 @@
 //! stdout (a binary file is not sent to a terminal), a symlink's target, a directory's listing. Reads
 //! through [`Tree`]: inside the snapshot only, the path's own symlink shown, never followed.
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,9 +31,11 @@ pub struct ShowArgs {
     pub root: Vec<PathBuf>,
 }
 
-/// Whether bytes look binary (a NUL in the first 8 KiB, or not UTF-8).
+/// Whether bytes look binary: a NUL in the first 8 KiB, or not UTF-8 (a character cut off at the end,
+/// where a head of a file stops, does not count).
 pub fn is_binary(b: &[u8]) -> bool {
-    b[..b.len().min(8192)].contains(&0) || std::str::from_utf8(b).is_err()
+    b[..b.len().min(8192)].contains(&0)
+        || std::str::from_utf8(b).is_err_and(|e| e.error_len().is_some())
 }
 
 pub async fn run(cfg: &Config, args: ShowArgs) -> Result<ExitCode> {
@@ -61,18 +63,17 @@ pub async fn run(cfg: &Config, args: ShowArgs) -> Result<ExitCode> {
     match e.kind {
         FileType::File => {
             let mut f = fs::open_file(&tree, &s.rel)?;
-            if std::io::stdout().is_terminal() {
-                let head = fs::read(&tree, &s.rel, u64::MAX)
-                    .map(|b| b.into_iter().take(8192).collect::<Vec<u8>>())?;
-                if is_binary(&head) {
-                    return Err(BadInput::new(format!(
-                        "{} is a binary file ({} bytes): not written to a terminal; redirect stdout (> FILE) or use `wayback restore`",
-                        display_path(&s.rel),
-                        e.size
-                    ))
-                    .into());
-                }
+            let mut head = Vec::new();
+            (&mut f).take(8192).read_to_end(&mut head)?;
+            if std::io::stdout().is_terminal() && is_binary(&head) {
+                return Err(BadInput::new(format!(
+                    "{} is a binary file ({} bytes): not written to a terminal; redirect stdout (> FILE) or use `wayback restore`",
+                    display_path(&s.rel),
+                    e.size
+                ))
+                .into());
             }
+            out.write_all(&head)?;
             std::io::copy(&mut f, &mut out)?;
         }
         FileType::Symlink => writeln!(

@@ -306,3 +306,6 @@ pub fn put(
     }
     Ok(placed)
 }
+
+#[cfg(test)]
+mod tests;
