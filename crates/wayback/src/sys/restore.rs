@@ -113,10 +113,12 @@ pub fn in_live(live: &Path, rel: &Path) -> Result<Dest, RestoreError> {
     })
 }
 
-/// `--to DEST`: into DEST when it is an existing directory, else DEST itself (its directory followed as
-/// the user named it; the last component never).
+/// `--to DEST`: into DEST when it is an existing directory (a real one, or `DEST/` as written), else DEST
+/// itself (its directory followed as the user named it; the last component never: a symlink there is
+/// an existing entry, replaced only with --overwrite, never written through).
 pub fn user(dest: &Path, src_name: &OsStr) -> Result<Dest, RestoreError> {
-    if dest.as_os_str().as_encoded_bytes().ends_with(b"/") || dest.is_dir() {
+    let real_dir = std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir());
+    if dest.as_os_str().as_encoded_bytes().ends_with(b"/") || real_dir {
         let dir = nix::fcntl::open(
             dest,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,

@@ -154,4 +154,16 @@ fn a_tree_keeps_hard_links_and_fifos_and_leaves_no_temporary() {
     assert_eq!(d.path, copy.join("dir"));
     restore(&snap, "app/dir", &mut d, false).unwrap();
     assert!(copy.join("dir/a").is_file());
+    // A symlink to a directory as --to is an entry to replace, not a way into its target.
+    let elsewhere = t.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    symlink(&elsewhere, t.path().join("to-link")).unwrap();
+    let mut d = user(&t.path().join("to-link"), "report".as_ref()).unwrap();
+    assert!(matches!(
+        restore(&snap, "app/report", &mut d, false),
+        Err(RestoreError::Exists { .. })
+    ));
+    restore(&snap, "app/report", &mut d, true).unwrap();
+    assert!(fs::read_dir(&elsewhere).unwrap().next().is_none());
+    assert!(t.path().join("to-link").is_file());
 }
