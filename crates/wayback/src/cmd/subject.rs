@@ -8,6 +8,7 @@
 //! PATH is placed by the subvolume holding it, so its snapshots are exactly that subvolume's; a relative
 //! one must match one series only, else the candidates are listed (exit 2).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Result;
@@ -79,17 +80,16 @@ fn holding_subvolume(path: &Path) -> Result<(PathBuf, PathBuf)> {
     let mut sub = deepest(&cur);
     let mut rest = PathBuf::new();
     let comps: Vec<Component> = path.components().collect();
+    let dev = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.dev()).ok();
     for (i, c) in comps.iter().enumerate() {
         let name = match c {
             Component::Normal(n) => n,
-            Component::ParentDir
-                if sub.as_ref().is_none_or(|s| cur != *s && cur.starts_with(s)) =>
-            {
-                // Above any subvolume's root, `..` is the host's; inside one, it is refused below.
-                if sub.is_none() {
-                    cur.pop();
-                    continue;
-                }
+            // Above any subvolume `..` is the host's; inside one it is refused (clean_rel).
+            Component::ParentDir if sub.is_none() => {
+                cur.pop();
+                continue;
+            }
+            Component::ParentDir => {
                 rest = comps[i..].iter().collect();
                 break;
             }
@@ -106,6 +106,9 @@ fn holding_subvolume(path: &Path) -> Result<(PathBuf, PathBuf)> {
                 cur = p;
                 if walk::subvol_meta(&cur).is_some() {
                     sub = Some(cur.clone());
+                } else if sub.as_deref().is_some_and(|s| dev(s) != Some(m.dev())) {
+                    // Another filesystem mounted inside the subvolume: not its history.
+                    sub = None;
                 }
             }
             Ok(m) if !m.file_type().is_symlink() => cur = p,
