@@ -49,10 +49,11 @@ pub struct RestoreArgs {
 
 const RESTORE_HELP: &str = "\
 Examples:
-  wayback versions /persist/var/lib/app/report.odt          # which version, in which snapshots
-  wayback restore /persist/var/lib/app/report.odt --from @11921 --to /persist/var/lib/app/report.v2.odt
+  wayback versions /persist/var/lib/app/report.odt
+  wayback restore /persist/var/lib/app/report.odt --from @11921 --to /root/report.v2.odt
   wayback restore /persist/srv/wiki/images --from @2w --dry-run
-  wayback restore /persist/etc/app.conf --from @11921 --overwrite   # keeps the current one as app.conf.wayback-<date>";
+  wayback restore /persist/etc/app.conf --from @11921 --overwrite
+(--overwrite keeps the replaced one as PATH.wayback-<UTC date>)";
 
 fn bad(e: RestoreError) -> anyhow::Error {
     match e {

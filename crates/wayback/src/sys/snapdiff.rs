@@ -325,9 +325,39 @@ pub fn judge(
     acl: &HashSet<u64>,
     prefix: Option<&Path>,
 ) -> Result<Vec<Change>, DiffError> {
+    // Two threads: each path costs two `lstat`s, and there are two cores or more.
+    let all: Vec<&PathBuf> = paths.iter().collect();
+    let half = all.len().div_ceil(2).max(1);
+    let parts: Vec<Result<BTreeMap<PathBuf, Change>, DiffError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = all
+            .chunks(half)
+            .map(|c| s.spawn(move || judge_some(a, b, c, content, xattr, acl)))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or(Err(DiffError::Interrupted)))
+            .collect()
+    });
+    let mut out = BTreeMap::new();
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out
+        .into_values()
+        .filter(|c| within(&c.path, prefix))
+        .collect())
+}
+
+fn judge_some(
+    a: &Path,
+    b: &Path,
+    paths: &[&PathBuf],
+    content: &HashSet<u64>,
+    xattr: &HashSet<u64>,
+    acl: &HashSet<u64>,
+) -> Result<BTreeMap<PathBuf, Change>, DiffError> {
     let (mut ta, mut tb) = (Tree::new(a), Tree::new(b));
     let mut out = BTreeMap::new();
-    for p in paths {
+    for p in paths.iter().copied() {
         if walk::cancelled() {
             return Err(DiffError::Interrupted);
         }
@@ -351,10 +381,7 @@ pub fn judge(
             _ => {}
         }
     }
-    Ok(out
-        .into_values()
-        .filter(|c| within(&c.path, prefix))
-        .collect())
+    Ok(out)
 }
 
 /// Changes from A to B by walking both trees (any filesystem).

@@ -41,8 +41,10 @@ use crate::sys::snapdiff::{self, DiffError};
 const FIRST_FREE: u64 = 256;
 const S_IFDIR: u32 = 0o040000;
 const S_IFMT: u32 = 0o170000;
-/// Search buffer: fewer round trips than the 64 KiB default.
+/// Search buffer of the one big search: fewer round trips than the 64 KiB default.
 const BUF: usize = 1 << 20;
+/// Search buffer per directory (allocated and zeroed per search: kept small).
+const DIR_BUF: usize = 64 << 10;
 
 fn le64(d: &[u8], at: usize) -> u64 {
     d.get(at..at + 8)
@@ -89,7 +91,7 @@ fn dir_items(d: &[u8]) -> Vec<DirItem> {
 struct Scan {
     /// Changed inodes: (is a directory, size).
     changed: HashMap<u64, (bool, u64)>,
-    /// Names seen in inode refs: inode → (parent directory, name).
+    /// Names of changed inodes, from their refs: inode → (parent directory, name).
     refs: HashMap<u64, Vec<(u64, Vec<u8>)>>,
     /// Directory → entries added since (name, child inode).
     added: HashMap<u64, Vec<(Vec<u8>, u64)>>,
@@ -119,13 +121,17 @@ fn filter(min_obj: u64, max_obj: u64, ty: u32, min_transid: u64) -> SearchFilter
 fn scan(newer: BorrowedFd<'_>, since: u64) -> nix::Result<Scan> {
     let mut s = Scan::default();
     let f = filter(FIRST_FREE, u64::MAX - 1, 0, since + 1);
+    let (mut items, mut bytes) = (0usize, 0usize);
     tree_search_v2(newer, f, Some(BUF), |h, d| {
+        items += 1;
+        bytes += d.len();
         match h.item_type {
             BTRFS_INODE_ITEM_KEY if le64(d, 8) > since => {
                 let dir = le32(d, 52) & S_IFMT == S_IFDIR;
                 s.changed.insert(h.objectid, (dir, le64(d, 16)));
             }
-            BTRFS_INODE_REF_KEY => {
+            // An inode's item sorts before its refs: names are kept for changed inodes only.
+            BTRFS_INODE_REF_KEY if s.changed.contains_key(&h.objectid) => {
                 let mut at = 0;
                 while at + 10 <= d.len() {
                     let n = le16(d, at + 8);
@@ -158,6 +164,7 @@ fn scan(newer: BorrowedFd<'_>, since: u64) -> nix::Result<Scan> {
         }
         Ok(())
     })?;
+    tracing::debug!("tree search returned {items} items, {bytes} bytes");
     Ok(s)
 }
 
@@ -198,22 +205,56 @@ fn ino_lookup(fd: BorrowedFd<'_>, ino: u64) -> Option<PathBuf> {
     Some(PathBuf::from(s).components().collect())
 }
 
-/// The directory index items of `dir` in the subvolume of `fd`: index → (name, child inode).
-fn index(fd: BorrowedFd<'_>, dir: u64) -> nix::Result<HashMap<u64, (Vec<u8>, u64)>> {
-    let mut out = HashMap::new();
-    tree_search_v2(
-        fd,
-        filter(dir, dir, BTRFS_DIR_INDEX_KEY, 0),
-        Some(BUF),
-        |h, d| {
-            if h.item_type == BTRFS_DIR_INDEX_KEY {
-                if let Some(it) = dir_items(d).into_iter().next() {
-                    out.insert(h.offset, (it.name, it.child));
-                }
+/// The names directory `dir` has in `older` and no longer in `newer` (by directory index number, which
+/// is never reused: a name removed and made again has a new one).
+fn removed(older: BorrowedFd<'_>, newer: BorrowedFd<'_>, dir: u64) -> nix::Result<Vec<Vec<u8>>> {
+    let f = || filter(dir, dir, BTRFS_DIR_INDEX_KEY, 0);
+    let mut keys: Vec<u64> = Vec::new(); // ascending: the search returns keys in order
+    tree_search_v2(newer, f(), Some(DIR_BUF), |h, _| {
+        if h.item_type == BTRFS_DIR_INDEX_KEY {
+            keys.push(h.offset);
+        }
+        Ok(())
+    })?;
+    let mut gone = Vec::new();
+    tree_search_v2(older, f(), Some(DIR_BUF), |h, d| {
+        if h.item_type == BTRFS_DIR_INDEX_KEY && keys.binary_search(&h.offset).is_err() {
+            gone.extend(dir_items(d).into_iter().next().map(|i| i.name));
+        }
+        Ok(())
+    })?;
+    Ok(gone)
+}
+
+/// For each changed directory: where it was in `older` and the names it lost since, when its size says
+/// it lost any (see the module doc); two threads, the searches being the kernel's work.
+fn losses(
+    older: BorrowedFd<'_>,
+    newer: BorrowedFd<'_>,
+    dirs: &[(u64, u64, u64)],
+) -> nix::Result<Vec<(Option<PathBuf>, u64, Vec<Vec<u8>>)>> {
+    let one = |&(ino, size, added): &(u64, u64, u64)| -> nix::Result<Option<(Option<PathBuf>, u64, Vec<Vec<u8>>)>> {
+        match dir_size(older, ino)? {
+            Some(old) if old + 2 * added != size => {
+                Ok(Some((ino_lookup(older, ino), ino, removed(older, newer, ino)?)))
             }
-            Ok(())
-        },
-    )?;
+            _ => Ok(None),
+        }
+    };
+    let half = dirs.len().div_ceil(2).max(1);
+    let parts: Vec<nix::Result<Vec<_>>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = dirs
+            .chunks(half)
+            .map(|c| sc.spawn(move || c.iter().map(one).collect::<nix::Result<Vec<_>>>()))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or(Err(nix::errno::Errno::EIO)))
+            .collect()
+    });
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend(p?.into_iter().flatten());
+    }
     Ok(out)
 }
 
@@ -272,7 +313,15 @@ pub fn diff_tree(a: &Path, b: &Path, prefix: Option<&Path>) -> Result<Vec<Change
     let (fa, fb) = (open(a)?, open(b)?);
     let (older, newer, since) = pair(&fa, &fb)
         .ok_or_else(|| DiffError::Send("not two read-only snapshots of one subvolume".into()))?;
+    let t0 = std::time::Instant::now();
     let s = scan(newer.as_fd(), since).map_err(|e| err("changed inodes", e))?;
+    tracing::debug!(
+        "tree search: {} changed inodes, {} refs, {} dirs with additions in {:?}",
+        s.changed.len(),
+        s.refs.len(),
+        s.added.len(),
+        t0.elapsed()
+    );
     let mut names = Names {
         fd: newer.as_fd(),
         cache: HashMap::new(),
@@ -284,36 +333,18 @@ pub fn diff_tree(a: &Path, b: &Path, prefix: Option<&Path>) -> Result<Vec<Change
             out.insert(d.join(OsString::from_vec(name.to_vec())));
         }
     };
+    let mut dirs: Vec<(u64, u64, u64)> = Vec::new();
     for (&ino, &(is_dir, size)) in &s.changed {
         if is_dir {
             if let Some(p) = names.dir(ino) {
                 paths.insert(p);
             }
-            let added: usize = s
-                .added
-                .get(&ino)
-                .map_or(0, |v| v.iter().map(|(n, _)| n.len()).sum());
+            let mut added = 0u64;
             for (n, _) in s.added.get(&ino).into_iter().flatten() {
+                added += n.len() as u64;
                 named(&mut names, ino, n, &mut paths);
             }
-            let old = dir_size(older.as_fd(), ino).map_err(|e| err("directory size", e))?;
-            // A directory new since A is judged as a whole (its subtree is walked); one that lost
-            // entries has its index compared.
-            if old.is_some_and(|o| o + 2 * added as u64 != size) {
-                let (io, inew) = (
-                    index(older.as_fd(), ino).map_err(|e| err("directory index", e))?,
-                    index(newer.as_fd(), ino).map_err(|e| err("directory index", e))?,
-                );
-                let olddir = ino_lookup(older.as_fd(), ino);
-                for (k, (n, _)) in &io {
-                    if !inew.contains_key(k) {
-                        if let Some(d) = &olddir {
-                            paths.insert(d.join(OsString::from_vec(n.clone())));
-                        }
-                        named(&mut names, ino, n, &mut paths);
-                    }
-                }
-            }
+            dirs.push((ino, size, added));
         } else {
             match s.refs.get(&ino) {
                 Some(refs) if refs.len() == 1 => {
@@ -324,7 +355,8 @@ pub fn diff_tree(a: &Path, b: &Path, prefix: Option<&Path>) -> Result<Vec<Change
                     for fd in [newer.as_fd(), older.as_fd()] {
                         if let Ok(all) = btrfs_uapi::inode::ino_paths(fd, ino) {
                             paths.extend(
-                                all.iter().map(|n| PathBuf::from(n.trim_start_matches('/'))),
+                                all.iter()
+                                    .map(|n| PathBuf::from(n.trim_start_matches('/'))),
                             );
                         }
                     }
@@ -332,7 +364,18 @@ pub fn diff_tree(a: &Path, b: &Path, prefix: Option<&Path>) -> Result<Vec<Change
             }
         }
     }
+    // Entries removed from a directory: under its old name (in A) and its new one (a directory
+    // renamed since, whose entries were removed too).
+    for (olddir, ino, gone) in losses(older.as_fd(), newer.as_fd(), &dirs).map_err(|e| err("directory index", e))? {
+        for n in gone {
+            if let Some(d) = &olddir {
+                paths.insert(d.join(OsString::from_vec(n.clone())));
+            }
+            named(&mut names, ino, &n, &mut paths);
+        }
+    }
     paths.retain(|p| keep(p));
     paths.remove(Path::new(""));
+    tracing::debug!("{} candidate paths after {:?}", paths.len(), t0.elapsed());
     snapdiff::judge(a, b, &paths, &s.content, &s.xattr, &s.acl, prefix)
 }
