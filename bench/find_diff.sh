@@ -69,6 +69,14 @@ bench_ms() {
     "$@" >/dev/null 2>&1
     for _ in $(seq "$N"); do time_ms "$@"; done | median
 }
+# cpu_ms CMD...: the median over N runs of the CPU time (user + system, all threads) CMD used: unlike
+# wall time, it does not grow when other work on the machine competes for the cores
+cpu_ms() {
+    local TIMEFORMAT='%3U %3S'
+    for _ in $(seq "$N"); do
+        { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{ printf "%d\n", ($1 + $2) * 1000 }'
+    done | median
+}
 
 log "pool in $WORK"
 truncate -s 8G "$IMG"
@@ -178,7 +186,11 @@ pair() {  # pair LABEL OLD NEW
     RES[$label.walk]=$(bench_ms wb diff --walk "$a" "$b")
     RES[$label.rsync]=$(bench_ms rsync -a -n --delete --itemize-changes "$b/" "$a/")
     RES[$label.x]=$(awk -v r="${RES[$label.rsync]}" -v w="${RES[$label.diff]}" 'BEGIN { printf "%.1f", r / (w > 0 ? w : 1) }')
+    RES[$label.diff_cpu]=$(cpu_ms wb diff "$a" "$b")
+    RES[$label.rsync_cpu]=$(cpu_ms rsync -a -n --delete --itemize-changes "$b/" "$a/")
+    RES[$label.xcpu]=$(awk -v r="${RES[$label.rsync_cpu]}" -v w="${RES[$label.diff_cpu]}" 'BEGIN { printf "%.1f", r / (w > 0 ? w : 1) }')
 }
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 log "timing diff and rsync (clustered)"
 pair clustered "$MNT/snaps/A" "$MNT/snaps/B"
 log "timing diff and rsync (scattered)"
@@ -190,12 +202,14 @@ row() {  # row LABEL DESCRIPTION TARGET
     echo "| \`diff\` A B, $FILES files, ~1% changed $2 (method: ${RES[$l.method]}) | ${RES[$l.diff]} ms | | |"
     echo "| \`rsync -a -n --delete --itemize-changes\` same pair | ${RES[$l.rsync]} ms | | |"
     echo "| speed-up of \`diff\` over rsync, $2 | ${RES[$l.x]}x | >= ${3}x | $(verdict "${RES[$l.x]}" "$3" '>=') |"
+    echo "| CPU time (user + system): \`diff\` / rsync, $2 | ${RES[$l.diff_cpu]} ms / ${RES[$l.rsync_cpu]} ms = ${RES[$l.xcpu]}x | | |"
     echo "| \`diff --method send\` (send stream) same pair | ${RES[$l.send]} ms | | |"
     echo "| \`diff --walk\` (fallback) same pair | ${RES[$l.walk]} ms | | |"
     echo "| changes found, $2: wayback / rsync itemized lines | ${RES[$l.changes]} / ${RES[$l.rsync_lines]} | | |"
 }
 echo "| measurement | result | target | met |"
 echo "| --- | --- | --- | --- |"
+echo "| load average (1, 5, 15 min) when the diff timings began | $LOAD | | |"
 echo "| \`find\` one path, 100 snapshots (median of $N) | ${FIND_MS} ms | <= 1000 ms | $(verdict "$FIND_MS" 1000 '<=') |"
 echo "| \`find\` \`**\` glob, 100 snapshots | ${GLOB_MS} ms | <= 1000 ms | $(verdict "$GLOB_MS" 1000 '<=') |"
 echo "| \`versions\` one path, 1000 snapshots, 4 versions (median of $N) | ${VERSIONS_MS} ms | <= 100 ms | $(verdict "$VERSIONS_MS" 100 '<=') |"
