@@ -23,68 +23,29 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use btrfs_uapi::raw::{
-    btrfs_ioc_ino_lookup, btrfs_ioctl_ino_lookup_args, BTRFS_DIR_INDEX_KEY, BTRFS_EXTENT_DATA_KEY,
-    BTRFS_INODE_ITEM_KEY, BTRFS_INODE_REF_KEY, BTRFS_XATTR_ITEM_KEY,
+    BTRFS_DIR_INDEX_KEY, BTRFS_EXTENT_DATA_KEY, BTRFS_INODE_ITEM_KEY, BTRFS_INODE_REF_KEY,
+    BTRFS_XATTR_ITEM_KEY,
 };
 use btrfs_uapi::subvolume::{self, SubvolumeFlags};
-use btrfs_uapi::tree_search::{tree_search_v2, Key, SearchFilter};
+use btrfs_uapi::tree_search::tree_search_v2;
 use wayback_core::change::{within, Change};
 
 use crate::sys::snapdiff::{self, DiffError};
 
-/// The first inode number of a subvolume's own files (its root directory).
-const FIRST_FREE: u64 = 256;
+mod items;
+use items::{
+    dir_items, dir_size, filter, highest, ino_lookup, le16, le32, le64, removed, FIRST_FREE,
+};
+
 const S_IFDIR: u32 = 0o040000;
 const S_IFMT: u32 = 0o170000;
 /// Search buffer of the one big search: fewer round trips than the 64 KiB default.
 const BUF: usize = 1 << 20;
-/// Search buffer per directory (allocated and zeroed per search: kept small).
-const DIR_BUF: usize = 64 << 10;
-
-fn le64(d: &[u8], at: usize) -> u64 {
-    d.get(at..at + 8)
-        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-}
-fn le32(d: &[u8], at: usize) -> u32 {
-    d.get(at..at + 4)
-        .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-}
-fn le16(d: &[u8], at: usize) -> usize {
-    d.get(at..at + 2).map_or(0, |b| {
-        u16::from_le_bytes(b.try_into().expect("2 bytes")) as usize
-    })
-}
-
-/// `btrfs_dir_item` (also xattr items): location key (17 bytes), transid, data_len, name_len, type.
-struct DirItem {
-    child: u64,
-    transid: u64,
-    name: Vec<u8>,
-}
-
-fn dir_items(d: &[u8]) -> Vec<DirItem> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 30 <= d.len() {
-        let (data_len, name_len) = (le16(d, at + 25), le16(d, at + 27));
-        let name = d
-            .get(at + 30..at + 30 + name_len)
-            .unwrap_or_default()
-            .to_vec();
-        out.push(DirItem {
-            child: le64(d, at),
-            transid: le64(d, at + 17),
-            name,
-        });
-        at += 30 + name_len + data_len;
-    }
-    out
-}
 
 /// What the search of the newer tree found.
 #[derive(Default)]
@@ -98,55 +59,6 @@ struct Scan {
     content: HashSet<u64>,
     xattr: HashSet<u64>,
     acl: HashSet<u64>,
-}
-
-fn filter(min_obj: u64, max_obj: u64, ty: u32, min_transid: u64) -> SearchFilter {
-    SearchFilter {
-        tree_id: 0, // the tree of the subvolume the descriptor is in
-        start: Key {
-            objectid: min_obj,
-            item_type: if min_obj == max_obj { ty } else { 0 },
-            offset: 0,
-        },
-        end: Key {
-            objectid: max_obj,
-            item_type: if min_obj == max_obj { ty } else { u32::MAX },
-            offset: u64::MAX,
-        },
-        min_transid,
-        max_transid: u64::MAX,
-    }
-}
-
-/// Objectids up to which a subvolume's own files go (above: orphan and other special items).
-const LAST_FREE: u64 = u64::MAX - 256;
-
-/// Whether the tree of `fd` holds any item with an objectid in `from..=LAST_FREE`.
-fn any_from(fd: BorrowedFd<'_>, from: u64) -> bool {
-    let mut found = false;
-    let f = filter(from, LAST_FREE, 0, 0);
-    let _ = tree_search_v2(fd, f, Some(4096), |_, _| {
-        found = true;
-        Err(nix::errno::Errno::ECANCELED) // one is enough
-    });
-    found
-}
-
-/// The highest objectid of the subvolume's files (a binary search of a few dozen one-item searches).
-fn highest(fd: BorrowedFd<'_>) -> u64 {
-    let (mut lo, mut hi) = (FIRST_FREE, FIRST_FREE * 2);
-    while hi < LAST_FREE / 2 && any_from(fd, hi) {
-        (lo, hi) = (hi, hi * 2);
-    }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if any_from(fd, mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
 }
 
 /// [`scan_range`] in two halves of the objectid range at once: the searching is the kernel's work, and
@@ -236,58 +148,29 @@ impl Names<'_> {
     }
 }
 
-fn ino_lookup(fd: BorrowedFd<'_>, ino: u64) -> Option<PathBuf> {
-    if ino == FIRST_FREE {
-        return Some(PathBuf::new());
-    }
-    // SAFETY: the all-zero value is valid for this plain C struct (integers and a char array).
-    let mut args: btrfs_ioctl_ino_lookup_args = unsafe { std::mem::zeroed() };
-    args.objectid = ino;
-    // SAFETY: `args` is a valid, initialised argument struct that outlives the call; `fd` is open.
-    unsafe { btrfs_ioc_ino_lookup(fd.as_raw_fd(), &raw mut args) }.ok()?;
-    let bytes: Vec<u8> = args
-        .name
-        .iter()
-        .take_while(|c| **c != 0)
-        .map(|c| *c as u8)
-        .collect();
-    let s = OsString::from_vec(bytes);
-    Some(PathBuf::from(s).components().collect())
+/// Names a directory lost since A.
+struct Loss {
+    /// Where the directory was in A.
+    olddir: Option<PathBuf>,
+    ino: u64,
+    gone: Vec<Vec<u8>>,
 }
 
-/// The names directory `dir` has in `older` and no longer in `newer` (by directory index number, which
-/// is never reused: a name removed and made again has a new one).
-fn removed(older: BorrowedFd<'_>, newer: BorrowedFd<'_>, dir: u64) -> nix::Result<Vec<Vec<u8>>> {
-    let f = || filter(dir, dir, BTRFS_DIR_INDEX_KEY, 0);
-    let mut keys: Vec<u64> = Vec::new(); // ascending: the search returns keys in order
-    tree_search_v2(newer, f(), Some(DIR_BUF), |h, _| {
-        if h.item_type == BTRFS_DIR_INDEX_KEY {
-            keys.push(h.offset);
-        }
-        Ok(())
-    })?;
-    let mut gone = Vec::new();
-    tree_search_v2(older, f(), Some(DIR_BUF), |h, d| {
-        if h.item_type == BTRFS_DIR_INDEX_KEY && keys.binary_search(&h.offset).is_err() {
-            gone.extend(dir_items(d).into_iter().next().map(|i| i.name));
-        }
-        Ok(())
-    })?;
-    Ok(gone)
-}
-
-/// For each changed directory: where it was in `older` and the names it lost since, when its size says
-/// it lost any (see the module doc); two threads, the searches being the kernel's work.
+/// For each changed directory (inode, size in B, bytes of names added since A): the names it lost,
+/// when its size says it lost any (see the module doc); two threads, the searches being the kernel's
+/// work.
 fn losses(
     older: BorrowedFd<'_>,
     newer: BorrowedFd<'_>,
     dirs: &[(u64, u64, u64)],
-) -> nix::Result<Vec<(Option<PathBuf>, u64, Vec<Vec<u8>>)>> {
-    let one = |&(ino, size, added): &(u64, u64, u64)| -> nix::Result<Option<(Option<PathBuf>, u64, Vec<Vec<u8>>)>> {
+) -> nix::Result<Vec<Loss>> {
+    let one = |&(ino, size, added): &(u64, u64, u64)| -> nix::Result<Option<Loss>> {
         match dir_size(older, ino)? {
-            Some(old) if old + 2 * added != size => {
-                Ok(Some((ino_lookup(older, ino), ino, removed(older, newer, ino)?)))
-            }
+            Some(old) if old + 2 * added != size => Ok(Some(Loss {
+                olddir: ino_lookup(older, ino),
+                ino,
+                gone: removed(older, newer, ino)?,
+            })),
             _ => Ok(None),
         }
     };
@@ -306,23 +189,6 @@ fn losses(
         out.extend(p?.into_iter().flatten());
     }
     Ok(out)
-}
-
-/// The size of directory `dir` in the subvolume of `fd` (its inode item), if it exists there.
-fn dir_size(fd: BorrowedFd<'_>, dir: u64) -> nix::Result<Option<u64>> {
-    let mut size = None;
-    tree_search_v2(
-        fd,
-        filter(dir, dir, BTRFS_INODE_ITEM_KEY, 0),
-        Some(4096),
-        |h, d| {
-            if h.item_type == BTRFS_INODE_ITEM_KEY {
-                size = Some(le64(d, 16));
-            }
-            Ok(())
-        },
-    )?;
-    Ok(size)
 }
 
 /// Both read-only snapshots of one subvolume: (older, newer, the older one's creation transaction).
@@ -415,14 +281,14 @@ pub fn diff_tree(a: &Path, b: &Path, prefix: Option<&Path>) -> Result<Vec<Change
     }
     // Entries removed from a directory: under its old name (in A) and its new one (a directory
     // renamed since, whose entries were removed too).
-    for (olddir, ino, gone) in
-        losses(older.as_fd(), newer.as_fd(), &dirs).map_err(|e| err("directory index", e))?
-    {
-        for n in gone {
-            if let Some(d) = &olddir {
+    let lost =
+        losses(older.as_fd(), newer.as_fd(), &dirs).map_err(|e| err("directory index", e))?;
+    for l in lost {
+        for n in l.gone {
+            if let Some(d) = &l.olddir {
                 paths.insert(d.join(OsString::from_vec(n.clone())));
             }
-            named(&mut names, ino, &n, &mut paths);
+            named(&mut names, l.ino, &n, &mut paths);
         }
     }
     paths.retain(|p| keep(p));
