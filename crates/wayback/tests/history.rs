@@ -249,6 +249,11 @@ fn versions_show_diff_and_restore_on_a_snapper_layout() {
         assert_eq!(v["hashed"], 2, "only the v2/v3 boundary is hashed");
         assert_eq!(v["live"]["state"], "absent");
     }
+    // --in narrows the snapshots: #10..#22 hold v1, v2 and v3.
+    let v = json(&wb, &["versions", &report_s, "--in", "@10..@22", "--json"]);
+    assert_eq!(v["snapshots"], 13, "{v:#}");
+    assert_eq!(v["versions"].as_array().unwrap().len(), 3, "{v:#}");
+    assert_eq!(v["spans"][0]["first"]["id"], 10, "{v:#}");
     let out = wb.run_ok(&["versions", &report_s]);
     assert!(out.contains("3 versions in 30 snapshots"), "{out}");
     assert!(out.contains("deleted  #26–#30"), "{out}");
