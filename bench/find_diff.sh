@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Benchmark: `wayback find` across 100 snapshots, and `wayback diff` of two snapshots of a big tree
-# against rsync's dry run on the same pair.
+# Benchmark: `wayback find` across 100 snapshots, `wayback versions` across 1000, `wayback restore` of a
+# 1 GiB file, and `wayback diff` of two snapshots of a big tree against rsync's dry run on the same pair.
 #
 #     sudo bench/find_diff.sh            # BENCH_N=5 repetitions (median); BENCH_FILES=200000
 #
-#   find   `wayback find PATH --root LIVE` over 100 snapper snapshots (a literal path, and a `**` glob
-#          under the same prefix). Target: <= 1 s.
-#   diff   two pairs of read-only snapshots of a tree of BENCH_FILES files (200 directories), each pair
-#          ~1% apart (half appended to, a quarter deleted, a quarter added): once clustered in 10% of
-#          the directories (a spool, an app's data dir), once scattered evenly over all of them (the
-#          worst case for the send stream: nearly every metadata leaf differs). `wayback diff A B`
-#          (btrfs send stream) versus `rsync -a -n --delete --itemize-changes B/ A/` in the same run,
-#          both warm (one untimed run first). Target: wayback >= 5x faster. `diff --walk` shown too.
+#   find     `wayback find PATH --root LIVE` over 100 snapper snapshots (a literal path, and a `**` glob
+#            under the same prefix). Target: <= 1 s.
+#   versions `wayback versions PATH` over 1000 snapper snapshots of a file with 4 versions, two of them
+#            of equal size and mtime (so one boundary is hashed). Target: <= 100 ms.
+#   restore  `wayback restore PATH --from @N --to DEST` of a 1 GiB file (a reflink). Target: <= 50 ms.
+#   diff     two pairs of read-only snapshots of a tree of BENCH_FILES files (200 directories), each pair
+#            ~1% apart (half appended to, a quarter deleted, a quarter added): once clustered in 10% of
+#            the directories (a spool, an app's data dir), once scattered evenly over all of them (the
+#            worst case: nearly every metadata leaf differs). `wayback diff A B` (btrfs metadata: tree
+#            search) versus `rsync -a -n --delete --itemize-changes B/ A/` in the same run, both warm
+#            (one untimed run first). Targets: wayback >= 20x faster clustered, >= 10x scattered.
+#            `diff --method send` (the send stream) and `diff --walk` are shown too.
 #
 # Output: a markdown table on stdout (progress on stderr). Everything lives in a temp dir named wbtb*
 # (a loop-file btrfs pool) and is removed at the end, also on error. Needs root, btrfs-progs, rsync.
@@ -65,6 +69,14 @@ bench_ms() {
     "$@" >/dev/null 2>&1
     for _ in $(seq "$N"); do time_ms "$@"; done | median
 }
+# cpu_ms CMD...: the median over N runs of the CPU time (user + system, all threads) CMD used: unlike
+# wall time, it does not grow when other work on the machine competes for the cores
+cpu_ms() {
+    local TIMEFORMAT='%3U %3S'
+    for _ in $(seq "$N"); do
+        { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{ printf "%d\n", ($1 + $2) * 1000 }'
+    done | median
+}
 
 log "pool in $WORK"
 truncate -s 8G "$IMG"
@@ -92,6 +104,39 @@ wb find var/lib/app/files/q3/report-final.odt --root "$LIVE" | grep -q 'present 
     || die "find reported the wrong range"
 FIND_MS=$(bench_ms wb find var/lib/app/files/q3/report-final.odt --root "$LIVE")
 GLOB_MS=$(bench_ms wb find 'var/lib/app/**/report*.odt' --root "$LIVE")
+
+# --- versions: 1000 snapper snapshots; report.odt has 4 versions (v3 = v2's size and mtime) ----------------
+HIST="$MNT/hist"
+btrfs subvolume create "$HIST" >/dev/null
+btrfs subvolume create "$HIST/.snapshots" >/dev/null
+mkdir -p "$HIST/var/lib/app"
+log "making 1000 snapshots"
+for i in $(seq 1 1000); do
+    case $i in
+        100) echo one >"$HIST/var/lib/app/report.odt" ;;
+        400) printf 'two-%04d\n' 1 >"$HIST/var/lib/app/report.odt"; touch -d @1793000000 "$HIST/var/lib/app/report.odt" ;;
+        600) printf 'TWO-%04d\n' 1 >"$HIST/var/lib/app/report.odt"; touch -d @1793000000 "$HIST/var/lib/app/report.odt" ;;
+        800) echo four >>"$HIST/var/lib/app/report.odt" ;;
+        950) rm "$HIST/var/lib/app/report.odt" ;;
+    esac
+    mkdir "$HIST/.snapshots/$i"
+    btrfs subvolume snapshot -r "$HIST" "$HIST/.snapshots/$i/snapshot" >/dev/null
+    printf '<?xml version="1.0"?>\n<snapshot>\n  <type>single</type>\n  <num>%d</num>\n  <date>%s</date>\n</snapshot>\n' \
+        "$i" "$(date -u -d "@$((1793491200 + i * 3600))" '+%Y-%m-%d %H:%M:%S')" >"$HIST/.snapshots/$i/info.xml"
+done
+wb versions "$HIST/var/lib/app/report.odt" | grep -q '4 versions in 1000 snapshots' || die "versions reported the wrong count"
+VERSIONS_MS=$(bench_ms wb versions "$HIST/var/lib/app/report.odt")
+
+# --- restore: a 1 GiB file, as a reflink ------------------------------------------------------------------
+log "writing a 1 GiB file"
+dd if=/dev/urandom of="$HIST/big.bin" bs=1M count=1024 status=none
+mkdir "$HIST/.snapshots/1001"
+btrfs subvolume snapshot -r "$HIST" "$HIST/.snapshots/1001/snapshot" >/dev/null
+printf '<?xml version="1.0"?>\n<snapshot>\n  <type>single</type>\n  <num>1001</num>\n  <date>2027-01-01 00:00:00</date>\n</snapshot>\n' >"$HIST/.snapshots/1001/info.xml"
+restore_once() { wb restore "$HIST/big.bin" --from @1001 --to "$HIST/big.restored" && rm -f "$HIST/big.restored"; }
+RESTORE_METHOD=$(wb restore "$HIST/big.bin" --from @1001 --to "$HIST/big.restored" --json | grep '"method"' | tr -d ' ",' | cut -d: -f2)
+rm -f "$HIST/big.restored"
+RESTORE_MS=$(for _ in $(seq "$N"); do t0=$(now_ns); restore_once >/dev/null 2>&1; t1=$(now_ns); echo $(( (t1 - t0) / 1000000 )); done | median)
 
 # --- diff: FILES files, ~1% changed ----------------------------------------------------------------------
 BIG="$MNT/big"
@@ -135,28 +180,39 @@ pair() {  # pair LABEL OLD NEW
     local label=$1 a=$2 b=$3
     RES[$label.changes]=$(wb diff "$a" "$b" 2>/dev/null | tail -n 1)
     RES[$label.rsync_lines]=$(rsync -a -n --delete --itemize-changes "$b/" "$a/" | wc -l)
+    RES[$label.method]=$(wb diff --json "$a" "$b" 2>/dev/null | grep '"method"' | tr -d ' ",' | cut -d: -f2)
     RES[$label.diff]=$(bench_ms wb diff "$a" "$b")
+    RES[$label.send]=$(bench_ms wb diff --method send "$a" "$b")
     RES[$label.walk]=$(bench_ms wb diff --walk "$a" "$b")
     RES[$label.rsync]=$(bench_ms rsync -a -n --delete --itemize-changes "$b/" "$a/")
     RES[$label.x]=$(awk -v r="${RES[$label.rsync]}" -v w="${RES[$label.diff]}" 'BEGIN { printf "%.1f", r / (w > 0 ? w : 1) }')
+    RES[$label.diff_cpu]=$(cpu_ms wb diff "$a" "$b")
+    RES[$label.rsync_cpu]=$(cpu_ms rsync -a -n --delete --itemize-changes "$b/" "$a/")
+    RES[$label.xcpu]=$(awk -v r="${RES[$label.rsync_cpu]}" -v w="${RES[$label.diff_cpu]}" 'BEGIN { printf "%.1f", r / (w > 0 ? w : 1) }')
 }
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 log "timing diff and rsync (clustered)"
 pair clustered "$MNT/snaps/A" "$MNT/snaps/B"
 log "timing diff and rsync (scattered)"
 pair scattered "$MNT/snaps/B" "$MNT/snaps/C"
 
 verdict() { if awk -v a="$1" -v b="$2" "BEGIN { exit !(a $3 b) }"; then echo yes; else echo NO; fi; }
-row() {  # row LABEL DESCRIPTION
+row() {  # row LABEL DESCRIPTION TARGET
     local l=$1
-    echo "| \`diff\` A B, $FILES files, ~1% changed $2 (send stream) | ${RES[$l.diff]} ms | | |"
+    echo "| \`diff\` A B, $FILES files, ~1% changed $2 (method: ${RES[$l.method]}) | ${RES[$l.diff]} ms | | |"
     echo "| \`rsync -a -n --delete --itemize-changes\` same pair | ${RES[$l.rsync]} ms | | |"
-    echo "| speed-up of \`diff\` over rsync, $2 | ${RES[$l.x]}x | >= 5x | $(verdict "${RES[$l.x]}" 5 '>=') |"
+    echo "| speed-up of \`diff\` over rsync, $2 | ${RES[$l.x]}x | >= ${3}x | $(verdict "${RES[$l.x]}" "$3" '>=') |"
+    echo "| CPU time (user + system): \`diff\` / rsync, $2 | ${RES[$l.diff_cpu]} ms / ${RES[$l.rsync_cpu]} ms = ${RES[$l.xcpu]}x | | |"
+    echo "| \`diff --method send\` (send stream) same pair | ${RES[$l.send]} ms | | |"
     echo "| \`diff --walk\` (fallback) same pair | ${RES[$l.walk]} ms | | |"
     echo "| changes found, $2: wayback / rsync itemized lines | ${RES[$l.changes]} / ${RES[$l.rsync_lines]} | | |"
 }
 echo "| measurement | result | target | met |"
 echo "| --- | --- | --- | --- |"
+echo "| load average (1, 5, 15 min) when the diff timings began | $LOAD | | |"
 echo "| \`find\` one path, 100 snapshots (median of $N) | ${FIND_MS} ms | <= 1000 ms | $(verdict "$FIND_MS" 1000 '<=') |"
 echo "| \`find\` \`**\` glob, 100 snapshots | ${GLOB_MS} ms | <= 1000 ms | $(verdict "$GLOB_MS" 1000 '<=') |"
-row clustered "(clustered in 10% of the directories)"
-row scattered "(scattered over all directories)"
+echo "| \`versions\` one path, 1000 snapshots, 4 versions (median of $N) | ${VERSIONS_MS} ms | <= 100 ms | $(verdict "$VERSIONS_MS" 100 '<=') |"
+echo "| \`restore\` of a 1 GiB file (${RESTORE_METHOD}) | ${RESTORE_MS} ms | <= 50 ms | $(verdict "$RESTORE_MS" 50 '<=') |"
+row clustered "(clustered in 10% of the directories)" 20
+row scattered "(scattered over all directories)" 10

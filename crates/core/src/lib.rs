@@ -12,6 +12,7 @@ pub mod duration;
 pub mod export;
 pub mod format;
 pub mod glob;
+pub mod history;
 pub mod hostpaths;
 pub mod journal;
 pub mod names;

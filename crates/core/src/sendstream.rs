@@ -7,6 +7,12 @@
 //! to its name in B. The caller then compares those paths in A and B (lstat), so the stream only has to
 //! say *where* to look: the verdict comes from the trees themselves.
 //!
+//! Since issue 16 this is the second way: two snapshots of one subvolume are compared from btrfs metadata
+//! (`wayback::sys::treediff`); the send stream serves other pairs. It is read as `btrfs receive --dump`
+//! text rather than with the btrfs-stream crate (0.13): that crate decodes every path as a UTF-8
+//! `String` and rejects a stream holding any other file name (`StreamError::InvalidAttribute`), and
+//! Linux names are bytes; the dump escapes them and this parser gets them back exactly.
+//!
 //! Pure: parses bytes, no processes. Paths are printed escaped by btrfs-progs (`print_path_escaped`:
 //! `\ ` for space, `\\`, `\n` and friends, `\ooo` octal for other unprintable bytes).
 

@@ -65,6 +65,13 @@ pub enum Cmd {
     Find(crate::cmd::find::FindArgs),
     /// Added, removed and modified paths between two snapshots, or a snapshot and its live subvolume
     Diff(crate::cmd::diff::DiffArgs),
+    // --- File history (issue 16) ---
+    /// The distinct versions of a file across its snapshots (or, with --deleted, what live lost under a directory)
+    Versions(crate::cmd::versions::VersionsArgs),
+    /// Print one version of a file from a snapshot
+    Show(crate::cmd::show::ShowArgs),
+    /// Copy a file or directory out of a snapshot (a reflink on the same btrfs), keeping owner, mode, times, xattrs
+    Restore(crate::cmd::restore::RestoreArgs),
     // --- end Find ---
     /// List and show profiles; generate one from the host's systemd units
     Profile(crate::cmd::profile::ProfileArgs),

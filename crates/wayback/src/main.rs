@@ -126,6 +126,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Snapshots(a) => cmd::snapshots::run(&cfg, a).await,
         Cmd::Find(a) => cmd::find::run(&cfg, a).await,
         Cmd::Diff(a) => cmd::diff::run(&cfg, a).await,
+        // File history (issue 16)
+        Cmd::Versions(a) => cmd::versions::run(&cfg, a).await,
+        Cmd::Show(a) => cmd::show::run(&cfg, a).await,
+        Cmd::Restore(a) => cmd::restore::run(&cfg, a).await,
         Cmd::Profile(a) => cmd::profile::run(&cfg, a, progress.quiet),
         Cmd::Export(a) => cmd::export::run(&cfg, a),
         Cmd::K8s(a) => cmd::k8s::run(&cfg, a, progress).await,

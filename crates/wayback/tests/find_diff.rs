@@ -297,7 +297,7 @@ impl Wb {
             s,
             format!(
                 "{method}{}",
-                if method == "send" {
+                if method == "send" || method == "tree" {
                     String::new()
                 } else {
                     format!(" ({err})")
@@ -412,9 +412,18 @@ fn snapshots_find_and_diff_on_a_snapper_layout() {
 
     // diff: snapshot vs snapshot, and snapshot vs live, by send and by walk, against the reference.
     let sel = |i: u32| format!("{live_s}@{i}");
-    for (a, b) in [(5, 20), (1, SNAPSHOTS), (FIRST, FIRST + 1), (12, 13)] {
+    for (a, b) in [
+        (5, 20),
+        (1, SNAPSHOTS),
+        (FIRST, FIRST + 1),
+        (12, 13),
+        (20, 5),
+    ] {
         let want = reference_diff(&snap(a), &snap(b));
         let (got, method) = wb.diff(&[&sel(a), &sel(b)]);
+        assert_eq!(method, "tree");
+        assert_eq!(got, want, "diff @{a} @{b} (tree)");
+        let (got, method) = wb.diff(&[&sel(a), &sel(b), "--method", "send"]);
         assert_eq!(method, "send");
         assert_eq!(got, want, "diff @{a} @{b} (send)");
         let (got, method) = wb.diff(&[&sel(a), &sel(b), "--walk"]);
@@ -428,6 +437,9 @@ fn snapshots_find_and_diff_on_a_snapper_layout() {
             "{want:?}"
         );
         let (got, method) = wb.diff(&[&sel(a)]);
+        assert_eq!(method, "tree");
+        assert_eq!(got, want, "diff @{a} live (tree)");
+        let (got, method) = wb.diff(&[&sel(a), "--method", "send"]);
         assert_eq!(method, "send");
         assert_eq!(got, want, "diff @{a} live (send)");
     }

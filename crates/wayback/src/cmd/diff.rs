@@ -1,9 +1,11 @@
 //! `wayback diff A [B]`: added / removed / modified paths between two snapshots, or between a
 //! snapshot and the live subvolume it was taken from (only when B is left out, and said so: a selector
-//! never resolves to a live subvolume). On btrfs it reads the send stream
-//! (`btrfs send --no-data -p A B | btrfs receive --dump`), so only what changed is looked at; a
-//! writable side is first frozen as a temporary read-only snapshot in wayback's clone dir, deleted
-//! again afterwards (also on error and Ctrl-C). Elsewhere, or if send fails, both trees are walked.
+//! never resolves to a live subvolume). On btrfs only what changed is looked at: for two snapshots of
+//! one subvolume, from the filesystem's own metadata (`sys::treediff`: a tree search for what was
+//! written since the older one); for other pairs, from the send stream (`btrfs send --no-data -p A B`).
+//! A writable side is first frozen as a temporary read-only snapshot in wayback's clone dir, deleted
+//! again afterwards (also on error and Ctrl-C). Elsewhere, or if both fail, both trees are walked.
+//! `diff PATH --from SELECTOR [--to SELECTOR]` compares one file instead (`cmd::filediff`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,27 +18,48 @@ use wayback_core::Config;
 use crate::cmd::snapshots::{resolve_path, SELECTOR_HELP};
 use crate::error::BadInput;
 use crate::sys::snapdiff::{self, DiffError, TempSnapshot};
-use crate::sys::{mountinfo, walk};
+use crate::sys::{mountinfo, treediff, walk};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = SELECTOR_HELP)]
 pub struct DiffArgs {
-    /// The older side: a snapshot selector (e.g. @11921, /persist@2w, or a path)
+    /// The older side: a snapshot selector (e.g. @11921, /persist@2w, or a path); with --from: the one
+    /// file to compare (absolute, or relative to the snapshot root)
     pub a: String,
     /// The newer side [default: the live subvolume A was taken from]
+    #[arg(conflicts_with = "from")]
     pub b: Option<String>,
+    /// One file: its version in this snapshot (e.g. @11921, @2w) against --to, as a unified diff
+    #[arg(long, value_name = "SELECTOR")]
+    pub from: Option<String>,
+    /// With --from: the other snapshot [default: live]
+    #[arg(long, value_name = "SELECTOR", requires = "from")]
+    pub to: Option<String>,
     /// Only paths at or below PREFIX (relative to the snapshot root, e.g. var/lib/postgresql)
     #[arg(long, value_name = "PREFIX")]
     pub path: Option<PathBuf>,
     /// Where to look up @N / @DATE selectors (repeat for several)
     #[arg(long, value_name = "ROOT")]
     pub root: Vec<PathBuf>,
-    /// Compare by walking both trees instead of reading the btrfs send stream
-    #[arg(long)]
+    /// Compare by walking both trees (the same as --method walk)
+    #[arg(long, conflicts_with = "method")]
     pub walk: bool,
+    /// How to find what changed: tree (btrfs metadata: snapshots of one subvolume), send (the btrfs
+    /// send stream), walk (both trees, any filesystem), or auto: the first of these that applies
+    #[arg(long, value_enum, default_value_t = Method::Auto)]
+    pub method: Method,
     /// One JSON object: {"a", "b", "b_live", "method", "changes": [...], "summary"}
     #[arg(long)]
     pub json: bool,
+}
+
+/// How `diff A B` finds the changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    Auto,
+    Tree,
+    Send,
+    Walk,
 }
 
 /// `var/lib/x/` → `var/lib/x`; `..` is refused.
@@ -89,10 +112,10 @@ fn compute(
     a: &Path,
     b: &Path,
     prefix: Option<&Path>,
-    force_walk: bool,
+    method: Method,
 ) -> Result<(Vec<Change>, &'static str), DiffError> {
-    if !force_walk && same_btrfs(a, b) {
-        let attempt = || -> Result<Vec<Change>, DiffError> {
+    if method != Method::Walk && same_btrfs(a, b) {
+        let attempt = || -> Result<(Vec<Change>, &'static str), DiffError> {
             // Keep the guards alive until the diff is done: dropping them deletes the snapshots.
             let mut guards = Vec::new();
             let mut frozen = |side: &Path| -> Result<PathBuf, DiffError> {
@@ -108,10 +131,17 @@ fn compute(
                 Ok(p)
             };
             let (fa, fb) = (frozen(a)?, frozen(b)?);
-            snapdiff::diff_send(&fa, &fb, prefix)
+            if method != Method::Send && treediff::applicable(&fa, &fb) {
+                match treediff::diff_tree(&fa, &fb, prefix) {
+                    Ok(c) => return Ok((c, "tree")),
+                    Err(DiffError::Interrupted) => return Err(DiffError::Interrupted),
+                    Err(e) => eprintln!("wayback: {e}; reading the send stream instead"),
+                }
+            }
+            snapdiff::diff_send(&fa, &fb, prefix).map(|c| (c, "send"))
         };
         match attempt() {
-            Ok(c) => return Ok((c, "send")),
+            Ok(x) => return Ok(x),
             Err(DiffError::Interrupted) => return Err(DiffError::Interrupted),
             Err(e) => eprintln!("wayback: {e}; comparing by walking both trees instead"),
         }
@@ -120,6 +150,16 @@ fn compute(
 }
 
 pub async fn run(cfg: &Config, args: DiffArgs) -> Result<ExitCode> {
+    if let Some(from) = &args.from {
+        return crate::cmd::filediff::run(
+            cfg,
+            &args.a,
+            from,
+            args.to.as_deref(),
+            &args.root,
+            args.json,
+        );
+    }
     let roots = if args.root.is_empty() {
         cfg.snapshot_roots.clone()
     } else {
@@ -140,7 +180,8 @@ pub async fn run(cfg: &Config, args: DiffArgs) -> Result<ExitCode> {
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    let (cfg2, a2, b2, p2, w) = (cfg.clone(), a.clone(), b.clone(), prefix.clone(), args.walk);
+    let method = if args.walk { Method::Walk } else { args.method };
+    let (cfg2, a2, b2, p2, w) = (cfg.clone(), a.clone(), b.clone(), prefix.clone(), method);
     let mut task = tokio::task::spawn_blocking(move || compute(&cfg2, &a2, &b2, p2.as_deref(), w));
     let result = tokio::select! {
         r = &mut task => r,

@@ -8,6 +8,12 @@ pub mod logs;
 pub mod profile;
 pub mod status;
 pub mod up;
+// File history (issue 16).
+pub mod filediff;
+pub mod restore;
+pub mod show;
+pub mod subject;
+pub mod versions;
 // Find (issue 3).
 pub mod diff;
 pub mod find;

@@ -299,5 +299,9 @@ pub fn kind_name(st: &FileStat) -> &'static str {
     }
 }
 
+// A path's own entry (lstat, readlink, open without following): versions, show, restore (issue 16).
+mod entry;
+pub use entry::{open_child, Entry};
+
 #[cfg(test)]
 mod tests;

@@ -19,3 +19,8 @@ pub mod snapunits;
 // Find (issue 3): catalog probe, find/diff walks, send-stream diff.
 pub mod snapdiff;
 pub mod walk;
+// File history (issue 16): versions, show, restore.
+pub mod copy;
+pub mod history;
+pub mod restore;
+pub mod treediff;

@@ -303,16 +303,61 @@ pub fn diff_send(a: &Path, b: &Path, prefix: Option<&Path>) -> Result<Vec<Change
             .into_iter()
             .filter(|p| keep(p)),
     );
-    // What the stream did to an inode it did under every name of it: hints go by B's inode number.
-    let (mut ta, mut tb) = (Tree::new(a), Tree::new(b));
+    let (mut tb, ino) = (Tree::new(b), |t: &mut Tree, p: &PathBuf| {
+        t.lstat(p).map(|m| m.ino)
+    });
     let mut inos = |set: &BTreeSet<PathBuf>| -> HashSet<u64> {
-        set.iter()
-            .filter_map(|p| tb.lstat(p).map(|m| m.ino))
-            .collect()
+        set.iter().filter_map(|p| ino(&mut tb, p)).collect()
     };
     let (content, xattr, acl) = (inos(&cand.content), inos(&cand.xattr), inos(&cand.acl));
+    judge(a, b, &paths, &content, &xattr, &acl, prefix)
+}
+
+/// The changes among candidate `paths` (names in A and in B) from `lstat`ing both sides, with what the
+/// metadata said about inodes (by inode number: what happened to an inode happened under every name of
+/// it); a directory replaced by another (or by a non-directory) has both subtrees compared.
+pub fn judge(
+    a: &Path,
+    b: &Path,
+    paths: &BTreeSet<PathBuf>,
+    content: &HashSet<u64>,
+    xattr: &HashSet<u64>,
+    acl: &HashSet<u64>,
+    prefix: Option<&Path>,
+) -> Result<Vec<Change>, DiffError> {
+    // Two threads: each path costs two `lstat`s, and there are two cores or more.
+    let all: Vec<&PathBuf> = paths.iter().collect();
+    let half = all.len().div_ceil(2).max(1);
+    let parts: Vec<Result<BTreeMap<PathBuf, Change>, DiffError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = all
+            .chunks(half)
+            .map(|c| s.spawn(move || judge_some(a, b, c, content, xattr, acl)))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or(Err(DiffError::Interrupted)))
+            .collect()
+    });
     let mut out = BTreeMap::new();
-    for p in &paths {
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out
+        .into_values()
+        .filter(|c| within(&c.path, prefix))
+        .collect())
+}
+
+fn judge_some(
+    a: &Path,
+    b: &Path,
+    paths: &[&PathBuf],
+    content: &HashSet<u64>,
+    xattr: &HashSet<u64>,
+    acl: &HashSet<u64>,
+) -> Result<BTreeMap<PathBuf, Change>, DiffError> {
+    let (mut ta, mut tb) = (Tree::new(a), Tree::new(b));
+    let mut out = BTreeMap::new();
+    for p in paths.iter().copied() {
         if walk::cancelled() {
             return Err(DiffError::Interrupted);
         }
@@ -336,10 +381,7 @@ pub fn diff_send(a: &Path, b: &Path, prefix: Option<&Path>) -> Result<Vec<Change
             _ => {}
         }
     }
-    Ok(out
-        .into_values()
-        .filter(|c| within(&c.path, prefix))
-        .collect())
+    Ok(out)
 }
 
 /// Changes from A to B by walking both trees (any filesystem).
