@@ -103,26 +103,26 @@ fn instances_of_the_previous_release_survive_the_upgrade() {
     ];
     let out = output_timeout(&mut old(&prev, &wb, &up_a), Duration::from_secs(120)).unwrap();
     assert!(out.status.success(), "old up --detach\n{}", show(&out));
-    let mut up_b: Child = old(
-        &prev,
-        &wb,
-        &[
-            "up",
-            snap,
-            "--name",
-            &b,
-            "--profile",
-            "nginx-static",
-            "--host",
-            &host_b,
-            "--json",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    // A guard: stopped (SIGTERM, ours, by PID) and waited for even when the test fails half-way.
+    let up_b_args = [
+        "up",
+        snap,
+        "--name",
+        &b,
+        "--profile",
+        "nginx-static",
+        "--host",
+        &host_b,
+        "--json",
+    ];
+    let mut up_b = Daemon(
+        old(&prev, &wb, &up_b_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     assert_eq!(page(&wb, &host_a), (200, "the old page\n".into()));
     assert_eq!(page(&wb, &host_b), (200, "the old page\n".into()));
     assert!(
