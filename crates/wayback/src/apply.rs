@@ -170,10 +170,16 @@ pub async fn launch_container(dir: &InstanceDir, plan: &Plan) -> Result<Child> {
         dir: r.dir.clone(),
         links: r.links.clone(),
     });
+    let launch = launchns::Launch {
+        root,
+        stages,
+        masks,
+        keep,
+        netns: join,
+        init_at: plan.container.init_exe.clone(),
+    };
     let child = tokio::task::spawn_blocking(move || {
-        launchns::launch(root, stages, masks, keep, join, move || {
-            nspawn::launch(&argv, &log, &cgroups)
-        })
+        launchns::launch(launch, move || nspawn::launch(&argv, &log, &cgroups))
     })
     .await??;
     Ok(child)

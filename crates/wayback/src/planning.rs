@@ -121,8 +121,8 @@ fn source_facts(snapshot: &Path, force_overlay: bool) -> Result<SourceFacts> {
     }
 }
 
-/// The binary to run as the container's init: this one. If it was replaced on disk while we run (an
-/// upgrade under a long-running daemon), the new file at the same path.
+/// This binary's path on disk (the new file after an upgrade replaced it under a running daemon): what the
+/// host libraries for `--software snapshot` are read from. The init itself is pinned by `sys::launchns`.
 fn init_exe() -> Result<std::path::PathBuf> {
     let exe = std::env::current_exe().context("locating the wayback binary")?;
     let s = exe.to_string_lossy();

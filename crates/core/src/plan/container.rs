@@ -40,7 +40,9 @@ pub(super) fn spec(
             facts.host_paths.binds.clone()
         },
         binds: layout.mounts.clone(),
-        init_exe: facts.init_exe.clone(),
+        // wayback's own binary, mounted there in the launch namespace (`sys::launchns`): the container runs
+        // the init of the wayback that starts it, even after the file on disk was replaced.
+        init_exe: cfg.instance_dir(name.as_str()).join("wayback-init"),
         spec_file: cfg.instance_dir(name.as_str()).join("init.json"),
         state_file: (!req.boot).then(|| cfg.instance_dir(name.as_str()).join("init-state")),
         register: facts.machined,

@@ -26,7 +26,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
@@ -105,28 +105,55 @@ pub enum LaunchError {
     InRoot(#[from] InRootError),
     #[error(transparent)]
     Spawn(#[from] NspawnError),
+    #[error("cannot mount wayback's own binary as the container's init at {path}: {source}")]
+    Init { path: PathBuf, source: io::Error },
     #[error("the thread launching the container panicked")]
     Thread,
 }
 
-/// Make the launch namespace on a new thread and run `spawn` (which starts nspawn) in it. With `root`, the
-/// container's root is made first (stages below its directory are mounted on it).
-pub fn launch<F>(
-    root: Option<RootFs>,
-    stages: Vec<Stage>,
-    masks: Masks,
-    keep: Keep,
-    netns: Option<JoinNetns>,
-    spawn: F,
-) -> Result<Child, LaunchError>
+/// Everything the launch namespace is made of.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// With `--software snapshot`: the container's root, made first (stages below it mount on it).
+    pub root: Option<RootFs>,
+    pub stages: Vec<Stage>,
+    pub masks: Masks,
+    pub keep: Keep,
+    /// Boot mode: the network namespace nspawn is started in.
+    pub netns: Option<JoinNetns>,
+    /// Where the container's init binary is mounted: this very process's executable (`/proc/self/exe`), so
+    /// a container always runs the init of the wayback that started it — also when a package upgrade has
+    /// replaced the file meanwhile.
+    pub init_at: PathBuf,
+}
+
+/// Make the launch namespace on a new thread and run `spawn` (which starts nspawn) in it.
+pub fn launch<F>(l: Launch, spawn: F) -> Result<Child, LaunchError>
 where
     F: FnOnce() -> Result<Child, NspawnError> + Send + 'static,
 {
     std::thread::Builder::new()
         .name("wayback-launch".into())
         .spawn(move || {
-            prepare(root.as_ref(), &stages, &masks, &keep)?;
-            if let Some(n) = &netns {
+            // Taken before unsharing: the executable's mount belongs to the host's namespace.
+            let exe = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                "/proc/self/exe",
+                rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+                    | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )
+            .map_err(|e| LaunchError::Init {
+                path: l.init_at.clone(),
+                source: e.into(),
+            })?;
+            prepare(
+                l.root.as_ref(),
+                &l.stages,
+                &l.masks,
+                &l.keep,
+                (&exe, &l.init_at),
+            )?;
+            if let Some(n) = &l.netns {
                 join_netns(n)?;
             }
             Ok(spawn()?)
@@ -141,6 +168,7 @@ fn prepare(
     stages: &[Stage],
     masks: &Masks,
     keep: &Keep,
+    (exe, init_at): (&OwnedFd, &Path),
 ) -> Result<(), LaunchError> {
     let ns = |step| move |source| LaunchError::Namespace { step, source };
     unshare(CloneFlags::CLONE_NEWNS).map_err(ns("unshare"))?;
@@ -155,6 +183,7 @@ fn prepare(
     if let Some(r) = root {
         root_fs(r)?;
     }
+    pin_init(exe, init_at)?;
     for s in stages {
         stage(s)?;
     }
@@ -169,6 +198,7 @@ fn prepare(
     })?;
     let mut keep = keep.clone();
     keep.paths.extend(stages.iter().map(|s| s.at.clone()));
+    keep.paths.push(init_at.to_path_buf());
     keep.paths.extend(root.map(|r| r.dir.clone()));
     for point in unneeded(&mounts, &keep) {
         // Already gone with a detached parent: fine.
@@ -224,6 +254,27 @@ fn join_netns(n: &JoinNetns) -> Result<(), LaunchError> {
         }
     })?;
     Ok(())
+}
+
+/// Mount this process's executable (a detached clone of its mount, taken before unsharing) on `at`.
+fn pin_init(exe: &OwnedFd, at: &Path) -> Result<(), LaunchError> {
+    let err = |source: io::Error| LaunchError::Init {
+        path: at.to_path_buf(),
+        source,
+    };
+    match fs::File::options().write(true).create_new(true).open(at) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err(e)),
+    }
+    rustix::mount::move_mount(
+        exe,
+        "",
+        rustix::fs::CWD,
+        at,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| err(e.into()))
 }
 
 /// Resolve the stage's path inside its clone and bind-mount that very object on the mount point.
