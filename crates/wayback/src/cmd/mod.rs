@@ -8,6 +8,7 @@ pub mod logs;
 pub mod profile;
 pub mod status;
 pub mod up;
+pub mod verify;
 // Find (issue 3).
 pub mod diff;
 pub mod find;
