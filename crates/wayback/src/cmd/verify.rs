@@ -103,16 +103,16 @@ pub async fn run(
         return show::history(cfg, h);
     }
     let jobs = load_jobs(cfg, &args)?;
+    for job in &jobs {
+        // The job's [run] must parse as `up` arguments before anything starts.
+        run::up_args(job, Path::new("/"), 0, &run::instance_name(&job.name, 0))?;
+    }
     let history = History::open(cfg)?;
     let mut planned = Vec::new();
     let mut idle = Vec::new();
     for job in jobs {
         let job = Arc::new(job);
         let snaps = choose_snapshots(&job, &args, &history)?;
-        if let Some(s) = snaps.first() {
-            // The job's [run] must parse as `up` arguments before anything starts.
-            run::up_args(&job, s, &run::instance_name(&job.name, 0))?;
-        }
         if snaps.is_empty() {
             idle.push(job.name.clone());
         }
@@ -315,7 +315,8 @@ fn choose_snapshots(job: &Job, args: &VerifyArgs, history: &History) -> Result<V
             job.root.display()
         ))
     };
-    let cat = crate::cmd::snapshots::load_catalog(std::slice::from_ref(&job.root))?;
+    let cat = crate::cmd::snapshots::load_catalog(std::slice::from_ref(&job.root))
+        .map_err(|e| bad(crate::error::render(&e)))?;
     let series = choose::series_of(&cat, job.series.as_deref()).map_err(bad)?;
     if let Some(text) = args.snapshot.as_ref().or(job.snapshot.as_ref()) {
         let sel: Selector = text.parse().map_err(|e| bad(format!("{e}")))?;

@@ -170,7 +170,7 @@ async fn start(
     if let Some(t) = job.start_timeout {
         cfg.ready_timeout = t;
     }
-    let args = up_args(job, snap, name)?;
+    let args = up_args(job, &snap.path, snap.date, name)?;
     let prepared = {
         let _one = shared.plan_lock.lock().await;
         let req = crate::cmd::up::request::request(&cfg, &args, progress)?;
@@ -225,16 +225,16 @@ fn skipped(c: &wayback_core::verify::Check, why: &str) -> CheckResult {
 
 /// The job's `[run]` as `up`'s command line, parsed by `up`'s own parser (so every check of the command
 /// line applies); errors name the job's key.
-pub fn up_args(job: &Job, snap: &Snapshot, name: &str) -> Result<UpArgs> {
+pub fn up_args(job: &Job, snapshot: &std::path::Path, date: i64, name: &str) -> Result<UpArgs> {
     InstanceName::new(name)?;
     let mut argv = vec!["wayback".to_string(), "up".into()];
     match &job.run.at {
         Some(live) => {
             argv.push(live.display().to_string());
-            let at = wayback_core::civil::format_utc(snap.date).replace(' ', "T");
+            let at = wayback_core::civil::format_utc(date).replace(' ', "T");
             argv.push(format!("--at={at}Z"));
         }
-        None => argv.push(snap.path.display().to_string()),
+        None => argv.push(snapshot.display().to_string()),
     }
     argv.push(format!("--name={name}"));
     argv.push(format!("--ttl={}", job.timeout));
@@ -267,7 +267,7 @@ fn clap_error(job: &Job, e: &clap::Error) -> BadInput {
     let what = match e.kind() {
         ErrorKind::ArgumentConflict => format!(
             "cannot be combined with {}",
-            key(ContextKind::PriorArg).unwrap_or_else(|| "another key".into())
+            key(ContextKind::PriorArg).map_or_else(|| "another key".into(), |k| format!("`{k}`"))
         ),
         ErrorKind::MissingRequiredArgument => {
             "needs a key it goes with (see `wayback up --help`)".into()
