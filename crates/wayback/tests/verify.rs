@@ -55,8 +55,7 @@ fn write_job(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", show(out)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", show(out)))
 }
 
 /// Every run's instance left nothing behind.
@@ -115,7 +114,10 @@ fn postgres_since_last_reports_exactly_the_damaged_snapshot() {
         }
     }
 
-    let out_dir = tempfile::Builder::new().prefix("wbtverify").tempdir().unwrap();
+    let out_dir = tempfile::Builder::new()
+        .prefix("wbtverify")
+        .tempdir()
+        .unwrap();
     let metrics = out_dir.path().join("verify.prom");
     let hook_out = out_dir.path().join("hook.json");
     let wb = Wayback::with_extra_config(&format!(
@@ -170,7 +172,9 @@ fn postgres_since_last_reports_exactly_the_damaged_snapshot() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("FAIL") && text.contains("invoices (sql)") && text.contains("could not open file"),
+        text.contains("FAIL")
+            && text.contains("invoices (sql)")
+            && text.contains("could not open file"),
         "{text}"
     );
 
@@ -222,9 +226,15 @@ fn check_records(wb: &Wayback, job: &str, metrics: &Path, hook: &Path, junit: &P
     }
     let bad = &runs[0]["checks"][2];
     assert_eq!(bad["result"], "failed");
-    assert!(bad["reason"].as_str().unwrap().contains("could not open file"));
+    assert!(bad["reason"]
+        .as_str()
+        .unwrap()
+        .contains("could not open file"));
     let table = wb.run_ok(&["verify", "history", job]);
-    assert!(table.contains("failed") && table.contains("invoices (sql)"), "{table}");
+    assert!(
+        table.contains("failed") && table.contains("invoices (sql)"),
+        "{table}"
+    );
 
     let prom = fs::read_to_string(metrics).expect("the metrics file");
     for line in [
@@ -232,17 +242,24 @@ fn check_records(wb: &Wayback, job: &str, metrics: &Path, hook: &Path, junit: &P
         format!("wayback_verify_runs_total{{job=\"{job}\",result=\"passed\"}} 5"),
         format!("wayback_verify_runs_total{{job=\"{job}\",result=\"failed\"}} 2"),
     ] {
-        assert!(prom.lines().any(|l| l == line), "no line {line:?} in\n{prom}");
+        assert!(
+            prom.lines().any(|l| l == line),
+            "no line {line:?} in\n{prom}"
+        );
     }
     for name in [
         "wayback_verify_last_success_timestamp_seconds",
         "wayback_verify_last_verified_snapshot_age_seconds",
         "wayback_verify_last_duration_seconds",
     ] {
-        assert!(prom.contains(&format!("{name}{{job=\"{job}\"}} ")), "{prom}");
+        assert!(
+            prom.contains(&format!("{name}{{job=\"{job}\"}} ")),
+            "{prom}"
+        );
     }
 
-    let hooked: Value = serde_json::from_str(&fs::read_to_string(hook).expect("the hook ran")).unwrap();
+    let hooked: Value =
+        serde_json::from_str(&fs::read_to_string(hook).expect("the hook ran")).unwrap();
     assert_eq!(hooked["passed"], false);
     assert_eq!(hooked["runs"][0]["snapshot"]["id"], 4, "{hooked:#}");
 
@@ -271,11 +288,21 @@ fn failed_timed_out_and_killed_runs_leave_nothing() {
     // A start that fails: the server's own words, and no trace.
     let name = unique("wbtpgc");
     let job = write_job(wb.tmp(), &name, &pg_job(&pool, ""));
-    let out = wb.run(&["verify", "--job", job.to_str().unwrap(), "--snapshot", "@2", "--json"]);
+    let out = wb.run(&[
+        "verify",
+        "--job",
+        job.to_str().unwrap(),
+        "--snapshot",
+        "@2",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let r = json(&out);
     let reason = r["runs"][0]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("start (start):") && reason.contains("pg_control"), "{reason}");
+    assert!(
+        reason.starts_with("start (start):") && reason.contains("pg_control"),
+        "{reason}"
+    );
     assert_eq!(r["runs"][0]["checks"][1]["result"], "skipped");
     assert_no_residue(&r, &pool, &wb);
 
@@ -283,11 +310,21 @@ fn failed_timed_out_and_killed_runs_leave_nothing() {
     let name = unique("wbtpgt");
     let slow = "[[check]]\nname = \"slow\"\ncommand = \"sleep 60\"\ntimeout = \"2s\"\n";
     let job = write_job(wb.tmp(), &name, &pg_job(&pool, slow));
-    let out = wb.run(&["verify", "--job", job.to_str().unwrap(), "--snapshot", "@1", "--json"]);
+    let out = wb.run(&[
+        "verify",
+        "--job",
+        job.to_str().unwrap(),
+        "--snapshot",
+        "@1",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let r = json(&out);
     let reason = r["runs"][0]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("slow (command): timed out after 2s"), "{reason}");
+    assert!(
+        reason.starts_with("slow (command): timed out after 2s"),
+        "{reason}"
+    );
     assert_eq!(r["runs"][0]["checks"][2]["result"], "passed", "{r:#}");
     assert_no_residue(&r, &pool, &wb);
 
@@ -318,14 +355,20 @@ fn failed_timed_out_and_killed_runs_leave_nothing() {
     assert_eq!(history[0]["result"], "interrupted", "{history:#}");
     let killed = history[0]["instance"].as_str().unwrap().to_string();
     assert!(
-        !Residue::new(&killed).pool(&pool).wayback(&wb).leftovers().is_empty(),
+        !Residue::new(&killed)
+            .pool(&pool)
+            .wayback(&wb)
+            .leftovers()
+            .is_empty(),
         "a killed verify should leave its instance for gc"
     );
     let out = wb.run(&["gc"]);
     assert!(out.status.success(), "{}", show(&out));
     // The `wayback exec` of the killed check ends once gc has removed its container.
     let residue = Residue::new(&killed).pool(&pool).wayback(&wb);
-    wait_for(Duration::from_secs(10), || residue.leftovers().is_empty().then_some(()));
+    wait_for(Duration::from_secs(10), || {
+        residue.leftovers().is_empty().then_some(())
+    });
     residue.assert_none();
 }
 
@@ -361,7 +404,10 @@ fn http_job_on_php_mariadb_app_sees_what_only_the_old_state_has() {
         Some(&format!("{page}\n")),
     );
     let now = Browser::new(LIVE_HOST, 80, Some(live.ns_pid())).get(&format!("/index.php/{page}"));
-    assert!(!now.body.contains(marker), "the live site still has the page");
+    assert!(
+        !now.body.contains(marker),
+        "the live site still has the page"
+    );
 
     let wb = Wayback::new();
     let profile = wb.run_ok(&[
@@ -462,7 +508,10 @@ fn a_corrupt_locked_or_newer_history_is_a_clear_error() {
     let out = wb.run(&["verify", "history"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(err.contains("locked") && err.contains(db.to_str().unwrap()), "{err}");
+    assert!(
+        err.contains("locked") && err.contains(db.to_str().unwrap()),
+        "{err}"
+    );
     conn.execute_batch("ROLLBACK").unwrap();
 
     // Written by a newer wayback: refused, left as it is.
@@ -471,7 +520,10 @@ fn a_corrupt_locked_or_newer_history_is_a_clear_error() {
     let out = wb.run(&["verify", "history"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(err.contains("newer") && err.contains(db.to_str().unwrap()), "{err}");
+    assert!(
+        err.contains("newer") && err.contains(db.to_str().unwrap()),
+        "{err}"
+    );
 
     // Corrupt.
     fs::write(&db, vec![0x5a; 8192]).unwrap();
@@ -488,7 +540,10 @@ fn a_corrupt_locked_or_newer_history_is_a_clear_error() {
 #[test]
 fn timer_and_service_validate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = tempfile::Builder::new().prefix("wbtunits").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("wbtunits")
+        .tempdir()
+        .unwrap();
     // systemd-analyze checks that ExecStart's program exists: point it at the binary under test.
     for f in ["wayback-verify.service", "wayback-verify.timer"] {
         let text = fs::read_to_string(root.join("packaging").join(f)).unwrap();

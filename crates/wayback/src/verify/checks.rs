@@ -4,7 +4,9 @@
 //! - `http`, `tcp`: dialed inside the instance's network namespace to its 127.0.0.1
 //!   (`wayback_net::NetnsDialer`, as readiness and publishes are): no proxy route, no published port.
 //!   HTTP/1.1 with hyper; the body is read up to [`BODY_MAX`]; redirects are not followed (a check can
-//!   expect a 302).
+//!   expect a 302). What says "not answering yet" — a refused connection, or 502/503/504 from a front
+//!   server whose backend is still starting (php-fpm behind nginx has no readiness of its own) — is
+//!   retried until the check's timeout; any other answer is final.
 //! - `sql`, `command`: `wayback exec NAME --user U -- ARGV` as a child process, so they run exactly as
 //!   `exec` runs commands: in the container's namespaces, with its capability sets, no-new-privileges and
 //!   system-call filter (exec must be single-threaded to join a mount namespace, which this process is
@@ -46,8 +48,8 @@ pub struct Target<'a> {
 pub async fn run(t: &Target<'_>, c: &Check) -> Result<(), String> {
     let work = async {
         match &c.kind {
-            CheckKind::Tcp { port } => tcp(t, *port).await,
-            CheckKind::Http { .. } => http(t, &c.kind).await,
+            CheckKind::Tcp { port } => retried(c, || tcp(t, *port)).await,
+            CheckKind::Http { .. } => retried(c, || http(t, &c.kind)).await,
             CheckKind::Sql { argv, user, .. } => {
                 let (code, out, err) = exec(t, argv, Some(user), &[], c.timeout).await?;
                 check::eval_exec(&c.kind, code, &out, &err).map_err(|e| anyhow!(e))
@@ -70,16 +72,82 @@ pub async fn run(t: &Target<'_>, c: &Check) -> Result<(), String> {
     }
 }
 
-async fn tcp(t: &Target<'_>, port: u16) -> Result<()> {
-    let dialer = NetnsDialer::open(&t.plan.netns_path)?;
-    dialer
-        .connect(loopback(port))
-        .await
-        .with_context(|| format!("nothing answers on port {port} inside the instance"))?;
-    Ok(())
+/// An attempt's result: `Retry` when the service is not answering yet.
+enum Attempt {
+    Done(Result<()>),
+    Retry(anyhow::Error),
 }
 
-async fn http(t: &Target<'_>, kind: &CheckKind) -> Result<()> {
+/// Repeat `attempt` while it says retry, until shortly before the check's timeout; the last reason.
+async fn retried<F, Fut>(c: &Check, mut attempt: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Attempt>,
+{
+    let until = std::time::Instant::now()
+        + c.timeout
+            .as_std()
+            .saturating_sub(Duration::from_millis(500));
+    loop {
+        match attempt().await {
+            Attempt::Done(r) => return r,
+            Attempt::Retry(e) if std::time::Instant::now() >= until => return Err(e),
+            Attempt::Retry(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// A failed connect: the service is not listening yet (retry), or something else (final).
+fn refused(e: std::io::Error, port: u16) -> Attempt {
+    let retry = e.kind() == std::io::ErrorKind::ConnectionRefused;
+    let e = anyhow::Error::new(e).context(format!(
+        "nothing answers on port {port} inside the instance"
+    ));
+    if retry {
+        Attempt::Retry(e)
+    } else {
+        Attempt::Done(Err(e))
+    }
+}
+
+async fn tcp(t: &Target<'_>, port: u16) -> Attempt {
+    let dialer = match NetnsDialer::open(&t.plan.netns_path) {
+        Ok(d) => d,
+        Err(e) => return Attempt::Done(Err(e.into())),
+    };
+    match dialer.connect(loopback(port)).await {
+        Ok(_) => Attempt::Done(Ok(())),
+        Err(e) => refused(e, port),
+    }
+}
+
+async fn http(t: &Target<'_>, kind: &CheckKind) -> Attempt {
+    let CheckKind::Http { port, .. } = kind else {
+        unreachable!("an http check");
+    };
+    let dialer = match NetnsDialer::open(&t.plan.netns_path) {
+        Ok(d) => d,
+        Err(e) => return Attempt::Done(Err(e.into())),
+    };
+    let stream = match dialer.connect(loopback(*port)).await {
+        Ok(s) => s,
+        Err(e) => return refused(e, *port),
+    };
+    match request(stream, kind).await {
+        Ok((status @ (502..=504), body)) => Attempt::Retry(
+            check::eval_http(kind, status, &body)
+                .err()
+                .map_or_else(|| anyhow!("status {status}"), |e| anyhow!(e)),
+        ),
+        Ok((status, body)) => {
+            Attempt::Done(check::eval_http(kind, status, &body).map_err(|e| anyhow!(e)))
+        }
+        Err(e) => Attempt::Done(Err(e)),
+    }
+}
+
+/// One request on `stream`: (status, body).
+async fn request(stream: tokio::net::TcpStream, kind: &CheckKind) -> Result<(u16, String)> {
     let CheckKind::Http {
         method,
         path,
@@ -90,11 +158,6 @@ async fn http(t: &Target<'_>, kind: &CheckKind) -> Result<()> {
     else {
         unreachable!("an http check");
     };
-    let dialer = NetnsDialer::open(&t.plan.netns_path)?;
-    let stream = dialer
-        .connect(loopback(*port))
-        .await
-        .with_context(|| format!("nothing answers on port {port} inside the instance"))?;
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .context("HTTP handshake")?;
@@ -118,7 +181,7 @@ async fn http(t: &Target<'_>, kind: &CheckKind) -> Result<()> {
         .map_err(|e| anyhow!("reading the response body: {e}"))?
         .to_bytes();
     driver.abort();
-    check::eval_http(kind, status, &String::from_utf8_lossy(&body)).map_err(|e| anyhow!(e))
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// `wayback exec` of `argv` in the instance: (exit status, stdout, stderr).
