@@ -8,7 +8,7 @@
 //! | `http = "/path"` | a request dialed inside the instance's network namespace to its 127.0.0.1 | `method`, `port`, `host`, `status`, `contains`, `regex` |
 //! | `tcp = PORT` | a connection to 127.0.0.1:PORT inside the instance | — |
 //! | `sql = "QUERY"` | the app's own client (`client = "psql"` or `"mariadb"`) inside the instance, as `wayback exec` runs it | `client`, `database`, `user`, `port`, `equals`, `contains`, `regex`, `min`, `max`, `min_rows` |
-//! | `command = [...]` or `"sh text"` | a command inside the instance (`wayback exec`) | `user`, `env`, `exit`, `equals`, `contains`, `regex` |
+//! | `command = [...]` or `"sh text"` | a command inside the instance (`wayback exec`) | `user`, `env`, `exit`, `equals`, `contains`, `regex`, `min`, `max`, `min_rows` |
 //! | `file = "/path"` | the path in the instance's clone, resolved inside it | `not_empty`, `min_size`, `max_size`, `max_age` |
 //!
 //! `file` paths may hold `{date}`, `{year}`, `{month}`, `{day}`: the snapshot's date (UTC), so "the upload
@@ -213,7 +213,9 @@ impl CheckSpec {
                 "client", "database", "user", "port", "equals", "contains", "regex", "min", "max",
                 "min_rows",
             ],
-            "command" => &["user", "env", "exit", "equals", "contains", "regex"],
+            "command" => &[
+                "user", "env", "exit", "equals", "contains", "regex", "min", "max", "min_rows",
+            ],
             _ => &["not_empty", "min_size", "max_size", "max_age"],
         };
         if let Some(k) = self.set_keys().into_iter().find(|k| !allowed.contains(k)) {
