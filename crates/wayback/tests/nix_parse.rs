@@ -360,23 +360,28 @@ fn package_and_module_evaluate_with_stub_nixpkgs() {
 fn check_verify_units(root: &Path, m: &serde_json::Value, store_wayback: &str) {
     let job = &m["environment"]["etc"]["wayback/verify.d/pg.toml"]["source"]["value"];
     assert_eq!(job["root"], "/persist/.snapshots", "{job}");
-    let read = |f: &str| unit_sections(&std::fs::read_to_string(root.join("packaging").join(f)).unwrap());
+    let read =
+        |f: &str| unit_sections(&std::fs::read_to_string(root.join("packaging").join(f)).unwrap());
     let (service, timer) = (read("wayback-verify.service"), read("wayback-verify.timer"));
     let svc = &m["systemd"]["services"]["wayback-verify"];
     assert_eq!(
         svc["description"].as_str().unwrap(),
         service["Unit"]["Description"].join(" ")
     );
-    assert_eq!(systemd_value(&svc["after"]), service["Unit"]["After"].join(" "));
+    assert_eq!(
+        systemd_value(&svc["after"]),
+        service["Unit"]["After"].join(" ")
+    );
     assert_eq!(
         systemd_value(&svc["unitConfig"]["ConditionDirectoryNotEmpty"]),
         service["Unit"]["ConditionDirectoryNotEmpty"].join(" ")
     );
     let sc = svc["serviceConfig"].as_object().unwrap();
     for (k, vals) in &service["Service"] {
-        let ours = systemd_value(sc.get(k).unwrap_or_else(|| {
-            panic!("the module's wayback-verify serviceConfig lacks {k}=")
-        }));
+        let ours = systemd_value(
+            sc.get(k)
+                .unwrap_or_else(|| panic!("the module's wayback-verify serviceConfig lacks {k}=")),
+        );
         let theirs = vals.join(" ");
         if k == "ExecStart" {
             assert_eq!(
@@ -389,7 +394,10 @@ fn check_verify_units(root: &Path, m: &serde_json::Value, store_wayback: &str) {
     }
     assert_eq!(sc.len(), service["Service"].len(), "{sc:?}");
     let t = &m["systemd"]["timers"]["wayback-verify"];
-    assert_eq!(systemd_value(&t["wantedBy"]), timer["Install"]["WantedBy"].join(" "));
+    assert_eq!(
+        systemd_value(&t["wantedBy"]),
+        timer["Install"]["WantedBy"].join(" ")
+    );
     let tc = t["timerConfig"].as_object().unwrap();
     for (k, vals) in &timer["Timer"] {
         assert_eq!(systemd_value(&tc[k]), vals.join(" "), "{k}=");

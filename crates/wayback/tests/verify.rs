@@ -328,29 +328,32 @@ fn failed_timed_out_and_killed_runs_leave_nothing() {
     assert_eq!(r["runs"][0]["checks"][2]["result"], "passed", "{r:#}");
     assert_no_residue(&r, &pool, &wb);
 
+    // SIGTERM to `verify` in the middle of a check: it tears its instance down itself.
+    let hang = "[[check]]\nname = \"hang\"\ncommand = \"sleep 300\"\ntimeout = \"10m\"\n";
+    let name = unique("wbtpgs");
+    let job = write_job(wb.tmp(), &name, &pg_job(&pool, hang));
+    let mut child = hanging_verify(&wb, &job, &name);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "verify after SIGTERM: {status:?}");
+    let history = json(&wb.run(&["verify", "history", &name, "--json"]));
+    assert_eq!(history[0]["result"], "interrupted", "{history:#}");
+    assert_eq!(history[0]["checks"][3]["result"], "skipped", "{history:#}");
+    Residue::new(history[0]["instance"].as_str().unwrap())
+        .pool(&pool)
+        .wayback(&wb)
+        .assert_none();
+
     // `verify` killed with SIGKILL in the middle of a check: `gc` removes what it left.
     let name = unique("wbtpgk");
-    let hang = "[[check]]\nname = \"hang\"\ncommand = \"sleep 300\"\ntimeout = \"10m\"\n";
     let job = write_job(wb.tmp(), &name, &pg_job(&pool, hang));
-    let mut child = wb
-        .command(&["verify", "--job", job.to_str().unwrap(), "--snapshot", "@1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let instance = format!("verify-{name}-");
-    let running = wait_for(Duration::from_secs(90), || {
-        let ps = fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-            let cmdline = fs::read(e.path().join("cmdline")).ok()?;
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            (text.contains(&instance) && text.contains("sleep 300")).then_some(text)
-        });
-        ps
-    });
+    let mut child = hanging_verify(&wb, &job, &name);
     let _ = child.kill();
     let _ = child.wait();
-    assert!(running.is_some(), "the hanging check never started");
     let history = json(&wb.run(&["verify", "history", &name, "--json"]));
     assert_eq!(history[0]["result"], "interrupted", "{history:#}");
     let killed = history[0]["instance"].as_str().unwrap().to_string();
@@ -370,6 +373,31 @@ fn failed_timed_out_and_killed_runs_leave_nothing() {
         residue.leftovers().is_empty().then_some(())
     });
     residue.assert_none();
+}
+
+/// `verify` of a job whose last check hangs, once that check runs.
+fn hanging_verify(wb: &Wayback, job: &Path, name: &str) -> std::process::Child {
+    let mut child = wb
+        .command(&["verify", "--job", job.to_str().unwrap(), "--snapshot", "@1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let instance = format!("verify-{name}-");
+    let running = wait_for(Duration::from_secs(90), || {
+        fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let cmdline = fs::read(e.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (text.contains(&instance) && text.contains("sleep 300")).then_some(())
+        })
+    });
+    if running.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the hanging check of {name} never started");
+    }
+    child
 }
 
 #[test]

@@ -54,7 +54,9 @@ pub async fn run(shared: &Shared, job: &Job, snap: &Snapshot) -> Result<RunRepor
     let name = instance_name(&job.name, id);
     let progress = progress_for(shared.quiet, format!("{} #{} ({name})", job.name, snap.id));
     let mut checks = lifecycle(shared, job, snap, &name, t0, &progress).await;
-    let interrupted = shared.interrupt.borrow().is_some();
+    // A signal that came after every step had passed changes nothing.
+    let interrupted = shared.interrupt.borrow().is_some()
+        && checks.iter().any(|c| c.result != CheckOutcome::Passed);
     let failed = checks.iter().find(|c| c.result == CheckOutcome::Failed);
     let (result, reason) = match failed {
         _ if interrupted => (
