@@ -76,7 +76,7 @@ chown -R postgres:postgres "$MNT/live/var/lib/postgresql"
 (cd "$WORK" && runuser -u postgres -- "$PGBIN/initdb" -D "$MNT/live/$PGREL" -U postgres --auth=trust \
     --no-sync -E UTF8 --locale=C >/dev/null)
 printf "listen_addresses = '127.0.0.1'\nport = 5432\n" >>"$MNT/live/$PGREL/postgresql.conf"
-(cd "$WORK" && runuser -u postgres -- "$PGBIN/postgres" --single -D "$MNT/live/$PGREL" postgres >/dev/null <<'SQL'
+(cd "$WORK" && runuser -u postgres -- "$PGBIN/postgres" --single -D "$MNT/live/$PGREL" postgres >/dev/null 2>&1 <<'SQL'
 CREATE TABLE invoices (id int PRIMARY KEY, customer text NOT NULL);
 INSERT INTO invoices SELECT i, 'customer ' || i FROM generate_series(1, 1000) AS i;
 SQL
@@ -114,7 +114,7 @@ wb() { "$WAYBACK" -q --config "$CFG" "$@"; }
 verify_once() {
     local t0
     t0=$(now_ns)
-    wb verify pg --snapshot @1 >/dev/null || die "verify failed: $(wb verify history pg | head -3)"
+    wb verify pg --snapshot @1 >"$WORK/one.out" 2>&1 || die "verify failed: $(tail -20 "$WORK/one.out")"
     ms_since "$t0"
 }
 pg_once() {
@@ -122,7 +122,7 @@ pg_once() {
     btrfs subvolume snapshot "$MNT/snaps/s1" "$MNT/work" >/dev/null
     t0=$(now_ns)
     (cd "$WORK" && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$MNT/work/$PGREL" -s -w -t 60 \
-        -o "-k $SOCK -c listen_addresses=''" -l "$WORK/pg.log" start)
+        -o "-k $SOCK -c listen_addresses=''" -l "$SOCK/pg.log" start)
     (cd "$WORK" && runuser -u postgres -- "$PGBIN/psql" -X -A -t -q -h "$SOCK" -U postgres -d postgres \
         -c 'SELECT count(*) FROM invoices' >/dev/null)
     (cd "$WORK" && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$MNT/work/$PGREL" -s -m fast -w stop)
@@ -144,7 +144,7 @@ log "$JOBS jobs in parallel: $N runs"
 par_once() {
     local t0
     t0=$(now_ns)
-    wb verify --all --snapshot @1 >/dev/null || die "parallel verify failed"
+    wb verify --all --snapshot @1 >"$WORK/par.out" 2>&1 || die "parallel verify failed: $(tail -20 "$WORK/par.out")"
     ms_since "$t0"
 }
 PAR=$(for _ in $(seq "$N"); do par_once; done | median)
