@@ -14,7 +14,8 @@
 #            fast`; wall time of these three;
 #   overhead = median(verify) - median(pg). Target: <= 0.5 s.
 #   parallel BENCH_JOBS jobs on the same snapshot, `[verify] parallel = BENCH_JOBS`, `verify --all
-#            --snapshot @1`; wall time against median(verify). Target: <= 2x.
+#            --snapshot @1`; wall time against median(verify). Target: <= 2x. For scale, the same number
+#            of clusters started, queried and stopped by hand at once (each on its own writable snapshot).
 #
 # Output: a markdown table on stdout (progress on stderr). Everything lives in a temp dir named wbtb* and
 # is removed at the end, also on error. Needs root, btrfs-progs, systemd-container, postgresql.
@@ -39,6 +40,9 @@ cleanup() {
     if [ -n "${PGBIN:-}" ] && [ -d "$MNT/work" ]; then
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$MNT/work/$PGREL" -m immediate stop >/dev/null 2>&1
     fi
+    for d in "$MNT"/w[0-9]*; do
+        [ -d "$d/$PGREL" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$d/$PGREL" -m immediate stop >/dev/null 2>&1
+    done
     if mountpoint -q "$MNT" 2>/dev/null; then umount "$MNT" || umount -l "$MNT"; fi
     for dev in $(losetup -j "$IMG" 2>/dev/null | cut -d: -f1); do losetup -d "$dev"; done
     rm -rf "$WORK"
@@ -149,6 +153,29 @@ par_once() {
 }
 PAR=$(for _ in $(seq "$N"); do par_once; done | median)
 
+# The database's own share of that: BENCH_JOBS clusters started, queried and stopped at once.
+pg_one_of_many() {
+    local i=$1 sock="$SOCK/$1"
+    runuser -u postgres -- mkdir -p "$sock"
+    (cd "$WORK" && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$MNT/w$i/$PGREL" -s -w -t 120 \
+        -o "-k $sock -c listen_addresses=''" -l "$sock/pg.log" start &&
+        runuser -u postgres -- "$PGBIN/psql" -X -A -t -q -h "$sock" -U postgres -d postgres \
+            -c 'SELECT count(*) FROM invoices' >/dev/null &&
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$MNT/w$i/$PGREL" -s -m fast -w stop)
+}
+pg_par_once() {
+    local t0 ms i
+    for i in $(seq "$JOBS"); do btrfs subvolume snapshot "$MNT/snaps/s1" "$MNT/w$i" >/dev/null; done
+    t0=$(now_ns)
+    for i in $(seq "$JOBS"); do pg_one_of_many "$i" & done
+    wait
+    ms=$(ms_since "$t0")
+    for i in $(seq "$JOBS"); do btrfs subvolume delete "$MNT/w$i" >/dev/null; done
+    echo "$ms"
+}
+log "$JOBS PostgreSQL clusters alone in parallel: $N runs"
+PGPAR=$(for _ in $(seq "$N"); do pg_par_once; done | median)
+
 verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "**not met**"; fi; }
 OVER=$((V - P))
 RATIO=$(awk -v a="$PAR" -v b="$V" 'BEGIN { printf "%.2f", a / b }')
@@ -158,5 +185,7 @@ echo "| \`verify\` of one PostgreSQL job (tcp + sql check) | $V ms | — |"
 echo "| PostgreSQL's own start + query + stop | $P ms | — |"
 echo "| wayback's overhead per job | $OVER ms | ≤ 500 ms ($(verdict $((OVER <= 500)))) |"
 echo "| $JOBS jobs in parallel (parallel = $JOBS) | $PAR ms = ${RATIO}× one job | ≤ 2× ($(verdict "$(awk -v r="$RATIO" 'BEGIN { print (r <= 2) }')")) |"
+echo "| $JOBS PostgreSQL clusters alone in parallel (start + query + stop) | $PGPAR ms = $(awk -v a="$PGPAR" -v b="$P" 'BEGIN { printf "%.2f", a / b }')× one | — |"
+echo "| wayback's overhead with $JOBS in parallel | $((PAR - PGPAR)) ms | — |"
 echo
 echo "$(nproc) CPUs, $(uname -r), PostgreSQL $PGV, wayback $("$WAYBACK" --version | awk '{print $2}')"

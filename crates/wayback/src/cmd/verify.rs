@@ -150,7 +150,8 @@ pub async fn run(
     finish(&shared, &args, &reports, &idle).await
 }
 
-/// Run everything, `[verify] parallel` at a time; reports in the order they were planned.
+/// Run everything, `[verify] parallel` at a time, started in the order planned (each job's snapshots
+/// oldest first); reports in that order.
 async fn run_all(
     shared: &Arc<Shared>,
     planned: Vec<Planned>,
@@ -159,25 +160,32 @@ async fn run_all(
     let slots = Arc::new(Semaphore::new(shared.cfg.verify.parallel));
     let mut tasks = Vec::new();
     for p in planned {
-        let (shared, slots) = (shared.clone(), slots.clone());
-        tasks.push(tokio::spawn(async move {
-            let _slot = slots.acquire_owned().await.expect("semaphore open");
-            if shared.interrupt.borrow().is_some() {
-                return Ok(None);
+        let slot = slots.clone().acquire_owned().await.expect("semaphore open");
+        if shared.interrupt.borrow().is_some() {
+            break;
+        }
+        let begun = match run::begin(shared, &p.job, &p.snap) {
+            Ok(b) => b,
+            Err(e) => {
+                tasks.push(tokio::spawn(async move { Err(e) }));
+                break;
             }
-            let r = run::run(&shared, &p.job, &p.snap).await?;
+        };
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let _slot = slot;
+            let r = run::run(&shared, &p.job, &p.snap, begun).await?;
             if !json {
                 print!("{}", show::result(&r));
             }
-            Ok::<_, anyhow::Error>(Some(r))
+            Ok::<_, anyhow::Error>(r)
         }));
     }
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for t in tasks {
         match t.await {
-            Ok(Ok(Some(r))) => reports.push(r),
-            Ok(Ok(None)) => {}
+            Ok(Ok(r)) => reports.push(r),
             Ok(Err(e)) => errors.push(crate::error::render(&e)),
             Err(e) => errors.push(format!("a run panicked: {e}")),
         }

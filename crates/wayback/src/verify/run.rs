@@ -42,15 +42,30 @@ pub fn instance_name(job: &str, id: i64) -> String {
     format!("verify-{job}-{id}")
 }
 
-/// Bring `snap` up for `job`, check it, tear it down, record it. Err only when the history cannot be
-/// written (the run itself, failed or not, is in the report).
-pub async fn run(shared: &Shared, job: &Job, snap: &Snapshot) -> Result<RunReport> {
-    let sref = SnapshotRef::from(snap);
+/// A run recorded as started.
+pub struct Begun {
+    pub id: i64,
+    started: i64,
+    t0: Instant,
+}
+
+/// Record that a run of `job` on `snap` starts now (its row gives it its number and instance name).
+pub fn begin(shared: &Shared, job: &Job, snap: &Snapshot) -> Result<Begun> {
     let started = crate::cmd::snapshots::now();
     let t0 = Instant::now();
     let id = shared
         .history
-        .begin(&job.name, &sref, started, |id| instance_name(&job.name, id))?;
+        .begin(&job.name, &SnapshotRef::from(snap), started, |id| {
+            instance_name(&job.name, id)
+        })?;
+    Ok(Begun { id, started, t0 })
+}
+
+/// Bring `snap` up for `job`, check it, tear it down, record it. Err only when the history cannot be
+/// written (the run itself, failed or not, is in the report).
+pub async fn run(shared: &Shared, job: &Job, snap: &Snapshot, begun: Begun) -> Result<RunReport> {
+    let Begun { id, started, t0 } = begun;
+    let sref = SnapshotRef::from(snap);
     let name = instance_name(&job.name, id);
     let progress = progress_for(shared.quiet, format!("{} #{} ({name})", job.name, snap.id));
     let mut checks = lifecycle(shared, job, snap, &name, t0, &progress).await;
