@@ -188,9 +188,9 @@ async fn start(
         cfg.ready_timeout = t;
     }
     let args = up_args(job, &snap.path, snap.date, name)?;
+    let req = crate::cmd::up::request::request(&cfg, &args, progress)?;
     let prepared = {
         let _one = shared.plan_lock.lock().await;
-        let req = crate::cmd::up::request::request(&cfg, &args, progress)?;
         let (mut plan, alloc) = planning::plan(&cfg, &req).await?;
         // Checks dial inside the instance: it is never published (no proxy route, no host proxy vhost).
         plan.http = None;
