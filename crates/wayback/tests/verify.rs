@@ -138,6 +138,16 @@ fn postgres_since_last_reports_exactly_the_damaged_snapshot() {
     assert!(!hook_out.exists(), "the hook ran though nothing failed");
     assert_no_residue(&first, &pool, &wb);
 
+    // --dry-run lists what --since-last would verify, and runs nothing.
+    let plan = wb.run_ok(&["verify", "--job", job_s, "--since-last", "--dry-run"]);
+    let listed: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.starts_with(name.as_str()))
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(listed, ["#2", "#3", "#4", "#5", "#6"], "{plan}");
+    assert!(plan.contains("wayback up ") && plan.contains("--profile=postgresql"), "{plan}");
+
     // Every snapshot since: exactly #4 fails, naming the check and the server's error.
     let junit = out_dir.path().join("junit.xml");
     let out = wb.run(&[
