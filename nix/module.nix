@@ -7,7 +7,9 @@
 #   };
 #
 # It installs the CLI, writes /etc/wayback/config.toml and /etc/wayback/profiles/*.toml, and runs the daemon
-# (`wayback serve`) as packaging/wayback.service does on Debian. wayback starts systemd-nspawn itself, so
+# (`wayback serve`) as packaging/wayback.service does on Debian. With `verify.enable`, it writes the verify
+# jobs to /etc/wayback/verify.d/*.toml and runs `wayback verify --all --since-last` from a timer, as
+# packaging/wayback-verify.{service,timer} do (docs/verify.md). wayback starts systemd-nspawn itself, so
 # `boot.enableContainers` (NixOS's declarative containers) is neither needed nor touched. See docs/nixos.md.
 {
   config,
@@ -22,6 +24,8 @@ let
   # A profile's `name` defaults to its attribute name.
   profileFile =
     name: profile: toml.generate "wayback-profile-${name}.toml" ({ inherit name; } // profile);
+  # Shared by both units of `wayback verify`.
+  verifyDoc = [ "man:wayback(1)" ];
 in
 {
   options.services.wayback = {
@@ -75,6 +79,38 @@ in
         See docs/profiles.md for the format; `wayback profile from-units UNIT` writes one from a unit.
       '';
     };
+
+    verify = {
+      enable = lib.mkEnableOption "`wayback verify` from a timer: every new snapshot of each job brought up, checked and removed (docs/verify.md)";
+
+      jobs = lib.mkOption {
+        type = lib.types.attrsOf toml.type;
+        default = { };
+        example = lib.literalExpression ''
+          {
+            pg = {
+              root = "/persist/.snapshots";
+              run.unit = [ "postgresql" ];
+              check = [
+                { name = "port"; tcp = 5432; }
+                { name = "invoices"; sql = "SELECT count(*) FROM invoices"; client = "psql"; min = 1; }
+              ];
+            };
+          }
+        '';
+        description = ''
+          Verify jobs, each written to /etc/wayback/verify.d/NAME.toml (the default `[verify] jobs_dir`); the
+          attribute name is the job's name. See docs/verify.md for the format. `[verify]` settings
+          (parallel, metrics_file, on_failure) go into `settings.verify`.
+        '';
+      };
+
+      startAt = lib.mkOption {
+        type = lib.types.str;
+        default = "*-*-* 05:00:00";
+        description = "When the timer runs `wayback verify --all --since-last` (systemd OnCalendar= syntax).";
+      };
+    };
   };
 
   config = lib.mkIf cfg.enable {
@@ -85,7 +121,13 @@ in
     }
     // lib.mapAttrs' (
       name: profile: lib.nameValuePair "wayback/profiles/${name}.toml" { source = profileFile name profile; }
-    ) cfg.profiles;
+    ) cfg.profiles
+    // lib.mapAttrs' (
+      name: job:
+      lib.nameValuePair "wayback/verify.d/${name}.toml" {
+        source = toml.generate "wayback-verify-${name}.toml" job;
+      }
+    ) cfg.verify.jobs;
 
     # The equivalent of packaging/wayback.service.
     systemd.services.wayback = {
@@ -127,6 +169,47 @@ in
         SystemCallArchitectures = "native";
         ProtectClock = true;
         ProtectHostname = true;
+      };
+    };
+
+    # The equivalent of packaging/wayback-verify.service and packaging/wayback-verify.timer.
+    systemd.services.wayback-verify = lib.mkIf cfg.verify.enable {
+      description = "wayback: prove new snapshots restorable (the verify jobs in /etc/wayback/verify.d)";
+      documentation = verifyDoc;
+      after = [
+        "network.target"
+        "local-fs.target"
+        "systemd-machined.service"
+      ];
+      wants = [ "systemd-machined.service" ];
+      unitConfig.ConditionDirectoryNotEmpty = "/etc/wayback/verify.d";
+      serviceConfig = {
+        Type = "oneshot";
+        # Exit 1 when a check failed: the unit fails, OnFailure= and the [verify] on_failure hook see it.
+        ExecStart = "${lib.getExe cfg.package} verify --all --since-last";
+        # SIGTERM to wayback only: it stops its runs and removes their instances itself.
+        KillMode = "mixed";
+        TimeoutStopSec = "5min";
+        StateDirectory = "wayback";
+        StateDirectoryMode = "0700";
+        UMask = "0077";
+        Nice = 10;
+        IOSchedulingClass = "idle";
+        LockPersonality = true;
+        RestrictRealtime = true;
+        SystemCallArchitectures = "native";
+        ProtectClock = true;
+        ProtectHostname = true;
+      };
+    };
+    systemd.timers.wayback-verify = lib.mkIf cfg.verify.enable {
+      description = "wayback: verify new snapshots daily";
+      documentation = verifyDoc;
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.verify.startAt;
+        RandomizedDelaySec = "30min";
+        Persistent = true;
       };
     };
   };

@@ -20,6 +20,9 @@ trap 'rm -rf "$stage"' EXIT
 
 install -Dm755 "$bin" "$stage/usr/bin/wayback"
 install -Dm644 packaging/wayback.service "$stage/lib/systemd/system/wayback.service"
+install -Dm644 packaging/wayback-verify.service "$stage/lib/systemd/system/wayback-verify.service"
+install -Dm644 packaging/wayback-verify.timer "$stage/lib/systemd/system/wayback-verify.timer"
+install -d "$stage/etc/wayback/verify.d"
 install -Dm644 packaging/config.toml "$stage/etc/wayback/config.toml"
 install -d "$stage/etc/wayback/profiles"
 install -d "$stage/usr/share/man/man1"

@@ -28,6 +28,9 @@ trap cleanup EXIT
 dpkg -i "$deb" >/dev/null
 test -x /usr/bin/wayback
 test -f /lib/systemd/system/wayback.service
+test -d /etc/wayback/verify.d
+# The verify units as installed (with their man page present): systemd-analyze runs without systemd as PID 1.
+systemd-analyze verify /lib/systemd/system/wayback-verify.service /lib/systemd/system/wayback-verify.timer
 test -f /etc/wayback/config.toml
 test -f /usr/share/bash-completion/completions/wayback
 test -f /usr/share/zsh/vendor-completions/_wayback

@@ -50,6 +50,37 @@ pub struct Config {
     /// How long `gc` keeps the logs of a failed start (`wayback logs NAME` shows them meanwhile).
     pub keep_failed_logs: Duration,
     pub proxy: ProxyConfig,
+    /// `wayback verify` (docs/verify.md).
+    pub verify: VerifyConfig,
+}
+
+/// `[verify]`: where jobs are, how many run at once, and where results go besides the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// Where `wayback verify JOB` and `--all` find jobs (`NAME.toml`).
+    pub jobs_dir: PathBuf,
+    /// How many snapshots are verified at once.
+    pub parallel: usize,
+    /// The Prometheus text file (node_exporter's textfile collector) rewritten after every `verify`, e.g.
+    /// /var/lib/prometheus/node-exporter/wayback-verify.prom [default: none].
+    pub metrics_file: Option<PathBuf>,
+    /// A command (argv) run when a run failed, given the JSON report on stdin, e.g. a script that mails it.
+    pub on_failure: Vec<String>,
+    /// How long `on_failure` may run before it is killed.
+    pub hook_timeout: Duration,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            jobs_dir: "/etc/wayback/verify.d".into(),
+            parallel: 2,
+            metrics_file: None,
+            on_failure: Vec::new(),
+            hook_timeout: Duration(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +168,7 @@ impl Default for Config {
             keep_failed_logs: Duration(7 * 24 * 3600),
             max_skew: Duration(15 * 60),
             proxy: ProxyConfig::default(),
+            verify: VerifyConfig::default(),
         }
     }
 }
@@ -261,6 +293,31 @@ impl Config {
                 message: format!(
                     "clone_dir {:?} must not contain '..' (relative: a directory at the top of the snapshot's filesystem, e.g. .wayback; absolute: a directory on that filesystem)",
                     cfg.clone_dir.display().to_string()
+                ),
+            });
+        }
+        if !(1..=64).contains(&cfg.verify.parallel) {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!(
+                    "[verify] parallel must be 1-64, not {}",
+                    cfg.verify.parallel
+                ),
+            });
+        }
+        let verify_paths = [
+            ("[verify] jobs_dir", Some(&cfg.verify.jobs_dir)),
+            ("[verify] metrics_file", cfg.verify.metrics_file.as_ref()),
+        ];
+        if let Some((key, p)) = verify_paths
+            .iter()
+            .find_map(|(k, p)| p.filter(|p| !p.is_absolute()).map(|p| (k, p)))
+        {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!(
+                    "{key} must be an absolute path, not {:?}",
+                    p.display().to_string()
                 ),
             });
         }

@@ -26,6 +26,7 @@ pub mod profile;
 pub mod selector;
 pub mod sendstream;
 pub mod units;
+pub mod verify;
 
 pub use config::Config;
 pub use duration::Duration;

@@ -73,6 +73,9 @@ pub enum Cmd {
     /// Copy a file or directory out of a snapshot (a reflink on the same btrfs), keeping owner, mode, times, xattrs
     Restore(crate::cmd::restore::RestoreArgs),
     // --- end Find ---
+    /// Prove snapshots restorable: bring each up (isolated, unpublished), run the job's checks, tear it
+    /// down and record the result; `verify history` shows past runs (docs/verify.md)
+    Verify(crate::cmd::verify::VerifyArgs),
     /// List and show profiles; generate one from the host's systemd units
     Profile(crate::cmd::profile::ProfileArgs),
     /// Print an instance's plan as a NixOS container module (with its nginx vhost) or an nginx vhost

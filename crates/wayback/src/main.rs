@@ -23,6 +23,7 @@ mod sources;
 mod state;
 mod sys;
 mod teardown;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -48,8 +49,9 @@ fn main() -> ExitCode {
     if matches!(cli.cmd, Cmd::Exec(_) | Cmd::Shell(_)) {
         return inside(cli);
     }
-    let long_running =
-        matches!(&cli.cmd, Cmd::Up(a) if !a.dry_run) || matches!(cli.cmd, Cmd::Serve);
+    let long_running = matches!(&cli.cmd, Cmd::Up(a) if !a.dry_run)
+        || matches!(cli.cmd, Cmd::Serve)
+        || matches!(&cli.cmd, Cmd::Verify(a) if a.runs_instances());
     if !long_running {
         default_sigpipe();
     }
@@ -130,6 +132,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Versions(a) => cmd::versions::run(&cfg, a).await,
         Cmd::Show(a) => cmd::show::run(&cfg, a).await,
         Cmd::Restore(a) => cmd::restore::run(&cfg, a).await,
+        Cmd::Verify(a) => {
+            let path = Config::locate(cli.config.as_deref(), None);
+            cmd::verify::run(&cfg, path, a, progress).await
+        }
         Cmd::Profile(a) => cmd::profile::run(&cfg, a, progress.quiet),
         Cmd::Export(a) => cmd::export::run(&cfg, a),
         Cmd::K8s(a) => cmd::k8s::run(&cfg, a, progress).await,

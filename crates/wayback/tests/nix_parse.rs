@@ -74,7 +74,7 @@ let
     mkEnableOption = d: { _option = "enable"; description = d; };
     mkOption = o: o // { _option = "option"; };
     literalExpression = text: { _type = "literalExpression"; inherit text; };
-    types = { package = "package"; attrsOf = t: { attrsOf = t; }; };
+    types = { package = "package"; str = "str"; attrsOf = t: { attrsOf = t; }; };
     mkIf = c: v: if c then v else { };
     nameValuePair = name: value: { inherit name value; };
     mapAttrs' = f: s: builtins.listToAttrs (map (n: f n s.${n}) (builtins.attrNames s));
@@ -109,11 +109,16 @@ let
   settings = { base_domain = "wayback.example.org"; proxy.listen = "127.0.0.1:8080"; };
   profiles.wiki = { binds = [ "/srv/wiki" ]; http_port = 80; process = [ { name = "web"; shell = "exec php -S 0.0.0.0:80 -t /srv/wiki"; } ]; };
   profiles.named = { name = "other"; binds = [ "/srv/x" ]; };
+  verify = {
+    enable = true;
+    startAt = "*-*-* 05:00:00";
+    jobs.pg = { root = "/persist/.snapshots"; run.unit = [ "postgresql" ]; check = [ { tcp = 5432; } ]; };
+  };
   wayback = { outPath = stub "wayback"; meta.mainProgram = pkg.meta.mainProgram; };
   enabled = import (root + "/nix/module.nix") {
     inherit lib pkgs;
     config = {
-      services.wayback = { enable = true; package = wayback; inherit settings profiles; };
+      services.wayback = { enable = true; package = wayback; inherit settings profiles verify; };
       environment.etc = enabled.config.environment.etc;
     };
   };
@@ -272,7 +277,7 @@ fn package_and_module_evaluate_with_stub_nixpkgs() {
     // The module: options, files in /etc, the package on PATH.
     assert_eq!(
         v["options"],
-        serde_json::json!(["enable", "package", "profiles", "settings"])
+        serde_json::json!(["enable", "package", "profiles", "settings", "verify"])
     );
     assert_eq!(
         v["disabled"],
@@ -346,4 +351,56 @@ fn package_and_module_evaluate_with_stub_nixpkgs() {
         svc["restartTriggers"][0],
         etc["wayback/config.toml"]["source"]
     );
+
+    check_verify_units(&root, m, store_wayback);
+}
+
+/// `services.wayback.verify`: its jobs in /etc/wayback/verify.d, and a service and timer that say what
+/// packaging/wayback-verify.{service,timer} say.
+fn check_verify_units(root: &Path, m: &serde_json::Value, store_wayback: &str) {
+    let job = &m["environment"]["etc"]["wayback/verify.d/pg.toml"]["source"]["value"];
+    assert_eq!(job["root"], "/persist/.snapshots", "{job}");
+    let read =
+        |f: &str| unit_sections(&std::fs::read_to_string(root.join("packaging").join(f)).unwrap());
+    let (service, timer) = (read("wayback-verify.service"), read("wayback-verify.timer"));
+    let svc = &m["systemd"]["services"]["wayback-verify"];
+    assert_eq!(
+        svc["description"].as_str().unwrap(),
+        service["Unit"]["Description"].join(" ")
+    );
+    assert_eq!(
+        systemd_value(&svc["after"]),
+        service["Unit"]["After"].join(" ")
+    );
+    assert_eq!(
+        systemd_value(&svc["unitConfig"]["ConditionDirectoryNotEmpty"]),
+        service["Unit"]["ConditionDirectoryNotEmpty"].join(" ")
+    );
+    let sc = svc["serviceConfig"].as_object().unwrap();
+    for (k, vals) in &service["Service"] {
+        let ours = systemd_value(
+            sc.get(k)
+                .unwrap_or_else(|| panic!("the module's wayback-verify serviceConfig lacks {k}=")),
+        );
+        let theirs = vals.join(" ");
+        if k == "ExecStart" {
+            assert_eq!(
+                ours,
+                theirs.replace("/usr/bin/wayback", &format!("{store_wayback}/bin/wayback"))
+            );
+        } else {
+            assert_eq!(ours, theirs, "{k}=");
+        }
+    }
+    assert_eq!(sc.len(), service["Service"].len(), "{sc:?}");
+    let t = &m["systemd"]["timers"]["wayback-verify"];
+    assert_eq!(
+        systemd_value(&t["wantedBy"]),
+        timer["Install"]["WantedBy"].join(" ")
+    );
+    let tc = t["timerConfig"].as_object().unwrap();
+    for (k, vals) in &timer["Timer"] {
+        assert_eq!(systemd_value(&tc[k]), vals.join(" "), "{k}=");
+    }
+    assert_eq!(tc.len(), timer["Timer"].len(), "{tc:?}");
 }

@@ -14,6 +14,7 @@ pub mod restore;
 pub mod show;
 pub mod subject;
 pub mod versions;
+pub mod verify;
 // Find (issue 3).
 pub mod diff;
 pub mod find;

@@ -128,5 +128,5 @@ async fn asked(sigint: &mut Signal, sigterm: &mut Signal) -> String {
     }
 }
 
-mod request;
+pub(crate) mod request;
 mod units;

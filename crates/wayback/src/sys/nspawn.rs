@@ -169,7 +169,7 @@ pub fn stop_pid(pid: i32, start_time: u64, grace: Duration) -> Result<(), Nspawn
             Liveness::Alive if start.elapsed() >= grace => {
                 signal(&what, pid, Signal::SIGKILL)?;
                 std::thread::sleep(Duration::from_millis(50));
-                reap_children();
+                reap(&[pid]);
                 if start.elapsed() >= grace + Duration::from_secs(10) {
                     return Err(NspawnError::Stuck { machine: what, pid });
                 }
@@ -182,7 +182,7 @@ pub fn stop_pid(pid: i32, start_time: u64, grace: Duration) -> Result<(), Nspawn
             }
             Liveness::Alive => {}
         }
-        reap_children();
+        reap(&[pid]);
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -192,6 +192,7 @@ pub fn stop_pid(pid: i32, start_time: u64, grace: Duration) -> Result<(), Nspawn
 /// None running: Ok.
 pub fn stop(machine: &str, grace: Duration) -> Result<(), NspawnError> {
     let start = Instant::now();
+    let mut seen = Vec::new();
     while start.elapsed() < grace {
         let pids = find(machine);
         if pids.is_empty() {
@@ -200,14 +201,14 @@ pub fn stop(machine: &str, grace: Duration) -> Result<(), NspawnError> {
         for pid in &pids {
             signal(machine, *pid, Signal::SIGTERM)?;
         }
-        if wait_gone(machine, Duration::from_secs(1)) {
+        if wait_gone(machine, Duration::from_secs(1), &mut seen) {
             return Ok(());
         }
     }
     for pid in find(machine) {
         signal(machine, pid, Signal::SIGKILL)?;
     }
-    if wait_gone(machine, Duration::from_secs(10)) {
+    if wait_gone(machine, Duration::from_secs(10), &mut seen) {
         Ok(())
     } else {
         Err(NspawnError::Stuck {
@@ -228,14 +229,20 @@ fn signal(machine: &str, pid: i32, sig: Signal) -> Result<(), NspawnError> {
     }
 }
 
-/// Wait until no nspawn of `machine` runs. Reaps our own children on the way (a zombie still has a cmdline
-/// of zero length, so it no longer matches).
-fn wait_gone(machine: &str, timeout: Duration) -> bool {
+/// Wait until no nspawn of `machine` runs. Reaps those of them that are our children on the way (a zombie
+/// has a cmdline of zero length, so it no longer matches); `seen` collects their PIDs across calls.
+fn wait_gone(machine: &str, timeout: Duration, seen: &mut Vec<i32>) -> bool {
     let start = Instant::now();
     loop {
-        reap_children();
-        if find(machine).is_empty() {
+        reap(seen);
+        let pids = find(machine);
+        if pids.is_empty() {
             return true;
+        }
+        for p in pids {
+            if !seen.contains(&p) {
+                seen.push(p);
+            }
         }
         if start.elapsed() >= timeout {
             return false;
@@ -244,13 +251,13 @@ fn wait_gone(machine: &str, timeout: Duration) -> bool {
     }
 }
 
-/// Collect exited children of this process so they do not linger as zombies.
-fn reap_children() {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
-        }
+/// Collect these processes if they are exited children of this process, so they do not linger as zombies.
+/// Never `waitpid(-1)`: that would also collect children other threads wait for (the `nft` and `wayback
+/// exec` of other instances in the same process), whose waits then fail with ECHILD.
+fn reap(pids: &[i32]) {
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    for pid in pids {
+        let _ = waitpid(nix::unistd::Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG));
     }
 }
 
