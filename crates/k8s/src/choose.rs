@@ -234,5 +234,4 @@ pub fn skew(choices: &[Choice]) -> Option<i64> {
 }
 
 #[cfg(test)]
-#[path = "choose_tests.rs"]
 mod tests;

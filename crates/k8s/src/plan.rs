@@ -302,5 +302,4 @@ pub fn build(res: &Resurrection, facts: &Facts, now: Timestamp) -> Result<Plan, 
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

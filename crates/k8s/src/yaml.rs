@@ -202,5 +202,4 @@ impl Object {
 }
 
 #[cfg(test)]
-#[path = "yaml_tests.rs"]
 mod tests;

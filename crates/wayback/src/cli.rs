@@ -247,7 +247,7 @@ pub struct UpArgs {
     /// Who publishes the hostname: wayback's built-in proxy, or the host's nginx or Caddy (see
     /// docs/behind-your-proxy.md) [default: the config's [proxy] driver]
     #[arg(long, value_enum, value_name = "DRIVER")]
-    pub proxy: Option<crate::drivers::DriverKind>,
+    pub proxy: Option<wayback_engine::drivers::DriverKind>,
     /// Hand the instance to the daemon (`wayback serve`) and return once it answers
     #[arg(long, short = 'd', conflicts_with_all = ["dry_run", "export"])]
     pub detach: bool,

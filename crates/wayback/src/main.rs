@@ -1,29 +1,13 @@
 //! wayback: turn a btrfs snapshot into a live, isolated, temporary copy of a service on its own hostname.
 //!
-//! The binary is thin: it parses the command line, loads the config, and runs one command. The pure logic
-//! lives in `wayback-core`; network namespaces in `wayback-net`; the reverse proxy in `wayback-proxy`.
+//! The binary is thin: it parses the command line, loads the config, runs one command (each in `cmd/`:
+//! parse → call the engine → print) and maps its error to an exit code. The engine (planning, the journal,
+//! kernel objects, instances, the daemon) is `wayback-engine`; the pure logic lives in `wayback-core`;
+//! network namespaces in `wayback-net`; the reverse proxy in `wayback-proxy`.
 
-mod apply;
 mod cli;
 mod cmd;
-mod control;
-mod daemon;
-mod drivers;
-mod error;
-mod fault;
-mod hostdetect;
-mod init;
-mod instance;
-mod nested;
-mod planning;
-mod progress;
-mod proxyhost;
-mod serve;
-mod sources;
-mod state;
-mod sys;
-mod teardown;
-mod verify;
+mod exit;
 
 use std::process::ExitCode;
 
@@ -31,7 +15,8 @@ use clap::{CommandFactory, Parser};
 use wayback_core::Config;
 
 use crate::cli::{Cli, Cmd};
-use crate::progress::Progress;
+use wayback_engine::progress::Progress;
+use wayback_engine::{daemon, error, init};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -74,7 +59,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("wayback: error: {}", error::render(&e));
-            ExitCode::from(error::exit_code(&e))
+            ExitCode::from(exit::code(&e))
         }
     }
 }
@@ -94,7 +79,7 @@ fn inside(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("wayback: error: {}", error::render(&e));
-            ExitCode::from(error::exit_code(&e))
+            ExitCode::from(exit::code(&e))
         }
     }
 }

@@ -4,14 +4,12 @@
 //! resolve to 127.0.0.1 through pebble-challtestsrv), and curl trusting only Pebble's issuing root gets the
 //! instance's page over HTTPS.
 
-mod support;
-
 use std::fs;
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// Processes we started, killed (by PID, ours only) on drop.
 struct Procs(Vec<Child>);

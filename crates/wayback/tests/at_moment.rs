@@ -6,14 +6,12 @@
 //! skew, a large skew warns and `--strict-consistency` refuses, a moment before every snapshot names the
 //! subvolume and its oldest snapshot, and `down` leaves nothing on either filesystem.
 
-mod support;
-
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// A snapper-style snapshot `ROOT/.snapshots/N/snapshot` of `src` with an info.xml dated `date` (UTC).
 fn snapper(pool: &BtrfsPool, src: &str, root: &str, n: u32, date: &str) {

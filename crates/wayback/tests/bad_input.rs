@@ -1,14 +1,12 @@
 //! Bad input: every case exits 2, names the offending thing in its message, and creates nothing (no instance
 //! state, no netns, no link, no clone, no process). `--dry-run` creates nothing either and shows the plan.
 
-mod support;
-
 use std::fs;
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// A pool with a valid read-only snapshot (with /var/www/html, so `--profile nginx-static` is valid) and a
 /// wayback config; each case changes one argument of an otherwise valid `up`.

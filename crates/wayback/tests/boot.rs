@@ -2,13 +2,11 @@
 //! its own init in its own cgroup, with the same network, quarantine, proxy and teardown as host mode; timers
 //! are masked; the old page is served through the proxy; `down` leaves nothing (cgroups included).
 
-mod support;
-
 use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 #[test]
 fn a_debootstrapped_root_boots_and_serves_its_old_page() {

@@ -5,14 +5,12 @@
 //! The container runs a script as root that tries each escape and writes one line per attempt into its
 //! bind (the clone): `ok NAME` when refused, `ESCAPED NAME: ...` when it worked.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// Each attempt must fail inside the container. `$M` is a marker name unique to the test run.
 const ATTEMPTS: &str = r#"

@@ -2,13 +2,11 @@
 //! SIGKILL as a crash) adopts every running instance — still reachable through the proxy, no duplicate
 //! containers; a second daemon on the same runtime dir refuses to start; `down --all` leaves nothing.
 
-mod support;
-
 use std::fs;
 use std::process::Child;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 fn signal(child: &Child, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig);

@@ -11,12 +11,6 @@
 //! first in the server with its `@id`, served, replaced on re-publish, removed, and Caddy's config is then
 //! exactly as before.
 
-mod support;
-
-#[allow(dead_code)]
-#[path = "../src/drivers/mod.rs"]
-mod drivers;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -27,9 +21,11 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use drivers::{unpublish, CaddyConfig, Driver, DriverHandle, DriverRoute, NginxConfig, TlsFiles};
-use support::*;
 use tempfile::TempDir;
+use wayback_engine::drivers::{
+    self, unpublish, CaddyConfig, Driver, DriverHandle, DriverRoute, NginxConfig, TlsFiles,
+};
+use wayback_testsupport::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -3,12 +3,10 @@
 //! header; unknown hosts get a 404 that reveals nothing; `ls`, `status`, `logs` work; `down` leaves no trace
 //! and the same name can be brought up again.
 
-mod support;
-
 use std::fs;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 const LOST: &str = "the invoice the user deleted: #2, grace, 99.00\n";
 

@@ -3,12 +3,10 @@
 //! port while the live server keeps serving the new state; `wayback down` leaves no trace and the snapshot
 //! stays read-only and byte-identical.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::*;
+use wayback_testsupport::*;
 
 const SCHEMA: &str =
     "CREATE TABLE invoices (id int PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL);

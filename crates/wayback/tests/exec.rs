@@ -5,15 +5,13 @@
 //! piped commands and gives a terminal a pty of the container; an unknown or stopped instance is exit 2;
 //! a command still running inside is ended by `down`, which leaves nothing behind.
 
-mod support;
-
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::*;
+use wayback_testsupport::*;
 
 fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -3,13 +3,11 @@
 //! restarted daemon) must leave zero residue, the source snapshot must still be read-only and
 //! byte-identical, and a fresh `up` of the same name must succeed.
 
-mod support;
-
 use std::fs;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// More points than wayback has: the loop ends at the first run that is not killed.
 const MAX_POINTS: u32 = 60;

@@ -1,8 +1,6 @@
 //! Self-tests of the integration-test fixtures (tests/support): they must be right before they can judge
 //! wayback. Pure parts run everywhere; the pool, residue and live-PostgreSQL parts need root.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{Read, Write};
@@ -13,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 #[test]
 fn unique_names_are_distinct_valid_instance_names() {

@@ -3,12 +3,10 @@
 //! `--allow` gets 403; no refused request reaches the service (its own request log shows only the
 //! accepted ones). TLS from certificate files: HTTPS with the wildcard certificate, HTTP redirects to it.
 
-mod support;
-
 use std::fs;
 use std::process::Command;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// `curl` against the proxy with the instance's hostname resolved to loopback; returns (status, stdout).
 fn curl(url: &str, extra: &[&str]) -> (u16, String) {

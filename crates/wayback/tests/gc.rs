@@ -1,12 +1,10 @@
 //! Crash recovery: when the foreground `up` dies without tearing down (SIGKILL), its instance is left
 //! behind; `wayback gc` finds it and removes every trace.
 
-mod support;
-
 use std::fs;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 #[test]
 fn gc_removes_instances_whose_owner_was_killed() {

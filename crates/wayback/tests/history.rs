@@ -7,8 +7,6 @@
 //! symlink; a symlink on the way in live is refused. Ends with zero residue (no temporary entry, no
 //! subvolume but the test's own, the pool unmounted and its loop device detached).
 
-mod support;
-
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::AsFd;
@@ -17,7 +15,7 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{path_str, BtrfsPool, Wayback};
+use wayback_testsupport::{path_str, BtrfsPool, Wayback};
 
 const SNAPSHOTS: u32 = 30;
 /// 128 KiB: big enough to live in data extents (not inline in metadata), so sharing shows in FIEMAP.
@@ -175,7 +173,7 @@ fn temporaries(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn versions_show_diff_and_restore_on_a_snapper_layout() {
-    if !support::require_root("versions_show_diff_and_restore_on_a_snapper_layout") {
+    if !wayback_testsupport::require_root("versions_show_diff_and_restore_on_a_snapper_layout") {
         return;
     }
     let pool = BtrfsPool::new();
@@ -356,7 +354,12 @@ fn versions_show_diff_and_restore_on_a_snapper_layout() {
     wb.run_ok(&["restore", &report_s, "--from", "@15"]);
     assert_eq!(fs::read(&report).unwrap(), text("v2"));
     let out = wb.run(&["restore", &report_s, "--from", "@22"]);
-    assert_eq!(out.status.code(), Some(2), "{}", support::show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        wayback_testsupport::show(&out)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--overwrite"));
     assert_eq!(fs::read(&report).unwrap(), text("v2"));
     let v = json(
@@ -393,7 +396,12 @@ fn versions_show_diff_and_restore_on_a_snapper_layout() {
     // A symlink on the way in live (sub -> outside) is not restored through.
     let f = live.join("var/lib/app/sub/f");
     let out = wb.run(&["restore", path_str(&f), "--from", "@15"]);
-    assert_eq!(out.status.code(), Some(2), "{}", support::show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        wayback_testsupport::show(&out)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("symlink"));
     assert_eq!(
         fs::read_dir(&outside).unwrap().count(),
@@ -447,7 +455,7 @@ fn versions_show_diff_and_restore_on_a_snapper_layout() {
     let id = pool.id.clone();
     drop(pool);
     assert!(
-        support::loop_devices_with(&id).is_empty(),
+        wayback_testsupport::loop_devices_with(&id).is_empty(),
         "loop device left"
     );
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();

@@ -2,12 +2,10 @@
 //! service starts, with `--env` settings visible to every process — how an app is put into maintenance or
 //! read-only mode without editing its configuration. A failing hook stops the start with its message.
 
-mod support;
-
 use std::fs;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 const PROFILE: &str = r#"
 name = "hooked"

@@ -4,15 +4,13 @@
 //! the file), before anything is created (nginx's own rejection is tested in drivers.rs); after `down` the
 //! include directory is exactly as before and nginx still serves its own site.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 struct Nginx {
     dir: tempfile::TempDir,

@@ -6,14 +6,12 @@
 //!   namespace (by inode: no /proc/*/ns/net link, no mount in any /proc/*/mountinfo), `ip netns` does not
 //!   list it and its veth goes, while the instances started before and after it keep running.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// An ext4 filesystem on a loop device, mounted in a temp dir; unmounted and detached on drop.
 struct Ext4 {

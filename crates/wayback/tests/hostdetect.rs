@@ -10,12 +10,10 @@
 //! - the dry run of `auto` says the original host is detected after start;
 //! - through the daemon (`up --detach`), the refusal and the found host reach the client.
 
-mod support;
-
 use std::fs;
 use std::process::Command;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// `app.py redirect`: every Host but its own is redirected to the live site (as tests/masquerade.rs).
 /// `app.py links`: answers any Host, but its canonical link and login form name the live site.

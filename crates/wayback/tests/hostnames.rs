@@ -3,12 +3,10 @@
 //! exits 2 naming the owner, with nothing created; the first instance keeps its route file, and its share
 //! gate still refuses a request without the cookie.
 
-mod support;
-
 use std::fs;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 const SERVER: &str = "exec python3 -m http.server 8000 --bind 127.0.0.1 --directory /srv/www";
 

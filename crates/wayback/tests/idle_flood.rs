@@ -12,8 +12,6 @@
 //! - the held connections are closed by the header timeout, after which new connections are served again;
 //! - `down` leaves no trace.
 
-mod support;
-
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -23,7 +21,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use wayback_testsupport::*;
 
 const FLOOD_ENV: &str = "WBT_FLOOD";
 const CHILDREN: u8 = 4;

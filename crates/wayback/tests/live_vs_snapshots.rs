@@ -7,13 +7,11 @@
 //! writable one — proven with a file that exists only in the live data (and in the writable copy). Nothing is
 //! left behind.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::*;
+use wayback_testsupport::*;
 
 /// A bind mount, unmounted on drop (also when the test panics), before the pool goes.
 struct BindMount(PathBuf);

@@ -2,12 +2,10 @@
 //! and shown by `wayback logs`; a start that fails prints the app's own last log lines, and its logs stay
 //! readable with `wayback logs NAME` (the name is free again) until `gc` after keep_failed_logs.
 
-mod support;
-
 use std::fs;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 const PROFILE: &str = r#"
 name = "logger"

@@ -3,12 +3,10 @@
 //! with `--original-host`: the app sees its usual Host, and links, redirects and cookie domains point at
 //! the instance.
 
-mod support;
-
 use std::fs;
 use std::process::Command;
 
-use support::*;
+use wayback_testsupport::*;
 
 const APP: &str = r#"
 import http.server

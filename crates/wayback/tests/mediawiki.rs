@@ -23,17 +23,14 @@
 //! in support_mediawiki/mod.rs. Needs root and the Debian packages mediawiki, php-fpm, php-mysql,
 //! mariadb-server, nginx-light, curl.
 
-mod support;
-mod support_mediawiki;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::*;
-use support_mediawiki::*;
+use wayback_testsupport::mediawiki::*;
+use wayback_testsupport::*;
 
 const PAGE: &str = "WaybackTest";
 const MARKER: &str = "wbt-marker-5f3a9c";

@@ -7,15 +7,13 @@
 //! `gc`, `down --all`, `down NAME` or a daemon start. A `down` whose journal names another instance's route
 //! file leaves that file in place and says so.
 
-mod support;
-
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 const SERVER: &str = "exec python3 -m http.server 8000 --bind 127.0.0.1 --directory /srv/www";
 

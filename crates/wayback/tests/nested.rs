@@ -2,11 +2,9 @@
 //! snapshot_roots; a bind path that is a nested subvolume's empty stand-in in the snapshot is refused (exit
 //! 2, nothing created) with a message naming the live subvolume and its snapshot from the same moment.
 
-mod support;
-
 use std::fs;
 
-use support::*;
+use wayback_testsupport::*;
 
 #[test]
 fn up_by_selector_and_nested_subvolume_refusal() {

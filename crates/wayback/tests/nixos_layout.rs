@@ -69,8 +69,6 @@
 //! Needs root (skips with a message otherwise; fails under CI=true), `unshare` (util-linux), `busybox` and
 //! `patchelf` (scripts/packages.sh). Only loopback traffic; names start with `wbt`.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -78,7 +76,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 const TEST: &str = "nixos_layout_serves_old_data_from_store_paths";
 const INNER_ENV: &str = "WBT_NIXOS_LAYOUT_INNER";

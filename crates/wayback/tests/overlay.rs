@@ -3,13 +3,11 @@
 //! data is served, writes land in the overlay's upper layer, the source stays byte-identical, and teardown
 //! leaves no mount behind.
 
-mod support;
-
 use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// A read-only bind mount of `src` at `dst`; unmounted on drop.
 struct RoMount(std::path::PathBuf);

@@ -3,14 +3,12 @@
 //! naming the path, the owner and the user; with `--chown` the clone's ids are changed (the snapshot's are
 //! not) and the old rows are served.
 
-mod support;
-
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 #[test]
 fn foreign_uids_are_refused_then_served_with_chown() {

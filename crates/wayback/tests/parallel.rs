@@ -1,14 +1,12 @@
 //! Concurrency: 20 `up`s of distinct names from one snapshot at the same time never collide on names,
 //! addresses, ports or clone paths; all are reachable; `down --all` leaves nothing.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::thread;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 const N: usize = 20;
 

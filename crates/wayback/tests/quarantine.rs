@@ -4,14 +4,12 @@
 //! `--publish` port succeed. With `--allow-egress` to the host listener, exactly that connection succeeds.
 //! After `down`, and after SIGKILL of `up` + `gc`, `nft list ruleset` holds nothing of the instance.
 
-mod support;
-
 use std::fs;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::*;
+use wayback_testsupport::*;
 
 /// Run `python3 -c CODE` inside a network namespace; returns stdout (trimmed).
 fn in_netns(netns: &str, code: &str) -> String {

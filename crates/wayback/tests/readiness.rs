@@ -1,12 +1,10 @@
 //! Readiness gate: the route is published only once the service answers; a service that never answers
 //! makes `up` roll back within the configured timeout, exit 1, and show the tail of the service's log.
 
-mod support;
-
 use std::fs;
 use std::time::{Duration, Instant};
 
-use support::*;
+use wayback_testsupport::*;
 
 #[test]
 fn a_service_that_never_answers_is_rolled_back_with_its_log() {

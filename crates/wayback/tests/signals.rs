@@ -1,12 +1,10 @@
 //! The foreground `up` stays until SIGINT (Ctrl-C) or SIGTERM, then tears everything down and exits 0.
 
-mod support;
-
 use std::fs;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use support::*;
+use wayback_testsupport::*;
 
 fn stops_on(sig: Signal, test: &str) {
     if !require_root(test) {

@@ -3,14 +3,12 @@
 //! the clone or refused (exit 2, nothing created) — the container never reads or writes the host's /root or
 //! the live data — and a file in a served directory that links to a host secret is never served.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// A snapshot of a live subvolume whose /srv/www is `link` (a symlink), and whose /root and /www hold a
 /// page of their own (so links resolved inside the snapshot land there).

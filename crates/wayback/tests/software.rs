@@ -15,15 +15,13 @@
 //! Zero residue after each. Needs root (skips otherwise; fails under CI=true); the Debian test downloads
 //! from deb.debian.org exactly as tests/boot.rs does; the NixOS one needs busybox and patchelf.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::{chown, symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// Write `text` at `rel` inside the tree `root` without ever following a symlink of the tree (a
 /// debootstrapped root links into absolute paths such as /etc/nginx/sites-available/…: written through, they

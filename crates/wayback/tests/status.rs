@@ -3,14 +3,12 @@
 //! next `wayback serve` adopts it) apart, each with its next step; `status` shows the binds with where in
 //! the snapshot each comes from, the processes and their users, the masquerade host, the gate and the TTL.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::*;
+use wayback_testsupport::*;
 
 const SERVER: &str = "exec python3 -m http.server 8000 --bind 127.0.0.1 --directory /srv/www";
 

@@ -1,11 +1,9 @@
 //! TTL: an instance whose time is up tears itself down (the foreground `up` exits 0) and leaves no trace.
 
-mod support;
-
 use std::fs;
 use std::time::{Duration, Instant};
 
-use support::*;
+use wayback_testsupport::*;
 
 #[test]
 fn instance_expires_after_its_ttl_and_leaves_no_trace() {

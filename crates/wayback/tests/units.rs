@@ -2,12 +2,10 @@
 //! and `up --unit nginx` runs the host's nginx exactly as its unit file says (Type=forking, PID file), on
 //! the snapshot's /var/www, with the host's /var skeleton so the package's directories exist.
 
-mod support;
-
 use std::fs;
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 #[test]
 fn nginx_from_its_unit_file_serves_the_snapshot() {

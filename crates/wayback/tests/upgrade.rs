@@ -5,14 +5,12 @@
 //! `up` sees the new expiry) and removes them, leaving nothing behind. A state file from a future release
 //! is refused with both versions named, and left unchanged.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::*;
+use wayback_testsupport::*;
 
 /// The previous release's binary (built once, then cached in target/prev-release).
 fn previous_release() -> PathBuf {

@@ -12,16 +12,13 @@
 //!   database is exit 1 naming the file and the next step;
 //! - packaging/wayback-verify.{service,timer} pass `systemd-analyze verify`.
 
-mod support;
-mod support_mediawiki;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::*;
+use wayback_testsupport::*;
 
 const SCHEMA: &str = "CREATE TABLE invoices (id int PRIMARY KEY, customer text NOT NULL);
 INSERT INTO invoices VALUES (1, 'ada'), (2, 'grace'), (3, 'linus');";
@@ -146,7 +143,10 @@ fn postgres_since_last_reports_exactly_the_damaged_snapshot() {
         .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
         .collect();
     assert_eq!(listed, ["#2", "#3", "#4", "#5", "#6"], "{plan}");
-    assert!(plan.contains("wayback up ") && plan.contains("--profile=postgresql"), "{plan}");
+    assert!(
+        plan.contains("wayback up ") && plan.contains("--profile=postgresql"),
+        "{plan}"
+    );
 
     // Every snapshot since: exactly #4 fails, naming the check and the server's error.
     let junit = out_dir.path().join("junit.xml");
@@ -412,7 +412,7 @@ fn hanging_verify(wb: &Wayback, job: &Path, name: &str) -> std::process::Child {
 
 #[test]
 fn http_job_on_php_mariadb_app_sees_what_only_the_old_state_has() {
-    use support_mediawiki::*;
+    use wayback_testsupport::mediawiki::*;
     if !require_root("http_job_on_php_mariadb_app_sees_what_only_the_old_state_has") {
         return;
     }

@@ -15,10 +15,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use wayback_core::change::{self, Change};
 use wayback_core::Config;
 
-use crate::cmd::snapshots::{resolve_path, SELECTOR_HELP};
-use crate::error::BadInput;
-use crate::sys::snapdiff::{self, DiffError, TempSnapshot};
-use crate::sys::{mountinfo, treediff, walk};
+use crate::cmd::snapshots::SELECTOR_HELP;
+use wayback_engine::catalog::resolve_path;
+use wayback_engine::error::BadInput;
+use wayback_engine::sys::snapdiff::{self, DiffError, TempSnapshot};
+use wayback_engine::sys::{mountinfo, treediff, walk};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = SELECTOR_HELP)]

@@ -13,10 +13,10 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use wayback_core::{Config, InstanceName};
 
-use crate::control;
-use crate::progress::Progress;
-use crate::state::{self, InstanceDir};
-use crate::teardown;
+use wayback_engine::control;
+use wayback_engine::progress::Progress;
+use wayback_engine::state::{self, InstanceDir};
+use wayback_engine::teardown;
 
 /// How long to wait for an owner to finish tearing its instance down.
 const OWNER_WAIT: Duration = Duration::from_secs(90);
@@ -115,7 +115,7 @@ pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode
     for name in state::list(cfg) {
         let dir = match InstanceDir::open(cfg, &name) {
             Ok(d) => d,
-            Err(e @ crate::state::StateError::Format(_)) => {
+            Err(e @ wayback_engine::state::StateError::Format(_)) => {
                 // A later release's instance: left alone, and said so.
                 eprintln!("{name}: left alone: {e}");
                 failed = true;
@@ -132,7 +132,7 @@ pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode
         }
         // A daemon's instance whose container runs is adopted by the next `wayback serve` (gc from cron
         // during a daemon restart must not remove it).
-        if crate::cmd::status::State::of(&dir) == crate::cmd::status::State::DaemonDown {
+        if wayback_engine::status::State::of(&dir) == wayback_engine::status::State::DaemonDown {
             if !json {
                 eprintln!(
                     "{name}: kept: its daemon is down and adopts it when it starts (`wayback down {name}` removes it)"
@@ -161,7 +161,7 @@ pub async fn gc(cfg: &Config, json: bool, progress: Progress) -> Result<ExitCode
         }));
     }
     // Logs of failed starts, once older than keep_failed_logs.
-    for name in crate::state::failed::collect(cfg, cfg.keep_failed_logs.as_secs()) {
+    for name in wayback_engine::state::failed::collect(cfg, cfg.keep_failed_logs.as_secs()) {
         if !json {
             println!("{name}: removed the logs of a failed start");
         }

@@ -3,7 +3,7 @@
 //! The command joins the namespaces of the container's PID 1 (mount, network, PID, UTS, IPC, cgroup; see
 //! [`nsenter`]) and is confined as the container's own processes are: the capability sets and
 //! no-new-privileges of that PID 1 and, when it has nspawn's system-call filter, wayback's equivalent
-//! ([`crate::sys::seccomp`]), taken on before anything of the container (its users, its shell) is looked
+//! ([`wayback_engine::sys::seccomp`]), taken on before anything of the container (its users, its shell) is looked
 //! at. It runs as the instance's first process's user for `exec` (the unit's `User=`), as root for
 //! `shell`, or as `--user`; with the environment wayback's init gives processes (PATH, HOME, USER,
 //! LOGNAME, `container=wayback`), in the user's home or `/`. Its exit status becomes wayback's (128+N for
@@ -29,11 +29,11 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Gid, Group, Pid, User};
 use wayback_core::{Config, InstanceName};
 
-use crate::cmd::status::State;
-use crate::error::BadInput;
-use crate::state::InstanceDir;
-use crate::sys::nsenter::{self, Confinement};
-use crate::sys::pty::{self, Pty, RawMode};
+use wayback_engine::error::BadInput;
+use wayback_engine::state::InstanceDir;
+use wayback_engine::status::State;
+use wayback_engine::sys::nsenter::{self, Confinement};
+use wayback_engine::sys::pty::{self, Pty, RawMode};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -125,11 +125,11 @@ fn run(dir: &InstanceDir, machine: &str, spec: Spec) -> Result<ExitCode> {
     mask.thread_block().context("blocking signals")?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).context("signalfd")?;
     // Opened on the host's side, before entering.
-    let cgroups = crate::sys::cgroupjoin::cgroup_procs(target.pid);
+    let cgroups = wayback_engine::sys::cgroupjoin::cgroup_procs(target.pid);
     target
         .enter()
         .with_context(|| format!("entering instance {}", dir.name))?;
-    let filter = crate::sys::seccomp::filter(&target.confinement.bounding)?;
+    let filter = wayback_engine::sys::seccomp::filter(&target.confinement.bounding)?;
     let pty = match spec.pty {
         true => Some(Pty::open().context("opening a pty in the container")?),
         false => None,
@@ -138,7 +138,7 @@ fn run(dir: &InstanceDir, machine: &str, spec: Spec) -> Result<ExitCode> {
     // users and exec freely: no lock can be held by a thread that does not exist in the child.
     match unsafe { nix::unistd::fork() }.context("fork")? {
         ForkResult::Child => {
-            crate::sys::cgroupjoin::join_cgroups(&cgroups);
+            wayback_engine::sys::cgroupjoin::join_cgroups(&cgroups);
             let peer = pty.map(|p| p.peer);
             let code = match child(&target.confinement, &filter, &spec, peer) {
                 Ok(never) => match never {},
@@ -246,7 +246,7 @@ fn child(
             anyhow::anyhow!(
                 "{}: not found in the container (PATH {})",
                 argv[0],
-                crate::init::PATH
+                wayback_engine::init::PATH
             ),
         ));
     };
@@ -262,7 +262,7 @@ fn find_program(name: &str) -> Option<String> {
     if name.contains('/') {
         return Some(name.to_string());
     }
-    crate::init::PATH
+    wayback_engine::init::PATH
         .split(':')
         .map(|dir| format!("{dir}/{name}"))
         .find(|p| {
@@ -293,7 +293,7 @@ fn login_shell(shell: &Path) -> String {
 /// What wayback's init gives processes, plus the shell and terminal for a session, plus `--env`.
 fn environment(spec: &Spec, user: &User, home: &Path) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), crate::init::PATH.into()),
+        ("PATH".into(), wayback_engine::init::PATH.into()),
         ("HOME".into(), home.display().to_string()),
         ("USER".into(), user.name.clone()),
         ("LOGNAME".into(), user.name.clone()),

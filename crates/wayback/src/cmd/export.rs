@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use wayback_core::export::{self, NginxOpts, NginxTls};
 use wayback_core::{Config, Plan};
 
-use crate::state::InstanceDir;
+use wayback_engine::state::InstanceDir;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {

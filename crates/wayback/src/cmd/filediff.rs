@@ -15,9 +15,9 @@ use wayback_core::Config;
 
 use crate::cmd::show::is_binary;
 use crate::cmd::subject::Subject;
-use crate::error::BadInput;
-use crate::sys::history as fs;
-use crate::sys::inroot::Tree;
+use wayback_engine::error::BadInput;
+use wayback_engine::sys::history as fs;
+use wayback_engine::sys::inroot::Tree;
 
 /// Largest file compared as text (larger ones: sizes and hashes).
 const MAX_TEXT: u64 = 64 << 20;

@@ -14,9 +14,10 @@ use wayback_core::presence::{self, Observation};
 use wayback_core::selector::{self, Range, Selector};
 use wayback_core::Config;
 
-use crate::cmd::snapshots::{canonical_selector, load_catalog, now};
-use crate::error::BadInput;
-use crate::sys::walk;
+use wayback_engine::catalog::{canonical_selector, load_catalog};
+use wayback_engine::clock::now;
+use wayback_engine::error::BadInput;
+use wayback_engine::sys::walk;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = FIND_HELP)]

@@ -15,8 +15,8 @@ use wayback_k8s::jiff::Timestamp;
 use wayback_k8s::kube::Client;
 use wayback_k8s::{cluster::ClusterError, manifests, ops, validate, yaml};
 
-use crate::error::BadInput;
-use crate::progress::Progress;
+use wayback_engine::error::BadInput;
+use wayback_engine::progress::Progress;
 
 pub use up::UpArgs;
 

@@ -3,14 +3,14 @@
 //! whose start failed, the logs kept from that start, with the error.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wayback_core::{Config, InstanceName};
 
-use crate::state::{failed, InstanceDir, StateError};
+use wayback_engine::applogs::app_logs;
+use wayback_engine::state::{failed, InstanceDir, StateError};
 
 pub async fn logs(cfg: &Config, name: &InstanceName, follow: bool) -> Result<ExitCode> {
     let dir = match InstanceDir::open(cfg, name) {
@@ -58,44 +58,4 @@ fn failed_logs(cfg: &Config, name: &InstanceName) -> Result<ExitCode> {
     let _ = out.write_all(&std::fs::read(f.log_path()).unwrap_or_default());
     let _ = out.write_all(app_logs(&f.applogs(), None).as_bytes());
     Ok(ExitCode::SUCCESS)
-}
-
-/// The app's log files under `root` (`applogs/var/log/APP/FILE`), each under a header naming it as the
-/// service sees it (`==> /var/log/APP/FILE <==`), whole or only its last `lines` lines.
-pub fn app_logs(root: &Path, lines: Option<usize>) -> String {
-    let mut out = String::new();
-    for (shown, file) in files(root) {
-        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
-        let text = match lines {
-            Some(n) => {
-                let all: Vec<&str> = text.lines().collect();
-                all[all.len().saturating_sub(n)..].join("\n") + "\n"
-            }
-            None => text,
-        };
-        if text.trim().is_empty() {
-            continue;
-        }
-        out.push_str(&format!("==> {} <==\n{text}", shown.display()));
-    }
-    out
-}
-
-/// Regular files below `root`, as (path in the container, path on the host), sorted.
-fn files(root: &Path) -> Vec<(PathBuf, PathBuf)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let Ok(t) = e.file_type() else { continue };
-            if t.is_dir() {
-                stack.push(e.path());
-            } else if t.is_file() {
-                let rel = e.path().strip_prefix(root).map(Path::to_path_buf);
-                out.push((Path::new("/").join(rel.unwrap_or_default()), e.path()));
-            }
-        }
-    }
-    out.sort();
-    out
 }

@@ -13,8 +13,8 @@ pub mod filediff;
 pub mod restore;
 pub mod show;
 pub mod subject;
-pub mod versions;
 pub mod verify;
+pub mod versions;
 // Find (issue 3).
 pub mod diff;
 pub mod find;

@@ -16,10 +16,10 @@ use wayback_core::civil::format_utc;
 use wayback_core::Config;
 
 use crate::cmd::subject::Subject;
-use crate::error::BadInput;
-use crate::sys::copy::{self, Copier};
-use crate::sys::inroot::{InRootError, Tree};
-use crate::sys::restore::{self, Dest, RestoreError};
+use wayback_engine::error::BadInput;
+use wayback_engine::sys::copy::{self, Copier};
+use wayback_engine::sys::inroot::{InRootError, Tree};
+use wayback_engine::sys::restore::{self, Dest, RestoreError};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = RESTORE_HELP)]

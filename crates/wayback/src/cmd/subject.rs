@@ -16,10 +16,11 @@ use wayback_core::catalog::{self, Catalog, Snapshot};
 use wayback_core::selector::{self, Range, Selector};
 use wayback_core::Config;
 
-use crate::cmd::snapshots::{canonical_selector, now};
-use crate::error::BadInput;
-use crate::sys::snapdiff;
-use crate::sys::walk::{self, FsProbe};
+use wayback_engine::catalog::canonical_selector;
+use wayback_engine::clock::now;
+use wayback_engine::error::BadInput;
+use wayback_engine::sys::snapdiff;
+use wayback_engine::sys::walk::{self, FsProbe};
 
 /// One path and the snapshots that hold its history.
 #[derive(Debug)]

@@ -10,14 +10,14 @@ use wayback_core::plan::UpRequest;
 use wayback_core::Config;
 
 use crate::cli::UpArgs;
-use crate::cmd::status::InstanceStatus;
-use crate::control;
-use crate::instance::{self, Stop};
-use crate::planning;
-use crate::progress::Progress;
-use crate::proxyhost;
-use crate::state::Owner;
-use crate::sys::nspawn;
+use wayback_engine::control;
+use wayback_engine::instance::{self, Stop};
+use wayback_engine::planning;
+use wayback_engine::progress::Progress;
+use wayback_engine::proxyhost;
+use wayback_engine::state::Owner;
+use wayback_engine::status::InstanceStatus;
+use wayback_engine::sys::nspawn;
 
 pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitCode> {
     let req = request::request(cfg, &args, &progress)?;

@@ -3,7 +3,7 @@
 //!
 //! Loads the jobs (every one is checked before anything runs: a bad job is exit 2), chooses each job's
 //! snapshots (`wayback_core::verify::select`), runs them — up to `[verify] parallel` at once — through
-//! `crate::verify::run`, prints each result as it ends, then writes the metrics file and the JUnit file
+//! `wayback_engine::verify::run`, prints each result as it ends, then writes the metrics file and the JUnit file
 //! and runs the failure hook. Exit 0 only when every check of every run passed; 1 when one failed or was
 //! interrupted; 2 for bad input.
 
@@ -21,13 +21,14 @@ use wayback_core::verify::select::{self as choose, Mode};
 use wayback_core::verify::{job, Job, Outcome, RunReport};
 use wayback_core::Config;
 
-use crate::error::BadInput;
-use crate::progress::Progress;
-use crate::verify::history::History;
-use crate::verify::outputs;
-use crate::verify::run::{self, Shared};
+use wayback_engine::error::BadInput;
+use wayback_engine::progress::Progress;
+use wayback_engine::verify::history::History;
+use wayback_engine::verify::outputs;
+use wayback_engine::verify::run::{self, Shared};
 
 mod show;
+mod upargs;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, after_help = show::AFTER_HELP)]
@@ -105,7 +106,7 @@ pub async fn run(
     let jobs = load_jobs(cfg, &args)?;
     for job in &jobs {
         // The job's [run] must parse as `up` arguments before anything starts.
-        run::up_args(job, Path::new("/"), 0, &run::instance_name(&job.name, 0))?;
+        upargs::up_args(job, Path::new("/"), 0, &run::instance_name(&job.name, 0))?;
     }
     let history = History::open(cfg)?;
     let mut planned = Vec::new();
@@ -145,6 +146,10 @@ pub async fn run(
         plan_lock: tokio::sync::Mutex::new(()),
         interrupt: stop_rx,
         quiet: progress.quiet,
+        request: Box::new(|cfg, job, snap, name, progress| {
+            let args = upargs::up_args(job, &snap.path, snap.date, name)?;
+            super::up::request::request(cfg, &args, progress)
+        }),
     });
     let reports = run_all(&shared, planned, args.json).await?;
     finish(&shared, &args, &reports, &idle).await
@@ -186,7 +191,7 @@ async fn run_all(
     for t in tasks {
         match t.await {
             Ok(Ok(r)) => reports.push(r),
-            Ok(Err(e)) => errors.push(crate::error::render(&e)),
+            Ok(Err(e)) => errors.push(wayback_engine::error::render(&e)),
             Err(e) => errors.push(format!("a run panicked: {e}")),
         }
     }
@@ -215,11 +220,11 @@ async fn finish(
     let mut problems = Vec::new();
     if let Some(f) = &args.junit {
         if let Err(e) = outputs::write_atomic(f, &wayback_core::verify::report::junit(reports)) {
-            problems.push(format!("--junit: {}", crate::error::render(&e)));
+            problems.push(format!("--junit: {}", wayback_engine::error::render(&e)));
         }
     }
     if let Err(e) = outputs::write_metrics(&shared.cfg, &shared.history) {
-        problems.push(crate::error::render(&e));
+        problems.push(wayback_engine::error::render(&e));
     }
     if !all_passed {
         if let Some(why) = outputs::run_hook(&shared.cfg, &text).await {
@@ -323,13 +328,13 @@ fn choose_snapshots(job: &Job, args: &VerifyArgs, history: &History) -> Result<V
             job.root.display()
         ))
     };
-    let cat = crate::cmd::snapshots::load_catalog(std::slice::from_ref(&job.root))
-        .map_err(|e| bad(crate::error::render(&e)))?;
+    let cat = wayback_engine::catalog::load_catalog(std::slice::from_ref(&job.root))
+        .map_err(|e| bad(wayback_engine::error::render(&e)))?;
     let series = choose::series_of(&cat, job.series.as_deref()).map_err(bad)?;
     if let Some(text) = args.snapshot.as_ref().or(job.snapshot.as_ref()) {
         let sel: Selector = text.parse().map_err(|e| bad(format!("{e}")))?;
-        let sel = crate::cmd::snapshots::canonical_selector(sel)?;
-        let snap = selector::resolve_in(&sel, &cat, crate::cmd::snapshots::now())
+        let sel = wayback_engine::catalog::canonical_selector(sel)?;
+        let snap = selector::resolve_in(&sel, &cat, wayback_engine::clock::now())
             .map_err(|e| bad(e.to_string()))?;
         return Ok(vec![snap.clone()]);
     }

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 pub fn run(json: bool) -> Result<ExitCode> {
-    let (format, protocol) = (wayback_core::format::CURRENT, crate::control::PROTOCOL);
+    let (format, protocol) = (
+        wayback_core::format::CURRENT,
+        wayback_engine::control::PROTOCOL,
+    );
     let version = env!("CARGO_PKG_VERSION");
     if json {
         let v = serde_json::json!({

@@ -16,9 +16,9 @@ use wayback_core::history::{self, Entry};
 use wayback_core::Config;
 
 use crate::cmd::subject::Subject;
-use crate::error::BadInput;
-use crate::sys::history as fs;
-use crate::sys::inroot::Tree;
+use wayback_engine::error::BadInput;
+use wayback_engine::sys::history as fs;
+use wayback_engine::sys::inroot::Tree;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = VERSIONS_HELP)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::support::*;
+use wayback_testsupport::*;
 
 /// Detach this mount namespace's copies of network namespace files and of mounts under the temp dir `$1`
 /// (other tests' pools) except those under `$2` (this test's pool; empty: none): a private namespace would

@@ -44,9 +44,6 @@
 //! mosquitto-clients, util-linux's `unshare`/`nsenter`/`setpriv` (scripts/packages.sh). Only loopback traffic
 //! and namespaces the test made; names start with `wbt`.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod live;
 mod mosquitto;
 mod redis;
@@ -56,7 +53,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use support::*;
+use wayback_testsupport::*;
 
 #[test]
 fn redis_server_from_its_unit_serves_the_snapshots_keys() {

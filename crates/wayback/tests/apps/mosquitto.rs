@@ -9,8 +9,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::live::*;
-use crate::support::*;
 use crate::*;
+use wayback_testsupport::*;
 
 pub const MOSQUITTO_TEST: &str = "mosquitto_serves_the_old_retained_message_and_password";
 pub const INNER_ENV: &str = "WBT_APPS_MOSQUITTO_INNER";

@@ -5,8 +5,8 @@ use std::fs;
 use std::path::Path;
 
 use crate::live::*;
-use crate::support::*;
 use crate::*;
+use wayback_testsupport::*;
 
 const REDIS_CONF: &str = "/etc/redis/redis.conf";
 

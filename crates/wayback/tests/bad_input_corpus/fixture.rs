@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::*;
+use wayback_testsupport::*;
 
 const SERVER: &str = "exec python3 -m http.server 8000 --bind 127.0.0.1 --directory /srv/www";
 pub const BODY: &str = "the bad-input corpus's running instance\n";

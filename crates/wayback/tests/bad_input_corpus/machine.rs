@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::*;
+use wayback_testsupport::*;
 
 /// Where to look, and which instance names (and their interfaces) are the test's.
 pub struct Scope {

@@ -9,9 +9,6 @@
 //! file under the state and runtime dirs, two canary trees); after every row the state must be the same.
 //! Failures are collected, so one run reports every row that is wrong.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod configs;
 mod fixture;
 mod machine;
@@ -26,7 +23,7 @@ use std::time::{Duration, Instant};
 use fixture::{Fixture, SECRET};
 use machine::{Scope, State};
 use rows::Row;
-use support::*;
+use wayback_testsupport::*;
 
 #[test]
 fn bad_input_corpus() {

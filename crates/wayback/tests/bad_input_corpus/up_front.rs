@@ -3,7 +3,7 @@
 
 use crate::fixture::Cx;
 use crate::rows::{up, Row, EXIT, GATE, HOST_RULE};
-use crate::support::free_port;
+use wayback_testsupport::free_port;
 
 /// Publishes, ports, hostnames and durations.
 pub fn network(cx: &Cx) -> Vec<Row> {

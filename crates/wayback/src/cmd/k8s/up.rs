@@ -19,8 +19,8 @@ use wayback_k8s::plan::{self, Facts, Plan};
 use wayback_k8s::{choose, cluster, ops, validate, yaml};
 
 use super::{classify, client};
-use crate::error::BadInput;
-use crate::progress::Progress;
+use wayback_engine::error::BadInput;
+use wayback_engine::progress::Progress;
 
 fn bad<E: std::fmt::Display>(e: E) -> anyhow::Error {
     BadInput::new(e.to_string()).into()

@@ -9,8 +9,8 @@ use wayback_core::profile::{Bind, Profile};
 use wayback_core::{Config, InstanceName};
 
 use crate::cli::UpArgs;
-use crate::error::BadInput;
-use crate::progress::Progress;
+use wayback_engine::error::BadInput;
+use wayback_engine::progress::Progress;
 
 /// `--at TIME`: a date, a date and time (UTC unless a zone is given) or an age such as `2w`; unix seconds.
 fn parse_at(text: &str) -> Result<i64> {
@@ -18,7 +18,7 @@ fn parse_at(text: &str) -> Result<i64> {
     let sel: Selector = format!("@{text}")
         .parse()
         .map_err(|e| BadInput::new(format!("--at {text}: {e}")))?;
-    let now = crate::cmd::snapshots::now();
+    let now = wayback_engine::clock::now();
     match sel.kind {
         Kind::At {
             root: None,
@@ -84,7 +84,10 @@ pub fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpReq
     let at = args.at.as_deref().map(parse_at).transpose()?;
     let snapshot = match (&args.snapshot, at) {
         (Some(s), Some(_)) => Some(std::path::PathBuf::from(s)),
-        (Some(s), None) => Some(crate::cmd::snapshots::resolve_path(s, &cfg.snapshot_roots)?),
+        (Some(s), None) => Some(wayback_engine::catalog::resolve_path(
+            s,
+            &cfg.snapshot_roots,
+        )?),
         (None, _) => None,
     };
     let (mut profile, inferred) = match (&args.profile, args.exec.is_empty()) {
@@ -145,9 +148,11 @@ pub fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpReq
             .map_err(BadInput::new)?,
         env: args.env.iter().cloned().collect(),
         proxy: args.proxy.map(|k| match k {
-            crate::drivers::DriverKind::Builtin => wayback_core::drivers::ProxyDriver::Builtin,
-            crate::drivers::DriverKind::Nginx => wayback_core::drivers::ProxyDriver::Nginx,
-            crate::drivers::DriverKind::Caddy => wayback_core::drivers::ProxyDriver::Caddy,
+            wayback_engine::drivers::DriverKind::Builtin => {
+                wayback_core::drivers::ProxyDriver::Builtin
+            }
+            wayback_engine::drivers::DriverKind::Nginx => wayback_core::drivers::ProxyDriver::Nginx,
+            wayback_engine::drivers::DriverKind::Caddy => wayback_core::drivers::ProxyDriver::Caddy,
         }),
         name,
         profile,

@@ -10,11 +10,11 @@ use wayback_core::profile::{Bind, Profile};
 use wayback_core::units;
 
 use crate::cli::UpArgs;
-use crate::cmd::profile::{convert, convert_with, UnitsRequest};
-use crate::error::BadInput;
-use crate::progress::Progress;
-use crate::sys::inroot::Tree;
-use crate::sys::snapunits::SnapUnitSource;
+use wayback_engine::error::BadInput;
+use wayback_engine::profile::{convert, convert_with, UnitsRequest};
+use wayback_engine::progress::Progress;
+use wayback_engine::sys::inroot::Tree;
+use wayback_engine::sys::snapunits::SnapUnitSource;
 
 /// The profile for `--unit`, with what was inferred besides its binds. Refuses (exit 2) a `--no-bind` that
 /// matches nothing, and — unless `--allow-empty` — a profile that would bind nothing of the snapshot.
@@ -57,7 +57,10 @@ pub fn profile(
         units::nothing_bound(&binds, &conv.state.candidates),
         snapshot,
     ) {
-        none.snapshot = Some((snap.to_path_buf(), crate::planning::data_dirs(snap)));
+        none.snapshot = Some((
+            snap.to_path_buf(),
+            wayback_engine::planning::data_dirs(snap),
+        ));
         return Err(BadInput::new(none.to_string()).into());
     }
     let looked = |path: &Path, reason: &str| Looked {

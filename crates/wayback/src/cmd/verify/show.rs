@@ -11,8 +11,8 @@ use wayback_core::verify::{CheckOutcome, Job, Outcome, RunReport};
 use wayback_core::Config;
 
 use super::HistoryArgs;
-use crate::error::BadInput;
-use crate::verify::history::History;
+use wayback_engine::error::BadInput;
+use wayback_engine::verify::history::History;
 
 pub const AFTER_HELP: &str = "\
 Examples:

@@ -49,7 +49,7 @@ pub fn write_metrics(cfg: &Config, history: &History) -> Result<()> {
         return Ok(());
     };
     let jobs = history.metrics()?;
-    let text = report::prometheus(&jobs, crate::cmd::snapshots::now());
+    let text = report::prometheus(&jobs, crate::clock::now());
     write_atomic(path, &text).context("[verify] metrics_file")
 }
 

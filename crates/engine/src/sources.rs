@@ -14,7 +14,7 @@ use wayback_core::civil::format_utc;
 use wayback_core::plan::{self, BindFrom, ExtraSourceFacts, SourceFacts, UpRequest};
 use wayback_core::Config;
 
-use crate::cmd::snapshots::{load_catalog, resolve_path};
+use crate::catalog::{load_catalog, resolve_path};
 use crate::error::BadInput;
 use crate::sys::{snapdiff, walk};
 

@@ -85,7 +85,7 @@ pub fn keep(cfg: &Config, dir: &InstanceDir) -> Result<PathBuf, StateError> {
 pub fn record(cfg: &Config, name: &InstanceName, error: &str) -> Result<(), StateError> {
     let rec = Failed {
         name: name.to_string(),
-        when: crate::instance::now(),
+        when: crate::clock::now_secs(),
         error: error.to_string(),
         dir: PathBuf::new(),
     };
@@ -102,7 +102,7 @@ pub fn find(cfg: &Config, name: &InstanceName) -> Option<Failed> {
 
 /// Remove the kept logs of failed starts older than `max_age` seconds; returns the names removed.
 pub fn collect(cfg: &Config, max_age: u64) -> Vec<String> {
-    let now = crate::instance::now();
+    let now = crate::clock::now_secs();
     let mut removed = Vec::new();
     for e in fs::read_dir(root(cfg)).into_iter().flatten().flatten() {
         let Some(name) = e

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use wayback_core::catalog::Snapshot;
 use wayback_core::Config;
 
-use crate::cmd::snapshots::load_catalog;
+use crate::catalog::load_catalog;
 use crate::sys::{snapdiff, walk};
 
 /// Where the data of a nested bind path lives.

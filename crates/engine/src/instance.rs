@@ -3,7 +3,7 @@
 //! supervise it (TTL, idle, restarts of a crashed container with backoff), and tear it down.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use tokio::net::TcpListener;
@@ -144,7 +144,7 @@ pub fn adopt(
         plan,
         share_url: None,
         stop_publish,
-        ready_at: now(),
+        ready_at: crate::clock::now_secs(),
         container: std::sync::Mutex::new(container),
     })
 }
@@ -166,7 +166,7 @@ async fn wait_ready(
         .await
         .map_err(|e| {
             let tail = nspawn::log_tail(&dir.log_path(), 20);
-            let app = crate::cmd::logs::app_logs(&dir.path.join("applogs"), Some(10));
+            let app = crate::applogs::app_logs(&dir.path.join("applogs"), Some(10));
             anyhow!(
                 "{e:#}\n--- last lines of {} ---\n{tail}\n{app}",
                 dir.log_path().display()
@@ -192,13 +192,13 @@ impl Hosted {
                 .dir
                 .expires()
                 .unwrap_or(self.plan.expires)
-                .saturating_sub(now());
+                .saturating_sub(crate::clock::now_secs());
             if left == 0 {
                 return Stop::Asked("TTL reached".into());
             }
             if let Some(idle) = self.plan.idle {
                 let last = self.dir.last_activity().unwrap_or(0).max(self.ready_at);
-                if now().saturating_sub(last) >= idle.as_secs() {
+                if crate::clock::now_secs().saturating_sub(last) >= idle.as_secs() {
                     return Stop::Asked(format!("idle for {idle}"));
                 }
             }
@@ -280,10 +280,4 @@ pub fn with_teardown_errors(e: anyhow::Error, errors: &[String]) -> anyhow::Erro
         "{e:#}\nrollback left these behind (run `wayback gc` to retry):\n  {}",
         errors.join("\n  ")
     )
-}
-
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -176,7 +176,7 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         shell: std::fs::canonicalize("/bin/sh").unwrap_or_else(|_| "/bin/sh".into()),
         var_skeleton: host::var_skeleton(Path::new("/var")),
         snapshot_software: None,
-        now: now_ceil(),
+        now: crate::clock::now_ceil(),
     };
     if let Some(s) = snapshot {
         facts.users = s.users;
@@ -186,12 +186,4 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         facts.snapshot_software = Some(s.software);
     }
     Ok(facts)
-}
-
-/// Now in unix seconds, rounded up: the plan's expiry (created + TTL) is then never earlier than TTL from now.
-fn now_ceil() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    t.as_secs() + u64::from(t.subsec_nanos() > 0)
 }

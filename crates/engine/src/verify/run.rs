@@ -8,17 +8,15 @@
 
 use std::time::Instant;
 
-use anyhow::{anyhow, Result};
-use clap::Parser;
+use anyhow::Result;
 use tokio::sync::watch;
 use wayback_core::catalog::Snapshot;
+use wayback_core::plan::UpRequest;
 use wayback_core::verify::{CheckOutcome, CheckResult, Job, Outcome, RunReport, SnapshotRef};
-use wayback_core::{Config, InstanceName};
+use wayback_core::Config;
 
 use super::checks;
 use super::history::History;
-use crate::cli::{Cli, Cmd, UpArgs};
-use crate::error::BadInput;
 use crate::instance::{self, Hosted};
 use crate::planning;
 use crate::progress::Progress;
@@ -35,7 +33,14 @@ pub struct Shared {
     /// Set (with the reason) when `verify` is asked to stop.
     pub interrupt: watch::Receiver<Option<String>>,
     pub quiet: bool,
+    /// `up`'s request for one run of a job on one snapshot under an instance name: the binary parses the
+    /// job's `[run]` with `up`'s own command line parser, so every check of `up` applies.
+    pub request: RequestFn,
 }
+
+/// Builds `up`'s request for one run: (config, job, snapshot, instance name, progress).
+pub type RequestFn =
+    Box<dyn Fn(&Config, &Job, &Snapshot, &str, &Progress) -> Result<UpRequest> + Send + Sync>;
 
 /// `verify-JOB-ID`.
 pub fn instance_name(job: &str, id: i64) -> String {
@@ -51,7 +56,7 @@ pub struct Begun {
 
 /// Record that a run of `job` on `snap` starts now (its row gives it its number and instance name).
 pub fn begin(shared: &Shared, job: &Job, snap: &Snapshot) -> Result<Begun> {
-    let started = crate::cmd::snapshots::now();
+    let started = crate::clock::now();
     let t0 = Instant::now();
     let id = shared
         .history
@@ -187,8 +192,7 @@ async fn start(
     if let Some(t) = job.start_timeout {
         cfg.ready_timeout = t;
     }
-    let args = up_args(job, &snap.path, snap.date, name)?;
-    let req = crate::cmd::up::request::request(&cfg, &args, progress)?;
+    let req = (shared.request)(&cfg, job, snap, name, progress)?;
     let prepared = {
         let _one = shared.plan_lock.lock().await;
         let (mut plan, alloc) = planning::plan(&cfg, &req).await?;
@@ -238,68 +242,6 @@ fn skipped(c: &wayback_core::verify::Check, why: &str) -> CheckResult {
         reason: Some(why.to_string()),
         duration_ms: 0,
     }
-}
-
-/// The job's `[run]` as `up`'s command line, parsed by `up`'s own parser (so every check of the command
-/// line applies); errors name the job's key.
-pub fn up_args(job: &Job, snapshot: &std::path::Path, date: i64, name: &str) -> Result<UpArgs> {
-    InstanceName::new(name)?;
-    let mut argv = vec!["wayback".to_string(), "up".into()];
-    match &job.run.at {
-        Some(live) => {
-            argv.push(live.display().to_string());
-            let at = wayback_core::civil::format_utc(date).replace(' ', "T");
-            argv.push(format!("--at={at}Z"));
-        }
-        None => argv.push(snapshot.display().to_string()),
-    }
-    argv.push(format!("--name={name}"));
-    argv.push(format!("--ttl={}", job.timeout));
-    argv.extend(job.run.up_args());
-    match Cli::try_parse_from(&argv) {
-        Ok(Cli {
-            cmd: Cmd::Up(args), ..
-        }) => Ok(*args),
-        Ok(_) => Err(anyhow!(
-            "internal: `up` arguments parsed as another command"
-        )),
-        Err(e) => Err(clap_error(job, &e).into()),
-    }
-}
-
-/// A refusal of `up`'s parser as a job error: the key (`run.unit`), what is wrong, no value.
-fn clap_error(job: &Job, e: &clap::Error) -> BadInput {
-    use clap::error::{ContextKind, ErrorKind};
-    let key = |k: ContextKind| {
-        e.get(k).map(|v| {
-            let flag = v.to_string();
-            let flag = flag
-                .split([' ', '='])
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            format!("run.{}", flag.trim_start_matches('-').replace('-', "_"))
-        })
-    };
-    let what = match e.kind() {
-        ErrorKind::ArgumentConflict => format!(
-            "cannot be combined with {}",
-            key(ContextKind::PriorArg).map_or_else(|| "another key".into(), |k| format!("`{k}`"))
-        ),
-        ErrorKind::MissingRequiredArgument => {
-            "needs a key it goes with (see `wayback up --help`)".into()
-        }
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation => "invalid value".into(),
-        k => k
-            .as_str()
-            .unwrap_or("refused as `up` would refuse it")
-            .into(),
-    };
-    let key = key(ContextKind::InvalidArg).unwrap_or_else(|| "run".into());
-    BadInput::new(format!(
-        "invalid verify job {}: key `{key}`: {what}",
-        job.file.display()
-    ))
 }
 
 /// Progress lines of one run, prefixed with what it is.

@@ -47,9 +47,28 @@ pub struct Wayback {
     inner: Arc<WaybackInner>,
 }
 
-/// The binary under test.
+/// The binary under test: `$WAYBACK_BIN`, or the `wayback` cargo built next to the running test binary
+/// (`target/<profile>/deps/TEST` → `target/<profile>/wayback`), as cargo builds a package's binaries before
+/// its integration tests.
 pub fn wayback_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_wayback")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(b) = std::env::var_os("WAYBACK_BIN") {
+            return b.to_string_lossy().into_owned();
+        }
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps");
+        let bin = dir.join("wayback");
+        assert!(
+            bin.is_file(),
+            "{}: no wayback binary (set WAYBACK_BIN)",
+            bin.display()
+        );
+        bin.to_string_lossy().into_owned()
+    })
 }
 
 impl Wayback {

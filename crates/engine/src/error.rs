@@ -1,4 +1,5 @@
-//! Exit codes: 2 for bad input (a clear message, nothing created), 1 for everything else.
+//! Which errors are the user's to fix: [`is_bad_input`] (the binary maps it to exit 2, the daemon's API to
+//! `bad_input`), the engine's own [`BadInput`], and [`render`], an error with its causes on one line.
 //!
 //! Library errors stay typed (thiserror); this module decides which of them are the user's to fix.
 
@@ -10,7 +11,7 @@ use wayback_core::profile::ProfileError;
 use crate::state::StateError;
 use crate::sys::btrfs::BtrfsError;
 
-/// An input error detected by the binary itself.
+/// An input error detected by wayback itself (not by a library).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadInput(pub String);
@@ -68,14 +69,6 @@ pub fn is_bad_input(e: &anyhow::Error) -> bool {
                 )
             )
     })
-}
-
-pub fn exit_code(e: &anyhow::Error) -> u8 {
-    if is_bad_input(e) {
-        2
-    } else {
-        1
-    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use wayback_core::plan::InitSpec;
 use wayback_core::profile::{DirSpec, Process, Ready};
 
 /// The usual directories, then NixOS's (absent elsewhere, so harmless).
-pub(crate) const PATH: &str =
+pub const PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/run/wrappers/bin:/run/current-system/sw/bin";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_GRACE: Duration = Duration::from_secs(20);

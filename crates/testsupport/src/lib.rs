@@ -34,6 +34,7 @@ use tempfile::TempDir;
 mod basics;
 mod daemon;
 mod http;
+pub mod mediawiki;
 mod pool;
 mod postgres;
 mod residue;

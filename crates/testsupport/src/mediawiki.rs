@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::support::{cmd_ok, output_timeout, path_str, show, wait_for, BtrfsPool};
+use crate::{cmd_ok, output_timeout, path_str, show, wait_for, BtrfsPool};
 
 /// The live site's hostname ($wgServer = http://LIVE_HOST).
 pub const LIVE_HOST: &str = "wiki.live.test";

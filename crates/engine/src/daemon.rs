@@ -20,7 +20,6 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use wayback_core::{Config, InstanceName};
 
-use crate::cmd::status::InstanceStatus;
 use crate::control::{self, Reply, Request};
 use crate::error;
 use crate::instance::{self, Hosted, Stop};
@@ -28,6 +27,7 @@ use crate::planning;
 use crate::progress::Progress;
 use crate::proxyhost;
 use crate::state::{self, InstanceDir, Owner, Phase};
+use crate::status::InstanceStatus;
 use crate::sys::nspawn;
 use crate::teardown;
 

@@ -143,7 +143,7 @@ pub(super) fn not_live(cfg: &Config, req: &UpRequest, plan: &Plan) -> Result<()>
     let Some(src) = sources.find(|s| s.kind == plan::SourceKind::Btrfs && !s.readonly) else {
         return Ok(());
     };
-    use crate::cmd::snapshots::inspect_path;
+    use crate::catalog::inspect_path;
     use wayback_core::catalog::PathInfo;
     let what = match inspect_path(&src.path, &cfg.snapshot_roots) {
         Ok(PathInfo::Live { subvol, snapshots }) => subvol.not_a_snapshot(&snapshots),
