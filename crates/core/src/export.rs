@@ -141,7 +141,7 @@ pub fn nixos(plan: &Plan) -> String {
             format!(
             "wayback's quarantine lets the instance open only {}; a NixOS container needs NAT and\n\
              firewall rules on the host for that.",
-            plan.allow_egress.join(", ")
+            crate::egress::join(&plan.allow_egress)
         )
         },
     );

@@ -9,6 +9,7 @@ pub mod config;
 pub mod drift;
 pub mod drivers;
 pub mod duration;
+pub mod egress;
 pub mod export;
 pub mod format;
 pub mod glob;

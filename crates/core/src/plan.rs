@@ -62,7 +62,7 @@ pub struct Plan {
     pub block: Block,
     /// Quarantine holes: the only connections the instance may open.
     #[serde(default)]
-    pub allow_egress: Vec<String>,
+    pub allow_egress: Vec<crate::egress::Egress>,
     /// Owner changes applied to the clone before the container starts (snapshot id → host id).
     #[serde(default)]
     pub chown: Option<Chown>,

@@ -63,11 +63,7 @@ pub async fn apply(dir: &InstanceDir, plan: &Plan, progress: &Progress) -> Resul
     let quarantine = Quarantine {
         instance: plan.name.to_string(),
         host_if: plan.host_if.clone(),
-        allow: plan
-            .allow_egress
-            .iter()
-            .map(|e| e.parse())
-            .collect::<Result<_, _>>()?,
+        allow: plan.allow_egress.clone(),
     };
     j.record(&Resource::Quarantine {
         instance: quarantine.instance.clone(),

@@ -104,12 +104,6 @@ pub enum NetError {
         source: io::Error,
     },
 
-    /// An `--allow-egress` value that is not `[tcp:|udp:]IP:PORT`.
-    #[error(
-        "invalid egress hole {input:?}: {reason} (expected IP:PORT, [IPv6]:PORT or udp:IP:PORT)"
-    )]
-    InvalidEgress { input: String, reason: &'static str },
-
     /// The `nft` program could not be started (or fed its input).
     #[error("cannot {action}: cannot run nft (is the nftables package installed?)")]
     NftSpawn { action: String, source: io::Error },

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use common::{ip_in, residue, run};
 use ipnet::Ipv4Net;
 use nix::sched::{setns, CloneFlags};
+use wayback_core::egress::EgressError;
 use wayback_net::nft::{self, Egress, Proto, Quarantine};
 use wayback_net::{netns, veth, NetError, VethSpec};
 
@@ -94,7 +95,7 @@ fn egress_errors_name_the_input() {
     for (text, why) in cases {
         let err = text.parse::<Egress>().unwrap_err();
         assert!(
-            matches!(err, NetError::InvalidEgress { ref input, .. } if input == text),
+            matches!(err, EgressError { ref input, .. } if input == text),
             "{text:?}: {err:?}"
         );
         let msg = err.to_string();

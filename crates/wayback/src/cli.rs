@@ -209,7 +209,7 @@ pub struct UpArgs {
     pub overlay: bool,
     /// Let the instance open connections to ADDR:PORT (TCP, or udp:ADDR:PORT); by default it can open none
     #[arg(long, value_name = "[udp:]ADDR:PORT")]
-    pub allow_egress: Vec<wayback_net::nft::Egress>,
+    pub allow_egress: Vec<wayback_core::egress::Egress>,
     /// Guard the hostname with a one-time link (printed once): the first visit trades it for a session
     /// cookie; the link stops working after that or after VALID [default: 15m]
     #[arg(long, value_name = "VALID", num_args = 0..=1, default_missing_value = "15m")]

@@ -131,7 +131,7 @@ impl fmt::Display for Plan {
             writeln!(
                 f,
                 "  quarantine table inet wayback: the instance can open only {}",
-                self.allow_egress.join(", ")
+                crate::egress::join(&self.allow_egress)
             )?;
         }
         match &self.container.boot_root {

@@ -34,7 +34,7 @@ pub struct UpRequest {
     pub idle: Option<Duration>,
     /// Holes in the quarantine, `[tcp:|udp:]ADDR:PORT` (validated by the caller).
     #[serde(default)]
-    pub allow_egress: Vec<String>,
+    pub allow_egress: Vec<crate::egress::Egress>,
     /// More host paths to show read-only (`--host-path`), and defaults to leave out (`--no-host-path`).
     #[serde(default)]
     pub host_paths: Vec<PathBuf>,

@@ -2,9 +2,6 @@
 //! JSON commands that install one ([`ruleset`]) or take things away again. Nothing here runs `nft`.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 
 use nftables::expr::{
     Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, SetItem, CT,
@@ -15,7 +12,7 @@ use nftables::stmt::{
 };
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
 
-use crate::NetError;
+pub use wayback_core::egress::{Egress, Proto};
 
 /// The one table every instance shares.
 pub const TABLE: &str = "wayback";
@@ -39,91 +36,6 @@ pub struct Quarantine {
     pub host_if: String,
     /// `--allow-egress` holes, in order.
     pub allow: Vec<Egress>,
-}
-
-/// Transport protocol of an egress hole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-/// One `--allow-egress` hole: exactly this destination address, protocol and port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Egress {
-    pub proto: Proto,
-    pub addr: IpAddr,
-    pub port: u16,
-}
-
-impl Proto {
-    fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
-
-impl FromStr for Egress {
-    type Err = NetError;
-
-    /// `10.0.0.5:443`, `[2001:db8::1]:443`, `udp:10.0.0.5:53`, `tcp:[::1]:80`: an IP literal (no host
-    /// names: the rule is fixed when the instance starts) and a port other than 0.
-    fn from_str(s: &str) -> Result<Self, NetError> {
-        let bad = |reason| NetError::InvalidEgress {
-            input: s.to_string(),
-            reason,
-        };
-        let (proto, rest) = match s.split_once(':') {
-            Some((p, rest)) if p.eq_ignore_ascii_case("tcp") => (Proto::Tcp, rest),
-            Some((p, rest)) if p.eq_ignore_ascii_case("udp") => (Proto::Udp, rest),
-            // "sctp:…", but not the first group of an unbracketed IPv6 address ("dead:beef::1").
-            Some((p, rest))
-                if p.bytes().all(|b| b.is_ascii_alphabetic())
-                    && !p.bytes().all(|b| b.is_ascii_hexdigit())
-                    && rest.contains(':') =>
-            {
-                return Err(bad("the protocol must be tcp: or udp:"));
-            }
-            _ => (Proto::Tcp, s),
-        };
-        let sa = SocketAddr::from_str(rest).map_err(|_| {
-            let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
-            let name_like = host.bytes().any(|b| b.is_ascii_alphabetic())
-                && (host.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-            if name_like && host.parse::<IpAddr>().is_err() {
-                bad("the host must be an IP address literal, not a name")
-            } else {
-                bad("not an address with a port")
-            }
-        })?;
-        if let SocketAddr::V6(v6) = sa {
-            if v6.scope_id() != 0 {
-                return Err(bad("scoped (%interface) addresses are not supported"));
-            }
-        }
-        let addr = sa.ip().to_canonical();
-        if addr.is_unspecified() {
-            return Err(bad("the unspecified address matches nothing"));
-        }
-        if sa.port() == 0 {
-            return Err(bad("port 0"));
-        }
-        Ok(Egress {
-            proto,
-            addr,
-            port: sa.port(),
-        })
-    }
-}
-
-impl fmt::Display for Egress {
-    /// The canonical form `FromStr` accepts: `tcp:10.0.0.5:443`, `udp:[2001:db8::1]:53`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sa = SocketAddr::new(self.addr, self.port);
-        write!(f, "{}:{sa}", self.proto.as_str())
-    }
 }
 
 /// The chain of an instance: `wb-<instance>`.

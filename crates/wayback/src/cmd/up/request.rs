@@ -164,7 +164,7 @@ pub fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpReq
         publish: args.publish.clone(),
         ttl: args.ttl,
         idle: args.idle,
-        allow_egress: args.allow_egress.iter().map(|e| e.to_string()).collect(),
+        allow_egress: args.allow_egress.clone(),
         host_paths: args.host_path.clone(),
         no_host_paths: args.no_host_path.clone(),
         unmask: args.unmask.clone(),
