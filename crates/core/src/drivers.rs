@@ -1,9 +1,13 @@
-//! The config of the host-proxy drivers: `[proxy] driver` and the `[proxy.nginx]` / `[proxy.caddy]`
-//! sections of `/etc/wayback/config.toml`. Pure serde types with their defaults; unknown keys are errors.
-//! docs/behind-your-proxy.md documents every key for admins.
+//! The host-proxy drivers' typed values: which driver publishes hostnames ([`ProxyDriver`], `[proxy]
+//! driver` / `--proxy`), the config of the `[proxy.nginx]` / `[proxy.caddy]` sections of
+//! `/etc/wayback/config.toml` (pure serde types with their defaults; unknown keys are errors;
+//! docs/behind-your-proxy.md documents every key for admins), and the handle a driver journals for what it
+//! published ([`DriverHandle`]).
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use crate::config::CertificateFiles;
 use serde::{Deserialize, Serialize};
@@ -16,6 +20,41 @@ pub enum ProxyDriver {
     Builtin,
     Nginx,
     Caddy,
+}
+
+impl ProxyDriver {
+    /// Every driver, as `--proxy` and `[proxy] driver` name them.
+    pub const NAMES: [&'static str; 3] = ["builtin", "nginx", "caddy"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyDriver::Builtin => "builtin",
+            ProxyDriver::Nginx => "nginx",
+            ProxyDriver::Caddy => "caddy",
+        }
+    }
+}
+
+impl fmt::Display for ProxyDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProxyDriver {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "builtin" => Ok(ProxyDriver::Builtin),
+            "nginx" => Ok(ProxyDriver::Nginx),
+            "caddy" => Ok(ProxyDriver::Caddy),
+            _ => Err(format!(
+                "unknown proxy driver {s:?} (one of {})",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
 }
 
 /// Where the host's proxy sends an instance's requests.
@@ -144,6 +183,49 @@ impl Default for CaddyConfig {
             via: Via::Builtin,
         }
     }
+}
+
+/// What a driver created, enough to remove it again (it goes into the instance's journal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "driver", rename_all = "lowercase")]
+pub enum DriverHandle {
+    Nginx(NginxHandle),
+    Caddy(CaddyHandle),
+}
+
+impl DriverHandle {
+    /// The driver that made it.
+    pub fn driver(&self) -> ProxyDriver {
+        match self {
+            DriverHandle::Nginx(_) => ProxyDriver::Nginx,
+            DriverHandle::Caddy(_) => ProxyDriver::Caddy,
+        }
+    }
+}
+
+/// What the nginx driver's `publish` wrote: enough to remove it, even after the config changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NginxHandle {
+    pub instance: String,
+    pub host: String,
+    /// The vhost file, `<include_dir>/wayback-<instance>.conf`.
+    pub file: PathBuf,
+    /// The reload command in force when it was written.
+    pub reload: Vec<String>,
+    /// nginx's pid file, to wait for the reload to take effect (none: no waiting).
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+}
+
+/// What the Caddy driver's `publish` added: the admin endpoint and the route's `@id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaddyHandle {
+    pub instance: String,
+    pub host: String,
+    /// The admin endpoint as configured when the route was added.
+    pub admin: String,
+    /// `wayback-<instance>`
+    pub id: String,
 }
 
 #[cfg(test)]

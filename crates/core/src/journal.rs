@@ -46,7 +46,7 @@ pub enum Resource {
     /// A hostname published on the host's nginx or Caddy; `handle` is the driver's own record of it.
     HostProxy {
         host: String,
-        handle: serde_json::Value,
+        handle: crate::drivers::DriverHandle,
     },
     /// A route file read by the proxy.
     Route { file: PathBuf, host: String },
@@ -65,13 +65,7 @@ impl Resource {
             Resource::Container { machine } => format!("container {machine}"),
             Resource::Process { pid, what, .. } => format!("{what} process {pid}"),
             Resource::Route { host, .. } => format!("route {host}"),
-            Resource::HostProxy { host, handle } => format!(
-                "{} route {host}",
-                handle
-                    .get("driver")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or("host proxy")
-            ),
+            Resource::HostProxy { host, handle } => format!("{} route {host}", handle.driver()),
             Resource::Cgroup { paths } => format!(
                 "cgroup {}",
                 paths

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::Child;
 
 use anyhow::{Context, Result};
-use wayback_core::drivers::ProxyDriver;
 use wayback_core::journal::{Journal, Resource};
 use wayback_core::plan::{SourceFacts, SourceKind};
 use wayback_core::{Config, Plan};
@@ -16,7 +15,7 @@ use wayback_net::nft::{self, Quarantine};
 use wayback_net::{netns, veth, VethSpec};
 use wayback_proxy::{share_url, BasicAuth, GateConfig, ShareLink};
 
-use crate::drivers::{Driver, DriverKind, DriverRoute};
+use crate::drivers::{Driver, DriverRoute};
 use crate::fault;
 use crate::progress::Progress;
 use crate::state::{self, InstanceDir, MasqueradeRoute, RouteFile};
@@ -364,13 +363,9 @@ fn publish_on_host_proxy(
     plan: &Plan,
     http: &wayback_core::plan::HttpRoute,
 ) -> Result<()> {
-    let kind = match plan.driver {
-        ProxyDriver::Builtin => return Ok(()),
-        ProxyDriver::Nginx => DriverKind::Nginx,
-        ProxyDriver::Caddy => DriverKind::Caddy,
+    let Some(driver) = Driver::select(plan.driver, &cfg.proxy.nginx, &cfg.proxy.caddy) else {
+        return Ok(()); // the built-in proxy: the route file is all
     };
-    let driver =
-        Driver::select(kind, &cfg.proxy.nginx, &cfg.proxy.caddy).context("no host proxy driver")?;
     let route = DriverRoute {
         instance: plan.name.to_string(),
         host: http.host.clone(),
@@ -383,7 +378,7 @@ fn publish_on_host_proxy(
     let handle = driver.handle(&route)?;
     j.record(&Resource::HostProxy {
         host: http.host.clone(),
-        handle: serde_json::to_value(&handle)?,
+        handle,
     })?;
     fault::point("journaled host proxy");
     driver.publish(&route)?;

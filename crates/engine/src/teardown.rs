@@ -15,7 +15,7 @@ use wayback_core::journal::{self, Resource};
 use wayback_net::nft;
 use wayback_net::{netns, veth};
 
-use crate::drivers::{self, DriverHandle};
+use crate::drivers;
 use crate::fault;
 use crate::progress::Progress;
 use crate::state::{InstanceDir, RouteRemoval};
@@ -163,8 +163,7 @@ async fn undo_object(res: &Resource) -> Result<()> {
     match res {
         Resource::Route { .. } | Resource::Dir { .. } => Ok(()),
         Resource::HostProxy { handle, .. } => {
-            let h: DriverHandle =
-                serde_json::from_value(handle.clone()).context("reading the host proxy handle")?;
+            let h = handle.clone();
             tokio::task::spawn_blocking(move || drivers::unpublish(&h)).await??;
             Ok(())
         }

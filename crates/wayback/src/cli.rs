@@ -246,8 +246,8 @@ pub struct UpArgs {
     pub no_default_masks: bool,
     /// Who publishes the hostname: wayback's built-in proxy, or the host's nginx or Caddy (see
     /// docs/behind-your-proxy.md) [default: the config's [proxy] driver]
-    #[arg(long, value_enum, value_name = "DRIVER")]
-    pub proxy: Option<wayback_engine::drivers::DriverKind>,
+    #[arg(long, value_name = "DRIVER", value_parser = proxy_driver())]
+    pub proxy: Option<wayback_core::drivers::ProxyDriver>,
     /// Hand the instance to the daemon (`wayback serve`) and return once it answers
     #[arg(long, short = 'd', conflicts_with_all = ["dry_run", "export"])]
     pub detach: bool,
@@ -343,4 +343,12 @@ pub(crate) fn parse_env(s: &str) -> Result<(String, String), String> {
         }
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),
     }
+}
+
+/// `--proxy builtin|nginx|caddy`, listed in `--help` and completions.
+fn proxy_driver() -> impl clap::builder::TypedValueParser<Value = wayback_core::drivers::ProxyDriver>
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(wayback_core::drivers::ProxyDriver::NAMES)
+        .try_map(|s| s.parse::<wayback_core::drivers::ProxyDriver>())
 }

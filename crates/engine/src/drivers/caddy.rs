@@ -14,24 +14,14 @@
 //! applying it, so a rejected route leaves Caddy as it was. Removal: `DELETE /id/wayback-<instance>` until
 //! Caddy answers "unknown object ID" (404), which is success. Blocking (see [`super::http`]).
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+pub use wayback_core::drivers::CaddyHandle;
 
 use super::config::CaddyConfig;
 use super::http::{self, Endpoint, Response};
 use super::{check_host, check_instance, DriverRoute, HostInUse};
 use wayback_core::names::Hostname;
-
-/// What [`publish`] added: the admin endpoint and the route's `@id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CaddyHandle {
-    pub instance: String,
-    pub host: String,
-    /// The admin endpoint as configured when the route was added.
-    pub admin: String,
-    /// `wayback-<instance>`
-    pub id: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaddyError {

@@ -27,24 +27,12 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 use wayback_core::names::Hostname;
 
-pub use self::caddy::{CaddyError, CaddyHandle};
+pub use self::caddy::CaddyError;
 pub use self::config::{CaddyConfig, NginxConfig, Via};
-pub use self::nginx::{NginxError, NginxHandle};
+pub use self::nginx::NginxError;
 /// Certificate chain + key (PEM) the host proxy serves for an instance hostname.
 pub use wayback_core::config::CertificateFiles as TlsFiles;
-
-/// Which proxy publishes instance hostnames: wayback's own, or the host's nginx or Caddy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum DriverKind {
-    /// wayback's built-in proxy only (route files in the runtime dir).
-    #[default]
-    Builtin,
-    /// The host's nginx: a vhost file per instance in its include directory.
-    Nginx,
-    /// The host's Caddy: a route per instance through its admin API.
-    Caddy,
-}
+pub use wayback_core::drivers::{CaddyHandle, DriverHandle, NginxHandle, ProxyDriver};
 
 /// One instance hostname to publish on the host's proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,14 +46,6 @@ pub struct DriverRoute {
     /// HTTPS on the host proxy with these files (nginx). Caddy ignores it: its automatic HTTPS (or the
     /// admin's own TLS policies) decides.
     pub tls: Option<TlsFiles>,
-}
-
-/// What a driver created, enough to remove it again (it goes into the instance's journal).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "driver", rename_all = "lowercase")]
-pub enum DriverHandle {
-    Nginx(NginxHandle),
-    Caddy(CaddyHandle),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,14 +66,14 @@ pub enum Driver<'a> {
 impl<'a> Driver<'a> {
     /// The driver for `kind`; `None` for the built-in proxy (nothing to do beyond its route file).
     pub fn select(
-        kind: DriverKind,
+        kind: ProxyDriver,
         nginx: &'a NginxConfig,
         caddy: &'a CaddyConfig,
     ) -> Option<Driver<'a>> {
         match kind {
-            DriverKind::Builtin => None,
-            DriverKind::Nginx => Some(Driver::Nginx(nginx)),
-            DriverKind::Caddy => Some(Driver::Caddy(caddy)),
+            ProxyDriver::Builtin => None,
+            ProxyDriver::Nginx => Some(Driver::Nginx(nginx)),
+            ProxyDriver::Caddy => Some(Driver::Caddy(caddy)),
         }
     }
 

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::fcntl::{Flock, FlockArg};
-use serde::{Deserialize, Serialize};
 use wayback_core::export::NGINX_HEADER;
 
 use super::config::NginxConfig;
@@ -29,20 +28,7 @@ use super::{check_host, check_instance, DriverRoute, HostInUse};
 use wayback_core::names::Hostname;
 
 pub use super::nginx_conf::render;
-
-/// What [`publish`] wrote: enough to remove it, even after the config changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NginxHandle {
-    pub instance: String,
-    pub host: String,
-    /// The vhost file, `<include_dir>/wayback-<instance>.conf`.
-    pub file: PathBuf,
-    /// The reload command in force when it was written.
-    pub reload: Vec<String>,
-    /// nginx's pid file, to wait for the reload to take effect (none: no waiting).
-    #[serde(default)]
-    pub pid_file: Option<PathBuf>,
-}
+pub use wayback_core::drivers::NginxHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NginxError {

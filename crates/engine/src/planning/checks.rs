@@ -17,18 +17,16 @@ use crate::sys::{ids, mountinfo};
 /// The plan's hostname must be free — no other instance routes it (saved plan or route file) and the
 /// host's nginx/Caddy does not already serve it — before anything is created. Call with `alloc` held.
 pub(super) async fn hostname_free(cfg: &Config, plan: &Plan) -> Result<()> {
-    use crate::drivers::{Driver, DriverKind};
-    use wayback_core::drivers::ProxyDriver;
+    use crate::drivers::{Driver, ProxyDriver};
     let Some(http) = &plan.http else {
         return Ok(());
     };
     let host = wayback_core::names::Hostname::new(&http.host)?;
     state::ensure_hostname_free(cfg, &host)?;
-    let kind = match plan.driver {
-        ProxyDriver::Builtin => return Ok(()),
-        ProxyDriver::Nginx => DriverKind::Nginx,
-        ProxyDriver::Caddy => DriverKind::Caddy,
-    };
+    if plan.driver == ProxyDriver::Builtin {
+        return Ok(());
+    }
+    let kind = plan.driver;
     let (proxy, h) = (cfg.proxy.clone(), host.clone());
     let used = tokio::task::spawn_blocking(move || {
         Driver::select(kind, &proxy.nginx, &proxy.caddy).map(|d| d.host_in_use(&h))

@@ -147,13 +147,7 @@ pub fn request(cfg: &Config, args: &UpArgs, progress: &Progress) -> Result<UpReq
             .transpose()
             .map_err(BadInput::new)?,
         env: args.env.iter().cloned().collect(),
-        proxy: args.proxy.map(|k| match k {
-            wayback_engine::drivers::DriverKind::Builtin => {
-                wayback_core::drivers::ProxyDriver::Builtin
-            }
-            wayback_engine::drivers::DriverKind::Nginx => wayback_core::drivers::ProxyDriver::Nginx,
-            wayback_engine::drivers::DriverKind::Caddy => wayback_core::drivers::ProxyDriver::Caddy,
-        }),
+        proxy: args.proxy,
         name,
         profile,
         binds: args.bind.iter().map(|b| Bind::parse_cli(b)).collect(),
