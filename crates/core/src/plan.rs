@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod binds;
+pub mod fixture;
 mod container;
 mod display;
 mod input;

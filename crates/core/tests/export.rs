@@ -6,40 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use wayback_core::export::{self, NginxOpts, NginxTls, NGINX_HEADER};
-use wayback_core::plan::{self, Facts, PathState, Publish, SourceFacts, UpRequest};
+use wayback_core::plan::{self, Facts, PathState, Publish, UpRequest};
 use wayback_core::profile::{Bind, Profile};
 use wayback_core::{Config, Plan};
 
 fn facts() -> Facts {
     Facts {
-        source: SourceFacts {
-            path: "/persist/.snapshots/11921/snapshot".into(),
-            kind: Default::default(),
-            uuid: "6a1c5c7e-0000-4000-8000-000000000001".into(),
-            readonly: true,
-            fs_root: "/persist".into(),
-        },
         existing: vec![],
         in_use: vec!["10.213.0.0/30".parse().unwrap()],
-        init_exe: "/usr/bin/wayback".into(),
-        machined: false,
-        host_paths: wayback_core::hostpaths::HostPaths {
-            binds: vec!["/etc".into()],
-            symlinks: vec![],
-        },
-        host_masks: vec!["/etc/shadow".into()],
-        users: ["postgres", "www-data", "mysql", "nextcloud"]
-            .map(String::from)
-            .to_vec(),
-        groups: ["postgres", "www-data"].map(String::from).to_vec(),
-        config_drift: vec![],
-        shell: "/bin/sh".into(),
-        snapshot_software: None,
-        var_skeleton: vec![],
-        extra_sources: vec![],
-        bind_sources: vec![],
-        main_date: None,
-        now: 1_795_000_000,
+        ..wayback_core::plan::fixture::facts()
     }
 }
 

@@ -2,90 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use wayback_core::plan::{self, Facts, PathState, PlanError, Publish, SourceFacts, UpRequest};
+use wayback_core::plan::{self, PathState, PlanError, Publish, UpRequest};
 use wayback_core::profile::{Bind, Profile};
 use wayback_core::{Config, InstanceName};
 
-fn facts() -> Facts {
-    Facts {
-        source: SourceFacts {
-            path: "/persist/.snapshots/11921/snapshot".into(),
-            kind: Default::default(),
-            uuid: "6a1c5c7e-0000-4000-8000-000000000001".into(),
-            readonly: true,
-            fs_root: "/persist".into(),
-        },
-        existing: vec!["postgresql-1".into()],
-        in_use: vec![
-            "0.0.0.0/0".parse().unwrap(),
-            "10.213.0.0/30".parse().unwrap(),
-            "192.168.1.0/24".parse().unwrap(),
-        ],
-        init_exe: "/usr/bin/wayback".into(),
-        machined: false,
-        host_paths: wayback_core::hostpaths::HostPaths {
-            binds: vec!["/etc".into()],
-            symlinks: vec![],
-        },
-        host_masks: vec!["/etc/shadow".into()],
-        users: ["postgres", "www-data", "mysql", "nextcloud"]
-            .map(String::from)
-            .to_vec(),
-        groups: ["postgres", "www-data"].map(String::from).to_vec(),
-        config_drift: vec![],
-        shell: "/bin/sh".into(),
-        snapshot_software: None,
-        var_skeleton: vec![],
-        extra_sources: vec![],
-        bind_sources: vec![],
-        main_date: None,
-        now: 1_795_000_000,
-    }
-}
+use wayback_core::plan::fixture::{all_exist, facts};
 
 fn request(profile: &str) -> UpRequest {
-    UpRequest {
-        snapshot: Some("/persist/.snapshots/11921/snapshot".into()),
-        at: None,
-        name: None,
-        profile: Profile::find(profile, &[]).unwrap(),
-        binds: vec![],
-        exec: vec![],
-        user: None,
-        port: None,
-        host: None,
-        publish: vec![],
-        ttl: None,
-        idle: None,
-        allow_egress: vec![],
-        host_paths: vec![],
-        no_host_paths: vec![],
-        unmask: vec![],
-        allow_empty: false,
-        from_live: false,
-        bind_config: false,
-        inferred: Default::default(),
-        overlay: false,
-        chown: false,
-        map_ids: vec![],
-        share: None,
-        basic_auth: None,
-        allow: vec![],
-        original_host: None,
-        rewrite_bodies: true,
-        no_host_check: false,
-        strict_consistency: false,
-        boot: false,
-        masks: vec![],
-        no_default_masks: false,
-        env: Default::default(),
-        proxy: None,
-        software: None,
-    }
-}
-
-fn all_exist(_: &Path, path: &Path) -> PathState {
-    PathState::Present(path.to_path_buf())
+    wayback_core::plan::fixture::request(Profile::find(profile, &[]).unwrap())
 }
 
 #[test]
