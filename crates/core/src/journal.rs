@@ -53,6 +53,23 @@ pub enum Resource {
 }
 
 impl Resource {
+    /// The kind of resource, one word or two (`clone`, `host proxy`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Resource::Dir { .. } => "dir",
+            Resource::Clone { .. } => "clone",
+            Resource::Overlay { .. } => "overlay",
+            Resource::Netns { .. } => "netns",
+            Resource::Quarantine { .. } => "quarantine",
+            Resource::Veth { .. } => "veth",
+            Resource::Container { .. } => "container",
+            Resource::Process { .. } => "process",
+            Resource::Cgroup { .. } => "cgroup",
+            Resource::HostProxy { .. } => "host proxy",
+            Resource::Route { .. } => "route",
+        }
+    }
+
     /// A short human description (`clone /mnt/.wayback/pg`).
     pub fn describe(&self) -> String {
         match self {

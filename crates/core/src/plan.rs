@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod binds;
-pub mod fixture;
 mod container;
 mod display;
+pub mod fixture;
 mod input;
 mod migrate;
 mod parts;

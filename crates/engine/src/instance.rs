@@ -13,6 +13,7 @@ use wayback_core::{Config, Plan};
 
 use crate::apply;
 use crate::error::BadInput;
+use crate::host::{Host, SystemHost};
 use crate::hostdetect;
 use crate::progress::Progress;
 use crate::serve;
@@ -231,12 +232,15 @@ impl Hosted {
                 why = &mut stop => return Stop::Asked(why),
                 _ = tokio::time::sleep(backoff) => {}
             }
-            let relaunched = apply::launch_container(&self.dir, &self.plan).await;
+            let relaunched = crate::container::launch(&self.dir, &self.plan).await;
             let ready = match relaunched {
                 Ok(mut c) => {
                     let noted = Journal::open(&self.dir.journal_path())
                         .map_err(anyhow::Error::from)
-                        .and_then(|mut j| apply::note_process(&mut j, &c, "systemd-nspawn"));
+                        .and_then(|mut j| {
+                            let (pid, start) = SystemHost.process(&c);
+                            apply::note_process(&mut j, pid, start, "systemd-nspawn")
+                        });
                     let ready = match noted {
                         Ok(()) => wait_ready(cfg, &self.dir, &self.plan, progress, &mut c).await,
                         Err(e) => Err(e),

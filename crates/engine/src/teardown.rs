@@ -1,28 +1,23 @@
 //! Teardown: replay an instance's journal backwards, one undo step per resource, each succeeding when its
 //! object is already gone — the one mechanism behind `down`, TTL and idle expiry, rollback of a failed `up`,
-//! a restarted daemon's recovery and `gc`. The kernel objects are handled by `sys::*`, `wayback-net` and the
-//! host-proxy drivers; this module owns the order and the reporting. What a journal names is not trusted:
+//! a restarted daemon's recovery and `gc`. The objects are undone by a [`Host`] ([`SystemHost`]: the module
+//! that owns each kind); this module owns the order, the checks of what a journal names and the reporting. What a journal names is not trusted:
 //! a route file is removed only from the routes directory and only when it names this instance, the clone
 //! directory only when wayback marked it and it is empty, the instance directory only when it carries its
 //! marker; what is left is reported as left, never as removed.
 
 use std::fs;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use wayback_core::journal::{self, Resource};
-use wayback_net::nft;
-use wayback_net::{netns, veth};
 
-use crate::drivers;
 use crate::fault;
+use crate::host::{Host, SystemHost};
+pub use crate::host::{Undone, STOP_GRACE};
 use crate::progress::Progress;
-use crate::state::{InstanceDir, RouteRemoval};
-use crate::sys::{boot, btrfs, nspawn, overlay, owned_dir};
-
-/// How long a container gets to stop in order before it is killed.
-pub const STOP_GRACE: Duration = Duration::from_secs(30);
+use crate::state::InstanceDir;
 
 /// What a teardown did.
 #[derive(Debug, Default, serde::Serialize)]
@@ -34,20 +29,14 @@ pub struct Teardown {
     pub errors: Vec<String>,
 }
 
-/// What one undo step did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Undone {
-    /// Removed (or, for objects that cannot tell, already gone).
-    Removed,
-    /// It was already gone (the message says what).
-    Gone(String),
-    /// Left in place on purpose (the message says what and why).
-    Left(String),
-}
-
 /// Undo every journaled resource, newest first; keep going past failures and report them all. The
 /// instance directory is removed only when everything else is gone, so a failed teardown can be retried.
 pub async fn teardown(dir: &InstanceDir, progress: &Progress) -> Teardown {
+    teardown_with(&SystemHost, dir, progress).await
+}
+
+/// [`teardown`] through `host`.
+pub async fn teardown_with<H: Host>(host: &H, dir: &InstanceDir, progress: &Progress) -> Teardown {
     let mut report = Teardown::default();
     // One teardown of an instance at a time (a restarted daemon's recovery and a `down` may meet): the
     // second waits, and finds the work done.
@@ -85,7 +74,7 @@ pub async fn teardown(dir: &InstanceDir, progress: &Progress) -> Teardown {
     for res in journal::undo_order(&entries) {
         let what = res.describe();
         let t = Instant::now();
-        let done = undo(dir, &res).await;
+        let done = undo(host, dir, &res).await;
         if done.is_ok() {
             fault::point("undone");
         }
@@ -110,39 +99,13 @@ pub async fn teardown(dir: &InstanceDir, progress: &Progress) -> Teardown {
     report
 }
 
-/// Undo one resource of `dir`'s instance. Already gone is success.
-pub async fn undo(dir: &InstanceDir, res: &Resource) -> Result<Undone> {
-    match res {
-        Resource::Route { file, host } => Ok(match dir.remove_route(file)? {
-            RouteRemoval::Removed => Undone::Removed,
-            RouteRemoval::Gone => {
-                Undone::Gone(format!("route {host}: {} was already gone", file.display()))
-            }
-            RouteRemoval::Left(why) => {
-                Undone::Left(format!("left route file {}: {why}", file.display()))
-            }
-        }),
-        Resource::Dir { path } => {
-            let p = path.clone();
-            let r = tokio::task::spawn_blocking(move || owned_dir::remove_if_unused(&p))
-                .await?
-                .with_context(|| format!("removing {}", path.display()))?;
-            Ok(match r {
-                owned_dir::Removal::Removed => Undone::Removed,
-                owned_dir::Removal::Gone => Undone::Gone(r.describe(path)),
-                owned_dir::Removal::NotEmpty | owned_dir::Removal::NotOurs => {
-                    Undone::Left(r.describe(path))
-                }
-            })
-        }
-        other => {
-            if let Some(why) = not_this_instance(dir, other) {
-                return Ok(Undone::Left(format!("left {}: {why}", other.describe())));
-            }
-            undo_object(other).await?;
-            Ok(Undone::Removed)
-        }
+/// Undo one resource of `dir`'s instance through `host`; a kernel object the journal names under another
+/// instance's name is left alone. Already gone is success.
+pub async fn undo<H: Host>(host: &H, dir: &InstanceDir, res: &Resource) -> Result<Undone> {
+    if let Some(why) = not_this_instance(dir, res) {
+        return Ok(Undone::Left(format!("left {}: {why}", res.describe())));
     }
+    host.undo(dir, res).await
 }
 
 /// Kernel objects are named after their instance: one a journal names under another name is not touched.
@@ -156,48 +119,4 @@ fn not_this_instance(dir: &InstanceDir, res: &Resource) -> Option<String> {
         _ => true,
     };
     (!ours).then(|| format!("the journal of {n} names another instance's object"))
-}
-
-/// Undo a kernel object, a process or a host-proxy route. Already gone is success.
-async fn undo_object(res: &Resource) -> Result<()> {
-    match res {
-        Resource::Route { .. } | Resource::Dir { .. } => Ok(()),
-        Resource::HostProxy { handle, .. } => {
-            let h = handle.clone();
-            tokio::task::spawn_blocking(move || drivers::unpublish(&h)).await??;
-            Ok(())
-        }
-        Resource::Container { machine } => {
-            let m = machine.clone();
-            tokio::task::spawn_blocking(move || nspawn::stop(&m, STOP_GRACE)).await??;
-            Ok(())
-        }
-        Resource::Process {
-            pid, start_time, ..
-        } => {
-            let (p, t) = (*pid, *start_time);
-            tokio::task::spawn_blocking(move || nspawn::stop_pid(p, t, STOP_GRACE)).await??;
-            Ok(())
-        }
-        Resource::Veth { host_if } => Ok(veth::delete(host_if).await?),
-        Resource::Quarantine { instance, .. } => {
-            let i = instance.clone();
-            tokio::task::spawn_blocking(move || nft::remove(&i)).await??;
-            Ok(())
-        }
-        Resource::Overlay { merged } => Ok(overlay::unmount_clone(merged)?),
-        Resource::Netns { path } => Ok(netns::delete(path)?),
-        Resource::Clone {
-            path, source_uuid, ..
-        } => {
-            let (p, u) = (path.clone(), source_uuid.clone());
-            tokio::task::spawn_blocking(move || btrfs::delete_clone(&p, &u)).await??;
-            Ok(())
-        }
-        Resource::Cgroup { paths } => {
-            let p = paths.clone();
-            tokio::task::spawn_blocking(move || boot::remove_cgroups(&p)).await??;
-            Ok(())
-        }
-    }
 }
