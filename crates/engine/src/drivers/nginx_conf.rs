@@ -109,7 +109,7 @@ pub fn include_dir(cfg: &NginxConfig) -> Result<PathBuf, NginxError> {
                     p.parent() == Some(d.as_path())
                         && p.file_name()
                             .and_then(|n| n.to_str())
-                            .is_some_and(|pat| glob_match(pat.as_bytes(), b"wayback-example.conf"))
+                            .is_some_and(|pat| name_matches(pat, "wayback-example.conf"))
                 })
         })
         .ok_or(NginxError::NoIncludeDir { conf })
@@ -129,17 +129,9 @@ fn includes(text: &str, base: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Shell-style `*` and `?` matching, as nginx's `include` globs.
-fn glob_match(pat: &[u8], name: &[u8]) -> bool {
-    match (pat.first(), name.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            glob_match(&pat[1..], name) || (!name.is_empty() && glob_match(pat, &name[1..]))
-        }
-        (Some(b'?'), Some(_)) => glob_match(&pat[1..], &name[1..]),
-        (Some(p), Some(n)) if p == n => glob_match(&pat[1..], &name[1..]),
-        _ => false,
-    }
+/// Whether a file name matches an `include` glob's last component (`*`, `?`, `[...]`, as glob(3)).
+fn name_matches(pattern: &str, name: &str) -> bool {
+    (pattern.parse::<wayback_core::glob::Glob>()).is_ok_and(|g| g.matches(Path::new(name)))
 }
 
 /// nginx.conf as nginx reads it: `conf` (a relative one under `prefix`), else /etc/nginx/nginx.conf.
@@ -178,7 +170,7 @@ impl Workers {
     /// `None` when the master cannot be found (no readable pid file) or has no workers: nothing to wait for.
     pub fn before_reload(pid_file: Option<&Path>) -> Option<Workers> {
         let master = fs::read_to_string(pid_file?).ok()?.trim().parse().ok()?;
-        let old = children(master);
+        let old = crate::sys::procfs::children(master);
         (!old.is_empty()).then_some(Workers { master, old })
     }
 
@@ -187,7 +179,7 @@ impl Workers {
     pub fn wait_replaced(&self) -> bool {
         let deadline = Instant::now() + RELOAD_WAIT;
         loop {
-            let now = children(self.master);
+            let now = crate::sys::procfs::children(self.master);
             let fresh = now.iter().any(|p| !self.old.contains(p));
             if (fresh && !now.iter().any(|p| self.old.contains(p))) || Instant::now() >= deadline {
                 return fresh;
@@ -195,21 +187,6 @@ impl Workers {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// The PIDs whose parent is `pid`.
-fn children(pid: i32) -> Vec<i32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|c| {
-            let stat = fs::read_to_string(format!("/proc/{c}/stat")).unwrap_or_default();
-            let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
-            after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(pid)
-        })
-        .collect()
 }
 
 /// The names of every `server_name` directive in an nginx config text (quotes removed; wildcards and
@@ -249,9 +226,10 @@ mod tests {
                 "/etc/nginx/sites-enabled/*".into()
             ]
         );
-        assert!(glob_match(b"*.conf", b"wayback-a.conf"));
-        assert!(glob_match(b"*", b"wayback-a.conf"));
-        assert!(!glob_match(b"*.site", b"wayback-a.conf"));
+        assert!(name_matches("*.conf", "wayback-a.conf"));
+        assert!(name_matches("*", "wayback-a.conf"));
+        assert!(name_matches("wayback-[a-z].conf", "wayback-a.conf"));
+        assert!(!name_matches("*.site", "wayback-a.conf"));
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl Target {
         let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
         let stat_path = format!("/proc/{pid}/stat");
         let stat = fs::read_to_string(&stat_path).map_err(|_| EnterError::Gone { pid })?;
-        if ppid(&stat) != Some(parent) {
+        if procfs::parse_ppid(&stat) != Some(parent) {
             return Err(EnterError::Gone { pid });
         }
         let start_time = procfs::start_time(pid)
@@ -304,12 +304,6 @@ fn field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Field 4 of /proc/PID/stat (the parent PID).
-fn ppid(stat: &str) -> Option<i32> {
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    rest.split(' ').nth(1)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,7 +332,7 @@ mod tests {
 
     #[test]
     fn parent_pid_of_names_with_spaces() {
-        assert_eq!(ppid("42 (a (b) c) S 7 42 42 0"), Some(7));
-        assert_eq!(ppid("garbage"), None);
+        assert_eq!(procfs::parse_ppid("42 (a (b) c) S 7 42 42 0"), Some(7));
+        assert_eq!(procfs::parse_ppid("garbage"), None);
     }
 }

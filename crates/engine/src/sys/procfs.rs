@@ -1,5 +1,5 @@
-//! The one reader of `/proc/PID/stat` (a process's identity: PID plus start time) and the liveness rule built
-//! on it: a process is gone only when the kernel says so (`kill(pid, 0)` fails with ESRCH, or its stat shows a
+//! The one reader of `/proc/PID/stat` (a process's identity: PID plus start time; its parent; the children
+//! of a process) and the liveness rule built on it: a process is gone only when the kernel says so (`kill(pid, 0)` fails with ESRCH, or its stat shows a
 //! zombie or another start time). A failed *read* of /proc — no file descriptor left, say — is never taken
 //! for "gone": callers get `Unknown` and keep what is running.
 //!
@@ -32,11 +32,34 @@ pub fn start_time(pid: i32) -> io::Result<Option<u64>> {
     Ok(parse_start_time(&stat))
 }
 
+/// The fields of /proc/PID/stat text after the command name, starting with the state (field 3). The
+/// command name (field 2) may contain spaces and parentheses: split after the last ')'.
+fn fields(stat: &str) -> Option<std::str::Split<'_, char>> {
+    Some(stat.get(stat.rfind(')')? + 2..)?.split(' '))
+}
+
+/// The parent PID (field 4) from the text of a /proc/PID/stat file.
+pub fn parse_ppid(stat: &str) -> Option<i32> {
+    fields(stat)?.nth(1)?.parse().ok()
+}
+
+/// The PIDs whose parent is `parent` (none when /proc cannot be read).
+pub fn children(parent: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            parse_ppid(&stat) == Some(parent)
+        })
+        .collect()
+}
+
 /// The start time from the text of a /proc/PID/stat file; `None` for a zombie or malformed text.
 fn parse_start_time(stat: &str) -> Option<u64> {
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let mut fields = rest.split(' ');
+    let mut fields = fields(stat)?;
     if matches!(fields.next(), Some("Z" | "X")) {
         return None;
     }
