@@ -80,6 +80,7 @@ pub struct Snapshot {
     pub parent_uuid: Option<String>,
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

@@ -90,7 +90,7 @@ pub fn unix_utc(c: &Civil) -> i64 {
 pub fn unix_in(c: &Civil, tz: &TimeZone) -> i64 {
     tz.to_ambiguous_timestamp(*c)
         .compatible()
-        .map_or_else(|_| unix_utc(c), |t| t.as_second())
+        .map_or_else(|_| unix_utc(c), jiff::Timestamp::as_second)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.

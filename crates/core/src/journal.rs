@@ -146,7 +146,7 @@ impl Journal {
         };
         // A new journal starts with its format (`crate::format`); entries are unchanged since format 0,
         // so appending to an older journal keeps it readable by the release that wrote it.
-        if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+        if std::fs::metadata(path).map_or(0, |m| m.len()) == 0 {
             let header = crate::format::journal_header_line() + "\n";
             journal
                 .file
@@ -157,7 +157,7 @@ impl Journal {
                 })?;
         }
         // After a crash mid-write the file may end in half a line: start the next entry on a fresh line.
-        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
         if len > 0 && std::fs::read(path).ok().and_then(|b| b.last().copied()) != Some(b'\n') {
             journal
                 .file

@@ -34,13 +34,13 @@ pub fn allocate(pool: Ipv4Net, len: u8, in_use: &[Ipv4Net]) -> Result<Block, Poo
     }
     let relevant: Vec<&Ipv4Net> = in_use
         .iter()
-        .filter(|n| n.prefix_len() > 0 && overlaps(n, &pool))
+        .filter(|n| n.prefix_len() > 0 && overlaps(**n, pool))
         .collect();
     let subnets = pool
         .subnets(len)
         .map_err(|_| PoolError::BadLength { pool, len })?;
     for net in subnets {
-        if relevant.iter().any(|u| overlaps(u, &net)) {
+        if relevant.iter().any(|u| overlaps(**u, net)) {
             continue;
         }
         let mut hosts = net.hosts();
@@ -56,7 +56,7 @@ pub fn allocate(pool: Ipv4Net, len: u8, in_use: &[Ipv4Net]) -> Result<Block, Poo
     })
 }
 
-fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 

@@ -296,7 +296,7 @@ impl Profile {
                     p.name
                 ));
             }
-            if p.command.as_ref().is_some_and(|c| c.is_empty()) {
+            if p.command.as_ref().is_some_and(std::vec::Vec::is_empty) {
                 return Err(format!("process {:?}: empty command", p.name));
             }
             if let Some(r) = &p.ready {

@@ -142,7 +142,7 @@ pub fn parse_dump(text: &[u8]) -> Result<Dump, DumpError> {
     let mut dump = Dump::default();
     let mut header = false;
     for (n, line) in text.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         let bad = |why| DumpError::Line {

@@ -15,7 +15,7 @@ fn proxy_limits_have_defaults_for_a_20000_file_process() {
         .proxy
         .trusted_proxies
         .iter()
-        .map(|n| n.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     assert_eq!(trusted, ["127.0.0.0/8", "::1/128"]);
 }

@@ -448,7 +448,7 @@ fn environment_files_through_a_closure() {
     let reader = |p: &Path| -> io::Result<String> {
         files
             .get(p)
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     };
     let c = profile_from_units(
@@ -554,7 +554,7 @@ fn inferred(c: &Conversion) -> String {
         c.reports
             .iter()
             .filter(|r| r.file.is_none() && r.kind == ReportKind::Ignored)
-            .map(|r| r.to_string())
+            .map(std::string::ToString::to_string)
             .collect(),
     );
     out
@@ -582,7 +582,12 @@ fn debian_redis_and_mosquitto_need_no_binds() {
         &debian_snapshot,
     )
     .unwrap();
-    let binds: Vec<&Path> = c.profile.binds.iter().map(|b| b.path()).collect();
+    let binds: Vec<&Path> = c
+        .profile
+        .binds
+        .iter()
+        .map(wayback_core::profile::Bind::path)
+        .collect();
     assert_eq!(
         binds,
         [Path::new("/var/lib/redis"), Path::new("/var/lib/mosquitto")]
@@ -737,7 +742,12 @@ fn no_bind_leaves_out_inferred_and_builtin_binds() {
         &debian_snapshot,
     )
     .unwrap();
-    let binds: Vec<&Path> = c.profile.binds.iter().map(|b| b.path()).collect();
+    let binds: Vec<&Path> = c
+        .profile
+        .binds
+        .iter()
+        .map(wayback_core::profile::Bind::path)
+        .collect();
     assert_eq!(binds, [Path::new("/var/lib/redis")]);
     assert_eq!(c.state.dropped.len(), 1);
     let text = render_conversion(&c);
@@ -811,7 +821,10 @@ fn reports_collapse_across_units() {
     )
     .unwrap();
     let groups = group_reports(&c.reports);
-    let lines: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    let lines: Vec<String> = groups
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     assert!(
         lines.contains(&"Restart= ignored in 2 units (redis-server, mosquitto): not honoured: wayback does not restart processes; when one exits, the instance stops".to_string()),
         "{lines:#?}"

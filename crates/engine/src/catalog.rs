@@ -34,7 +34,7 @@ pub fn canonical_selector(sel: Selector) -> Result<Selector> {
             root: Some(canonical(&r, "snapshot root")?),
             target,
         },
-        k => k,
+        k @ Kind::At { .. } => k,
     };
     Ok(Selector {
         text: sel.text,

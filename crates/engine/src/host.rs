@@ -147,7 +147,7 @@ async fn create_object(step: &Create) -> Result<()> {
             }
         }
         Create::Cgroups(paths) => {
-            boot::create_cgroups(paths).context("creating the container's cgroups")?
+            boot::create_cgroups(paths).context("creating the container's cgroups")?;
         }
         Create::Container | Create::Chown | Create::MaskUnits => {}
     }

@@ -205,7 +205,7 @@ impl Hosted {
             }
             tokio::select! {
                 why = &mut stop => return Stop::Asked(why),
-                _ = tokio::time::sleep(Duration::from_secs(left.min(1))) => {}
+                () = tokio::time::sleep(Duration::from_secs(left.min(1))) => {}
             }
             match self.liveness() {
                 Liveness::Alive => continue,
@@ -230,7 +230,7 @@ impl Hosted {
             );
             tokio::select! {
                 why = &mut stop => return Stop::Asked(why),
-                _ = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(backoff) => {}
             }
             let relaunched = crate::container::launch(&self.dir, &self.plan).await;
             let ready = match relaunched {

@@ -150,7 +150,7 @@ impl Resolve for DirResolver {
         self.cache
             .write()
             .expect("route cache lock")
-            .insert(host.to_string(), (rf, b.clone()));
+            .insert(host.clone(), (rf, b.clone()));
         Some(b)
     }
 }
@@ -158,7 +158,8 @@ impl Resolve for DirResolver {
 /// The right to run the proxy: the lock file, and the bound listeners once we hold it.
 pub enum ProxySlot {
     Owner {
-        _lock: Flock<File>,
+        /// Held while the proxy runs; released (dropped) when it stops.
+        lock: Flock<File>,
         http: TcpListener,
         https: Option<(TcpListener, Arc<Tls>)>,
         /// Settings and the shared connection count of every listener.
@@ -268,7 +269,7 @@ pub async fn claim_proxy(cfg: &Config) -> Result<ProxySlot> {
         None => None,
     };
     Ok(ProxySlot::Owner {
-        _lock: lock,
+        lock,
         http,
         https,
         settings,
@@ -294,7 +295,7 @@ pub async fn run_proxy(cfg: Config, mut slot: ProxySlot, mut stop: watch::Receiv
         }
         match slot {
             ProxySlot::Owner {
-                _lock,
+                lock,
                 http,
                 https,
                 settings,
@@ -332,7 +333,7 @@ pub async fn run_proxy(cfg: Config, mut slot: ProxySlot, mut stop: watch::Receiv
                 if let Err(e) = served {
                     tracing::warn!("proxy on {} stopped: {e}", cfg.proxy.listen);
                 }
-                drop(_lock);
+                drop(lock);
                 break;
             }
             ProxySlot::Follower => {

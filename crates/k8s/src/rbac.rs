@@ -59,7 +59,11 @@ fn policy_rules(rules: &[Rule]) -> Vec<PolicyRule> {
         .map(|r| PolicyRule {
             api_groups: Some(vec![r.group.into()]),
             resources: Some(vec![r.resource.into()]),
-            verbs: r.verbs.iter().map(|v| v.to_string()).collect(),
+            verbs: r
+                .verbs
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             ..Default::default()
         })
         .collect()

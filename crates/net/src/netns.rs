@@ -60,7 +60,7 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf, NetError> {
 /// not mounted. Processes still inside the namespace (or holding an fd to it) keep it alive.
 pub fn delete(path: &Path) -> Result<(), NetError> {
     match umount2(path, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+        Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {}
         Err(e) => {
             return Err(NetError::Umount {
                 path: path.to_path_buf(),
@@ -155,7 +155,9 @@ fn create_on_this_thread(dir: &Path, path: &Path) -> Result<(), NetError> {
 /// Create `dir` (0755) if missing and make it a shared mount, bind-mounting it onto itself first if it
 /// is not a mount point yet — exactly iproute2's `netns_add` preparation. Tolerates it being one already.
 fn ensure_shared_dir(dir: &Path) -> Result<(), NetError> {
-    let _guard = RUN_DIR_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = RUN_DIR_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     match DirBuilder::new().recursive(true).mode(0o755).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}

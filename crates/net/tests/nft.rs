@@ -459,7 +459,9 @@ fn quarantined_instance_can_open_nothing_but_its_holes() {
     if !privileged("quarantined_instance_can_open_nothing_but_its_holes") {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut fx = Fixture::new();
     // a: the instance under test; b: another instance; o: a namespace standing for the outside world.
     let a = fx.node("a");
@@ -519,7 +521,7 @@ fn quarantined_instance_can_open_nothing_but_its_holes() {
     let to_o = SocketAddr::from((o.peer, port(&in_o)));
     let to_a = SocketAddr::from((a.peer, port(&in_a)));
     let to_dns = SocketAddr::from((a.host, 53));
-    let _servers = [
+    let servers = [
         tcp_echo(host_v4),
         tcp_echo(host_v4b),
         tcp_echo(host_b),
@@ -541,7 +543,7 @@ fn quarantined_instance_can_open_nothing_but_its_holes() {
     let everything_from_a = |expect_ok: bool| {
         let check_within = |what: &str, r, limit| {
             if expect_ok {
-                must_pass(what, r)
+                must_pass(what, r);
             } else {
                 must_fail_within(what, r, limit);
             }
@@ -633,7 +635,7 @@ fn quarantined_instance_can_open_nothing_but_its_holes() {
     must_pass(&host_v4_s, timed(&a.ns, || tcp_roundtrip(to_host)));
     table_gone_unless_in_use();
 
-    drop(_servers);
+    drop(servers);
     let residue = fx.teardown();
     assert!(residue.is_empty(), "residue: {residue:#?}");
 }
@@ -660,7 +662,9 @@ fn concurrent_applies_and_removes_never_clobber_each_other() {
     if !privileged("concurrent_applies_and_removes_never_clobber_each_other") {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut fx = Fixture::new();
     let names: Vec<String> = (0..4).map(|i| fx.name(&format!("t{i}"))).collect();
     fx.instances.extend(names.iter().cloned());

@@ -37,7 +37,7 @@ fn main() {
     let mut rest = args[3..].iter();
     let mut gate = GateConfig::default();
     let mut token = None;
-    let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut per_core = false;
     while let Some(a) = rest.next() {
         match a.as_str() {

@@ -180,7 +180,7 @@ pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(Ipv6Addr::from(bits))
         }
-        v4 => v4,
+        v4 @ IpAddr::V4(_) => v4,
     }
 }
 

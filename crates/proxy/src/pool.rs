@@ -269,7 +269,7 @@ impl Body for BackendBody {
                     };
                     match frame.into_data() {
                         Ok(data) => match rw.push(&data) {
-                            Ok(out) if out.is_empty() => continue,
+                            Ok(out) if out.is_empty() => {}
                             Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
                             Err(e) => return Poll::Ready(Some(Err(e.into()))),
                         },

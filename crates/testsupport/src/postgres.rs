@@ -12,7 +12,7 @@ pub fn pg_version() -> String {
         .filter(|e| e.path().join("bin/postgres").exists())
         .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
         .collect();
-    versions.sort();
+    versions.sort_unstable();
     versions
         .last()
         .expect("no /usr/lib/postgresql/<v>/bin/postgres")

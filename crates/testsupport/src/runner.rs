@@ -17,9 +17,8 @@ impl Drop for WaybackInner {
     /// Safety net: if anything of this config is still registered (a test failed half-way, or `up` was
     /// killed on a timeout), tear it down before the temp dir goes.
     fn drop(&mut self) {
-        let has_instances = fs::read_dir(self.state_dir.join("instances"))
-            .map(|mut rd| rd.next().is_some())
-            .unwrap_or(false);
+        let has_instances =
+            fs::read_dir(self.state_dir.join("instances")).is_ok_and(|mut rd| rd.next().is_some());
         if !has_instances {
             return;
         }
@@ -96,7 +95,7 @@ impl Wayback {
         let runtime_dir = dir.path().join("run");
         let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         // A /24 per test: distinct for every counter value within this process (37 is coprime to 254).
-        let third = ((std::process::id() as u64 + u64::from(n) * 37) % 254) + 1;
+        let third = ((u64::from(std::process::id()) + u64::from(n) * 37) % 254) + 1;
         let pool_net = format!("10.213.{third}.0/24");
         let config = dir.path().join("config.toml");
         // `extra` may override the default readiness timeout.
@@ -217,7 +216,7 @@ impl Wayback {
         let mut handle = UpHandle {
             child: Some(child),
             status: None,
-            args: full.iter().map(|s| s.to_string()).collect(),
+            args: full.iter().map(std::string::ToString::to_string).collect(),
             ready: serde_json::Value::Null,
             ready_after: Duration::ZERO,
             stdout_lines: rx,
@@ -418,7 +417,8 @@ impl Wayback {
 impl UpBuilder<'_> {
     /// Any flag with its value(s), e.g. `.arg(["--ttl", "3s"])`.
     pub fn arg<const N: usize>(mut self, a: [&str; N]) -> Self {
-        self.args.extend(a.iter().map(|s| s.to_string()));
+        self.args
+            .extend(a.iter().map(std::string::ToString::to_string));
         self
     }
     pub fn name(self, n: &str) -> Self {

@@ -279,7 +279,7 @@ impl Nginx {
                 after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(master)
             })
             .collect();
-        pids.sort();
+        pids.sort_unstable();
         pids
     }
 
@@ -627,7 +627,7 @@ fn nginx_default_include_dir() {
 /// `caddy run` started by the test: admin API (loopback TCP, or a unix socket) and one HTTP server
 /// (automatic HTTPS off) on loopback.
 struct Caddy {
-    _dir: TempDir,
+    dir: TempDir,
     child: Child,
     admin: SocketAddr,
     /// As `[proxy.caddy] admin` writes it.
@@ -680,7 +680,7 @@ impl Caddy {
             .spawn()
             .expect("start caddy");
         let mut c = Caddy {
-            _dir: dir,
+            dir,
             child,
             admin,
             admin_config,
@@ -692,7 +692,7 @@ impl Caddy {
                 .then_some(())
         });
         if up.is_none() {
-            let log = fs::read_to_string(c._dir.path().join("caddy.log")).unwrap_or_default();
+            let log = fs::read_to_string(c.dir.path().join("caddy.log")).unwrap_or_default();
             stop(&mut c.child, "caddy");
             panic!("the test's caddy did not start:\n{log}");
         }

@@ -342,7 +342,7 @@ fn snapshots_find_and_diff_on_a_snapper_layout() {
                 snap.to_str().unwrap(),
             ],
         );
-        let secs = t0 + i as i64 * 3600;
+        let secs = t0 + i64::from(i) * 3600;
         let (h, d) = ((secs - t0) / 3600 % 24, 1 + (secs - t0) / 86_400);
         w(
             &dir.join("info.xml"),
@@ -356,7 +356,7 @@ fn snapshots_find_and_diff_on_a_snapper_layout() {
     let v = wb.json(&["snapshots", &live_s, "--json"]);
     let list = v["snapshots"].as_array().unwrap();
     let ids: Vec<u64> = list.iter().map(|s| s["id"].as_u64().unwrap()).collect();
-    assert_eq!(ids, (1..=SNAPSHOTS as u64).collect::<Vec<_>>());
+    assert_eq!(ids, (1..=u64::from(SNAPSHOTS)).collect::<Vec<_>>());
     assert!(list
         .iter()
         .all(|s| s["readonly"] == true && s["source"]["kind"] == "snapper"));
@@ -379,16 +379,16 @@ fn snapshots_find_and_diff_on_a_snapper_layout() {
             .collect();
         assert_eq!(
             present,
-            (FIRST as u64..=LAST as u64).collect::<Vec<_>>(),
+            (u64::from(FIRST)..=u64::from(LAST)).collect::<Vec<_>>(),
             "{pattern}"
         );
         let runs = v["runs"].as_array().unwrap();
         assert_eq!(runs.len(), 3, "{v}");
         assert_eq!(
             (runs[1]["first_id"].as_u64(), runs[1]["last_id"].as_u64()),
-            (Some(FIRST as u64), Some(LAST as u64))
+            (Some(u64::from(FIRST)), Some(u64::from(LAST)))
         );
-        assert_eq!(v["last_good"][0]["id"], LAST as u64);
+        assert_eq!(v["last_good"][0]["id"], u64::from(LAST));
         assert_eq!(v["snapshots"][FIRST as usize - 1]["hits"][0]["size"], 11);
     }
     // A symlinked directory in a snapshot is not followed (it would lead to the host's /etc).

@@ -56,7 +56,7 @@ fn gc_removes_instances_whose_owner_was_killed() {
     let ls = wb.run_ok(&["ls", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&ls).unwrap();
     assert!(
-        v.as_array().is_some_and(|a| a.is_empty()),
+        v.as_array().is_some_and(std::vec::Vec::is_empty),
         "ls after gc: {ls}"
     );
     assert!(is_readonly_subvolume(&snap));

@@ -49,7 +49,7 @@ fn host_manifest(root: &str) -> BTreeMap<String, String> {
         return BTreeMap::from([(".".to_string(), "absent".to_string())]);
     }
     let mut m = tree_manifest(p);
-    for (rel, v) in m.iter_mut() {
+    for (rel, v) in &mut m {
         let path = if rel == "." {
             p.to_path_buf()
         } else {

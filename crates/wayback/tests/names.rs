@@ -20,7 +20,7 @@ const SERVER: &str = "exec python3 -m http.server 8000 --bind 127.0.0.1 --direct
 fn bad_names() -> Vec<String> {
     let mut v: Vec<String> = ["", ".", "..", "../x", "a/b", "../../canary"]
         .iter()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     v.push("a".repeat(300));
     v
@@ -70,7 +70,7 @@ impl Fixture {
             "8000",
         ]
         .iter()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .collect()
     }
 

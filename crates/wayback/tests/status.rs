@@ -22,8 +22,10 @@ fn ls_state(wb: &Wayback, name: &str) -> String {
     let v: Value = serde_json::from_str(&out).unwrap();
     v.as_array()
         .and_then(|a| a.iter().find(|i| i["name"] == name))
-        .map(|i| i["state"].as_str().unwrap_or_default().to_string())
-        .unwrap_or_else(|| panic!("ls does not list {name}: {out}"))
+        .map_or_else(
+            || panic!("ls does not list {name}: {out}"),
+            |i| i["state"].as_str().unwrap_or_default().to_string(),
+        )
 }
 
 fn site(pool: &BtrfsPool) -> std::path::PathBuf {

@@ -85,7 +85,7 @@ fn btrbk(s: &str) -> (String, String, Option<i32>, u32) {
     (
         b.name,
         civil::format_utc(t.start_utc()),
-        b.time.offset.map(|o| o.seconds()),
+        b.time.offset.map(jiff::tz::Offset::seconds),
         b.seq,
     )
 }

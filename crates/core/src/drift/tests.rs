@@ -1,5 +1,6 @@
 use super::*;
 
+#[allow(clippy::unnecessary_wraps)] // the inputs hold an Option<Package>
 fn pkg(name: &str, version: &str) -> Option<Package> {
     Some(Package {
         name: name.into(),
@@ -8,7 +9,7 @@ fn pkg(name: &str, version: &str) -> Option<Package> {
 }
 
 fn pg(version: &str, host: &[&str], snapshot: &[&str]) -> PgInputs {
-    let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    let list = |v: &[&str]| v.iter().map(std::string::ToString::to_string).collect();
     PgInputs {
         clusters: vec![PgCluster {
             dir: "/var/lib/postgresql/9/main".into(),
@@ -33,7 +34,7 @@ fn postgres_major_the_host_lacks_is_refused_with_both_versions_and_options() {
     assert!(f[0].message.contains("cannot help"), "{}", f[0].message);
     // With the snapshot's software, the snapshot's majors count.
     let f = postgres(&pg("9", &["15"], &["9"]), Software::Snapshot);
-    assert_eq!(f[0].level, Level::Ok, "{:?}", f);
+    assert_eq!(f[0].level, Level::Ok, "{f:?}");
     let f = postgres(&pg("15", &["15"], &["13"]), Software::Snapshot);
     assert_eq!(f[0].level, Level::Refuse);
     assert!(

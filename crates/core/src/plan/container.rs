@@ -47,7 +47,10 @@ pub(super) fn spec(
         state_file: (!req.boot).then(|| cfg.instance_dir(name.as_str()).join("init-state")),
         register: facts.machined,
         boot_root: req.boot.then(|| layout.clone.clone()),
-        drop_capabilities: dropped.iter().map(|c| c.to_string()).collect(),
+        drop_capabilities: dropped
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         no_new_privileges: !req.boot,
         inaccessible: if req.boot {
             Vec::new()

@@ -323,7 +323,12 @@ impl fmt::Display for Plan {
                 parts.push(format!("basic auth as {u}"));
             }
             if !self.gate.allow.is_empty() {
-                let nets: Vec<String> = self.gate.allow.iter().map(|n| n.to_string()).collect();
+                let nets: Vec<String> = self
+                    .gate
+                    .allow
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect();
                 parts.push(format!("clients from {}", nets.join(", ")));
             }
             writeln!(f, "  gate       {}", parts.join("; "))?;

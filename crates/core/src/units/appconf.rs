@@ -390,7 +390,7 @@ mod tests {
     fn options() {
         let argv: Vec<String> = ["x", "-c", "/a", "--config=/b", "-P3307", "--port", "3308"]
             .iter()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         assert_eq!(option(&argv, &["-c"]), Some("/a"));
         assert_eq!(option(&argv, &["-c", "--config"]), Some("/b"));

@@ -16,7 +16,7 @@ pub(crate) enum Handling {
     Reported(&'static str),
 }
 
-use Handling::*;
+use Handling::{Converted, Harmless, IfTrue, Reported};
 
 const SANDBOX: &str = "sandboxing is not applied: the instance as a whole is isolated (own network namespace, tmpfs root, host /usr and /etc read-only, only the binds writable), but its processes are not sandboxed from each other";
 const LIMITS: &str =

@@ -123,7 +123,9 @@ const SIGNALS: &[&str] = &[
 /// `SIGTERM`, `TERM` or `15` → `TERM`.
 pub(crate) fn signal_name(v: &str) -> Option<String> {
     if let Ok(n) = v.parse::<usize>() {
-        return SIGNALS.get(n.checked_sub(1)?).map(|s| s.to_string());
+        return SIGNALS
+            .get(n.checked_sub(1)?)
+            .map(std::string::ToString::to_string);
     }
     let up = v.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);

@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     fn node(name: &str, after: &[&str], before: &[&str], wants: &[&str]) -> Node {
-        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+        let v = |x: &[&str]| x.iter().map(std::string::ToString::to_string).collect();
         Node {
             names: vec![name.into()],
             after: v(after),

@@ -243,7 +243,7 @@ pub(crate) fn parse_env_file(text: &str) -> (Vec<(String, String)>, Vec<usize>) 
             let mut continued = false;
             while let Some(c) = chars.next() {
                 match (c, quote) {
-                    ('\'', None) | ('"', None) => quote = Some(c),
+                    ('\'' | '"', None) => quote = Some(c),
                     (c, Some(q)) if c == q => {
                         quote = None;
                         unquoted_end = value.len();
@@ -334,7 +334,7 @@ mod tests {
             [
                 ("A".to_string(), "b c".to_string()),
                 ("D".into(), "e".into()),
-                ("F".into(), "".into())
+                ("F".into(), String::new())
             ]
         );
         assert!(parse_environment("1A=x").is_err());

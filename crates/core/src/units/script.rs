@@ -198,7 +198,7 @@ mod tests {
 
     fn cmd(argv: &[&str]) -> Cmd {
         Cmd {
-            argv: argv.iter().map(|s| s.to_string()).collect(),
+            argv: argv.iter().map(std::string::ToString::to_string).collect(),
             ignore_failure: false,
             as_root: false,
         }

@@ -274,8 +274,7 @@ pub(crate) fn load(name: &UnitName, src: &dyn UnitSource) -> Result<Option<Loade
                 }
                 let masked = src
                     .canonicalize(&path)
-                    .map(|c| c == Path::new("/dev/null"))
-                    .unwrap_or(false);
+                    .is_ok_and(|c| c == Path::new("/dev/null"));
                 by_name.insert(file.to_string(), (!masked).then_some(path));
             }
         }

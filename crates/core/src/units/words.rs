@@ -308,7 +308,7 @@ mod tests {
             .collect();
         let argv: Vec<String> = ["cmd", "$A", "${A}", "-p${A}.", "$E", "$NOPE", "$$A", "a$b"]
             .iter()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         let mut unset = vec![];
         assert_eq!(

@@ -244,7 +244,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Job, JobError> {
 fn key_path(path: &serde_path_to_error::Path) -> Option<String> {
     use serde_path_to_error::Segment;
     let mut out = String::new();
-    for seg in path.iter() {
+    for seg in path {
         match seg {
             Segment::Seq { index } => out.push_str(&format!("[{}]", index + 1)),
             Segment::Map { key } | Segment::Enum { variant: key } => {

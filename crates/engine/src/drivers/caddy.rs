@@ -270,7 +270,7 @@ impl<'a> Api<'a> {
         let path = format!("/id/{}", self.h.id);
         for _ in 0..16 {
             match self.call("DELETE", &path, None, &[200]) {
-                Ok(_) => continue,
+                Ok(_) => {}
                 Err(CaddyError::Api {
                     status: 404,
                     ref message,

@@ -67,7 +67,10 @@ async fn every_object_is_journaled_before_it_is_made() {
             })
             .collect();
         assert_eq!(host.created(), creates, "the fake saw the planned creates");
-        assert_eq!(creates.last().map(|c| c.kind()), Some("container"));
+        assert_eq!(
+            creates.last().map(super::super::steps::Create::kind),
+            Some("container")
+        );
         for call in host.calls() {
             let Call::Create { step, journaled } = call else {
                 continue;

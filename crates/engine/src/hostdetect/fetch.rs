@@ -107,7 +107,7 @@ pub async fn front_page(
         chain.push(got);
         match next {
             Some(p) if chain.len() <= MAX_REDIRECTS && !chain.iter().any(|c| c.path == p) => {
-                path = p
+                path = p;
             }
             _ => return Ok(chain),
         }

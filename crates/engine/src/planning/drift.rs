@@ -103,7 +103,7 @@ fn under(path: &Path, rel: &Path) -> PathBuf {
 /// At most `max` bytes; beyond that only the length counts (as a marker).
 fn read_bounded(f: std::fs::File, max: u64) -> Vec<u8> {
     use std::io::Read;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = f.metadata().map_or(0, |m| m.len());
     if len > max {
         return format!("<{len} bytes>").into_bytes();
     }

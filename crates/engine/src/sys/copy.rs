@@ -208,9 +208,9 @@ impl Copier {
             )?)
         };
         for child in names(&src)? {
-            let cst = match fstatat(src.as_fd(), child.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(s) => s,
-                Err(_) => continue,
+            let Ok(cst) = fstatat(src.as_fd(), child.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            else {
+                continue;
             };
             // Another filesystem (a nested subvolume of a live tree): its own restore, not this one.
             if kind(&cst) == SFlag::S_IFDIR && cst.st_dev != st.st_dev {

@@ -76,7 +76,7 @@ fn read(path: &Path) -> Result<Dynamic, ElfError> {
         .map_err(parse)?;
     let origin = path.parent().unwrap_or(Path::new("/"));
     let (mut needed, mut runpath) = (Vec::new(), Vec::new());
-    for d in table.iter() {
+    for d in &table {
         let Ok(value) = table.string(d).map(text) else {
             continue;
         };

@@ -117,7 +117,7 @@ fn find_in(proc_root: &Path, machine: &str) -> Vec<i32> {
                 || (is_init && args.last() == Some(&machine.as_bytes()))
         })
         .collect();
-    pids.sort();
+    pids.sort_unstable();
     pids
 }
 
@@ -267,7 +267,7 @@ pub fn log_tail(log: &Path, lines: usize) -> String {
         return String::new();
     };
     use std::io::{Read, Seek, SeekFrom};
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = f.metadata().map_or(0, |m| m.len());
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
     let mut buf = String::new();
     let _ = f.read_to_string(&mut buf);

@@ -75,7 +75,7 @@ pub fn mount_clone(lower: &Path, merged: &Path) -> Result<(), OverlayError> {
 /// Unmount the overlay at `merged`. Not mounted or gone: Ok. The directories go with the instance's.
 pub fn unmount_clone(merged: &Path) -> Result<(), OverlayError> {
     match umount2(merged, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
+        Ok(()) | Err(nix::Error::EINVAL | nix::Error::ENOENT) => Ok(()),
         Err(source) => Err(OverlayError::Umount {
             merged: merged.into(),
             source,

@@ -51,7 +51,9 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// snapshots are deleted as the diff unwinds.
 pub fn interrupt() {
     walk::CANCELLED.store(true, Ordering::SeqCst);
-    let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let children = CHILDREN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for pid in children.iter() {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(*pid),
@@ -197,7 +199,7 @@ pub fn send_dump(a: &Path, b: &Path) -> Result<Vec<u8>, DiffError> {
     let pids = [send.id() as i32, recv.id() as i32];
     CHILDREN
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .extend(pids);
     let out = recv.wait_with_output();
     let mut send_err = String::new();
@@ -207,7 +209,7 @@ pub fn send_dump(a: &Path, b: &Path) -> Result<Vec<u8>, DiffError> {
     let send_status = send.wait();
     CHILDREN
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .retain(|p| !pids.contains(p));
     if walk::cancelled() {
         return Err(DiffError::Interrupted);
@@ -373,10 +375,10 @@ fn judge_some(
         }
         match (ma, mb) {
             (Some(x), Some(y)) if is_dir(Some(&x)) && is_dir(Some(&y)) && x.ino != y.ino => {
-                compare_subtrees(a, b, p, &mut out)
+                compare_subtrees(a, b, p, &mut out);
             }
             (x, y) if is_dir(x.as_ref()) != is_dir(y.as_ref()) => {
-                compare_subtrees(a, b, p, &mut out)
+                compare_subtrees(a, b, p, &mut out);
             }
             _ => {}
         }

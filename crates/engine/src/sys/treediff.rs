@@ -264,7 +264,7 @@ pub fn diff_tree(a: &Path, b: &Path, prefix: Option<&Path>) -> Result<Vec<Change
         } else {
             match s.refs.get(&ino) {
                 Some(refs) if refs.len() == 1 => {
-                    named(&mut names, refs[0].0, &refs[0].1, &mut paths)
+                    named(&mut names, refs[0].0, &refs[0].1, &mut paths);
                 }
                 _ => {
                     // Several names (or refs in an unchanged leaf): ask for all of them, in both.

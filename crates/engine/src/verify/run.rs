@@ -212,7 +212,7 @@ async fn stop(
 ) -> String {
     let timeout = job.timeout;
     tokio::select! {
-        _ = tokio::time::sleep_until(deadline.into()) => format!("the run's timeout ({timeout}) passed"),
+        () = tokio::time::sleep_until(deadline.into()) => format!("the run's timeout ({timeout}) passed"),
         r = interrupt.wait_for(Option::is_some) => match r {
             Ok(why) => why.clone().unwrap_or_default(),
             Err(_) => "interrupted".into(),

@@ -20,10 +20,9 @@ use crate::plan::{self, Plan};
 /// Requeue after `d`, but no later than the resurrection's deadline.
 fn until(res: &Resurrection, now: Timestamp, d: StdDuration) -> Action {
     // A deadline already passed (it is checked before this pass) counts as "now".
-    let left = res
-        .deadline()
-        .map(|(t, _)| StdDuration::try_from(t.duration_since(now)).unwrap_or_default())
-        .unwrap_or(d);
+    let left = res.deadline().map_or(d, |(t, _)| {
+        StdDuration::try_from(t.duration_since(now)).unwrap_or_default()
+    });
     Action::requeue(d.min(left).max(StdDuration::from_secs(1)))
 }
 

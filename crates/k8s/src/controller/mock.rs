@@ -112,7 +112,7 @@ impl Server {
     }
 
     /// The collection path an object is created under.
-    pub fn created_uri(&self, o: &crate::yaml::Object) -> String {
+    pub fn created_uri(o: &crate::yaml::Object) -> String {
         use crate::yaml::Object as O;
         let p = match o {
             O::NetworkPolicy(_) => "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies",

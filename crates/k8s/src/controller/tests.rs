@@ -24,8 +24,7 @@ fn fixture(kind: &str, name: &str) -> Value {
     objects(SHOP)
         .into_iter()
         .find(|o| o.describe() == format!("{kind}/{name}"))
-        .map(|o| to_json(&o))
-        .unwrap_or_else(|| panic!("{kind}/{name} in testdata"))
+        .map_or_else(|| panic!("{kind}/{name} in testdata"), |o| to_json(&o))
 }
 
 fn snapshot_list(keep: impl Fn(&str) -> bool) -> Value {

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use serde_json::json;
 
-use super::mock::{start, status, to_json};
+use super::mock::{start, status, to_json, Server};
 use super::tests::{facts, shop, status_patch, RES};
 use crate::testutil::{now, ts, SHOP};
 
@@ -40,7 +40,7 @@ async fn extended_it_lives_on_and_comes_back_at_the_new_deadline() {
     facts(&mut s, |_| true).await;
     for o in &plan.objects {
         // Everything exists already and is ours.
-        let uri = s.created_uri(o);
+        let uri = Server::created_uri(o);
         s.answer(
             "POST",
             &format!("{uri}?&fieldManager=wayback"),

@@ -27,7 +27,7 @@ impl TestCa {
     /// A leaf certificate for `names` (DNS names or IP addresses): (certificate PEM, key PEM).
     pub fn leaf(&self, names: &[&str]) -> (String, String) {
         let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = names.iter().map(std::string::ToString::to_string).collect();
         let cert = CertificateParams::new(names)
             .unwrap()
             .signed_by(&key, &self.issuer)

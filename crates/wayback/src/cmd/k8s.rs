@@ -134,7 +134,7 @@ pub fn classify(e: ClusterError) -> anyhow::Error {
         ClusterError::NotFound { .. } | ClusterError::Unsupported { .. } => {
             BadInput::new(e.to_string()).into()
         }
-        e => e.into(),
+        e @ ClusterError::Api { .. } => e.into(),
     }
 }
 

@@ -33,7 +33,7 @@ pub async fn logs(cfg: &Config, name: &InstanceName, follow: bool) -> Result<Exi
     loop {
         buf.clear();
         f.read_to_end(&mut buf)?;
-        if out.write_all(&buf).and_then(|_| out.flush()).is_err() {
+        if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
             return Ok(ExitCode::SUCCESS); // closed pipe (e.g. `| head`): not an error
         }
         if !dir.path.exists() {

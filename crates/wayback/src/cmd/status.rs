@@ -190,7 +190,11 @@ fn gate(g: &GateSpec) -> String {
         parts.push(format!("basic auth (user {u})"));
     }
     if !g.allow.is_empty() {
-        let nets: Vec<String> = g.allow.iter().map(|n| n.to_string()).collect();
+        let nets: Vec<String> = g
+            .allow
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         parts.push(format!("only from {}", nets.join(", ")));
     }
     parts.join(" + ")

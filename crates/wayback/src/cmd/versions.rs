@@ -51,7 +51,7 @@ Then: wayback show PATH --from @N, wayback diff PATH --from @N, wayback restore 
 /// Trees of the snapshots, opened in parallel per chunk; each observation through its own tree.
 fn observe_all(snaps: &[Snapshot], rel: &Path) -> Result<Vec<Option<Entry>>> {
     let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
+        .map_or(2, std::num::NonZero::get)
         .min(8);
     let chunk = snaps.len().div_ceil(threads).max(1);
     let results: Vec<Result<Vec<Option<Entry>>>> = std::thread::scope(|s| {

@@ -106,8 +106,7 @@ pub fn line_of(file: &str, words: &str) -> usize {
                 .join(" ")
                 .starts_with(words)
         })
-        .map(|i| i + 1)
-        .unwrap_or_else(|| panic!("{file} has no line `{words}`"))
+        .map_or_else(|| panic!("{file} has no line `{words}`"), |i| i + 1)
 }
 
 /// The plan as `--dry-run` prints it; nothing may be created.

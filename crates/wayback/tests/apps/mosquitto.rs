@@ -216,7 +216,7 @@ pub fn inner() {
         .tempdir()
         .unwrap();
     cmd_ok("mount", &["--bind", path_str(&etc), "/etc/mosquitto"]);
-    let _etc = EtcBind("/etc/mosquitto".into());
+    let etc_bind = EtcBind("/etc/mosquitto".into());
 
     // Debian's unit: ExecStartPre= makes /run/mosquitto, ExecStart= runs the broker as root (it drops
     // to the mosquitto user itself).
@@ -376,7 +376,7 @@ pub fn inner() {
     );
     drop(wb);
     drop(server);
-    drop(_etc);
+    drop(etc_bind);
     drop(pool);
     println!("{MARK_DONE}");
 }

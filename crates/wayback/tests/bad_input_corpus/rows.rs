@@ -24,7 +24,7 @@ pub struct Row {
 pub fn row(label: &str, args: &[&str]) -> Row {
     Row {
         label: label.into(),
-        args: args.iter().map(|a| a.to_string()).collect(),
+        args: args.iter().map(std::string::ToString::to_string).collect(),
         config: None,
         env: Vec::new(),
         code: 2,
@@ -35,11 +35,13 @@ pub fn row(label: &str, args: &[&str]) -> Row {
 
 impl Row {
     pub fn has(mut self, s: &[&str]) -> Row {
-        self.has.extend(s.iter().map(|x| x.to_string()));
+        self.has
+            .extend(s.iter().map(std::string::ToString::to_string));
         self
     }
     pub fn lacks(mut self, s: &[&str]) -> Row {
-        self.lacks.extend(s.iter().map(|x| x.to_string()));
+        self.lacks
+            .extend(s.iter().map(std::string::ToString::to_string));
         self
     }
     pub fn config(mut self, p: PathBuf) -> Row {
@@ -165,7 +167,7 @@ fn names(cx: &Cx) -> Vec<Row> {
     .iter()
     .map(|n| {
         let arg = format!("--name={n}");
-        up(&format!("--name {:.40?}", n), &[s, &arg, "--exec", EXIT])
+        up(&format!("--name {n:.40?}"), &[s, &arg, "--exec", EXIT])
             .has(&["invalid instance name", NAME_RULE])
     })
     .collect();

@@ -9,7 +9,7 @@ const NAME_RULE: &str = "invalid instance name";
 fn bad_names() -> Vec<String> {
     let mut v: Vec<String> = ["", ".", "..", "../x", "a/b", "../../canary"]
         .iter()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     v.push("a".repeat(300));
     v

@@ -63,7 +63,7 @@ pub(crate) fn parse(text: &str) -> Vec<Line> {
                 section: section.to_string(),
                 key,
                 args,
-            })
+            });
         };
         if let Some(rest) = t.strip_prefix('[') {
             section = rest

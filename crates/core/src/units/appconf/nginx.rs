@@ -193,10 +193,7 @@ pub(crate) fn inspect(cx: &mut AppCx, argv: &[String]) -> bool {
     walk.file(cx, &conf, why, &mut Vec::new(), 0);
     let mut port: Option<(u16, String)> = None;
     for s in &walk.out {
-        let (name, arg) = (
-            s.args[0].as_str(),
-            s.args.get(1).map(String::as_str).unwrap_or(""),
-        );
+        let (name, arg) = (s.args[0].as_str(), s.args.get(1).map_or("", String::as_str));
         let place = at(&s.file, s.line);
         match name {
             "root" | "alias" if arg.starts_with('/') && !arg.contains('$') => {

@@ -14,7 +14,7 @@ use wayback_k8s::crd::{
 };
 use wayback_k8s::jiff::Timestamp;
 use wayback_k8s::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use wayback_k8s::kube::{Client, ResourceExt};
+use wayback_k8s::kube::Client;
 use wayback_k8s::plan::{self, Facts, Plan};
 use wayback_k8s::{choose, cluster, ops, validate, yaml};
 
@@ -121,7 +121,13 @@ async fn facts(src: &Source, ns: &str, workload: &str) -> Result<(Facts, Vec<Str
             };
             let facts = cluster::read_facts(c, ns, &r).await.map_err(classify)?;
             let taken = ops::list(c, Some(ns)).await.map_err(classify)?;
-            Ok((facts, taken.iter().map(|r| r.name_any()).collect()))
+            Ok((
+                facts,
+                taken
+                    .iter()
+                    .map(wayback_k8s::kube::ResourceExt::name_any)
+                    .collect(),
+            ))
         }
     }
 }

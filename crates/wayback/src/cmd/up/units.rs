@@ -94,8 +94,7 @@ pub fn profile(
 fn profile_name(units: &[String]) -> &str {
     units
         .first()
-        .map(|u| u.strip_suffix(".service").unwrap_or(u))
-        .unwrap_or("units")
+        .map_or("units", |u| u.strip_suffix(".service").unwrap_or(u))
 }
 
 /// What the units ask that wayback does not do exactly: one line per kind of report (all with --verbose).
