@@ -213,6 +213,16 @@ pub enum PathState {
     Refused(String),
 }
 
+impl Plan {
+    /// The snapshot a clone of this plan was made from (`clone`: the main clone or an extra source's).
+    pub fn snapshot_of(&self, clone: &Path) -> Option<&Path> {
+        std::iter::once((&self.clone, &self.source.path))
+            .chain(self.extra.iter().map(|e| (&e.clone, &e.source.path)))
+            .find(|(c, _)| c.as_path() == clone)
+            .map(|(_, s)| s.as_path())
+    }
+}
+
 /// Build the plan. `probe(root, path)` says what `path` (absolute inside the snapshot at `root`) is, resolved
 /// inside that snapshot (used for bind paths).
 pub fn build(

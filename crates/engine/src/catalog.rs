@@ -42,6 +42,19 @@ pub fn canonical_selector(sel: Selector) -> Result<Selector> {
     })
 }
 
+/// A `--in` range with both ends made canonical (their roots resolved).
+pub fn canonical_range(text: &str) -> Result<selector::Range> {
+    let r: selector::Range = text
+        .parse()
+        .map_err(|e| BadInput::new(format!("--in: {e}")))?;
+    let canon = |s: Option<Selector>| s.map(canonical_selector).transpose();
+    Ok(selector::Range {
+        from: canon(r.from)?,
+        to: canon(r.to)?,
+        text: r.text,
+    })
+}
+
 /// Make each root absolute, dropping duplicates.
 fn canonical_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut abs: Vec<PathBuf> = Vec::new();

@@ -69,20 +69,25 @@ fn policy_rules(rules: &[Rule]) -> Vec<PolicyRule> {
         .collect()
 }
 
+/// The metadata of a cluster object wayback manages: its name and the managed-by label.
+fn managed(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        labels: Some(
+            [(
+                crate::MANAGED_BY.0.to_string(),
+                crate::MANAGED_BY.1.to_string(),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    }
+}
+
 /// A ClusterRole named `name` with `rules`.
 pub fn cluster_role(name: &str, rules: &[Rule]) -> ClusterRole {
     ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(
-                [(
-                    crate::MANAGED_BY.0.to_string(),
-                    crate::MANAGED_BY.1.to_string(),
-                )]
-                .into(),
-            ),
-            ..Default::default()
-        },
+        metadata: managed(name),
         rules: Some(policy_rules(rules)),
         aggregation_rule: None,
     }
@@ -91,17 +96,7 @@ pub fn cluster_role(name: &str, rules: &[Rule]) -> ClusterRole {
 /// Binds ClusterRole `name` to the ServiceAccount `name` in `namespace`.
 pub fn binding(name: &str, namespace: &str) -> ClusterRoleBinding {
     ClusterRoleBinding {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(
-                [(
-                    crate::MANAGED_BY.0.to_string(),
-                    crate::MANAGED_BY.1.to_string(),
-                )]
-                .into(),
-            ),
-            ..Default::default()
-        },
+        metadata: managed(name),
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "ClusterRole".into(),

@@ -156,24 +156,7 @@ impl fmt::Display for Plan {
                     self.container.machine,
                     shown.join(", ")
                 )?;
-                writeln!(
-                    f,
-                    "    confined without {}; no new privileges",
-                    self.container.drop_capabilities.join(", ")
-                )?;
-                if !self.container.inaccessible.is_empty() {
-                    let masked: Vec<String> = self
-                        .container
-                        .inaccessible
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect();
-                    writeln!(
-                        f,
-                        "    masked   {} (--unmask PATH shows one)",
-                        masked.join(", ")
-                    )?;
-                }
+                confinement(f, &self.container)?;
                 for (link, target) in &self.init.symlinks {
                     writeln!(f, "    link     {} -> {}", link.display(), target.display())?;
                 }
@@ -341,6 +324,28 @@ impl fmt::Display for Plan {
 }
 
 /// Whose software runs the processes, why, and what the comparison of state and software found.
+/// The container's confinement: capabilities dropped, and the host paths masked.
+fn confinement(f: &mut fmt::Formatter<'_>, c: &crate::nspawn::ContainerSpec) -> fmt::Result {
+    writeln!(
+        f,
+        "    confined without {}; no new privileges",
+        c.drop_capabilities.join(", ")
+    )?;
+    if !c.inaccessible.is_empty() {
+        let masked: Vec<String> = c
+            .inaccessible
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        writeln!(
+            f,
+            "    masked   {} (--unmask PATH shows one)",
+            masked.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
 fn software(f: &mut fmt::Formatter<'_>, plan: &Plan) -> fmt::Result {
     use crate::drift::{Level, Software};
     let s = &plan.software;
@@ -382,23 +387,7 @@ fn snapshot_container(f: &mut fmt::Formatter<'_>, plan: &Plan) -> fmt::Result {
         let shown: Vec<String> = c.host_ro.iter().map(|p| p.display().to_string()).collect();
         writeln!(f, "    host     {} read-only", shown.join(", "))?;
     }
-    writeln!(
-        f,
-        "    confined without {}; no new privileges",
-        c.drop_capabilities.join(", ")
-    )?;
-    if !c.inaccessible.is_empty() {
-        let masked: Vec<String> = c
-            .inaccessible
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        writeln!(
-            f,
-            "    masked   {} (--unmask PATH shows one)",
-            masked.join(", ")
-        )?;
-    }
+    confinement(f, c)?;
     for (link, target) in root.links.iter().chain(&plan.init.symlinks) {
         writeln!(f, "    link     {} -> {}", link.display(), target.display())?;
     }

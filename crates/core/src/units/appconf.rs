@@ -61,6 +61,27 @@ pub(crate) struct Line {
 }
 
 /// `file:line`.
+/// `key value…` lines of a config whose comments start with `#` (Redis, Mosquitto): one [`Line`] per
+/// line `split` turns into a key and its arguments, numbered from 1.
+pub(crate) fn keyword_lines(text: &str, split: impl Fn(&str) -> Option<Vec<String>>) -> Vec<Line> {
+    (text.lines().enumerate())
+        .filter_map(|(i, raw)| {
+            let t = raw.trim();
+            if t.is_empty() || t.starts_with('#') {
+                return None;
+            }
+            let mut args = split(t).filter(|a| !a.is_empty())?;
+            let key = args.remove(0);
+            Some(Line {
+                line: i + 1,
+                section: String::new(),
+                key,
+                args,
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn at(file: &Path, line: usize) -> String {
     format!("{}:{line}", file.display())
 }

@@ -73,22 +73,23 @@ pub(super) fn probe_host(path: &Path) -> HostEntry {
     }
 }
 
-/// The users (or groups) the request's processes run as that exist on the host, looked up through NSS as
-/// init will look them up inside the container.
-pub(super) fn known_accounts(req: &UpRequest, users: bool) -> Vec<String> {
-    let named = req
-        .profile
-        .processes
-        .iter()
-        .filter_map(|p| {
+/// The users (or groups) the request's processes run as (and `--user`), as the request names them.
+pub(super) fn named_accounts(req: &UpRequest, users: bool) -> impl Iterator<Item = String> + '_ {
+    (req.profile.processes.iter())
+        .filter_map(move |p| {
             if users {
                 p.user.clone()
             } else {
                 p.group.clone()
             }
         })
-        .chain(req.user.clone().filter(|_| users));
-    named
+        .chain(req.user.clone().filter(|_| users))
+}
+
+/// The users (or groups) the request's processes run as that exist on the host, looked up through NSS as
+/// init will look them up inside the container.
+pub(super) fn known_accounts(req: &UpRequest, users: bool) -> Vec<String> {
+    named_accounts(req, users)
         .filter(|n| {
             if users {
                 nix::unistd::User::from_name(n).ok().flatten().is_some()

@@ -144,17 +144,7 @@ fn accounts(tree: &Tree, req: &UpRequest, file: &str, users: bool) -> Vec<String
         .read_to_string(Path::new(file), ID_FILE_MAX)
         .map(|t| IdTable::parse(&t))
         .unwrap_or_default();
-    req.profile
-        .processes
-        .iter()
-        .filter_map(|p| {
-            if users {
-                p.user.clone()
-            } else {
-                p.group.clone()
-            }
-        })
-        .chain(req.user.clone().filter(|_| users))
+    super::host::named_accounts(req, users)
         .filter(|n| table.id(n).is_some())
         .collect()
 }

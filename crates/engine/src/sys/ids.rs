@@ -45,10 +45,7 @@ pub fn mismatches(plan: &Plan) -> Vec<Mismatch> {
         .filter_map(|b| {
             // The bind's path inside whichever clone it comes from, stat'ed in that clone's snapshot.
             let data = b.clone.as_ref()?;
-            let snap = std::iter::once((&plan.clone, &plan.source.path))
-                .chain(plan.extra.iter().map(|e| (&e.clone, &e.source.path)))
-                .find(|(c, _)| **c == data.root)?
-                .1;
+            let snap = plan.snapshot_of(&data.root)?;
             let st = Tree::open(snap).ok()?.resolve(&data.path).ok()?.stat;
             Some(PathOwner {
                 path: b.dest.clone(),

@@ -11,10 +11,10 @@ use anyhow::Result;
 use wayback_core::catalog::{Catalog, Snapshot};
 use wayback_core::glob::Glob;
 use wayback_core::presence::{self, Observation};
-use wayback_core::selector::{self, Range, Selector};
+use wayback_core::selector;
 use wayback_core::Config;
 
-use wayback_engine::catalog::{canonical_selector, load_catalog};
+use wayback_engine::catalog::load_catalog;
 use wayback_engine::clock::now;
 use wayback_engine::error::BadInput;
 use wayback_engine::sys::walk;
@@ -45,18 +45,6 @@ Examples:
 Snapshot selectors for --in:
   @11921, /persist@11921, @2026-11-14, @2026-11-14T10:00[+01:00], @2w, @36h, or a path;
   ranges A..B, A.., ..B (each end inclusive; a date alone covers its whole day).";
-
-fn parse_range(text: &str) -> Result<Range> {
-    let r: Range = text
-        .parse()
-        .map_err(|e| BadInput::new(format!("--in: {e}")))?;
-    let canon = |s: Option<Selector>| s.map(canonical_selector).transpose();
-    Ok(Range {
-        from: canon(r.from)?,
-        to: canon(r.to)?,
-        text: r.text,
-    })
-}
 
 /// Whether `s` is still a read-only subvolume (a snapshot made writable since discovery is live data
 /// now: skipped, with a warning, so it can never be named "last good").
@@ -93,7 +81,11 @@ pub async fn run(cfg: &Config, args: FindArgs) -> Result<ExitCode> {
         .pattern
         .parse()
         .map_err(|e| BadInput::new(format!("{e}")))?;
-    let range = args.range.as_deref().map(parse_range).transpose()?;
+    let range = args
+        .range
+        .as_deref()
+        .map(wayback_engine::catalog::canonical_range)
+        .transpose()?;
     // The range's own ROOTs first: a snapshot found under several roots keeps the id the first one
     // gives it, so ROOT@N means the id `wayback snapshots ROOT` shows.
     let mut roots: Vec<PathBuf> = match &range {

@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::Result;
 use wayback_core::catalog::{self, Catalog, Snapshot};
-use wayback_core::selector::{self, Range, Selector};
+use wayback_core::selector::{self, Selector};
 use wayback_core::Config;
 
 use wayback_engine::catalog::canonical_selector;
@@ -54,18 +54,6 @@ pub fn clean_rel(p: &Path) -> Result<PathBuf> {
         }
     }
     Ok(out)
-}
-
-fn parse_range(text: &str) -> Result<Range> {
-    let r: Range = text
-        .parse()
-        .map_err(|e| BadInput::new(format!("--in: {e}")))?;
-    let canon = |s: Option<Selector>| s.map(canonical_selector).transpose();
-    Ok(Range {
-        from: canon(r.from)?,
-        to: canon(r.to)?,
-        text: r.text,
-    })
 }
 
 /// The subvolume holding `path` (absolute), and `path` relative to it. Host symlinks above the
@@ -162,7 +150,9 @@ impl Subject {
                 );
             }
         }
-        let range = range.map(parse_range).transpose()?;
+        let range = range
+            .map(wayback_engine::catalog::canonical_range)
+            .transpose()?;
         let mut all: Vec<PathBuf> = range
             .iter()
             .flat_map(|r| r.roots())

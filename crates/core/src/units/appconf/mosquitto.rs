@@ -9,22 +9,9 @@ use super::{at, option, AppCx, Line};
 use crate::units::infer::ConfigKind;
 
 pub(crate) fn parse(text: &str) -> Vec<Line> {
-    let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let t = raw.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        let mut words = t.split_whitespace().map(str::to_string);
-        let Some(key) = words.next() else { continue };
-        out.push(Line {
-            line: i + 1,
-            section: String::new(),
-            key,
-            args: words.collect(),
-        });
-    }
-    out
+    super::keyword_lines(text, |t| {
+        Some(t.split_whitespace().map(str::to_string).collect())
+    })
 }
 
 const SECRET_FILES: &[&str] = &[

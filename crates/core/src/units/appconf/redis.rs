@@ -55,24 +55,11 @@ pub(crate) fn split_args(line: &str) -> Option<Vec<String>> {
 }
 
 pub(crate) fn parse(text: &str) -> Vec<Line> {
-    let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let t = raw.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        let Some(mut args) = split_args(t).filter(|a| !a.is_empty()) else {
-            continue;
-        };
-        let key = args.remove(0).to_ascii_lowercase();
-        out.push(Line {
-            line: i + 1,
-            section: String::new(),
-            key,
-            args,
-        });
+    let mut lines = super::keyword_lines(text, split_args);
+    for l in &mut lines {
+        l.key.make_ascii_lowercase();
     }
-    out
+    lines
 }
 
 /// `--key v…` options after the config file, as lines.

@@ -142,10 +142,7 @@ fn bind_trees(plan: &Plan) -> Vec<(Tree, PathBuf, PathBuf)> {
         .filter(|b| !b.readonly)
         .filter_map(|b| {
             let data = b.clone.as_ref()?;
-            let snap = std::iter::once((&plan.clone, &plan.source.path))
-                .chain(plan.extra.iter().map(|e| (&e.clone, &e.source.path)))
-                .find(|(c, _)| **c == data.root)?
-                .1;
+            let snap = plan.snapshot_of(&data.root)?;
             Some((
                 Tree::open(snap).ok()?,
                 data.resolved.clone(),
