@@ -40,9 +40,11 @@ pub async fn apply_with<H: Host>(
     for step in steps(plan, &dir.path, &container::cgroups(plan))? {
         match step {
             Step::Begin(label) => {
-                if let Some(s) = shown.replace(progress.step(label)) {
+                // The previous step says it is done before the next one starts.
+                if let Some(s) = shown.take() {
                     s.done();
                 }
+                shown = Some(progress.step(label));
             }
             Step::Journal(res) => {
                 j.record(&res)?;
