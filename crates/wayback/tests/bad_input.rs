@@ -217,8 +217,8 @@ fn row(label: &str, args: &[&str], has: &[&str]) -> Row {
     Row {
         label: label.into(),
         name: None,
-        args: args.iter().map(|a| a.to_string()).collect(),
-        has: has.iter().map(|a| a.to_string()).collect(),
+        args: args.iter().map(ToString::to_string).collect(),
+        has: has.iter().map(ToString::to_string).collect(),
     }
 }
 
