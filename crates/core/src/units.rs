@@ -13,7 +13,8 @@
 //!
 //! Submodules: `parse` (file syntax, command lines, environment), `words` (quoting, specifiers, `$VAR`),
 //! `search` (search path, drop-ins, symlinks), `context` (users, directories, environment), `convert` (one
-//! unit → one process), `exec` (command lines, signals, sockets), `script` (shell wrappers), `order`
+//! unit → one process), `service` (type, commands, readiness), `launch` (argv or wrapper, working
+//! directory), `exec` (command lines, signals, sockets), `script` (shell wrappers), `order`
 //! (start order), `tmpfiles` (runtime directories from tmpfiles.d), `directives` (what is supported),
 //! `render` (TOML output), `view` (a unit's expanded commands and environment), `infer` (state paths and
 //! config files from the directives), `appconf` (from the apps' configs), `state` (candidates → binds),
@@ -26,11 +27,13 @@ mod convert;
 mod directives;
 mod exec;
 mod infer;
+mod launch;
 mod order;
 mod parse;
 mod render;
 mod script;
 mod search;
+mod service;
 mod state;
 mod summary;
 mod tmpfiles;

@@ -1,8 +1,10 @@
 //! Bad input: every case exits 2, names the offending thing in its message, and creates nothing (no instance
 //! state, no netns, no link, no clone, no process). `--dry-run` creates nothing either and shows the plan.
+//! The cases that change one argument of a valid `up` are rows of one table ([`rows`]); the cases that need
+//! their own setup (another filesystem, a running instance, a config file) are tests of their own.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -45,63 +47,89 @@ impl Fixture {
         self.wb.run_timeout(&full, Duration::from_secs(60))
     }
 
-    /// Assert exit 2, a message containing every one of `needles`, and nothing created for `name`.
-    #[track_caller]
-    fn expect_bad(&self, name: &str, args: &[&str], needles: &[&str]) {
+    /// Run `up ARGS` and say what is wrong with the outcome, if anything: it must exit 2, its message must
+    /// contain every one of `needles`, it must print no ready line, and nothing may be created for `name`.
+    fn check_bad(&self, name: &str, args: &[&str], needles: &[&str]) -> Result<(), String> {
         let out = self.up(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "`up {}` must exit 2 (bad input)\n{}",
-            args.join(" "),
-            show(&out)
-        );
-        for n in needles {
-            assert!(
-                stderr.contains(n),
-                "the message of `up {}` does not name {n:?}\n{}",
-                args.join(" "),
-                show(&out)
-            );
+        let mut wrong = Vec::new();
+        if out.status.code() != Some(2) {
+            wrong.push("must exit 2 (bad input)".to_string());
         }
-        assert!(
-            !stdout.contains("ready"),
-            "bad input printed a ready line: {stdout}"
-        );
-        self.assert_nothing_created(name);
+        for n in needles {
+            if !stderr.contains(n) {
+                wrong.push(format!("the message does not name {n:?}"));
+            }
+        }
+        if stdout.contains("ready") {
+            wrong.push(format!("bad input printed a ready line: {stdout}"));
+        }
+        wrong.extend(self.created(name));
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "`up {}`:\n  {}\n{}",
+            args.join(" "),
+            wrong.join("\n  "),
+            show(&out)
+        ))
+    }
+
+    /// [`Fixture::check_bad`], panicking with what is wrong.
+    #[track_caller]
+    fn expect_bad(&self, name: &str, args: &[&str], needles: &[&str]) {
+        if let Err(e) = self.check_bad(name, args, needles) {
+            panic!("{e}");
+        }
     }
 
     #[track_caller]
     fn assert_nothing_created(&self, name: &str) {
+        let created = self.created(name);
+        assert!(created.is_empty(), "{}", created.join("\n"));
+    }
+
+    /// What exists that bad input must not have made: instance state, clones, and any trace of `name`.
+    fn created(&self, name: &str) -> Vec<String> {
+        let mut found = Vec::new();
         let instances = self.wb.state_dir().join("instances");
-        let entries: Vec<String> = fs::read_dir(&instances)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert!(
-            entries.is_empty(),
-            "bad input created instance state: {entries:?} in {}",
-            instances.display()
-        );
-        let clones = self.pool.path(".wayback");
-        let clones: Vec<String> = fs::read_dir(&clones)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert!(clones.is_empty(), "bad input created clones: {clones:?}");
-        Residue::new(name)
+        let entries = names_in(&instances);
+        if !entries.is_empty() {
+            found.push(format!(
+                "bad input created instance state: {entries:?} in {}",
+                instances.display()
+            ));
+        }
+        let clones = names_in(&self.pool.path(".wayback"));
+        if !clones.is_empty() {
+            found.push(format!("bad input created clones: {clones:?}"));
+        }
+        let left = Residue::new(name)
             .pool(&self.pool)
             .wayback(&self.wb)
-            .assert_none();
+            .leftovers();
+        if !left.is_empty() {
+            found.push(format!(
+                "instance {name} left {} trace(s) behind:\n  {}",
+                left.len(),
+                left.join("\n  ")
+            ));
+        }
+        found
     }
+}
+
+/// The entries of `dir` (none when it does not exist).
+fn names_in(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn fixture(test: &str) -> Option<Fixture> {
@@ -175,33 +203,118 @@ fn baseline_dry_run_creates_nothing_and_shows_the_plan() {
     f.assert_nothing_created(&name);
 }
 
-#[test]
-fn missing_snapshot_path() {
-    let Some(f) = fixture("missing_snapshot_path") else {
-        return;
-    };
-    let name = unique("wbtbad");
-    let missing = f.pool.path("snaps/wbt-does-not-exist");
-    let m = missing.to_str().unwrap();
-    f.expect_bad(
-        &name,
-        &[m, "--name", &name, "--profile", "nginx-static"],
-        &[m],
-    );
+/// One bad `up`: its arguments with the snapshot first (`--name NAME` goes after it), and the words its
+/// message must hold.
+struct Row {
+    label: String,
+    /// The instance name; a unique one unless the row is about the name.
+    name: Option<&'static str>,
+    args: Vec<String>,
+    has: Vec<String>,
 }
 
+fn row(label: &str, args: &[&str], has: &[&str]) -> Row {
+    Row {
+        label: label.into(),
+        name: None,
+        args: args.iter().map(ToString::to_string).collect(),
+        has: has.iter().map(ToString::to_string).collect(),
+    }
+}
+
+impl Row {
+    fn named(mut self, name: &'static str) -> Row {
+        self.name = Some(name);
+        self
+    }
+}
+
+/// The cases that change one argument of an otherwise valid `up` on the fixture.
+fn rows(f: &Fixture) -> Vec<Row> {
+    let snap = f.snap();
+    let missing = f.pool.path("snaps/wbt-does-not-exist");
+    let missing = path_str(&missing);
+    let plain = f.pool.path("plain");
+    let plain = path_str(&plain);
+    let with_profile = |label: &str, extra: &[&str], has: &[&str]| {
+        let mut args = vec![snap, "--profile", "nginx-static"];
+        args.extend_from_slice(extra);
+        row(label, &args, has)
+    };
+    let mut v = vec![
+        row(
+            "missing snapshot path",
+            &[missing, "--profile", "nginx-static"],
+            &[missing],
+        ),
+        row(
+            "a directory on btrfs, not a subvolume",
+            &[plain, "--profile", "nginx-static"],
+            &[plain],
+        ),
+        with_profile("invalid instance name", &[], &["Bad_Name"]).named("Bad_Name"),
+        with_profile("invalid hostname", &["--host", "bad_host!"], &["bad_host!"]),
+        with_profile("invalid --ttl", &["--ttl", "5x"], &["5x"]),
+        row(
+            "unknown profile",
+            &[snap, "--profile", "wbtnosuchprofile"],
+            &["wbtnosuchprofile"],
+        ),
+        with_profile(
+            "--bind path absent in the snapshot",
+            &["--bind", "/var/lib/nothing"],
+            &["/var/lib/nothing"],
+        ),
+        // A profile's own bind missing in the snapshot is bad input too (this snapshot has no
+        // /var/lib/postgresql).
+        row(
+            "a profile's bind absent in the snapshot",
+            &[snap, "--profile", "postgresql"],
+            &["/var/lib/postgresql"],
+        ),
+    ];
+    for port in ["0", "70000", "http"] {
+        v.push(row(
+            &format!("--port {port}"),
+            &[snap, "--exec", "exec sleep 1000", "--port", port],
+            &["--port", port],
+        ));
+    }
+    for p in ["abc", "15432:0", "99999:5432", "1.2.3.4.5:80:80"] {
+        v.push(with_profile(
+            &format!("--publish {p}"),
+            &["--publish", p],
+            &[p],
+        ));
+    }
+    v
+}
+
+/// Every row of [`rows`] on one fixture. Failures are collected, so one run reports every wrong row; the
+/// checks for instance state and clones look at the whole fixture, so a row that leaves something behind
+/// is the first of the rows that report it.
 #[test]
-fn plain_directory_on_btrfs_is_not_a_subvolume() {
-    let Some(f) = fixture("plain_directory_on_btrfs_is_not_a_subvolume") else {
+fn bad_arguments() {
+    let Some(f) = fixture("bad_arguments") else {
         return;
     };
-    let name = unique("wbtbad");
-    let plain = f.pool.path("plain");
-    let p = plain.to_str().unwrap();
-    f.expect_bad(
-        &name,
-        &[p, "--name", &name, "--profile", "nginx-static"],
-        &[p],
+    let table = rows(&f);
+    let mut failures = Vec::new();
+    for (i, r) in table.iter().enumerate() {
+        let name = r.name.map_or_else(|| unique("wbtbad"), str::to_string);
+        let mut args: Vec<&str> = r.args.iter().map(String::as_str).collect();
+        args.splice(1..1, ["--name", name.as_str()]);
+        let has: Vec<&str> = r.has.iter().map(String::as_str).collect();
+        if let Err(e) = f.check_bad(&name, &args, &has) {
+            failures.push(format!("row {} ({}): {e}", i + 1, r.label));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows are wrong:\n\n{}",
+        failures.len(),
+        table.len(),
+        failures.join("\n\n")
     );
 }
 
@@ -292,146 +405,6 @@ fn name_taken_by_a_running_instance() {
     );
     drop(first);
     f.assert_nothing_created(&name);
-}
-
-#[test]
-fn invalid_instance_name() {
-    let Some(f) = fixture("invalid_instance_name") else {
-        return;
-    };
-    f.expect_bad(
-        "Bad_Name",
-        &[f.snap(), "--name", "Bad_Name", "--profile", "nginx-static"],
-        &["Bad_Name"],
-    );
-}
-
-#[test]
-fn invalid_hostname() {
-    let Some(f) = fixture("invalid_hostname") else {
-        return;
-    };
-    let name = unique("wbtbad");
-    f.expect_bad(
-        &name,
-        &[
-            f.snap(),
-            "--name",
-            &name,
-            "--profile",
-            "nginx-static",
-            "--host",
-            "bad_host!",
-        ],
-        &["bad_host!"],
-    );
-}
-
-#[test]
-fn invalid_ports() {
-    let Some(f) = fixture("invalid_ports") else {
-        return;
-    };
-    let name = unique("wbtbad");
-    for port in ["0", "70000", "http"] {
-        f.expect_bad(
-            &name,
-            &[
-                f.snap(),
-                "--name",
-                &name,
-                "--exec",
-                "exec sleep 1000",
-                "--port",
-                port,
-            ],
-            &["--port", port],
-        );
-    }
-}
-
-#[test]
-fn invalid_ttl() {
-    let Some(f) = fixture("invalid_ttl") else {
-        return;
-    };
-    let name = unique("wbtbad");
-    f.expect_bad(
-        &name,
-        &[
-            f.snap(),
-            "--name",
-            &name,
-            "--profile",
-            "nginx-static",
-            "--ttl",
-            "5x",
-        ],
-        &["5x"],
-    );
-}
-
-#[test]
-fn unknown_profile() {
-    let Some(f) = fixture("unknown_profile") else {
-        return;
-    };
-    let name = unique("wbtbad");
-    f.expect_bad(
-        &name,
-        &[f.snap(), "--name", &name, "--profile", "wbtnosuchprofile"],
-        &["wbtnosuchprofile"],
-    );
-}
-
-#[test]
-fn bind_path_absent_in_snapshot() {
-    let Some(f) = fixture("bind_path_absent_in_snapshot") else {
-        return;
-    };
-    let name = unique("wbtbad");
-    f.expect_bad(
-        &name,
-        &[
-            f.snap(),
-            "--name",
-            &name,
-            "--profile",
-            "nginx-static",
-            "--bind",
-            "/var/lib/nothing",
-        ],
-        &["/var/lib/nothing"],
-    );
-    // A profile's own bind missing in the snapshot is bad input too (this snapshot has no /var/lib/postgresql).
-    f.expect_bad(
-        &name,
-        &[f.snap(), "--name", &name, "--profile", "postgresql"],
-        &["/var/lib/postgresql"],
-    );
-}
-
-#[test]
-fn invalid_publish() {
-    let Some(f) = fixture("invalid_publish") else {
-        return;
-    };
-    let name = unique("wbtbad");
-    for p in ["abc", "15432:0", "99999:5432", "1.2.3.4.5:80:80"] {
-        f.expect_bad(
-            &name,
-            &[
-                f.snap(),
-                "--name",
-                &name,
-                "--profile",
-                "nginx-static",
-                "--publish",
-                p,
-            ],
-            &[p],
-        );
-    }
 }
 
 #[test]
