@@ -12,8 +12,9 @@
 #   up (ms)       mean wall time of the `up --detach` calls that brought it there (until the instance
 #                 answers through its namespace and the command returns);
 #   probe up/down one more instance started and removed at that level (`up --detach`, then `down`);
-#   memory        the daemon's PSS growth per instance (over the daemon before any instance), plus the mean
-#                 PSS of an instance's systemd-nspawn process and of wayback's init in the container;
+#   memory        the daemon's anonymous memory growth per instance (over the daemon with only `wbtfroute`),
+#                 plus the mean PSS of an instance's systemd-nspawn process and of wayback's init in the
+#                 container (PSS: pages shared between instances are split between them);
 #   daemon fds    open file descriptors of the daemon (the per-process limit here is 20,000);
 #   route req/s   wrk through the daemon's proxy to `wbtfroute`, 16 connections, BENCH_WRK_SECONDS (3) s:
 #                 the proxy's routing with that many routes + 1 (median of 3; the line "0" is 1 route).
@@ -53,12 +54,15 @@ printf 'state_dir = "%s/state"\nruntime_dir = "%s/run"\nbase_domain = "many.test
 "$W" --config "$work/config.toml" serve 2>"$work/serve.log" & daemon=$!
 for _ in $(seq 100); do [ -S "$work/run/wayback.sock" ] && break; sleep 0.1; done
 pss() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+# The daemon's own growth: its anonymous memory (heap, stacks). Its PSS would fall as instances are added,
+# since every init is the same binary and shares its pages.
+anon() { awk '/^Anonymous:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-up() { # NAME: up --detach an HTTP instance; prints its wall time in µs
+up() { # NAME: up --detach an HTTP instance; prints its wall time in µs; its progress in $work/NAME.err
     local t0 t1
     t0=$(now_ns)
-    "$W" -q --config "$work/config.toml" up "$work/mnt/snaps/s1" --name "$1" --bind /srv --port 8000 \
-        --exec 'exec busybox httpd -f -p 8000 -h /srv' --detach >/dev/null
+    "$W" --config "$work/config.toml" up "$work/mnt/snaps/s1" --name "$1" --bind /srv --port 8000 \
+        --exec 'exec busybox httpd -f -p 8000 -h /srv' --detach >/dev/null 2>"$work/$1.err"
     t1=$(now_ns)
     echo $(( (t1 - t0) / 1000 ))
 }
@@ -74,12 +78,12 @@ route_rps() {
 
 "$W" -q --config "$work/config.toml" up "$work/mnt/snaps/s1" --name wbtfroute --profile nginx-static --detach >/dev/null
 sleep 1
-before=$(pss "$daemon")
+before=$(anon "$daemon")
 running=0
 echo
 echo "wayback many instances ($(date -u +%Y-%m-%d), $(nproc) cores, daemon and proxy in one process)"
 echo
-echo "| instances | mean up (ms) | probe up (ms) | probe down (ms) | daemon PSS/instance (KiB) | nspawn PSS (KiB) | init PSS (KiB) | total/instance (MiB) | daemon fds | daemon threads | route req/s |"
+echo "| instances | mean up (ms) | probe up (ms) | probe down (ms) | daemon anon/instance (KiB) | nspawn PSS (KiB) | init PSS (KiB) | total/instance (MiB) | daemon fds | daemon threads | route req/s |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 echo "| 0 | | | | | | | | $(ls "/proc/$daemon/fd" | wc -l) | $(awk '/^Threads:/ {print $2}' "/proc/$daemon/status") | $(route_rps) |"
 for level in "${LEVELS[@]}"; do
@@ -90,7 +94,7 @@ for level in "${LEVELS[@]}"; do
     done
     mean_ms=$(awk -v s="$sum" -v n="$n" 'BEGIN {printf "%.0f", n ? s / n / 1000 : 0}')
     sleep 2   # let the daemon settle (freed memory, finished tasks)
-    after=$(pss "$daemon")
+    after=$(anon "$daemon")
     nspawn_total=0; init_total=0; count=0
     for pid in $(pgrep -f -- "--machine=wb-wbtfm[0-9]" || true); do
         nspawn_total=$((nspawn_total + $(pss "$pid")))
@@ -111,6 +115,22 @@ for level in "${LEVELS[@]}"; do
     probe_down=$(( (t1 - t0) / 1000000 ))
     log "level $level done"
     echo "| $running | $mean_ms | $probe_up | $probe_down | $daemon_kib | $nspawn_kib | $init_kib | $total | $fds | $threads | $rps |"
+done
+echo
+echo "Steps of the probe's \`up\` that take 2 ms or more at any level (ms, from its progress lines):"
+echo
+printf '| step |'; for level in "${LEVELS[@]}"; do printf ' %s |' "$level"; done; echo
+printf '|---|'; for _ in "${LEVELS[@]}"; do printf -- '---:|'; done; echo
+for level in "${LEVELS[@]}"; do   # "ms<TAB>step", the instance's name and paths taken out
+    sed -n 's/^wayback: \(.*\) done (\([0-9]*\) ms)$/\2\t\1/p' "$work/wbtfprobe$level.err" \
+        | sed "s/wbtfprobe[0-9]*/NAME/g; s|$work||g" > "$work/steps-$level"
+done
+cat "$work"/steps-* | awk -F'\t' '$1 >= 2 { print $2 }' | sort -u | while IFS= read -r step; do
+    printf '| %s |' "$step"
+    for level in "${LEVELS[@]}"; do
+        printf ' %s |' "$(awk -F'\t' -v s="$step" '$2 == s { print $1; exit }' "$work/steps-$level")"
+    done
+    echo
 done
 t0=$(now_ns); "$W" -q --config "$work/config.toml" down --all; t1=$(now_ns)
 echo; echo "down --all of $running instances: $(( (t1 - t0) / 1000000 )) ms ($(( (t1 - t0) / running / 1000000 )) ms each); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
