@@ -267,6 +267,10 @@ pub fn stop(machine: &str, grace: Duration) -> Result<(), NspawnError> {
             }
             seen.push(pid);
         }
+        if fds.is_empty() {
+            // Every one found was gone (or another process) by the time it was opened: look again soon.
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let left = grace.saturating_sub(start.elapsed());
         let stopped = stop_fds(machine, &fds, left);
         reap(&seen);
