@@ -18,7 +18,12 @@
 # machine where other work competes for the cores, this is the steadier measure of the proxy's own cost.
 # BENCH_PER_CORE=1 runs wayback as one single-threaded runtime per core on SO_REUSEPORT listeners instead.
 # Output: a markdown table on stdout (progress on stderr). Needs nginx, wrk, curl, openssl, cargo.
+#
+#     sudo bench/proxy.sh instance    # the backend is a real `wayback up` instance; peers nginx and Caddy
+#                                     # (see bench/proxy_instance.sh)
 set -euo pipefail
+
+[ "${1:-}" = instance ] && exec "$(dirname "$0")/proxy_instance.sh"
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DUR="${BENCH_DURATION:-10}"

@@ -35,7 +35,7 @@ pub async fn apply_with<H: Host>(
 ) -> Result<H::Child> {
     let mut j = Journal::open(&dir.journal_path())?;
     state::write_json(&dir.init_spec_path(), &plan.init)?;
-    let mut shown = None;
+    let mut shown: Option<crate::progress::Step<'_>> = None;
     let mut child = None;
     for step in steps(plan, &dir.path, &container::cgroups(plan))? {
         match step {

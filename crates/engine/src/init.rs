@@ -284,6 +284,8 @@ fn start(p: &Process, shell: &Path) -> Result<Pid> {
 /// Wait for `r` while watching for children that die first.
 fn wait_ready(r: &Ready, running: &[Running]) -> Result<()> {
     let start = Instant::now();
+    // Look again soon, then every 25 ms.
+    let mut pause = Duration::from_millis(1);
     while start.elapsed() < READY_TIMEOUT {
         for rp in running {
             if let Ok(st @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) =
@@ -313,7 +315,8 @@ fn wait_ready(r: &Ready, running: &[Running]) -> Result<()> {
         if ok {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(25));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(25));
     }
     bail!("not ready after {}s", READY_TIMEOUT.as_secs())
 }
@@ -356,6 +359,8 @@ fn stop_all(running: &mut Vec<Running>) {
         say(&format!("stopping {} with {}", r.name, r.stop));
         let _ = kill(r.pid, r.stop);
         let deadline = Instant::now() + STOP_GRACE;
+        // Most services stop within milliseconds: look again soon, then every 20 ms.
+        let mut pause = Duration::from_millis(1);
         loop {
             reap_all(&mut reaped);
             if reaped.contains(&r.pid) {
@@ -371,7 +376,8 @@ fn stop_all(running: &mut Vec<Running>) {
                 let _ = waitpid(r.pid, None);
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
     reap_all(&mut reaped);

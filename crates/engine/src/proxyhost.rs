@@ -34,9 +34,31 @@ pub struct DirResolver {
     cfg: Config,
     dir: PathBuf,
     instances: PathBuf,
-    cache: RwLock<HashMap<String, (RouteFile, Arc<Backend>)>>,
+    cache: RwLock<HashMap<String, Cached>>,
     /// Last activity time written per host, so files are rewritten only when it changed.
     written: std::sync::Mutex<HashMap<String, u64>>,
+}
+
+/// A loaded route: its file as read, the version of the file it was read from, and its backend.
+type Cached = (RouteFile, Stamp, Arc<Backend>);
+
+/// One version of a route file, told without reading it: every write (in place, or a new file renamed
+/// over it) changes its inode, size or change time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    ctime: (i64, i64),
+}
+
+fn stamp(path: &std::path::Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        ino: m.ino(),
+        len: m.len(),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
 }
 
 impl DirResolver {
@@ -50,10 +72,13 @@ impl DirResolver {
         })
     }
 
-    fn load(&self, host: &str) -> Option<(RouteFile, Arc<Backend>)> {
+    fn load(&self, host: &str) -> Option<Cached> {
         // The host comes from a client: only a valid hostname may become a file name.
         let host = names::validate_hostname(host).ok()?;
-        let rf: RouteFile = state::read_json(&self.dir.join(format!("{host}.json"))).ok()?;
+        let path = self.dir.join(format!("{host}.json"));
+        // Stamped before reading: a file replaced in between is seen as changed at the next refresh.
+        let stamp = stamp(&path)?;
+        let rf: RouteFile = state::read_json(&path).ok()?;
         let dialer = NetnsDialer::open(&rf.netns_path).ok()?;
         let dial = Arc::new(NetnsDial {
             dialer,
@@ -89,20 +114,18 @@ impl DirResolver {
             None => None,
         };
         let backend = Backend::with(rf.instance.clone(), dial, gate, masquerade);
-        Some((rf, backend))
+        Some((rf, stamp, backend))
     }
 
-    /// Drop cached routes whose file is gone or changed.
+    /// Drop cached routes whose file is gone or changed. One stat per route, no read: this runs twice a
+    /// second whatever the number of routes.
     pub fn refresh(&self) {
         let stale: Vec<String> = {
             let cache = self.cache.read().expect("route cache lock");
             cache
                 .iter()
-                .filter(|(host, (rf, _))| {
-                    state::read_json::<RouteFile>(&self.dir.join(format!("{host}.json")))
-                        .ok()
-                        .as_ref()
-                        != Some(rf)
+                .filter(|(host, (_, st, _))| {
+                    stamp(&self.dir.join(format!("{host}.json"))) != Some(*st)
                 })
                 .map(|(h, _)| h.clone())
                 .collect()
@@ -122,7 +145,7 @@ impl DirResolver {
     fn record_activity(&self) {
         let cache = self.cache.read().expect("route cache lock");
         let mut written = self.written.lock().expect("activity lock");
-        for (host, (rf, backend)) in cache.iter() {
+        for (host, (rf, _, backend)) in cache.iter() {
             let last = backend.last_activity();
             if last == 0 || written.get(host) == Some(&last) {
                 continue;
@@ -143,14 +166,14 @@ impl DirResolver {
 impl Resolve for DirResolver {
     fn resolve(&self, host: &str) -> Option<Arc<Backend>> {
         let host = &names::validate_hostname(host).ok()?; // cached by canonical name
-        if let Some((_, b)) = self.cache.read().expect("route cache lock").get(host) {
+        if let Some((_, _, b)) = self.cache.read().expect("route cache lock").get(host) {
             return Some(b.clone());
         }
-        let (rf, b) = self.load(host)?;
+        let (rf, st, b) = self.load(host)?;
         self.cache
             .write()
             .expect("route cache lock")
-            .insert(host.clone(), (rf, b.clone()));
+            .insert(host.clone(), (rf, st, b.clone()));
         Some(b)
     }
 }

@@ -101,6 +101,8 @@ pub async fn wait_ready(
     let start = Instant::now();
     // Host mode: wayback's init says when every process has started (each after its own readiness).
     let mut started = plan.container.state_file.is_none();
+    // Most services answer within milliseconds of starting: look again soon, then every 25 ms.
+    let mut pause = Duration::from_millis(2);
     loop {
         if let Some(status) = container.try_wait()? {
             bail!("the container exited before the service was ready (systemd-nspawn {status})");
@@ -130,7 +132,8 @@ pub async fn wait_ready(
                 }
             );
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(25));
     }
 }
 

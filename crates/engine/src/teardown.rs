@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use wayback_core::journal::{self, Resource};
@@ -71,24 +71,17 @@ pub async fn teardown_with<H: Host>(host: &H, dir: &InstanceDir, progress: &Prog
             return report;
         }
     };
-    for res in journal::undo_order(&entries) {
-        let what = res.describe();
-        let t = Instant::now();
-        let done = undo(host, dir, &res).await;
-        if done.is_ok() {
-            fault::point("undone");
-        }
-        match done {
-            Ok(Undone::Removed) => {
-                progress.note(format!("removed {what} ({} ms)", t.elapsed().as_millis()));
-                report.removed.push(what);
-            }
-            Ok(Undone::Gone(message)) => progress.note(message),
-            Ok(Undone::Left(message)) => {
-                progress.note(message.clone());
-                report.left.push(message);
-            }
-            Err(e) => report.errors.push(format!("{what}: {e:#}")),
+    let order = journal::undo_order(&entries);
+    for batch in batches(&order) {
+        // One step at a time, except runs of steps that do not depend on each other (see `batches`).
+        let results = futures::future::join_all(batch.iter().map(|res| async move {
+            let t = Instant::now();
+            let done = undo(host, dir, res).await;
+            (res.describe(), done, t.elapsed())
+        }))
+        .await;
+        for (what, done, took) in results {
+            report_step(&mut report, progress, what, done, took);
         }
     }
     if report.errors.is_empty() {
@@ -97,6 +90,56 @@ pub async fn teardown_with<H: Host>(host: &H, dir: &InstanceDir, progress: &Prog
         }
     }
     report
+}
+
+/// Split the undo order into batches run one after the other; the steps of one batch run at once. Only
+/// consecutive network and storage objects share a batch (veth, quarantine, netns, clone, overlay): they
+/// come after every process is stopped and none needs another gone first. Everything else is alone.
+fn batches(order: &[Resource]) -> Vec<&[Resource]> {
+    let independent = |r: &Resource| {
+        matches!(
+            r,
+            Resource::Veth { .. }
+                | Resource::Quarantine { .. }
+                | Resource::Netns { .. }
+                | Resource::Clone { .. }
+                | Resource::Overlay { .. }
+        )
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=order.len() {
+        if i == order.len() || !(independent(&order[i - 1]) && independent(&order[i])) {
+            out.push(&order[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+/// Note one step's outcome (with how long it took) and add it to the report.
+fn report_step(
+    report: &mut Teardown,
+    progress: &Progress,
+    what: String,
+    done: Result<Undone>,
+    took: Duration,
+) {
+    if done.is_ok() {
+        fault::point("undone");
+    }
+    match done {
+        Ok(Undone::Removed) => {
+            progress.note(format!("removed {what} ({} ms)", took.as_millis()));
+            report.removed.push(what);
+        }
+        Ok(Undone::Gone(message)) => progress.note(message),
+        Ok(Undone::Left(message)) => {
+            progress.note(message.clone());
+            report.left.push(message);
+        }
+        Err(e) => report.errors.push(format!("{what}: {e:#}")),
+    }
 }
 
 /// Undo one resource of `dir`'s instance through `host`; a kernel object the journal names under another
@@ -119,4 +162,33 @@ fn not_this_instance(dir: &InstanceDir, res: &Resource) -> Option<String> {
         _ => true,
     };
     (!ours).then(|| format!("the journal of {n} names another instance's object"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_consecutive_network_and_storage_steps_share_a_batch() {
+        let netns = || Resource::Netns {
+            path: "/run/netns/wb-a".into(),
+        };
+        let veth = || Resource::Veth {
+            host_if: "wb-a".into(),
+        };
+        let order = vec![
+            Resource::Container {
+                machine: "wb-a".into(),
+            },
+            veth(),
+            netns(),
+            Resource::Dir {
+                path: "/x/.wayback".into(),
+            },
+            netns(),
+        ];
+        let sizes: Vec<usize> = batches(&order).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![1, 2, 1, 1]);
+        assert!(batches(&[]).is_empty());
+    }
 }

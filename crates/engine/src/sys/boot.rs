@@ -105,6 +105,9 @@ pub fn remove_cgroups(paths: &[PathBuf]) -> io::Result<()> {
     const GIVE_UP: std::time::Duration = std::time::Duration::from_secs(30);
     for p in paths {
         let start = std::time::Instant::now();
+        // A cgroup is busy for a moment after its last process exits (until it is reaped): look again
+        // soon, then less often (1, 2, 4 … 64 ms).
+        let mut pause = std::time::Duration::from_millis(1);
         loop {
             match remove_tree(p) {
                 Ok(()) => break,
@@ -119,7 +122,8 @@ pub fn remove_cgroups(paths: &[PathBuf]) -> io::Result<()> {
                             );
                         }
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(64));
                 }
             }
         }

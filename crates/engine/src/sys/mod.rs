@@ -12,6 +12,7 @@ pub mod nsenter;
 pub mod nspawn;
 pub mod overlay;
 pub mod owned_dir;
+pub mod pidfd;
 pub mod procfs;
 pub mod pty;
 pub mod seccomp;

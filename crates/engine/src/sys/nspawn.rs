@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::sys::pidfd::{self, Pidfd};
 use crate::sys::procfs::{self, Liveness};
 
 #[derive(Debug, thiserror::Error)]
@@ -95,30 +96,33 @@ pub fn find(machine: &str) -> Vec<i32> {
 }
 
 fn find_in(proc_root: &Path, machine: &str) -> Vec<i32> {
-    let want = format!("--machine={machine}");
     let mut pids: Vec<i32> = fs::read_dir(proc_root)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(cmdline) = fs::read(proc_root.join(pid.to_string()).join("cmdline")) else {
-                return false;
-            };
-            let args: Vec<&[u8]> = cmdline
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .collect();
-            let Some(a0) = args.first() else { return false };
-            let is_nspawn = *a0 == b"systemd-nspawn" || a0.ends_with(b"/systemd-nspawn");
-            // Exec'd directly, or through the host's loader (`--software snapshot`).
-            let is_init = wayback_core::nspawn::is_init_command(&args);
-            (is_nspawn && args.contains(&want.as_bytes()))
-                || (is_init && args.last() == Some(&machine.as_bytes()))
-        })
+        .filter(|pid| matches(proc_root, *pid, machine))
         .collect();
     pids.sort_unstable();
     pids
+}
+
+/// Whether `pid` is an nspawn process of `machine` or that container's init.
+fn matches(proc_root: &Path, pid: i32, machine: &str) -> bool {
+    let want = format!("--machine={machine}");
+    let Ok(cmdline) = fs::read(proc_root.join(pid.to_string()).join("cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .collect();
+    let Some(a0) = args.first() else { return false };
+    let is_nspawn = *a0 == b"systemd-nspawn" || a0.ends_with(b"/systemd-nspawn");
+    // Exec'd directly, or through the host's loader (`--software snapshot`).
+    let is_init = wayback_core::nspawn::is_init_command(&args);
+    (is_nspawn && args.contains(&want.as_bytes()))
+        || (is_init && args.last() == Some(&machine.as_bytes()))
 }
 
 /// The running container as the process hosting it watches it: its own child (the exit status comes from
@@ -152,10 +156,62 @@ impl Watch {
 }
 
 /// Stop one process we started (`pid` with this `start_time`): SIGTERM, then SIGKILL after `grace`.
-/// Gone already (or the PID now belongs to another process): Ok. While /proc cannot be read the process is
-/// not signalled (it might not be ours) and the stop is retried; if that lasts past the grace period, the
-/// stop fails rather than guessing.
+/// Gone already (or the PID now belongs to another process): Ok. The wait is on a pidfd, so it ends the
+/// moment the process exits. Without a pidfd (none left, /proc unreadable) it falls back to polling, and
+/// while /proc cannot be read the process is not signalled (it might not be ours); if that lasts past the
+/// grace period, the stop fails rather than guessing.
 pub fn stop_pid(pid: i32, start_time: u64, grace: Duration) -> Result<(), NspawnError> {
+    let result = match Pidfd::open(pid, Some(start_time)) {
+        Ok(None) => Ok(()),
+        Ok(Some(fd)) => stop_fds(&format!("pid {pid}"), &[fd], grace),
+        Err(e) => {
+            tracing::debug!("pidfd of {pid}: {e}; polling instead");
+            stop_pid_polling(pid, start_time, grace)
+        }
+    };
+    reap(&[pid]);
+    result
+}
+
+/// SIGTERM each process (repeated every second: one forwarded to a container's init before it is ready
+/// for it is lost), SIGKILL what still runs after `grace`; every wait wakes on the exits themselves.
+fn stop_fds(what: &str, fds: &[Pidfd], grace: Duration) -> Result<(), NspawnError> {
+    let start = Instant::now();
+    let mut live: Vec<&Pidfd> = fds.iter().collect();
+    let send = |fd: &Pidfd, sig| {
+        fd.signal(sig).map_err(|e| NspawnError::Signal {
+            machine: what.into(),
+            pid: fd.pid,
+            source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        })
+    };
+    while !live.is_empty() && start.elapsed() < grace {
+        for fd in &live {
+            send(fd, Signal::SIGTERM)?;
+        }
+        let step = Duration::from_secs(1).min(grace.saturating_sub(start.elapsed()));
+        live = pidfd::wait_all(&live, step)
+            .into_iter()
+            .map(|i| live[i])
+            .collect();
+    }
+    if live.is_empty() {
+        return Ok(());
+    }
+    for fd in &live {
+        send(fd, Signal::SIGKILL)?;
+    }
+    match pidfd::wait_all(&live, Duration::from_secs(10)).first() {
+        None => Ok(()),
+        Some(&i) => Err(NspawnError::Stuck {
+            machine: what.into(),
+            pid: live[i].pid,
+        }),
+    }
+}
+
+/// [`stop_pid`] without a pidfd: look every 20 ms.
+fn stop_pid_polling(pid: i32, start_time: u64, grace: Duration) -> Result<(), NspawnError> {
     let what = format!("pid {pid}");
     let start = Instant::now();
     let mut last_term: Option<Instant> = None;
@@ -187,12 +243,50 @@ pub fn stop_pid(pid: i32, start_time: u64, grace: Duration) -> Result<(), Nspawn
     }
 }
 
-/// Stop every nspawn process of `machine` (and an init it left behind): SIGTERM, repeated every second (a
-/// signal that reaches the container's init before it is ready for it is lost), then SIGKILL after `grace`.
-/// None running: Ok.
+/// Stop every nspawn process of `machine` (and an init it left behind): SIGTERM, repeated every second,
+/// then SIGKILL after `grace`. None running: Ok. Each process found is held by a pidfd (opened, then its
+/// command line checked again, so a PID reused in between is never signalled) and waited for on it; /proc
+/// is searched again only after those have exited, for any that appeared meanwhile.
 pub fn stop(machine: &str, grace: Duration) -> Result<(), NspawnError> {
     let start = Instant::now();
-    let mut seen = Vec::new();
+    let mut seen: Vec<i32> = Vec::new();
+    loop {
+        let pids = find(machine);
+        if pids.is_empty() {
+            return Ok(());
+        }
+        let mut fds = Vec::new();
+        for pid in pids {
+            match Pidfd::open(pid, None) {
+                Ok(Some(fd)) if matches(Path::new("/proc"), pid, machine) => fds.push(fd),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("pidfd of {pid}: {e}; polling instead");
+                    return stop_polling(machine, grace.saturating_sub(start.elapsed()), &mut seen);
+                }
+            }
+            seen.push(pid);
+        }
+        if fds.is_empty() {
+            // Every one found was gone (or another process) by the time it was opened: look again soon.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let left = grace.saturating_sub(start.elapsed());
+        let stopped = stop_fds(machine, &fds, left);
+        reap(&seen);
+        stopped?;
+        if start.elapsed() >= grace + Duration::from_secs(10) {
+            return Err(NspawnError::Stuck {
+                machine: machine.into(),
+                pid: find(machine).first().copied().unwrap_or(0),
+            });
+        }
+    }
+}
+
+/// [`stop`] without pidfds: search /proc every 20 ms.
+fn stop_polling(machine: &str, grace: Duration, seen: &mut Vec<i32>) -> Result<(), NspawnError> {
+    let start = Instant::now();
     while start.elapsed() < grace {
         let pids = find(machine);
         if pids.is_empty() {
@@ -201,14 +295,14 @@ pub fn stop(machine: &str, grace: Duration) -> Result<(), NspawnError> {
         for pid in &pids {
             signal(machine, *pid, Signal::SIGTERM)?;
         }
-        if wait_gone(machine, Duration::from_secs(1), &mut seen) {
+        if wait_gone(machine, Duration::from_secs(1), seen) {
             return Ok(());
         }
     }
     for pid in find(machine) {
         signal(machine, pid, Signal::SIGKILL)?;
     }
-    if wait_gone(machine, Duration::from_secs(10), &mut seen) {
+    if wait_gone(machine, Duration::from_secs(10), seen) {
         Ok(())
     } else {
         Err(NspawnError::Stuck {
