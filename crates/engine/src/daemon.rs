@@ -26,13 +26,27 @@ use crate::instance::{self, Hosted, Stop};
 use crate::planning;
 use crate::progress::Progress;
 use crate::proxyhost;
+use crate::reset::ResetPlan;
 use crate::state::{self, InstanceDir, Owner, Phase};
 use crate::status::InstanceStatus;
 use crate::sys::nspawn;
 use crate::teardown;
+use crate::verbs;
 
-/// Stop handles of the instances this daemon hosts.
-type Registry = Arc<Mutex<HashMap<InstanceName, oneshot::Sender<String>>>>;
+/// Command channels of the instances this daemon hosts.
+type Registry = Arc<Mutex<HashMap<InstanceName, mpsc::UnboundedSender<HostCmd>>>>;
+
+/// What the task hosting an instance is asked to do.
+enum HostCmd {
+    /// Stop and tear down (`down`).
+    Stop(String),
+    /// Swap to another snapshot; the reply is the instance's status afterwards.
+    Reset {
+        plan: Box<ResetPlan>,
+        progress: Progress,
+        reply: oneshot::Sender<Result<serde_json::Value>>,
+    },
+}
 
 pub async fn serve(cfg: Config, progress: Progress) -> Result<ExitCode> {
     // First of all: a stop asked for while the daemon starts (its socket may already exist) must not be
@@ -136,21 +150,65 @@ async fn recover(cfg: &Config, me: Owner, registry: &Registry, progress: &Progre
 }
 
 /// Supervise a hosted instance in a task until `down`, TTL, idle, or it keeps dying; then tear it down.
-fn host(cfg: Config, hosted: Hosted, registry: Registry, progress: Progress) {
-    let (tx, rx) = oneshot::channel::<String>();
+/// A reset pauses supervision while it runs.
+fn host(cfg: Config, mut hosted: Hosted, registry: Registry, progress: Progress) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<HostCmd>();
     let name = hosted.plan.name.clone();
     registry
         .lock()
         .expect("registry lock")
         .insert(name.clone(), tx);
     tokio::spawn(async move {
-        let stop = async { rx.await.unwrap_or_else(|_| "daemon stopped".into()) };
-        let reason = hosted.supervise(&cfg, &progress, stop).await;
-        if reason == Stop::Died {
-            progress.note(format!(
-                "{name} kept exiting ({} restarts); removing it",
-                instance::MAX_RESTARTS
-            ));
+        loop {
+            let mut reset = None;
+            let stop = async {
+                match rx.recv().await {
+                    Some(HostCmd::Stop(why)) => why,
+                    Some(HostCmd::Reset {
+                        plan,
+                        progress,
+                        reply,
+                    }) => {
+                        reset = Some((plan, progress, reply));
+                        "reset".into()
+                    }
+                    None => "daemon stopped".into(),
+                }
+            };
+            let reason = hosted.supervise(&cfg, &progress, stop).await;
+            if let Some((plan, p, reply)) = reset.take() {
+                match hosted.reset(&cfg, &plan, &p).await {
+                    Ok(()) => {
+                        let status = serde_json::to_value(InstanceStatus::of(&hosted.dir));
+                        let _ = reply.send(status.map_err(Into::into));
+                        continue;
+                    }
+                    Err(f) if f.unchanged => {
+                        let _ = reply.send(Err(f.error));
+                        continue;
+                    }
+                    Err(f) => {
+                        p.note(format!("the reset of {name} failed; removing it"));
+                        let td = hosted.finish(&p).await;
+                        let mut e = f
+                            .error
+                            .context(format!("the reset of {name} failed; it was removed"));
+                        if let Err(t) = td {
+                            e = e.context(format!("{t:#}"));
+                        }
+                        let _ = reply.send(Err(e));
+                        registry.lock().expect("registry lock").remove(&name);
+                        return;
+                    }
+                }
+            }
+            if reason == Stop::Died {
+                progress.note(format!(
+                    "{name} kept exiting ({} restarts); removing it",
+                    instance::MAX_RESTARTS
+                ));
+            }
+            break;
         }
         if let Err(e) = hosted.finish(&progress).await {
             tracing::warn!("{e:#}");
@@ -187,6 +245,19 @@ async fn handle(stream: UnixStream, cfg: Config, me: Owner, registry: Registry) 
             }),
             Request::Up { req } => up(&cfg, *req, me, &registry, &tx).await,
             Request::Down { name } => down(&cfg, &name, &registry).await,
+            Request::Reset { name, snapshot } => {
+                reset(&cfg, &name, &snapshot, &registry, &tx).await
+            }
+            Request::Keep { name, keep } => verbs::keep(&cfg, &name, &keep).and_then(|k| {
+                Ok(Reply::Value {
+                    value: serde_json::to_value(k)?,
+                })
+            }),
+            Request::Extend { name, by } => verbs::extend(&cfg, &name, by).and_then(|e| {
+                Ok(Reply::Value {
+                    value: serde_json::to_value(e)?,
+                })
+            }),
         };
         let final_reply = reply.unwrap_or_else(|e| Reply::Error {
             bad_input: error::is_bad_input(&e),
@@ -205,6 +276,69 @@ async fn handle(stream: UnixStream, cfg: Config, me: Owner, registry: Registry) 
     Ok(())
 }
 
+/// Progress lines of a request, relayed to its client until the returned sender is dropped.
+fn relay(tx: &mpsc::UnboundedSender<Reply>) -> (Progress, tokio::task::JoinHandle<()>) {
+    let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<String>();
+    let tx = tx.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(line) = lines_rx.recv().await {
+            let _ = tx.send(Reply::Progress { line });
+        }
+    });
+    let progress = Progress {
+        quiet: false,
+        sink: Some(lines_tx),
+    };
+    (progress, forward)
+}
+
+/// `reset`: checked here (bad input before anything changes), carried out by the instance's host task.
+async fn reset(
+    cfg: &Config,
+    name: &InstanceName,
+    snapshot: &str,
+    registry: &Registry,
+    tx: &mpsc::UnboundedSender<Reply>,
+) -> Result<Reply> {
+    let dir = InstanceDir::open(cfg, name)?;
+    let plan = dir.plan()?;
+    let host = registry.lock().expect("registry lock").get(name).cloned();
+    let Some(host) = host else {
+        return Err(not_hosted(&dir));
+    };
+    let rp = crate::reset::plan(cfg, &plan, snapshot)?;
+    let (progress, forward) = relay(tx);
+    let (reply, answer) = oneshot::channel();
+    let sent = host.send(HostCmd::Reset {
+        plan: Box::new(rp),
+        progress,
+        reply,
+    });
+    let result = match sent {
+        Ok(()) => answer
+            .await
+            .unwrap_or_else(|_| Err(anyhow!("{name} stopped during the reset")))
+            .map(|status| Reply::Ready { status }),
+        Err(_) => Err(anyhow!("{name} is stopping")),
+    };
+    let _ = forward.await;
+    result
+}
+
+/// Why this daemon cannot reset an instance: a foreground `up` hosts it, or nothing does.
+fn not_hosted(dir: &InstanceDir) -> anyhow::Error {
+    let name = &dir.name;
+    match dir.owner() {
+        Some(o) if o.alive() && !o.daemon => crate::error::BadInput::new(format!(
+            "{name} is hosted by a foreground `wayback up` (pid {}); reset and the console work on instances \
+             the daemon hosts (`up --detach`)",
+            o.pid
+        ))
+        .into(),
+        _ => anyhow!("{name} is not hosted by this daemon (see `wayback status {name}`)"),
+    }
+}
+
 async fn up(
     cfg: &Config,
     req: wayback_core::UpRequest,
@@ -212,19 +346,7 @@ async fn up(
     registry: &Registry,
     tx: &mpsc::UnboundedSender<Reply>,
 ) -> Result<Reply> {
-    let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<String>();
-    let forward = {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(line) = lines_rx.recv().await {
-                let _ = tx.send(Reply::Progress { line });
-            }
-        })
-    };
-    let progress = Progress {
-        quiet: false,
-        sink: Some(lines_tx),
-    };
+    let (progress, forward) = relay(tx);
     let result = async {
         let (plan, alloc) = planning::plan(cfg, &req).await?;
         if let Some(w) = planning::skew_warning(cfg, &plan) {
@@ -251,7 +373,7 @@ async fn down(cfg: &Config, name: &InstanceName, registry: &Registry) -> Result<
     let Some(stop) = stop else {
         return Err(anyhow!("{name} is not hosted by this daemon"));
     };
-    let _ = stop.send("down".into());
+    let _ = stop.send(HostCmd::Stop("down".into()));
     let start = std::time::Instant::now();
     while dir.path.exists() {
         if start.elapsed() > Duration::from_secs(90) {

@@ -108,6 +108,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Status(a) => cmd::status::status(&cfg, &a.name, a.json),
         Cmd::Logs(a) => cmd::logs::logs(&cfg, &a.name, a.follow).await,
         Cmd::Extend { name, duration } => cmd::extend::extend(&cfg, &name, duration),
+        Cmd::Keep(a) => cmd::extend::keep(&cfg, a),
+        Cmd::Reset(a) => cmd::reset::run(&cfg, a, progress).await,
         Cmd::Gc(a) => cmd::down::gc(&cfg, a.json, progress).await,
         // Find (issue 3)
         Cmd::Snapshots(a) => cmd::snapshots::run(&cfg, a).await,

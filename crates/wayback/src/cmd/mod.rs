@@ -6,6 +6,7 @@ pub mod extend;
 pub mod k8s;
 pub mod logs;
 pub mod profile;
+pub mod reset;
 pub mod status;
 pub mod up;
 // File history (issue 16).
