@@ -48,7 +48,12 @@ enum HostCmd {
     },
 }
 
-pub async fn serve(cfg: Config, progress: Progress) -> Result<ExitCode> {
+/// Run the daemon; with `console` (the binary's hooks) and `[console] enabled`, the web console too.
+pub async fn serve(
+    cfg: Config,
+    progress: Progress,
+    console: Option<Arc<dyn crate::console::Hooks>>,
+) -> Result<ExitCode> {
     // First of all: a stop asked for while the daemon starts (its socket may already exist) must not be
     // lost between installing the handler and listening for it.
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -79,8 +84,36 @@ pub async fn serve(cfg: Config, progress: Progress) -> Result<ExitCode> {
     let listener =
         UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
+    // The console talks to this daemon through the socket, as the CLI does: only once it listens.
+    // A console that would be reachable in clear beyond loopback stops the start; a busy port does not
+    // (the daemon's instances matter more), and is said.
+    let console_addr = match console.filter(|_| cfg.console.enabled) {
+        Some(hooks) => {
+            let addr = crate::console::start(cfg.clone(), hooks, stop_proxy.subscribe()).await;
+            match addr {
+                Ok(a) => Some(a),
+                Err(e) if error::is_bad_input(&e) => {
+                    let _ = std::fs::remove_file(&sock);
+                    let _ = stop_proxy.send(true);
+                    let _ = proxy.await;
+                    return Err(e);
+                }
+                Err(e) => {
+                    progress.note(format!("the console is not served: {}", error::render(&e)));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let console_note = console_addr
+        .map(|a| {
+            let scheme = if cfg.console.tls() { "https" } else { "http" };
+            format!(", console {scheme}://{a}/ (log in with a token from `wayback console token`)")
+        })
+        .unwrap_or_default();
     progress.note(format!(
-        "daemon ready on {} (proxy {})",
+        "daemon ready on {} (proxy {}{console_note})",
         sock.display(),
         cfg.proxy.listen
     ));

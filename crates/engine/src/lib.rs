@@ -18,6 +18,7 @@ pub mod applogs;
 pub mod apply;
 pub mod catalog;
 pub mod clock;
+pub mod console;
 pub mod control;
 pub mod daemon;
 pub mod drivers;

@@ -10,6 +10,7 @@ struct WaybackInner {
     state_dir: PathBuf,
     runtime_dir: PathBuf,
     proxy: SocketAddr,
+    console: SocketAddr,
     pool_net: String,
 }
 
@@ -95,6 +96,8 @@ impl Wayback {
         let state_dir = dir.path().join("state");
         let runtime_dir = dir.path().join("run");
         let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        // Each test daemon's console on a port of its own (never the default 8090).
+        let console: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         // A /24 per test: distinct for every counter value within this process (37 is coprime to 254).
         let third = ((std::process::id() as u64 + u64::from(n) * 37) % 254) + 1;
         let pool_net = format!("10.213.{third}.0/24");
@@ -108,7 +111,8 @@ impl Wayback {
         let text = format!(
             "state_dir = \"{}\"\nruntime_dir = \"{}\"\nbase_domain = \"wbt.test\"\ndefault_ttl = \"30m\"\n\
              address_pool = \"{pool_net}\"\nclone_dir = \".wayback\"\n{ready}{extra}\n\
-             [proxy]\nlisten = \"{proxy}\"\n{proxy_extra}\n",
+             [proxy]\nlisten = \"{proxy}\"\n{proxy_extra}\n\
+             [console]\nlisten = \"{console}\"\n",
             state_dir.display(),
             runtime_dir.display(),
         );
@@ -120,6 +124,7 @@ impl Wayback {
                 state_dir,
                 runtime_dir,
                 proxy,
+                console,
                 pool_net,
             }),
         }
@@ -137,6 +142,10 @@ impl Wayback {
     /// The proxy's listen address from the config.
     pub fn proxy_addr(&self) -> SocketAddr {
         self.inner.proxy
+    }
+    /// Where the daemon's web console listens (`[console] listen`).
+    pub fn console_addr(&self) -> SocketAddr {
+        self.inner.console
     }
     pub fn address_pool(&self) -> &str {
         &self.inner.pool_net

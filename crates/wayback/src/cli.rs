@@ -56,6 +56,8 @@ pub enum Cmd {
         name: InstanceName,
         duration: Duration,
     },
+    /// The web console of `wayback serve`: `wayback console token` prints a one-time login token
+    Console(crate::cmd::console::ConsoleArgs),
     /// Protect an instance from its TTL and idle expiry (`--until TIME`), or end that (`--off`)
     Keep(crate::cmd::extend::KeepArgs),
     /// Swap a running instance to another snapshot: a new clone, its processes restarted, the same name,

@@ -102,7 +102,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(Config::locate(cli.config.as_deref(), None).as_deref())?;
     match cli.cmd {
         Cmd::Up(args) => cmd::up::run(&cfg, *args, progress).await,
-        Cmd::Serve => daemon::serve(cfg, progress).await,
+        Cmd::Serve => {
+            let hooks: std::sync::Arc<dyn wayback_engine::console::Hooks> =
+                std::sync::Arc::new(cmd::console::CliHooks);
+            daemon::serve(cfg, progress, Some(hooks)).await
+        }
+        Cmd::Console(a) => cmd::console::run(&cfg, a),
         Cmd::Down(a) => cmd::down::down(&cfg, a.names, a.all, progress).await,
         Cmd::Ls(a) => cmd::status::ls(&cfg, a.json),
         Cmd::Status(a) => cmd::status::status(&cfg, &a.name, a.json),

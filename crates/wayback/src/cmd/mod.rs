@@ -1,4 +1,5 @@
 //! One module per command.
+pub mod console;
 pub mod down;
 pub mod exec;
 pub mod export;
