@@ -79,15 +79,22 @@ impl Wayback {
 
     /// `extra` is appended to the top-level keys of the generated config.
     pub fn with_extra_config(extra: &str) -> Wayback {
-        Wayback::with_configs(extra, "")
+        Wayback::with_configs(extra, "", false)
+    }
+
+    /// With a `[console]` section: the daemon's web console on a port of its own ([`Wayback::console_addr`]).
+    /// (Not in every config: the previous release, run on these configs by tests/upgrade.rs, has no
+    /// `[console]` and refuses unknown sections.)
+    pub fn with_console(extra: &str) -> Wayback {
+        Wayback::with_configs(extra, "", true)
     }
 
     /// `extra` goes into the config's `[proxy]` section.
     pub fn with_proxy_extra(extra: &str) -> Wayback {
-        Wayback::with_configs("", extra)
+        Wayback::with_configs("", extra, false)
     }
 
-    fn with_configs(extra: &str, proxy_extra: &str) -> Wayback {
+    fn with_configs(extra: &str, proxy_extra: &str, with_console: bool) -> Wayback {
         let n = next_counter();
         let dir = tempfile::Builder::new()
             .prefix(&format!("wbt{}x{n}-cfg-", std::process::id()))
@@ -96,8 +103,12 @@ impl Wayback {
         let state_dir = dir.path().join("state");
         let runtime_dir = dir.path().join("run");
         let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        // Each test daemon's console on a port of its own (never the default 8090).
         let console: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let console_section = if with_console {
+            format!("[console]\nlisten = \"{console}\"\n")
+        } else {
+            String::new()
+        };
         // A /24 per test: distinct for every counter value within this process (37 is coprime to 254).
         let third = ((std::process::id() as u64 + u64::from(n) * 37) % 254) + 1;
         let pool_net = format!("10.213.{third}.0/24");
@@ -111,8 +122,7 @@ impl Wayback {
         let text = format!(
             "state_dir = \"{}\"\nruntime_dir = \"{}\"\nbase_domain = \"wbt.test\"\ndefault_ttl = \"30m\"\n\
              address_pool = \"{pool_net}\"\nclone_dir = \".wayback\"\n{ready}{extra}\n\
-             [proxy]\nlisten = \"{proxy}\"\n{proxy_extra}\n\
-             [console]\nlisten = \"{console}\"\n",
+             [proxy]\nlisten = \"{proxy}\"\n{proxy_extra}\n{console_section}",
             state_dir.display(),
             runtime_dir.display(),
         );

@@ -120,7 +120,7 @@ fn console_in_a_browser() {
     }
     let pool = BtrfsPool::new();
     let (s1, s2, live) = site(&pool);
-    let wb = Wayback::with_extra_config(&format!(
+    let wb = Wayback::with_console(&format!(
         "snapshot_roots = [\"{}\"]",
         pool.mount().display()
     ));
