@@ -88,23 +88,97 @@ fn curl_status(args: &[&str]) -> u16 {
         .unwrap_or(0)
 }
 
-fn site(pool: &BtrfsPool) -> (String, String, PathBuf) {
+/// A snapper series of the site: #1 (2026-09-01) "version one" with the report's draft, #2 (2026-11-20)
+/// and #3 (2026-12-04 08:00) "version two" with its final text; live has since lost the report. Returns
+/// the snapshots' paths, oldest first, and the live subvolume.
+fn site(pool: &BtrfsPool) -> (Vec<String>, PathBuf) {
     let live = pool.subvolume_create("live");
+    pool.subvolume_create("live/.snapshots");
     fs::create_dir_all(live.join("var/www/html")).unwrap();
     fs::create_dir_all(live.join("notes")).unwrap();
     let index = live.join("var/www/html/index.html");
-    fs::write(&index, "<h1>version one</h1>\n").unwrap();
-    fs::write(live.join("notes/report.txt"), "quarterly report, draft\n").unwrap();
-    let s1 = pool.snapshot_ro("live", "snaps/s1");
-    fs::write(&index, "<h1>version two</h1>\n").unwrap();
-    fs::write(live.join("notes/report.txt"), "quarterly report, final\n").unwrap();
-    let s2 = pool.snapshot_ro("live", "snaps/s2");
-    fs::remove_file(live.join("notes/report.txt")).unwrap();
-    (
-        s1.to_str().unwrap().to_string(),
-        s2.to_str().unwrap().to_string(),
-        live,
-    )
+    let report = live.join("notes/report.txt");
+    let steps = [
+        (
+            "version one",
+            "quarterly report, draft",
+            "2026-09-01 09:00:00",
+            "before the redesign",
+        ),
+        (
+            "version two",
+            "quarterly report, final",
+            "2026-11-20 10:00:00",
+            "after the redesign",
+        ),
+        (
+            "version two",
+            "quarterly report, final",
+            "2026-12-04 08:00:00",
+            "nightly",
+        ),
+    ];
+    let mut snaps = Vec::new();
+    for (i, (page, text, date, what)) in steps.iter().enumerate() {
+        let n = i + 1;
+        // Written only when it changes: a rewrite with the same text is a new version too (new mtime).
+        if fs::read_to_string(&index).ok().as_deref() != Some(&format!("<h1>{page}</h1>\n")) {
+            fs::write(&index, format!("<h1>{page}</h1>\n")).unwrap();
+        }
+        if fs::read_to_string(&report).ok().as_deref() != Some(&format!("{text}\n")) {
+            fs::write(&report, format!("{text}\n")).unwrap();
+        }
+        let snap = pool.snapshot_ro("live", &format!("live/.snapshots/{n}/snapshot"));
+        fs::write(
+            snap.parent().unwrap().join("info.xml"),
+            format!("<?xml version=\"1.0\"?>\n<snapshot>\n  <type>single</type>\n  <num>{n}</num>\n  <date>{date}</date>\n  <description>{what}</description>\n</snapshot>\n"),
+        )
+        .unwrap();
+        snaps.push(snap.to_str().unwrap().to_string());
+    }
+    fs::remove_file(&report).unwrap();
+    (snaps, live)
+}
+
+/// Verify runs in the history (as `wayback verify` records them): #1 passed, #2 failed.
+fn verify_history(wb: &Wayback, snaps: &[String]) {
+    use wayback_core::verify::{Outcome, RunReport, SnapshotRef};
+    let cfg = wayback_core::Config::load(Some(wb.config_path())).unwrap();
+    let history = wayback_engine::verify::history::History::open(&cfg).unwrap();
+    for (i, (result, reason)) in [
+        (Outcome::Passed, None),
+        (Outcome::Failed, Some("http / answered 502")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let snapshot = SnapshotRef {
+            id: i as u64 + 1,
+            path: snaps[i].clone(),
+            date: 0,
+            uuid: None,
+            series: "site".into(),
+        };
+        let id = history
+            .begin("site", &snapshot, 1_796_371_200, |id| {
+                format!("verify-site-{id}")
+            })
+            .unwrap();
+        history
+            .finish(&RunReport {
+                id,
+                job: "site".into(),
+                snapshot,
+                instance: format!("verify-site-{id}"),
+                started: 1_796_371_200,
+                duration_ms: 1200,
+                result,
+                reason: reason.map(String::from),
+                checks: Vec::new(),
+                version: "test".into(),
+            })
+            .unwrap();
+    }
 }
 
 #[test]
@@ -119,11 +193,9 @@ fn console_in_a_browser() {
         );
     }
     let pool = BtrfsPool::new();
-    let (s1, s2, live) = site(&pool);
-    let wb = Wayback::with_console(&format!(
-        "snapshot_roots = [\"{}\"]",
-        pool.mount().display()
-    ));
+    let (snaps, live) = site(&pool);
+    let wb = Wayback::with_console(&format!("snapshot_roots = [\"{}\"]", live.display()));
+    verify_history(&wb, &snaps);
     let _daemon = start_daemon(&wb, None);
     let console = format!("http://{}", wb.console_addr());
 
@@ -203,7 +275,7 @@ fn console_in_a_browser() {
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
-        browse(&c, &wb, &console, &name, (&s1, &s2), &live).await;
+        browse(&c, &wb, &console, &name, &snaps, &live).await;
         c.close().await.unwrap();
     });
     drop(driver);
@@ -211,7 +283,9 @@ fn console_in_a_browser() {
     let dir = wb.state_dir().join("instances").join(&name);
     wait_for(Duration::from_secs(60), || (!dir.exists()).then_some(())).expect("instance removed");
     Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
-    assert!(is_readonly_subvolume(std::path::Path::new(&s1)));
+    for s in &snaps {
+        assert!(is_readonly_subvolume(std::path::Path::new(s)));
+    }
 }
 
 async fn browse(
@@ -219,10 +293,9 @@ async fn browse(
     wb: &Wayback,
     console: &str,
     name: &str,
-    snaps: (&str, &str),
+    snaps: &[String],
     live: &std::path::Path,
 ) {
-    let (s1, s2) = snaps;
     // Log in.
     c.goto(&format!("{console}/")).await.unwrap();
     assert!(c.current_url().await.unwrap().path().ends_with("/login"));
@@ -247,17 +320,39 @@ async fn browse(
     let main = wait_text(c, "main", "resurrect").await;
     assert_eq!(
         c.find_all(Locator::Css(".track .dot")).await.unwrap().len(),
-        2,
+        3,
         "{main}"
     );
-    assert!(main.contains("plain"), "{main}");
-    c.find(Locator::Css("[data-zoom='86400']"))
+    assert!(main.contains("snapper"), "{main}");
+    assert!(main.contains("after the redesign"), "{main}");
+    assert!(main.contains("site passed"), "{main}");
+    assert!(
+        main.contains("site failed") && main.contains("answered 502"),
+        "{main}"
+    );
+    assert_eq!(
+        c.find_all(Locator::Css(".dot.passed")).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        c.find_all(Locator::Css(".dot.failed")).await.unwrap().len(),
+        1
+    );
+    shot(c, "snapshots").await;
+    // Zoomed to the newest month: the September snapshot leaves the track and the table.
+    c.find(Locator::Css("[data-zoom='2592000']"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    shot(c, "snapshots").await;
+    let visible = c
+        .find_all(Locator::Css(".dot:not([hidden])"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(visible, 2, "a month before the newest snapshot holds two");
+    shot(c, "snapshots-month").await;
 
     // File history of a file deleted live.
     let report = live.join("notes/report.txt");
@@ -265,7 +360,7 @@ async fn browse(
         .await
         .unwrap();
     let summary = wait_text(c, "#history-summary", "versions").await;
-    assert!(summary.contains("2 versions in 2 snapshots"), "{summary}");
+    assert!(summary.contains("2 versions in 3 snapshots"), "{summary}");
     assert!(summary.contains("live: absent"), "{summary}");
     let rows = c
         .find_all(Locator::Css("#history-versions tr.version"))
@@ -284,7 +379,7 @@ async fn browse(
     shot(c, "history").await;
 
     // Resurrect the newer snapshot with a share link: plan first, then confirm, then progress.
-    c.goto(&format!("{console}/resurrect?snapshot={s2}"))
+    c.goto(&format!("{console}/resurrect?snapshot={}", snaps[2]))
         .await
         .unwrap();
     c.find(Locator::Css("#profile"))
@@ -361,7 +456,7 @@ async fn browse(
     c.find(Locator::Css(&format!("{card} .reset-to")))
         .await
         .unwrap()
-        .send_keys(s1)
+        .send_keys("@1")
         .await
         .unwrap();
     c.find(Locator::Css(&format!("{card} [data-action='reset']")))

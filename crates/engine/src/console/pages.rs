@@ -223,7 +223,7 @@ fn timeline(v: &Value) -> String {
                 esc(snap["date_utc"].as_str().unwrap_or_default())
             );
         }
-        o.push_str("</div><table class=\"snapshots\"><tr><th>#</th><th>date</th><th>description</th><th>read-only</th><th>verify</th><th></th></tr>");
+        o.push_str("</div><div class=\"axis\"><span class=\"from\"></span><span class=\"to\"></span></div><table class=\"snapshots\"><tr><th>#</th><th>date</th><th>description</th><th>read-only</th><th>verify</th><th></th></tr>");
         for snap in s["snapshots"].as_array().into_iter().flatten().rev() {
             let verify: Vec<String> = snap["verify"]
                 .as_array()

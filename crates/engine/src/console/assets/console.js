@@ -110,6 +110,11 @@ function pageTimeline() {
       d.style.left = (4 + 92 * ((t - from) / width)) + "%";
     });
     document.querySelectorAll("tr[data-date]").forEach((r) => (r.hidden = Number(r.dataset.date) < from));
+    const day = (t) => new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+    document.querySelectorAll(".axis").forEach((a) => {
+      a.querySelector(".from").textContent = day(from);
+      a.querySelector(".to").textContent = day(newest);
+    });
     document.querySelectorAll("[data-zoom]").forEach((b) =>
       b.classList.toggle("active", b.dataset.zoom === (span ? String(span) : "all")));
   };
