@@ -58,6 +58,10 @@ pub async fn serve(
     // lost between installing the handler and listening for it.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    // A console that would be reachable in clear beyond loopback: refused before anything starts.
+    if console.is_some() && cfg.console.enabled {
+        cfg.console.check().map_err(error::BadInput::new)?;
+    }
     state::create_private_dir_all(&cfg.runtime_dir)?;
     let lock_path = cfg.runtime_dir.join("daemon.lock");
     let lock_file = std::fs::File::options()
