@@ -91,6 +91,63 @@ fn curl_status(args: &[&str]) -> u16 {
 /// A snapper series of the site: #1 (2026-09-01) "version one" with the report's draft, #2 (2026-11-20)
 /// and #3 (2026-12-04 08:00) "version two" with its final text; live has since lost the report. Returns
 /// the snapshots' paths, oldest first, and the live subvolume.
+/// `curl` against the console; returns (status, body).
+fn curl_body(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "30"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// The API with a session (curl): a download of one version; bad input answered 400 with the CLI's own
+/// message for the same arguments.
+fn api_checks(wb: &Wayback, console: &str, jar: &str, live: &std::path::Path) {
+    let report = live.join("notes/report.txt");
+    let (status, body) = curl_body(&[
+        "-b",
+        jar,
+        &format!("{console}/api/show?path={}&from=@1", report.display()),
+    ]);
+    assert_eq!((status, body.as_str()), (200, "quarterly report, draft\n"));
+    let (_, page) = curl_body(&["-b", jar, &format!("{console}/")]);
+    let csrf = page
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf meta")
+        .to_string();
+    let (status, body) = curl_body(&[
+        "-b",
+        jar,
+        "-H",
+        &format!("X-CSRF-Token: {csrf}"),
+        "-d",
+        "{\"snapshot\": \"/nonexistent/snapshot\", \"profile\": \"nginx-static\"}",
+        &format!("{console}/api/plan"),
+    ]);
+    assert_eq!(status, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["bad_input"], true, "{body}");
+    let message = v["error"].as_str().unwrap();
+    let cli = wb.run(&[
+        "up",
+        "/nonexistent/snapshot",
+        "--profile",
+        "nginx-static",
+        "--dry-run",
+    ]);
+    assert_eq!(cli.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert!(
+        stderr.contains(message),
+        "the console's message {message:?} is the CLI's: {stderr}"
+    );
+}
+
 fn site(pool: &BtrfsPool) -> (Vec<String>, PathBuf) {
     let live = pool.subvolume_create("live");
     pool.subvolume_create("live/.snapshots");
@@ -239,6 +296,7 @@ fn console_in_a_browser() {
         curl_status(&["-d", &format!("token={token}"), &format!("{console}/login")]),
         401
     );
+    api_checks(&wb, &console, jar, &live);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let port = free_port();
