@@ -211,31 +211,71 @@ async fn route(console: &Console, r: &Req) -> Response<Body> {
         (Method::POST, "/login") => pages::do_login(console, r),
         _ => {
             let cookie = r.headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
-            let Some((id, session)) = console.auth.session(cookie) else {
-                return unauthenticated(r);
+            let (session, fresh) = match console.auth.session(cookie) {
+                Some(s) => (s, false),
+                None => match trusted(console, r) {
+                    Some(s) => (s, true),
+                    None => return unauthenticated(r),
+                },
             };
-            if r.method == Method::POST && !csrf_ok(r, &session.csrf) {
-                return json(
-                    StatusCode::FORBIDDEN,
-                    &serde_json::json!({"error": "missing or wrong CSRF token: reload the page"}),
-                );
-            }
-            if r.path == "/logout" && r.method == Method::POST {
-                console.auth.logout(&id);
-                let mut resp = redirect("/login");
+            let (id, session) = session;
+            let mut resp = authenticated(console, r, &id, &session).await;
+            if fresh {
+                let c = &console.cfg.console;
                 set_header(
                     &mut resp,
                     header::SET_COOKIE,
-                    &auth::set_cookie(None, 0, console.cfg.console.tls()),
+                    &auth::set_cookie(Some(&id), c.session_ttl.as_secs(), c.tls()),
                 );
-                return resp;
             }
-            if r.path.starts_with("/api/") {
-                return api::route(console, r).await;
-            }
-            pages::route(console, r, &session).await
+            resp
         }
     }
+}
+
+/// A session for the user a trusted proxy names (only a GET: a POST needs the session's CSRF token,
+/// which a page load gives first).
+fn trusted(console: &Console, r: &Req) -> Option<(String, auth::Session)> {
+    if r.method != Method::GET {
+        return None;
+    }
+    let user = console.cfg.console.proxy_user(r.peer.ip(), |h| {
+        r.headers.get(h).and_then(|v| v.to_str().ok())
+    })?;
+    tracing::info!(
+        "console: {user} logged in through the trusted proxy {}",
+        r.peer.ip()
+    );
+    console.auth.trusted_session(&console.cfg)
+}
+
+/// A request with a session: CSRF for POSTs, then logout, the API or a page.
+async fn authenticated(
+    console: &Console,
+    r: &Req,
+    id: &str,
+    session: &auth::Session,
+) -> Response<Body> {
+    if r.method == Method::POST && !csrf_ok(r, &session.csrf) {
+        return json(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({"error": "missing or wrong CSRF token: reload the page"}),
+        );
+    }
+    if r.path == "/logout" && r.method == Method::POST {
+        console.auth.logout(id);
+        let mut resp = redirect("/login");
+        set_header(
+            &mut resp,
+            header::SET_COOKIE,
+            &auth::set_cookie(None, 0, console.cfg.console.tls()),
+        );
+        return resp;
+    }
+    if r.path.starts_with("/api/") {
+        return api::route(console, r).await;
+    }
+    pages::route(console, r, session).await
 }
 
 /// A POST carries the session's CSRF token in `X-CSRF-Token` or a `csrf` form field.

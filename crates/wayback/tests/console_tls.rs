@@ -99,3 +99,74 @@ fn console_needs_tls_beyond_loopback_and_serves_https() {
     assert_eq!(status, 0, "plain HTTP must not be answered");
     assert!(fs::metadata(wb.state_dir().join("console/tokens.json")).is_ok());
 }
+
+/// Behind an authenticating reverse proxy: its user header is a login only on connections from
+/// `trusted_proxies` (here 127.0.0.2, a loopback source address of the test's own); from anywhere else the
+/// header is ignored (401), and a POST still needs the session's CSRF token.
+#[test]
+fn console_trusts_a_proxy_header_only_from_trusted_addresses() {
+    if !require_root("console_trusts_a_proxy_header_only_from_trusted_addresses") {
+        return;
+    }
+    let port = free_port();
+    let wb = Wayback::with_extra_config(&format!(
+        "[console]\nlisten = \"127.0.0.1:{port}\"\ntrusted_proxy_header = \"X-Remote-User\"\n\
+         trusted_proxies = [\"127.0.0.2/32\"]\n"
+    ));
+    let _daemon = start_daemon(&wb, None);
+    let url = format!("http://127.0.0.1:{port}/api/instances");
+    let status = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+            ])
+            .args(args)
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        status(&["-H", "X-Remote-User: alice", &url]),
+        "401",
+        "from an untrusted address"
+    );
+    assert_eq!(
+        status(&["--interface", "127.0.0.2", &url]),
+        "401",
+        "no header"
+    );
+    let jar = wb.tmp().join("jar");
+    let jar = jar.to_str().unwrap();
+    assert_eq!(
+        status(&[
+            "--interface",
+            "127.0.0.2",
+            "-c",
+            jar,
+            "-H",
+            "X-Remote-User: alice",
+            &url
+        ]),
+        "200",
+        "the trusted proxy's user"
+    );
+    assert_eq!(
+        status(&[
+            "--interface",
+            "127.0.0.2",
+            "-b",
+            jar,
+            "-X",
+            "POST",
+            &format!("http://127.0.0.1:{port}/api/up")
+        ]),
+        "403",
+        "a POST without the CSRF token"
+    );
+}

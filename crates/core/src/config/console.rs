@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::Duration;
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -25,6 +26,10 @@ pub struct ConsoleConfig {
     pub token_ttl: Duration,
     /// Failed logins allowed per client address and minute; more get 429.
     pub login_attempts_per_minute: u32,
+    /// Behind a reverse proxy that authenticates users (SSO): the header naming the user, e.g.
+    /// `X-Remote-User`. Trusted only on connections from `trusted_proxies`.
+    pub trusted_proxy_header: Option<String>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ConsoleConfig {
@@ -37,6 +42,8 @@ impl Default for ConsoleConfig {
             session_ttl: Duration(12 * 3600),
             token_ttl: Duration(15 * 60),
             login_attempts_per_minute: 5,
+            trusted_proxy_header: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -47,10 +54,29 @@ impl ConsoleConfig {
         self.tls_cert.is_some() && self.tls_key.is_some()
     }
 
+    /// The user a trusted proxy names for a connection from `peer`, if it may name one.
+    pub fn proxy_user<'a>(
+        &self,
+        peer: IpAddr,
+        header: impl Fn(&str) -> Option<&'a str>,
+    ) -> Option<&'a str> {
+        let name = self.trusted_proxy_header.as_deref()?;
+        if !self.trusted_proxies.iter().any(|n| n.contains(&peer)) {
+            return None;
+        }
+        header(name).map(str::trim).filter(|u| !u.is_empty())
+    }
+
     /// Refuse what would expose the console in clear: a non-loopback address without TLS, half a TLS pair.
     pub fn check(&self) -> Result<(), String> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("[console] needs both tls_cert and tls_key, or neither".into());
+        }
+        if self.trusted_proxy_header.is_some() && self.trusted_proxies.is_empty() {
+            return Err(
+                "[console] trusted_proxy_header needs trusted_proxies: the addresses of the proxies allowed to set it"
+                    .into(),
+            );
         }
         if !self.listen.ip().is_loopback() && !self.tls() {
             return Err(format!(
@@ -80,6 +106,10 @@ mod tests {
         c.listen = "[::1]:8090".parse().unwrap();
         c.tls_cert = None;
         c.tls_key = None;
+        assert!(c.check().is_ok());
+        c.trusted_proxy_header = Some("X-Remote-User".into());
+        assert!(c.check().unwrap_err().contains("trusted_proxies"));
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         assert!(c.check().is_ok());
     }
 
