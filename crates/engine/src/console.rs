@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wayback_core::plan::UpRequest;
-use wayback_core::Config;
+use wayback_core::{Config, InstanceName};
 
 pub mod api;
 pub mod auth;
@@ -45,7 +45,14 @@ pub trait Hooks: Send + Sync + 'static {
     fn file_diff(&self, cfg: &Config, path: &str, from: &str) -> Result<Value>;
     /// `wayback show PATH --from SNAPSHOT`: the file's bytes.
     fn show(&self, cfg: &Config, path: &str, from: &str) -> Result<Vec<u8>>;
+    /// `wayback down NAME`: the daemon's instances through its socket, a foreground `up`'s by signalling
+    /// it, an orphan's from its journal.
+    fn down<'a>(&'a self, cfg: &'a Config, name: &'a InstanceName) -> HookFuture<'a, ()>;
 }
+
+/// What an async hook returns.
+pub type HookFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;
 
 /// The console's shared state.
 pub struct Console {

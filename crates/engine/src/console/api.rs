@@ -121,7 +121,7 @@ async fn action(console: &Console, name: &str, verb: &str, r: &Req) -> anyhow::R
             Ok(serde_json::to_value(verbs::keep(cfg, &name, &req)?)?)
         }
         "down" => {
-            control::call(cfg, &Request::Down { name: name.clone() }, |_| {}).await?;
+            console.hooks.down(cfg, &name).await?;
             Ok(json!({"name": name.as_str(), "removed": true}))
         }
         "reset" => {
@@ -180,7 +180,11 @@ pub fn up_args(body: &Value) -> Vec<String> {
             a.extend([flag.to_string(), v.to_string()]);
         }
     }
-    for (key, flag) in [("units", "--unit"), ("publish", "--publish")] {
+    for (key, flag) in [
+        ("units", "--unit"),
+        ("publish", "--publish"),
+        ("allow", "--allow"),
+    ] {
         for v in s(key).unwrap_or_default().split_whitespace() {
             a.extend([flag.to_string(), v.to_string()]);
         }

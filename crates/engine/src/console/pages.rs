@@ -296,6 +296,7 @@ fn resurrect(r: &Req) -> String {
          <label>Hostname <input name=\"host\" placeholder=\"default: NAME.base_domain\"></label>\
          <label>TTL <input name=\"ttl\" value=\"4h\"></label>\
          <label>Publish <input name=\"publish\" placeholder=\"15432:5432\"></label>\
+         <label>Only from (gate) <input name=\"allow\" placeholder=\"192.0.2.0/24\"></label>\
          <label class=\"check\"><input type=\"checkbox\" name=\"share\" id=\"share\" checked> one-time share link (gate)</label>\
          <div><button id=\"plan-button\">Show plan</button></div></form>\
          <div id=\"plan\" hidden><h2>Plan <small>(nothing is created until you confirm)</small></h2><p class=\"command\"></p><pre class=\"plan\"></pre>\

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use wayback_core::plan::UpRequest;
-use wayback_core::Config;
-use wayback_engine::console::Hooks;
+use wayback_core::{Config, InstanceName};
+use wayback_engine::console::{HookFuture, Hooks};
 use wayback_engine::error::BadInput;
 use wayback_engine::progress::Progress;
 
@@ -71,5 +71,17 @@ impl Hooks for CliHooks {
 
     fn show(&self, cfg: &Config, path: &str, from: &str) -> Result<Vec<u8>> {
         crate::cmd::show::bytes(cfg, path, from)
+    }
+
+    fn down<'a>(&'a self, cfg: &'a Config, name: &'a InstanceName) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            let quiet = Progress {
+                quiet: true,
+                sink: None,
+            };
+            crate::cmd::down::down(cfg, vec![name.clone()], false, quiet)
+                .await
+                .map(|_| ())
+        })
     }
 }
