@@ -50,6 +50,19 @@ pub struct ResetPlan {
     pub prev: PathBuf,
 }
 
+/// Reset swaps what the daemon hosts: an instance a foreground `up` hosts is refused (bad input).
+pub fn check_host(dir: &InstanceDir) -> Result<()> {
+    match dir.owner() {
+        Some(o) if o.alive() && !o.daemon => Err(BadInput::new(format!(
+            "{} is hosted by a foreground `wayback up` (pid {}); reset works on instances the daemon hosts \
+             (`up --detach`): `wayback down {}` and `up --detach` again",
+            dir.name, o.pid, dir.name
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// Resolve `selector` (a path, or a selector over `snapshot_roots` and the source's filesystem) and check
 /// the instance can be reset to it. Changes nothing; every refusal is bad input.
 pub fn plan(cfg: &Config, plan: &Plan, selector: &str) -> Result<ResetPlan> {

@@ -182,6 +182,36 @@ fn keep_holds_an_instance_past_its_ttl() {
     assert_only_own_subvolumes(&pool);
 }
 
+/// A foreground `up`'s instance: `keep` works on it (its owner reads the file), `reset` is refused with
+/// the reason (exit 2) and changes nothing.
+#[test]
+fn foreground_instance_keep_works_and_reset_is_refused() {
+    if !require_root("foreground_instance_keep_works_and_reset_is_refused") {
+        return;
+    }
+    let pool = BtrfsPool::new();
+    let (s1, s2) = two_versions(&pool);
+    let wb = Wayback::new();
+    let name = unique("wbtcfg");
+    let mut up = wb
+        .up(std::path::Path::new(&s2))
+        .name(&name)
+        .profile("nginx-static")
+        .start();
+    wb.run_ok(&["keep", &name]);
+    assert_eq!(status_json(&wb, &name)["kept"], true);
+    let out = wb.run(&["reset", &name, &s1]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(show(&out).contains("foreground"), "{}", show(&out));
+    assert_eq!(
+        status_json(&wb, &name)["source"].as_str(),
+        Some(s2.as_str())
+    );
+    up.terminate(Duration::from_secs(60)).expect("up stops");
+    Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
+    assert_only_own_subvolumes(&pool);
+}
+
 /// The daemon is killed at each step of a reset (`WAYBACK_FAULT_POINT=reset:K`). Once the old container
 /// is stopped, `gc` removes everything: both clones, the network, the container. Before that the instance
 /// still runs: gc leaves it, the restarted daemon adopts it, and the retried reset completes. Either way

@@ -127,6 +127,7 @@ async fn action(console: &Console, name: &str, verb: &str, r: &Req) -> anyhow::R
         "reset" => {
             let selector = body["snapshot"].as_str().unwrap_or_default().to_string();
             let dir = crate::state::InstanceDir::open(cfg, &name)?;
+            crate::reset::check_host(&dir)?;
             let plan = dir.plan()?;
             // Checked here first, so bad input is answered at once, with the CLI's message.
             let rp = crate::reset::plan(cfg, &plan, &selector)?;

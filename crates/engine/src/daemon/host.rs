@@ -127,7 +127,10 @@ pub async fn reset(
     let plan = dir.plan()?;
     let host = registry.lock().expect("registry lock").get(name).cloned();
     let Some(host) = host else {
-        return Err(not_hosted(&dir));
+        crate::reset::check_host(&dir)?;
+        return Err(anyhow!(
+            "{name} is not hosted by this daemon (see `wayback status {name}`)"
+        ));
     };
     let rp = crate::reset::plan(cfg, &plan, snapshot)?;
     let (progress, forward) = relay(tx);
@@ -146,18 +149,4 @@ pub async fn reset(
     };
     let _ = forward.await;
     result
-}
-
-/// Why this daemon cannot reset an instance: a foreground `up` hosts it, or nothing does.
-fn not_hosted(dir: &InstanceDir) -> anyhow::Error {
-    let name = &dir.name;
-    match dir.owner() {
-        Some(o) if o.alive() && !o.daemon => crate::error::BadInput::new(format!(
-            "{name} is hosted by a foreground `wayback up` (pid {}); reset and the console work on instances \
-             the daemon hosts (`up --detach`)",
-            o.pid
-        ))
-        .into(),
-        _ => anyhow!("{name} is not hosted by this daemon (see `wayback status {name}`)"),
-    }
 }

@@ -28,6 +28,7 @@ pub struct ResetArgs {
 
 pub async fn run(cfg: &Config, a: ResetArgs, progress: Progress) -> Result<ExitCode> {
     let dir = InstanceDir::open(cfg, &a.name)?;
+    wayback_engine::reset::check_host(&dir)?;
     let plan = dir.plan()?;
     let rp = wayback_engine::reset::plan(cfg, &plan, &a.snapshot)?;
     if a.dry_run {
