@@ -45,6 +45,8 @@ pub trait Hooks: Send + Sync + 'static {
     fn file_diff(&self, cfg: &Config, path: &str, from: &str) -> Result<Value>;
     /// `wayback show PATH --from SNAPSHOT`: the file's bytes.
     fn show(&self, cfg: &Config, path: &str, from: &str) -> Result<Vec<u8>>;
+    /// `wayback find PATTERN --json` (a path or glob relative to the snapshot roots), with its text as `text`.
+    fn find(&self, cfg: &Config, pattern: &str) -> Result<Value>;
     /// `wayback down NAME`: the daemon's instances through its socket, a foreground `up`'s by signalling
     /// it, an orphan's from its journal.
     fn down<'a>(&'a self, cfg: &'a Config, name: &'a InstanceName) -> HookFuture<'a, ()>;

@@ -29,6 +29,14 @@ pub async fn route(console: &Console, r: &Req) -> Response<Body> {
             let (cfg, hooks, path) = (console.cfg.clone(), console.hooks.clone(), need(r, "path"));
             blocking(move || hooks.versions(&cfg, &path?)).await
         }
+        (Method::GET, ["find"]) => {
+            let (cfg, hooks, p) = (
+                console.cfg.clone(),
+                console.hooks.clone(),
+                need(r, "pattern"),
+            );
+            blocking(move || hooks.find(&cfg, &p?)).await
+        }
         (Method::GET, ["diff"]) => {
             let (cfg, hooks) = (console.cfg.clone(), console.hooks.clone());
             let (path, from) = (need(r, "path"), need(r, "from"));

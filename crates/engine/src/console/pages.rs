@@ -279,7 +279,8 @@ fn history(r: &Req) -> String {
     let path = esc(r.query("path").unwrap_or_default());
     format!(
         "<form id=\"history-form\" class=\"inline\"><label>Path or glob <input name=\"path\" id=\"history-path\" size=\"60\" value=\"{path}\" \
-         placeholder=\"/persist/var/lib/app/report.odt\"></label><button>Find versions</button></form>\
+         placeholder=\"/persist/var/lib/app/report.odt or var/lib/app/**/*.odt\"></label><button>Find versions</button></form>\
+         <p class=\"hint\">An absolute path: its versions. A glob or a path relative to the snapshot root: which snapshots hold it (<code>wayback find</code>).</p>\
          <div id=\"history-result\"></div><pre id=\"history-diff\" class=\"diff\"></pre>"
     )
 }

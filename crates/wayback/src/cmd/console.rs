@@ -73,6 +73,16 @@ impl Hooks for CliHooks {
         crate::cmd::show::bytes(cfg, path, from)
     }
 
+    fn find(&self, cfg: &Config, pattern: &str) -> Result<serde_json::Value> {
+        let args = crate::cmd::find::FindArgs {
+            pattern: pattern.to_string(),
+            range: None,
+            root: Vec::new(),
+            json: true,
+        };
+        crate::cmd::find::report(cfg, &args)
+    }
+
     fn down<'a>(&'a self, cfg: &'a Config, name: &'a InstanceName) -> HookFuture<'a, ()> {
         Box::pin(async move {
             let quiet = Progress {

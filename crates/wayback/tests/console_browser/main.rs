@@ -257,6 +257,13 @@ async fn browse(
     .unwrap();
     wait_text(c, "#history-diff", "quarterly report, final").await;
     shot(c, "history").await;
+    // A glob relative to the snapshot root: which snapshots hold what matches (`wayback find`).
+    c.goto(&format!("{console}/history?path=notes/*.txt"))
+        .await
+        .unwrap();
+    let found = wait_text(c, "#find-result", "report.txt").await;
+    assert!(found.contains("#1") && found.contains("#3"), "{found}");
+    shot(c, "history-glob").await;
 
     // Resurrect the newer snapshot with a share link: plan first, then confirm, then progress.
     c.goto(&format!("{console}/resurrect?snapshot={}", snaps[2]))

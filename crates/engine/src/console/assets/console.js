@@ -128,7 +128,16 @@ function pageHistory() {
   const form = document.getElementById("history-form");
   const out = document.getElementById("history-result");
   const diff = document.getElementById("history-diff");
+  const find = async (pattern) => {
+    out.textContent = "…"; diff.textContent = "";
+    try {
+      const f = await api("GET", "/api/find?pattern=" + encodeURIComponent(pattern));
+      out.textContent = "";
+      out.appendChild(el("pre", { id: "find-result" }, f.text));
+    } catch (e) { out.textContent = ""; out.appendChild(el("p", { class: "error" }, e.message)); }
+  };
   const show = async (path) => {
+    if (!path.startsWith("/") || /[*?[]/.test(path)) return find(path);
     out.textContent = "…"; diff.textContent = "";
     let h;
     try { h = await api("GET", "/api/versions?path=" + encodeURIComponent(path)); }
