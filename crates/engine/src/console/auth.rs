@@ -124,6 +124,8 @@ impl Auth {
         let now = crate::clock::now_secs();
         {
             let mut f = self.failures.lock().expect("failures lock");
+            // Forget addresses whose failures are all older than the window.
+            f.retain(|_, times| times.iter().any(|t| now.saturating_sub(*t) < 60));
             let recent = f.entry(peer).or_default();
             recent.retain(|t| now.saturating_sub(*t) < 60);
             if recent.len() >= cfg.console.login_attempts_per_minute as usize {
