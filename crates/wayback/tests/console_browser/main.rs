@@ -122,6 +122,12 @@ fn console_in_a_browser() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let port = free_port();
+    // Declared before the driver, so it is removed after chromedriver (and its browser) stopped, also on
+    // a panic.
+    let profile = tempfile::Builder::new()
+        .prefix("wbtc-chromium-")
+        .tempdir()
+        .unwrap();
     let driver = Driver(
         Command::new("/usr/bin/chromedriver")
             .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
@@ -130,10 +136,6 @@ fn console_in_a_browser() {
             .spawn()
             .expect("chromedriver"),
     );
-    let profile = tempfile::Builder::new()
-        .prefix("wbtc-chromium-")
-        .tempdir()
-        .unwrap();
     let name = unique("wbtccon");
     rt.block_on(async {
         let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
