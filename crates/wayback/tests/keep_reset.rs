@@ -48,6 +48,17 @@ fn status_json(wb: &Wayback, name: &str) -> serde_json::Value {
     serde_json::from_str(&wb.run_ok(&["status", name, "--json"])).unwrap()
 }
 
+/// One request line on the daemon's socket; its final reply.
+fn socket_request(wb: &Wayback, line: &str) -> serde_json::Value {
+    use std::io::{BufRead, Write};
+    let mut sock =
+        std::os::unix::net::UnixStream::connect(wb.runtime_dir().join("wayback.sock")).unwrap();
+    sock.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let reader = std::io::BufReader::new(sock);
+    let last = reader.lines().map(Result::unwrap).last().expect("a reply");
+    serde_json::from_str(&last).unwrap()
+}
+
 /// The pool holds exactly the subvolumes the test made: no clone of any kind is left.
 fn assert_only_own_subvolumes(pool: &BtrfsPool) {
     let mut all = pool.subvolumes();
@@ -135,6 +146,24 @@ fn reset_swaps_to_an_older_snapshot_and_keep_shows() {
     assert_eq!(bad.status.code(), Some(2), "{}", show(&bad));
     wb.run_ok(&["keep", &name, "--off"]);
     assert_eq!(status_json(&wb, &name)["kept"], false);
+
+    // The same verbs on the daemon's socket.
+    let reply = socket_request(
+        &wb,
+        &format!("{{\"v\":1,\"op\":\"keep\",\"name\":\"{name}\",\"keep\":\"forever\"}}"),
+    );
+    assert_eq!(reply["reply"], "value", "{reply}");
+    assert_eq!(status_json(&wb, &name)["kept"], true);
+    let reply = socket_request(
+        &wb,
+        &format!("{{\"v\":1,\"op\":\"extend\",\"name\":\"{name}\",\"by\":\"2h\"}}"),
+    );
+    assert!(reply["value"]["expires"].as_u64().is_some(), "{reply}");
+    let reply = socket_request(
+        &wb,
+        "{\"v\":1,\"op\":\"reset\",\"name\":\"../x\",\"snapshot\":\"/\"}",
+    );
+    assert_eq!(reply["bad_input"], true, "{reply}");
 
     wb.run_ok(&["down", &name]);
     Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
