@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::Duration;
 
+mod console;
+pub use console::ConsoleConfig;
+
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/wayback/config.toml";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +55,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// `wayback verify` (docs/verify.md).
     pub verify: VerifyConfig,
+    /// The web console of `wayback serve` (docs/console.md).
+    pub console: ConsoleConfig,
 }
 
 /// `[verify]`: where jobs are, how many run at once, and where results go besides the history.
@@ -169,6 +174,7 @@ impl Default for Config {
             max_skew: Duration(15 * 60),
             proxy: ProxyConfig::default(),
             verify: VerifyConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

@@ -57,6 +57,21 @@ pub enum Request {
     Down {
         name: InstanceName,
     },
+    /// Swap an instance the daemon hosts to another snapshot (`wayback reset`).
+    Reset {
+        name: InstanceName,
+        snapshot: String,
+    },
+    /// Protect an instance from expiry, or end that (`wayback keep`).
+    Keep {
+        name: InstanceName,
+        keep: crate::verbs::KeepRequest,
+    },
+    /// Move an instance's expiry later (`wayback extend`).
+    Extend {
+        name: InstanceName,
+        by: wayback_core::Duration,
+    },
     Ping,
 }
 
@@ -71,6 +86,10 @@ pub enum Reply {
         status: serde_json::Value,
     },
     Done,
+    /// The result of `keep` or `extend`.
+    Value {
+        value: serde_json::Value,
+    },
     Pong {
         pid: u32,
     },

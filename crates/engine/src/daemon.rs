@@ -6,10 +6,9 @@
 //! their journals. On SIGTERM/SIGINT it stops listening and exits, leaving its instances running for the next
 //! start to adopt (`wayback down --all` removes them). A second daemon on the same runtime dir refuses to start.
 
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -17,12 +16,12 @@ use nix::fcntl::{Flock, FlockArg};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use wayback_core::{Config, InstanceName};
 
 use crate::control::{self, Reply, Request};
 use crate::error;
-use crate::instance::{self, Hosted, Stop};
+use crate::instance;
 use crate::planning;
 use crate::progress::Progress;
 use crate::proxyhost;
@@ -30,15 +29,25 @@ use crate::state::{self, InstanceDir, Owner, Phase};
 use crate::status::InstanceStatus;
 use crate::sys::nspawn;
 use crate::teardown;
+use crate::verbs;
 
-/// Stop handles of the instances this daemon hosts.
-type Registry = Arc<Mutex<HashMap<InstanceName, oneshot::Sender<String>>>>;
+mod host;
+use host::{host, relay, reset, HostCmd, Registry};
 
-pub async fn serve(cfg: Config, progress: Progress) -> Result<ExitCode> {
+/// Run the daemon; with `console` (the binary's hooks) and `[console] enabled`, the web console too.
+pub async fn serve(
+    cfg: Config,
+    progress: Progress,
+    console: Option<Arc<dyn crate::console::Hooks>>,
+) -> Result<ExitCode> {
     // First of all: a stop asked for while the daemon starts (its socket may already exist) must not be
     // lost between installing the handler and listening for it.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    // A console that would be reachable in clear beyond loopback: refused before anything starts.
+    if console.is_some() && cfg.console.enabled {
+        cfg.console.check().map_err(error::BadInput::new)?;
+    }
     state::create_private_dir_all(&cfg.runtime_dir)?;
     let lock_path = cfg.runtime_dir.join("daemon.lock");
     let lock_file = std::fs::File::options()
@@ -65,8 +74,36 @@ pub async fn serve(cfg: Config, progress: Progress) -> Result<ExitCode> {
     let listener =
         UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
+    // The console talks to this daemon through the socket, as the CLI does: only once it listens.
+    // A console that would be reachable in clear beyond loopback stops the start; a busy port does not
+    // (the daemon's instances matter more), and is said.
+    let console_addr = match console.filter(|_| cfg.console.enabled) {
+        Some(hooks) => {
+            let addr = crate::console::start(cfg.clone(), hooks, stop_proxy.subscribe()).await;
+            match addr {
+                Ok(a) => Some(a),
+                Err(e) if error::is_bad_input(&e) => {
+                    let _ = std::fs::remove_file(&sock);
+                    let _ = stop_proxy.send(true);
+                    let _ = proxy.await;
+                    return Err(e);
+                }
+                Err(e) => {
+                    progress.note(format!("the console is not served: {}", error::render(&e)));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let console_note = console_addr
+        .map(|a| {
+            let scheme = if cfg.console.tls() { "https" } else { "http" };
+            format!(", console {scheme}://{a}/ (log in with a token from `wayback console token`)")
+        })
+        .unwrap_or_default();
     progress.note(format!(
-        "daemon ready on {} (proxy {})",
+        "daemon ready on {} (proxy {}{console_note})",
         sock.display(),
         cfg.proxy.listen
     ));
@@ -135,30 +172,6 @@ async fn recover(cfg: &Config, me: Owner, registry: &Registry, progress: &Progre
     }
 }
 
-/// Supervise a hosted instance in a task until `down`, TTL, idle, or it keeps dying; then tear it down.
-fn host(cfg: Config, hosted: Hosted, registry: Registry, progress: Progress) {
-    let (tx, rx) = oneshot::channel::<String>();
-    let name = hosted.plan.name.clone();
-    registry
-        .lock()
-        .expect("registry lock")
-        .insert(name.clone(), tx);
-    tokio::spawn(async move {
-        let stop = async { rx.await.unwrap_or_else(|_| "daemon stopped".into()) };
-        let reason = hosted.supervise(&cfg, &progress, stop).await;
-        if reason == Stop::Died {
-            progress.note(format!(
-                "{name} kept exiting ({} restarts); removing it",
-                instance::MAX_RESTARTS
-            ));
-        }
-        if let Err(e) = hosted.finish(&progress).await {
-            tracing::warn!("{e:#}");
-        }
-        registry.lock().expect("registry lock").remove(&name);
-    });
-}
-
 async fn handle(stream: UnixStream, cfg: Config, me: Owner, registry: Registry) -> Result<()> {
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
@@ -187,6 +200,19 @@ async fn handle(stream: UnixStream, cfg: Config, me: Owner, registry: Registry) 
             }),
             Request::Up { req } => up(&cfg, *req, me, &registry, &tx).await,
             Request::Down { name } => down(&cfg, &name, &registry).await,
+            Request::Reset { name, snapshot } => {
+                reset(&cfg, &name, &snapshot, &registry, &tx).await
+            }
+            Request::Keep { name, keep } => verbs::keep(&cfg, &name, &keep).and_then(|k| {
+                Ok(Reply::Value {
+                    value: serde_json::to_value(k)?,
+                })
+            }),
+            Request::Extend { name, by } => verbs::extend(&cfg, &name, by).and_then(|e| {
+                Ok(Reply::Value {
+                    value: serde_json::to_value(e)?,
+                })
+            }),
         };
         let final_reply = reply.unwrap_or_else(|e| Reply::Error {
             bad_input: error::is_bad_input(&e),
@@ -212,19 +238,7 @@ async fn up(
     registry: &Registry,
     tx: &mpsc::UnboundedSender<Reply>,
 ) -> Result<Reply> {
-    let (lines_tx, mut lines_rx) = mpsc::unbounded_channel::<String>();
-    let forward = {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(line) = lines_rx.recv().await {
-                let _ = tx.send(Reply::Progress { line });
-            }
-        })
-    };
-    let progress = Progress {
-        quiet: false,
-        sink: Some(lines_tx),
-    };
+    let (progress, forward) = relay(tx);
     let result = async {
         let (plan, alloc) = planning::plan(cfg, &req).await?;
         if let Some(w) = planning::skew_warning(cfg, &plan) {
@@ -251,7 +265,7 @@ async fn down(cfg: &Config, name: &InstanceName, registry: &Registry) -> Result<
     let Some(stop) = stop else {
         return Err(anyhow!("{name} is not hosted by this daemon"));
     };
-    let _ = stop.send("down".into());
+    let _ = stop.send(HostCmd::Stop("down".into()));
     let start = std::time::Instant::now();
     // The teardown removes the directory last; a stat every 5 ms costs nothing next to it.
     while dir.path.exists() {

@@ -189,16 +189,27 @@ impl Hosted {
         tokio::pin!(stop);
         let mut restarts = 0;
         loop {
+            let now = crate::clock::now_secs();
+            // `wayback keep`: neither the TTL nor idleness ends it meanwhile.
+            let kept = self.dir.kept(now);
             let left = self
                 .dir
                 .expires()
                 .unwrap_or(self.plan.expires)
-                .saturating_sub(crate::clock::now_secs());
-            if left == 0 {
+                .saturating_sub(now);
+            if left == 0 && !kept {
                 return Stop::Asked("TTL reached".into());
             }
-            if let Some(idle) = self.plan.idle {
-                let last = self.dir.last_activity().unwrap_or(0).max(self.ready_at);
+            let left = left.max(1);
+            if let Some(idle) = self.plan.idle.filter(|_| !kept) {
+                // Idleness counts from the end of a keep, not from before it.
+                let kept_until = self.dir.keep().and_then(|k| k.until).unwrap_or(0);
+                let last = self
+                    .dir
+                    .last_activity()
+                    .unwrap_or(0)
+                    .max(self.ready_at)
+                    .max(kept_until);
                 if crate::clock::now_secs().saturating_sub(last) >= idle.as_secs() {
                     return Stop::Asked(format!("idle for {idle}"));
                 }
@@ -254,6 +265,28 @@ impl Hosted {
                 eprintln!("wayback: restart of {} failed: {e:#}", self.plan.name);
             }
         }
+    }
+
+    /// `wayback reset`: swap the instance to another snapshot ([`crate::reset`]); the caller has paused
+    /// supervision. Returns once the service answers on the new clone.
+    pub async fn reset(
+        &mut self,
+        cfg: &Config,
+        rp: &crate::reset::ResetPlan,
+        progress: &Progress,
+    ) -> Result<(), crate::reset::Failed> {
+        let mut child = crate::reset::apply(&self.dir, &mut self.plan, rp, progress).await?;
+        let ready = wait_ready(cfg, &self.dir, &self.plan, progress, &mut child).await;
+        *self.container.lock().expect("container watch lock") = nspawn::Watch::Child(child);
+        self.ready_at = crate::clock::now_secs();
+        let failed = |error| crate::reset::Failed {
+            error,
+            unchanged: false,
+        };
+        ready.map_err(failed)?;
+        self.dir
+            .set_phase(Phase::Running)
+            .map_err(|e| failed(e.into()))
     }
 
     fn liveness(&self) -> Liveness {

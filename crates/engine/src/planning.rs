@@ -76,7 +76,7 @@ fn alloc_lock(cfg: &Config) -> Result<AllocLock> {
 }
 
 /// The snapshot: it must be a btrfs subvolume; where its filesystem is mounted.
-fn source_facts(snapshot: &Path, force_overlay: bool) -> Result<SourceFacts> {
+pub(crate) fn source_facts(snapshot: &Path, force_overlay: bool) -> Result<SourceFacts> {
     let path = std::fs::canonicalize(snapshot).map_err(|_| btrfs::BtrfsError::Missing {
         path: snapshot.into(),
     })?;

@@ -22,11 +22,13 @@ use crate::sys::procfs;
 
 pub mod failed;
 mod instance_dir;
+mod keep;
 mod routes;
 #[cfg(test)]
 mod tests;
 
 pub use instance_dir::{list, InstanceDir};
+pub use keep::{parse_until, Keep};
 pub use routes::{hostname_owner, route_path, MasqueradeRoute, RouteFile, RouteRemoval};
 
 /// The marker file in every instance directory; it holds the instance's name.

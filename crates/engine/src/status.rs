@@ -39,6 +39,11 @@ pub struct InstanceStatus {
     pub ttl_left: Option<String>,
     #[serde(default)]
     pub idle: Option<String>,
+    /// `wayback keep`: TTL and idle expiry are suspended (until `kept_until`, or until `keep --off`).
+    #[serde(default)]
+    pub kept: bool,
+    #[serde(default)]
+    pub kept_until: Option<u64>,
     pub owner_pid: Option<i32>,
     /// The owner is the daemon (`up --detach`), not a foreground `up`.
     #[serde(default)]
@@ -82,6 +87,7 @@ impl InstanceStatus {
         let owner = dir.owner();
         let state = State::of(dir);
         let expires = dir.expires();
+        let keep = dir.keep();
         let now = crate::clock::now_secs();
         let processes = plan
             .as_ref()
@@ -126,6 +132,8 @@ impl InstanceStatus {
             expires,
             ttl_left: expires.map(|e| Duration(e.saturating_sub(now).max(1)).to_string()),
             idle: plan.as_ref().and_then(|p| p.idle.map(|d| d.to_string())),
+            kept: keep.is_some_and(|k| k.active(now)),
+            kept_until: keep.and_then(|k| k.until),
             owner_pid: owner.map(|o| o.pid),
             owner_daemon: owner.is_some_and(|o| o.daemon),
             masquerade: plan.as_ref().and_then(|p| {

@@ -290,8 +290,13 @@ fn random_bytes() -> Result<[u8; 32], GateError> {
     Ok(b)
 }
 
+/// A fresh 256-bit secret, URL-safe base64 (share tokens, the console's login tokens, sessions, CSRF).
+pub fn random_token() -> Result<String, GateError> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes()?))
+}
+
 /// Lowercase hex SHA-256.
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
+pub fn sha256_hex(data: &[u8]) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, data);
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }

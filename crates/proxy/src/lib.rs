@@ -24,8 +24,9 @@ mod upgrade;
 pub use crate::acme::AcmeConfig;
 pub use crate::budget::{open_files_limit, FdBudget, FdBudgetError, MIN_CONNECTIONS};
 pub use crate::gate::{
-    share_url, BasicAuth, DirGateStore, Gate, GateConfig, GateError, GateStore, MemoryGateStore,
-    ShareLink, BCRYPT_COST, BCRYPT_MAX_PASSWORD, SESSION_COOKIE, SHARE_QUERY_PARAM,
+    random_token, sha256_hex, share_url, BasicAuth, DirGateStore, Gate, GateConfig, GateError,
+    GateStore, MemoryGateStore, ShareLink, BCRYPT_COST, BCRYPT_MAX_PASSWORD, SESSION_COOKIE,
+    SHARE_QUERY_PARAM,
 };
 pub use crate::http::{ProxyBody, ProxyConfig, ProxyError};
 pub use crate::limits::{

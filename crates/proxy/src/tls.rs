@@ -84,6 +84,11 @@ pub struct Tls {
 }
 
 impl Tls {
+    /// An acceptor for another listener with the same certificates (the console of `wayback serve`).
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.clone())
+    }
+
     /// Load the certificate files (checking that each key matches its certificate) and set up ACME.
     /// Does no network I/O: the ACME account is created at the first issuance.
     pub fn new(cfg: TlsConfig) -> Result<Arc<Tls>, TlsError> {

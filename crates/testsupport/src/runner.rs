@@ -10,6 +10,7 @@ struct WaybackInner {
     state_dir: PathBuf,
     runtime_dir: PathBuf,
     proxy: SocketAddr,
+    console: SocketAddr,
     pool_net: String,
 }
 
@@ -77,15 +78,22 @@ impl Wayback {
 
     /// `extra` is appended to the top-level keys of the generated config.
     pub fn with_extra_config(extra: &str) -> Wayback {
-        Wayback::with_configs(extra, "")
+        Wayback::with_configs(extra, "", false)
+    }
+
+    /// With a `[console]` section: the daemon's web console on a port of its own ([`Wayback::console_addr`]).
+    /// (Not in every config: the previous release, run on these configs by tests/upgrade.rs, has no
+    /// `[console]` and refuses unknown sections.)
+    pub fn with_console(extra: &str) -> Wayback {
+        Wayback::with_configs(extra, "", true)
     }
 
     /// `extra` goes into the config's `[proxy]` section.
     pub fn with_proxy_extra(extra: &str) -> Wayback {
-        Wayback::with_configs("", extra)
+        Wayback::with_configs("", extra, false)
     }
 
-    fn with_configs(extra: &str, proxy_extra: &str) -> Wayback {
+    fn with_configs(extra: &str, proxy_extra: &str, with_console: bool) -> Wayback {
         let n = next_counter();
         let dir = tempfile::Builder::new()
             .prefix(&format!("wbt{}x{n}-cfg-", std::process::id()))
@@ -94,6 +102,12 @@ impl Wayback {
         let state_dir = dir.path().join("state");
         let runtime_dir = dir.path().join("run");
         let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let console: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let console_section = if with_console {
+            format!("[console]\nlisten = \"{console}\"\n")
+        } else {
+            String::new()
+        };
         // A /24 per test: distinct for every counter value within this process (37 is coprime to 254).
         let third = ((u64::from(std::process::id()) + u64::from(n) * 37) % 254) + 1;
         let pool_net = format!("10.213.{third}.0/24");
@@ -107,7 +121,7 @@ impl Wayback {
         let text = format!(
             "state_dir = \"{}\"\nruntime_dir = \"{}\"\nbase_domain = \"wbt.test\"\ndefault_ttl = \"30m\"\n\
              address_pool = \"{pool_net}\"\nclone_dir = \".wayback\"\n{ready}{extra}\n\
-             [proxy]\nlisten = \"{proxy}\"\n{proxy_extra}\n",
+             [proxy]\nlisten = \"{proxy}\"\n{proxy_extra}\n{console_section}",
             state_dir.display(),
             runtime_dir.display(),
         );
@@ -119,6 +133,7 @@ impl Wayback {
                 state_dir,
                 runtime_dir,
                 proxy,
+                console,
                 pool_net,
             }),
         }
@@ -136,6 +151,10 @@ impl Wayback {
     /// The proxy's listen address from the config.
     pub fn proxy_addr(&self) -> SocketAddr {
         self.inner.proxy
+    }
+    /// Where the daemon's web console listens (`[console] listen`).
+    pub fn console_addr(&self) -> SocketAddr {
+        self.inner.console
     }
     pub fn address_pool(&self) -> &str {
         &self.inner.pool_net

@@ -56,6 +56,14 @@ pub enum Cmd {
         name: InstanceName,
         duration: Duration,
     },
+    /// The web console of `wayback serve`: `wayback console token` prints a one-time login token
+    Console(crate::cmd::console::ConsoleArgs),
+    /// Protect an instance from its TTL and idle expiry (`--until TIME`), or end that (`--off`)
+    Keep(crate::cmd::extend::KeepArgs),
+    /// Swap a running instance to another snapshot: a new clone, its processes restarted, the same name,
+    /// hostname, gate and share link (e.g. `wayback reset pg-1 @11900`); the old clone is removed
+    #[command(after_help = crate::cmd::snapshots::SELECTOR_HELP)]
+    Reset(crate::cmd::reset::ResetArgs),
     /// Tear down instances whose owning process is gone (after a crash or kill -9)
     Gc(JsonArg),
     // --- Find (issue 3) ---

@@ -102,12 +102,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(Config::locate(cli.config.as_deref(), None).as_deref())?;
     match cli.cmd {
         Cmd::Up(args) => cmd::up::run(&cfg, *args, progress).await,
-        Cmd::Serve => daemon::serve(cfg, progress).await,
+        Cmd::Serve => {
+            let hooks: std::sync::Arc<dyn wayback_engine::console::Hooks> =
+                std::sync::Arc::new(cmd::console::CliHooks);
+            daemon::serve(cfg, progress, Some(hooks)).await
+        }
+        Cmd::Console(a) => cmd::console::run(&cfg, a),
         Cmd::Down(a) => cmd::down::down(&cfg, a.names, a.all, progress).await,
         Cmd::Ls(a) => cmd::status::ls(&cfg, a.json),
         Cmd::Status(a) => cmd::status::status(&cfg, &a.name, a.json),
         Cmd::Logs(a) => cmd::logs::logs(&cfg, &a.name, a.follow).await,
         Cmd::Extend { name, duration } => cmd::extend::extend(&cfg, &name, duration),
+        Cmd::Keep(a) => cmd::extend::keep(&cfg, a),
+        Cmd::Reset(a) => cmd::reset::run(&cfg, a, progress).await,
         Cmd::Gc(a) => cmd::down::gc(&cfg, a.json, progress).await,
         // Find (issue 3)
         Cmd::Snapshots(a) => cmd::snapshots::run(&cfg, a).await,

@@ -1,18 +1,45 @@
-//! `wayback extend NAME DURATION`: push an instance's expiry back. The owner re-reads the expiry every
-//! second, so the new time takes effect at once.
+//! `wayback extend NAME DURATION` and `wayback keep NAME [--until TIME | --off]`: push an instance's expiry
+//! back, or suspend it. The owner re-reads both every second, so they take effect at once (the engine's
+//! `verbs`, shared with the console).
 
 use anyhow::Result;
+use clap::Args;
 use std::process::ExitCode;
 use wayback_core::{Config, Duration, InstanceName};
 
-use wayback_engine::state::InstanceDir;
+use wayback_engine::verbs::{self, KeepRequest};
 
 pub fn extend(cfg: &Config, name: &InstanceName, by: Duration) -> Result<ExitCode> {
-    let dir = InstanceDir::open(cfg, name)?;
-    let now = wayback_engine::clock::now_secs();
-    // Extending an instance that is about to expire counts from now, not from the old expiry.
-    let expires = dir.expires().unwrap_or(now).max(now) + by.as_secs();
-    dir.set_expires(expires)?;
-    println!("{name} now expires in {}", Duration(expires - now));
+    let e = verbs::extend(cfg, name, by)?;
+    println!("{name} now expires in {}", e.left);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct KeepArgs {
+    pub name: InstanceName,
+    /// Keep it only until TIME: a duration from now (4h, 2d) or a time (2026-12-24T10:00; UTC unless a zone
+    /// is given)
+    #[arg(long, value_name = "TIME", conflicts_with = "off")]
+    pub until: Option<String>,
+    /// End the protection: the TTL and idle time apply again
+    #[arg(long)]
+    pub off: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn keep(cfg: &Config, a: KeepArgs) -> Result<ExitCode> {
+    let req = match (a.off, a.until) {
+        (true, _) => KeepRequest::Off,
+        (false, Some(t)) => KeepRequest::Until(t),
+        (false, None) => KeepRequest::Forever,
+    };
+    let k = verbs::keep(cfg, &a.name, &req)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&k)?);
+    } else {
+        println!("{}", k.message);
+    }
     Ok(ExitCode::SUCCESS)
 }

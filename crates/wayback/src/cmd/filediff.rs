@@ -75,6 +75,41 @@ pub fn run(
     roots: &[PathBuf],
     json: bool,
 ) -> Result<ExitCode> {
+    let out = report(cfg, path, from, to, roots)?;
+    let (shown, da, db) = (out["path"].as_str().unwrap_or(""), &out["a"], &out["b"]);
+    let label = |d: &serde_json::Value| d["side"].as_str().unwrap_or("").to_string();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if out["same"] == true {
+        println!("{shown}: the same in {} and {}", label(da), label(db));
+    } else if out["binary"] == true {
+        println!("binary file {shown} differs:");
+        for d in [da, db] {
+            match d["present"].as_bool() {
+                Some(true) => println!(
+                    "  {:<24} {} bytes  mtime {}  sha256 {}",
+                    d["side"].as_str().unwrap_or(""),
+                    d["size"],
+                    d["mtime_utc"].as_str().unwrap_or(""),
+                    d["sha256"].as_str().unwrap_or("-")
+                ),
+                _ => println!("  {:<24} absent", d["side"].as_str().unwrap_or("")),
+            }
+        }
+    } else {
+        print!("{}", out["diff"].as_str().unwrap_or(""));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The comparison as `diff PATH --json` prints it (also the console's `/api/diff`).
+pub fn report(
+    cfg: &Config,
+    path: &str,
+    from: &str,
+    to: Option<&str>,
+    roots: &[PathBuf],
+) -> Result<serde_json::Value> {
     let s = Subject::resolve(cfg, path, roots, None, Some(from))?;
     let a_snap = s.select(from)?;
     let label = |id: u64, date: i64| format!("#{id} {}", format_utc(date));
@@ -147,27 +182,7 @@ pub fn run(
         }
     };
     let (da, db) = (describe(&a, &a_root), describe(&b, &b_root));
-    if json {
-        let out = serde_json::json!({"path": shown, "a": da, "b": db, "same": same, "binary": binary, "diff": text});
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else if same {
-        println!("{shown}: the same in {} and {}", a.label, b.label);
-    } else if binary {
-        println!("binary file {shown} differs:");
-        for d in [&da, &db] {
-            match d["present"].as_bool() {
-                Some(true) => println!(
-                    "  {:<24} {} bytes  mtime {}  sha256 {}",
-                    d["side"].as_str().unwrap_or(""),
-                    d["size"],
-                    d["mtime_utc"].as_str().unwrap_or(""),
-                    d["sha256"].as_str().unwrap_or("-")
-                ),
-                _ => println!("  {:<24} absent", d["side"].as_str().unwrap_or("")),
-            }
-        }
-    } else {
-        print!("{text}");
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(
+        serde_json::json!({"path": shown, "a": da, "b": db, "same": same, "binary": binary, "diff": text}),
+    )
 }

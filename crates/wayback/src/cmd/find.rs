@@ -77,6 +77,21 @@ fn no_snapshots(cat: &Catalog) -> String {
 }
 
 pub async fn run(cfg: &Config, args: FindArgs) -> Result<ExitCode> {
+    let out = report(cfg, &args)?;
+    if args.json {
+        let mut out = out;
+        if let Some(o) = out.as_object_mut() {
+            o.remove("text");
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", out["text"].as_str().unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `find PATTERN --json`, with the text rendering as `text` (the console's `/api/find`).
+pub fn report(cfg: &Config, args: &FindArgs) -> Result<serde_json::Value> {
     let glob: Glob = args
         .pattern
         .parse()
@@ -115,20 +130,15 @@ pub async fn run(cfg: &Config, args: FindArgs) -> Result<ExitCode> {
     if obs.is_empty() {
         return Err(BadInput::new(no_snapshots(&cat)).into());
     }
-    if args.json {
-        let good: Vec<serde_json::Value> = presence::last_good(&obs)
-            .iter()
-            .map(|o| serde_json::json!({ "series": o.series, "id": o.id, "path": o.path }))
-            .collect();
-        let out = serde_json::json!({
-            "pattern": args.pattern,
-            "snapshots": obs,
-            "runs": presence::runs(&obs),
-            "last_good": good,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        print!("{}", presence::render(&args.pattern, &obs));
-    }
-    Ok(ExitCode::SUCCESS)
+    let good: Vec<serde_json::Value> = presence::last_good(&obs)
+        .iter()
+        .map(|o| serde_json::json!({ "series": o.series, "id": o.id, "path": o.path }))
+        .collect();
+    Ok(serde_json::json!({
+        "pattern": args.pattern,
+        "snapshots": obs,
+        "runs": presence::runs(&obs),
+        "last_good": good,
+        "text": presence::render(&args.pattern, &obs),
+    }))
 }

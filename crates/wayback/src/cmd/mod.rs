@@ -1,4 +1,5 @@
 //! One module per command.
+pub mod console;
 pub mod down;
 pub mod exec;
 pub mod export;
@@ -6,6 +7,7 @@ pub mod extend;
 pub mod k8s;
 pub mod logs;
 pub mod profile;
+pub mod reset;
 pub mod status;
 pub mod up;
 // File history (issue 16).

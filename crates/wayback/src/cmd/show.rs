@@ -39,6 +39,25 @@ pub fn is_binary(b: &[u8]) -> bool {
 }
 
 pub async fn run(cfg: &Config, args: ShowArgs) -> Result<ExitCode> {
+    let tty = std::io::stdout().is_terminal();
+    write(cfg, &args, &mut std::io::stdout().lock(), tty)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The version's bytes (the console's download).
+pub fn bytes(cfg: &Config, path: &str, from: &str) -> Result<Vec<u8>> {
+    let args = ShowArgs {
+        path: path.to_string(),
+        from: from.to_string(),
+        root: Vec::new(),
+    };
+    let mut out = Vec::new();
+    write(cfg, &args, &mut out, false)?;
+    Ok(out)
+}
+
+/// Write the version to `out` (a binary file is refused when `out` is a terminal).
+fn write(cfg: &Config, args: &ShowArgs, out: &mut dyn Write, tty: bool) -> Result<()> {
     let s = Subject::resolve(cfg, &args.path, &args.root, None, Some(&args.from))?;
     let snap = s.select(&args.from)?;
     let tree = Tree::open(&snap.path)?;
@@ -59,13 +78,12 @@ pub async fn run(cfg: &Config, args: ShowArgs) -> Result<ExitCode> {
         format_utc(snap.date),
         snap.path.display()
     );
-    let mut out = std::io::stdout().lock();
     match e.kind {
         FileType::File => {
             let mut f = fs::open_file(&tree, &s.rel)?;
             let mut head = Vec::new();
             (&mut f).take(8192).read_to_end(&mut head)?;
-            if std::io::stdout().is_terminal() && is_binary(&head) {
+            if tty && is_binary(&head) {
                 return Err(BadInput::new(format!(
                     "{} is a binary file ({} bytes): not written to a terminal; redirect stdout (> FILE) or use `wayback restore`",
                     display_path(&s.rel),
@@ -74,7 +92,7 @@ pub async fn run(cfg: &Config, args: ShowArgs) -> Result<ExitCode> {
                 .into());
             }
             out.write_all(&head)?;
-            std::io::copy(&mut f, &mut out)?;
+            std::io::copy(&mut f, out)?;
         }
         FileType::Symlink => writeln!(
             out,
@@ -102,5 +120,5 @@ pub async fn run(cfg: &Config, args: ShowArgs) -> Result<ExitCode> {
         }
         FileType::Other => writeln!(out, "special file (device, FIFO or socket)")?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -39,7 +39,7 @@ pub fn ls(cfg: &Config, json: bool) -> Result<ExitCode> {
             "{:<20} {:<11} {:<10} {:<15} {}",
             s.name,
             s.state.as_str(),
-            s.ttl_left.as_deref().unwrap_or("-"),
+            ttl_column(s),
             s.address.as_deref().unwrap_or("-"),
             reach
         );
@@ -121,6 +121,9 @@ fn render(s: &InstanceStatus, log: &std::path::Path) -> String {
     line("source", &opt(&s.source));
     line("clone", &opt(&s.clone));
     line("ttl left", &opt(&s.ttl_left));
+    if s.kept {
+        line("kept", &kept(s));
+    }
     if let Some(idle) = &s.idle {
         line("idle", &format!("removed after {idle} without a request"));
     }
@@ -176,6 +179,28 @@ fn render(s: &InstanceStatus, log: &std::path::Path) -> String {
         }
     }
     o
+}
+
+/// `ls`'s TTL column: time left, or `kept` while `wayback keep` suspends expiry.
+fn ttl_column(s: &InstanceStatus) -> &str {
+    if s.kept {
+        return "kept";
+    }
+    s.ttl_left.as_deref().unwrap_or("-")
+}
+
+fn kept(s: &InstanceStatus) -> String {
+    match s.kept_until {
+        Some(u) => format!(
+            "no TTL or idle expiry until {} UTC (`wayback keep {} --off` ends it)",
+            wayback_core::civil::format_utc(u as i64),
+            s.name
+        ),
+        None => format!(
+            "no TTL or idle expiry until `wayback keep {} --off`",
+            s.name
+        ),
+    }
 }
 
 fn gate(g: &GateSpec) -> String {

@@ -101,9 +101,38 @@ fn hash_at(
 }
 
 pub async fn run(cfg: &Config, args: VersionsArgs) -> Result<ExitCode> {
+    match versions(cfg, &args)? {
+        Outcome::Json(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+        Outcome::Printed(code) => return Ok(code),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `versions PATH --json` as a value (the console's `/api/versions`).
+pub fn report(cfg: &Config, path: &str) -> Result<serde_json::Value> {
+    let args = VersionsArgs {
+        path: path.to_string(),
+        range: None,
+        root: Vec::new(),
+        deleted: false,
+        json: true,
+    };
+    match versions(cfg, &args)? {
+        Outcome::Json(v) => Ok(v),
+        Outcome::Printed(_) => unreachable!("--json is set"),
+    }
+}
+
+/// What `versions` did: the JSON report (with --json), or printed its text.
+enum Outcome {
+    Json(serde_json::Value),
+    Printed(ExitCode),
+}
+
+fn versions(cfg: &Config, args: &VersionsArgs) -> Result<Outcome> {
     let subject = Subject::resolve(cfg, &args.path, &args.root, args.range.as_deref(), None)?;
     if args.deleted {
-        return deleted(&subject, args.json);
+        return deleted(&subject, args.json).map(Outcome::Printed);
     }
     let s = &subject;
     let obs = observe_all(&s.snaps, &s.rel)?;
@@ -118,18 +147,17 @@ pub async fn run(cfg: &Config, args: VersionsArgs) -> Result<ExitCode> {
     if args.json {
         let mut v = history::to_json(&shown, &s.series, &refs, &h);
         v["live_path"] = serde_json::to_value(&s.live)?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        print!("{}", history::render(&shown, &s.series, &refs, &h));
-        if h.versions.is_empty() {
-            eprintln!(
-                "wayback: {shown} is in none of the {} snapshots of {}",
-                s.snaps.len(),
-                s.series
-            );
-        }
+        return Ok(Outcome::Json(v));
     }
-    Ok(ExitCode::SUCCESS)
+    print!("{}", history::render(&shown, &s.series, &refs, &h));
+    if h.versions.is_empty() {
+        eprintln!(
+            "wayback: {shown} is in none of the {} snapshots of {}",
+            s.snaps.len(),
+            s.series
+        );
+    }
+    Ok(Outcome::Printed(ExitCode::SUCCESS))
 }
 
 fn deleted(s: &Subject, json: bool) -> Result<ExitCode> {
