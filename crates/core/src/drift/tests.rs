@@ -1,3 +1,5 @@
+//! Drift detection on version strings and package lists: PostgreSQL majors, MariaDB data versions, packages.
+
 use super::*;
 
 #[allow(clippy::unnecessary_wraps)] // the inputs hold an Option<Package>

@@ -1,3 +1,5 @@
+//! Distinct versions of a file across snapshots: runs, deletions, and when a content hash is needed.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 

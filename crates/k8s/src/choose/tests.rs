@@ -1,3 +1,5 @@
+//! Choosing each PVC's VolumeSnapshot by time: newest ready at or before, skew, refusals.
+
 use super::*;
 use crate::testutil::{facts, now, ts, SHOP};
 

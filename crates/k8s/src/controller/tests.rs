@@ -1,3 +1,5 @@
+//! The controller against a mocked API server: creating a resurrection's objects and reporting status.
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use serde_json::{json, Value};

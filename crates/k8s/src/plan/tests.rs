@@ -1,3 +1,5 @@
+//! The objects of a resurrection planned from a Deployment and a StatefulSet (golden tests).
+
 use super::*;
 use crate::crd::{EnvOverride, IssuerKind, TlsIssuer};
 use crate::testutil::{facts, now, spec, stored, ts, DB, SHOP};

@@ -1,3 +1,5 @@
+//! Strict YAML: golden manifests, unknown fields refused, errors that never echo the file.
+
 use super::*;
 use crate::crd::{EnvOverride, WorkloadKind};
 use crate::manifests::{self, Options};

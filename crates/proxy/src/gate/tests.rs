@@ -1,3 +1,5 @@
+//! The access gate: share links, sessions, basic auth and allow lists, including forged and expired values.
+
 use std::sync::Arc;
 use std::time::Duration;
 

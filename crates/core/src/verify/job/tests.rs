@@ -1,3 +1,5 @@
+//! Verify job files: every key, unknown keys refused naming the key (never the value), `[run]` as `up` arguments.
+
 use std::path::Path;
 
 use super::*;

@@ -1,3 +1,5 @@
+//! The Prometheus textfile and JUnit renderings of verify runs, by content.
+
 use super::*;
 use crate::verify::check::{
     eval_exec, eval_file, eval_http, expand_date, CheckKind, Expect, FileFacts,
