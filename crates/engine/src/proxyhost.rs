@@ -280,7 +280,7 @@ pub async fn claim_proxy(cfg: &Config) -> Result<ProxySlot> {
         Err((_, e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
     };
     let bind = |addr| async move {
-        TcpListener::bind(addr).await.with_context(|| {
+        listen(addr).with_context(|| {
             format!("cannot listen on {addr} for the proxy: another program uses it? set [proxy] in the config")
         })
     };
@@ -297,6 +297,23 @@ pub async fn claim_proxy(cfg: &Config) -> Result<ProxySlot> {
         https,
         settings,
     })
+}
+
+/// The accept queue of the proxy's listeners (the kernel caps it at `net.core.somaxconn`): a burst of
+/// connections waits there for the proxy instead of overflowing into SYN-cookie handshakes the proxy only
+/// sees late, if at all.
+const BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` (SO_REUSEADDR, as `TcpListener::bind` sets it) with [`BACKLOG`].
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(BACKLOG)
 }
 
 /// Run the proxy while `stop` is false: serve if we own it, else retry taking it over every second.
