@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 
 pub use infer::{ConfigFile, ConfigKind};
 pub use render::{render_conversion, render_toml};
-pub use search::{EnvFileReader, FsUnitSource, UnitSource, SEARCH_PATH};
+pub use search::{resolve_links, EnvFileReader, FsUnitSource, UnitSource, SEARCH_PATH};
 pub use state::{Candidate, PathRole, StatePaths};
 pub use summary::{group_reports, nothing_bound, NothingBound, ReportGroup};
 pub use tmpfiles::TMPFILES_PATH;

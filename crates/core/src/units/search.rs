@@ -81,44 +81,60 @@ impl UnitSource for FsUnitSource {
     }
 
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
-        let mut todo: Vec<PathBuf> = path
-            .components()
-            .rev()
-            .map(|c| c.as_os_str().into())
-            .collect();
-        let mut out = PathBuf::from("/");
-        let mut hops = 0;
-        while let Some(part) = todo.pop() {
-            match Path::new(&part).components().next() {
-                Some(Component::RootDir) => out = PathBuf::from("/"),
-                Some(Component::ParentDir) => {
-                    out.pop();
-                }
-                Some(Component::Normal(name)) => {
-                    let next = out.join(name);
-                    let meta = std::fs::symlink_metadata(self.host(&next))?;
-                    if !meta.file_type().is_symlink() {
-                        out = next;
-                        continue;
-                    }
-                    hops += 1;
-                    if hops > 40 {
-                        return Err(io::Error::other(format!(
-                            "too many levels of symbolic links at {}",
-                            next.display()
-                        )));
-                    }
-                    let target = std::fs::read_link(self.host(&next))?;
-                    if target == Path::new("/dev/null") {
-                        return Ok(target);
-                    }
-                    todo.extend(target.components().rev().map(|c| c.as_os_str().into()));
-                }
-                _ => {}
+        resolve_links(path, "", &|p: &Path| {
+            let host = self.host(p);
+            if !std::fs::symlink_metadata(&host)?.file_type().is_symlink() {
+                return Ok(None);
             }
-        }
-        Ok(out)
+            std::fs::read_link(host).map(Some)
+        })
     }
+}
+
+/// `path` with every symlink on it followed *within* a tree (absolute targets start again at the tree's
+/// root, `..` never leaves it), as systemd reads unit files: `read_link(p)` is the target of `p` when `p`
+/// is a symlink, `None` when it is not. A link to `/dev/null` (a masked unit) is returned as such. More than
+/// 40 links (the kernel's limit) is an error naming where, followed by `within` (e.g. " in the snapshot").
+pub fn resolve_links(
+    path: &Path,
+    within: &str,
+    read_link: &dyn Fn(&Path) -> io::Result<Option<PathBuf>>,
+) -> io::Result<PathBuf> {
+    let mut todo: Vec<PathBuf> = path
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().into())
+        .collect();
+    let mut out = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(part) = todo.pop() {
+        match Path::new(&part).components().next() {
+            Some(Component::RootDir) => out = PathBuf::from("/"),
+            Some(Component::ParentDir) => {
+                out.pop();
+            }
+            Some(Component::Normal(name)) => {
+                let next = out.join(name);
+                let Some(target) = read_link(&next)? else {
+                    out = next;
+                    continue;
+                };
+                hops += 1;
+                if hops > 40 {
+                    return Err(io::Error::other(format!(
+                        "too many levels of symbolic links at {}{within}",
+                        next.display()
+                    )));
+                }
+                if target == Path::new("/dev/null") {
+                    return Ok(target);
+                }
+                todo.extend(target.components().rev().map(|c| c.as_os_str().into()));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 impl EnvFileReader for FsUnitSource {

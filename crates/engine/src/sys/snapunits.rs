@@ -8,16 +8,14 @@
 //! Syscalls: those of [`Tree`] (openat2 with RESOLVE_IN_ROOT, readlinkat, getdents).
 
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use wayback_core::units::{EnvFileReader, UnitSource};
+use wayback_core::units::{resolve_links, EnvFileReader, UnitSource};
 
 use crate::sys::inroot::{InRootError, Tree};
 
 /// Unit files and configs are small; larger files are refused rather than read into memory.
 const FILE_MAX: u64 = 4 << 20;
-/// Symlinks followed for one path (as the kernel's limit).
-const MAX_HOPS: usize = 40;
 
 /// The units and configs of a snapshot, read inside it.
 pub struct SnapUnitSource {
@@ -52,41 +50,9 @@ impl UnitSource for SnapUnitSource {
     }
 
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
-        let mut todo: Vec<PathBuf> = path
-            .components()
-            .rev()
-            .map(|c| c.as_os_str().into())
-            .collect();
-        let mut out = PathBuf::from("/");
-        let mut hops = 0;
-        while let Some(part) = todo.pop() {
-            match Path::new(&part).components().next() {
-                Some(Component::RootDir) => out = PathBuf::from("/"),
-                Some(Component::ParentDir) => {
-                    out.pop();
-                }
-                Some(Component::Normal(name)) => {
-                    let next = out.join(name);
-                    let Some(target) = self.tree.read_link(&next).map_err(io_err)? else {
-                        out = next;
-                        continue;
-                    };
-                    hops += 1;
-                    if hops > MAX_HOPS {
-                        return Err(io::Error::other(format!(
-                            "too many levels of symbolic links at {} in the snapshot",
-                            next.display()
-                        )));
-                    }
-                    if target == Path::new("/dev/null") {
-                        return Ok(target);
-                    }
-                    todo.extend(target.components().rev().map(|c| c.as_os_str().into()));
-                }
-                _ => {}
-            }
-        }
-        Ok(out)
+        resolve_links(path, " in the snapshot", &|p: &Path| {
+            self.tree.read_link(p).map_err(io_err)
+        })
     }
 }
 
