@@ -35,13 +35,19 @@ impl Drop for Daemon {
 /// Start `wayback serve` for `wb` (with `WAYBACK_FAULT_POINT` when given), its stderr appended to
 /// `<tmp>/serve.err`, and wait for its socket.
 pub fn start_daemon(wb: &Wayback, fault_point: Option<u32>) -> Daemon {
-    // A killed daemon leaves its socket file: wait for the new one, not that.
-    let sock = wb.runtime_dir().join("wayback.sock");
-    let _ = fs::remove_file(&sock);
     let mut c = wb.command(&["serve"]);
     if let Some(k) = fault_point {
         c.env("WAYBACK_FAULT_POINT", k.to_string());
     }
+    spawn_daemon(c, wb)
+}
+
+/// Start the daemon command `c` (any wayback binary's `serve` for `wb`'s config), its stderr appended to
+/// `<tmp>/serve.err`, and wait for its socket; stopped (SIGTERM, by PID) when the guard drops.
+pub fn spawn_daemon(mut c: Command, wb: &Wayback) -> Daemon {
+    // A killed daemon leaves its socket file: wait for the new one, not that.
+    let sock = wb.runtime_dir().join("wayback.sock");
+    let _ = fs::remove_file(&sock);
     let err = fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -33,26 +33,6 @@ fn old(prev: &Path, wb: &Wayback, args: &[&str]) -> Command {
     c
 }
 
-/// Start a daemon from `bin` and wait for its socket; stopped (SIGTERM, by PID) when the guard drops.
-fn daemon(mut c: Command, wb: &Wayback) -> Daemon {
-    let sock = wb.runtime_dir().join("wayback.sock");
-    let _ = fs::remove_file(&sock);
-    let err = fs::File::options()
-        .create(true)
-        .append(true)
-        .open(wb.tmp().join("serve.err"))
-        .unwrap();
-    let child = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .unwrap();
-    let d = Daemon(child);
-    wait_for(Duration::from_secs(30), || sock.exists().then_some(())).expect("daemon socket");
-    d
-}
-
 /// The page at `host`, once it answers 200 (the old foreground `up` prints nothing we wait for).
 fn page(wb: &Wayback, host: &str) -> (u16, String) {
     wait_for(Duration::from_secs(60), || {
@@ -87,7 +67,7 @@ fn instances_of_the_previous_release_survive_the_upgrade() {
     let (host_a, host_b) = (format!("{a}.wbt.test"), format!("{b}.wbt.test"));
 
     // The previous release: its daemon hosts A, its foreground `up` hosts B.
-    let old_daemon = daemon(old(&prev, &wb, &["serve"]), &wb);
+    let old_daemon = spawn_daemon(old(&prev, &wb, &["serve"]), &wb);
     let up_a = [
         "up",
         snap,
@@ -132,7 +112,7 @@ fn instances_of_the_previous_release_survive_the_upgrade() {
 
     // The upgrade: the old daemon stops (its instance keeps running), this release's starts and adopts.
     stop(old_daemon);
-    let new_daemon = daemon(wb.command(&["serve"]), &wb);
+    let new_daemon = spawn_daemon(wb.command(&["serve"]), &wb);
     let log = wait_for(Duration::from_secs(20), || {
         let l = fs::read_to_string(wb.tmp().join("serve.err")).unwrap_or_default();
         l.contains(&format!("adopted {a}")).then_some(l)
