@@ -14,6 +14,6 @@ WAYBACK_PACKAGES=(
     caddy mediawiki php-fpm php-mysql php-apcu
     # NixOS checks: nix-instantiate for the Nix files, busybox + patchelf for the NixOS-like layout test
     nix-bin busybox patchelf
-    # the console's browser tests (tests/console_browser.rs): headless Chromium driven through chromedriver
+    # the console's browser tests (tests/console_browser/): headless Chromium driven through chromedriver
     chromium chromium-driver
 )
