@@ -204,9 +204,9 @@ async fn undo_object(res: &Resource) -> Result<()> {
             Ok(())
         }
         Resource::Veth { host_if } => Ok(veth::delete(host_if).await?),
-        Resource::Quarantine { instance, .. } => {
-            let i = instance.clone();
-            tokio::task::spawn_blocking(move || nft::remove(&i)).await??;
+        Resource::Quarantine { instance, host_if } => {
+            let (i, h) = (instance.clone(), host_if.clone());
+            tokio::task::spawn_blocking(move || nft::remove(&i, &h)).await??;
             Ok(())
         }
         Resource::Overlay { merged } => Ok(overlay::unmount_clone(merged)?),

@@ -6,8 +6,11 @@
 //! namespace, see [`crate::dial`]).
 //!
 //! Owns `table inet wayback`, shared by all instances, which holds:
-//! - base chains `input` and `forward` (`type filter`, `priority filter - 1`, `policy accept`), each with
-//!   one rule per instance: `iifname "<host_if>" jump wb-<instance>`;
+//! - the verdict map `instances` (`type ifname : verdict`), one element per instance: `"<host_if>" :
+//!   jump wb-<instance>`;
+//! - base chains `quarantine-input` and `quarantine-forward` (`type filter`, `priority filter - 1`,
+//!   `policy accept`), each with one rule, `iifname vmap @instances`: a packet costs one lookup, however
+//!   many instances run;
 //! - per instance a chain `wb-<instance>`: `ct state established,related accept`; IPv6 neighbour
 //!   discovery accept; one accept per `--allow-egress` hole; `counter goto refuse`;
 //! - the shared chain `refuse`: `meta l4proto tcp reject with tcp reset`, then `reject with icmpx
@@ -29,14 +32,18 @@
 //! **wayback does none of that by default**; the caller that wants a real egress hole has to add it.
 //!
 //! Tools: the `nft` program (Debian package `nftables`) and the `nftables` crate's JSON schema: `nft -j
-//! -f -` (one atomic transaction per [`apply`] / [`remove`] / [`remove_table`]), `nft -j list table inet
-//! wayback` and `nft -j list tables` (the crate's `helper::get_current_ruleset_with_args`) to look.
+//! -f -`, one atomic transaction per [`apply`] / [`remove`] / [`remove_table`], built without looking
+//! at the kernel first, so the common [`apply`] and [`remove`] run `nft` once (the number of instances
+//! does not change what they send or how much they read). `nft -j list table inet wayback` is read
+//! only by [`instances_in_ruleset`] and by the fallback of [`remove`].
 //!
-//! Concurrent wayback processes are safe. Jump rules are deleted by handle, looked up just before;
-//! when the ruleset changed in between, the transaction fails as a whole and is retried with a fresh
-//! look. Deleting the table with the last instance is guarded inside the same transaction: it first
-//! deletes the `refuse` chain, which the kernel refuses (EBUSY, aborting everything) while any instance
-//! chain still ends in `goto refuse` — also one that another process added after we looked.
+//! Concurrent wayback processes are safe. Deleting the table with the last instance is guarded inside
+//! the same transaction: it first deletes the `refuse` chain, which the kernel refuses (EBUSY, aborting
+//! everything) while any instance chain still ends in `goto refuse` — also one that another process
+//! added meanwhile; [`remove`] then sends the same removal without the table. An instance quarantined
+//! by a release before 0.3 (one `iifname … jump` rule per instance in base chains `input` and
+//! `forward`) is removed by looking: its jump rules are deleted by handle, and when the ruleset changed
+//! in between, the transaction fails as a whole and is retried with a fresh look.
 
 mod listing;
 mod ruleset;
@@ -45,11 +52,13 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use nftables::helper::{self, NftablesError};
-use nftables::schema::{NfListObject, NfObject, Nftables};
+use nftables::schema::{NfListObject, NfObject};
 
-use listing::{ours, Listing};
+use listing::Listing;
 
-pub use ruleset::{chain_name, ruleset, Egress, Proto, Quarantine, CHAIN_PREFIX, TABLE};
+pub use ruleset::{
+    chain_name, removal, ruleset, Cmd, Egress, Proto, Quarantine, Transaction, CHAIN_PREFIX, TABLE,
+};
 
 use crate::NetError;
 
@@ -58,24 +67,25 @@ const NFT: &str = "nft";
 /// How often a transaction is retried when the ruleset changed between looking and acting.
 const ATTEMPTS: u32 = 5;
 
-/// Install (or replace) the quarantine of `q.instance`, in one transaction. Jump rules left by an
-/// earlier `apply` of the same instance are deleted in that transaction, so re-applying (e.g. with
-/// other holes) never leaves the instance unquarantined for a moment, nor doubles its rules.
+/// Install (or replace) the quarantine of `q.instance`, in one transaction. Re-applying (e.g. with
+/// other holes) never leaves the instance unquarantined for a moment, nor doubles its map element.
 pub fn apply(q: &Quarantine) -> Result<(), NetError> {
     apply_with(NFT, q)
 }
 
-/// Remove the instance's chain and its jump rules; `Ok` if already gone. When no instance chain is
-/// left, the table goes too (guarded against a concurrent [`apply`]).
-pub fn remove(instance: &str) -> Result<(), NetError> {
-    remove_with(NFT, instance)
+/// Remove the quarantine of `instance` (whose host interface is `host_if`); `Ok` if already gone.
+/// When no instance chain is left, the table goes too (guarded against a concurrent [`apply`]).
+pub fn remove(instance: &str, host_if: &str) -> Result<(), NetError> {
+    remove_with(NFT, instance, host_if)
 }
 
 /// Delete `table inet wayback` with everything in it (for `gc`); `Ok` if absent. Unlike [`remove`]
 /// this also takes away other instances' quarantines: only call it when [`instances_in_ruleset`] is empty
 /// or every instance is known to be dead.
 pub fn remove_table() -> Result<(), NetError> {
-    run(NFT, ruleset::delete_table(), "delete table inet wayback")
+    let mut t = Transaction::default();
+    t.0.extend(ruleset::delete_table().into_iter().map(Cmd::Nft));
+    run(NFT, &t, "delete table inet wayback")
 }
 
 /// The instances that have a chain in the table (sorted; empty if there is no table).
@@ -89,58 +99,56 @@ pub fn instances_in_ruleset() -> Result<Vec<String>, NetError> {
 fn apply_with(nft: &str, q: &Quarantine) -> Result<(), NetError> {
     check_instance(&q.instance)?;
     check_host_if(&q.host_if)?;
-    let chain = chain_name(&q.instance);
     let action = format!(
         "add the nftables quarantine of instance {} (interface {})",
         q.instance, q.host_if
     );
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let stale: Vec<_> = list(nft, &action)?
-            .map(|l| l.jumps_to(&chain))
-            .unwrap_or_default();
-        let mut cmds: Vec<_> = stale
-            .iter()
-            .map(|(b, h)| ruleset::delete_rule(b, *h))
-            .collect();
-        cmds.extend(ruleset(q).objects.iter().cloned());
-        match run(nft, cmds, &action) {
-            // Without stale rules there is no handle that could have gone away: a failure is final.
-            Err(e) if !stale.is_empty() && attempt < ATTEMPTS => {
-                tracing::debug!(error = %e, "nftables changed underneath, retrying");
-            }
-            done => return done,
+    run(nft, &ruleset(q), &action)
+}
+
+fn remove_with(nft: &str, instance: &str, host_if: &str) -> Result<(), NetError> {
+    check_instance(instance)?;
+    check_host_if(host_if)?;
+    let action = format!("remove the nftables quarantine of instance {instance}");
+    // The last instance takes the table with it; the guard fails this when others are left.
+    if run(nft, &removal(instance, host_if, true), &action).is_ok() {
+        return Ok(());
+    }
+    match run(nft, &removal(instance, host_if, false), &action) {
+        Ok(()) => Ok(()),
+        // Something else still jumps to the chain: look, and delete by handle.
+        Err(e) => {
+            tracing::debug!(error = %e, "removal without looking failed, looking");
+            remove_by_listing(nft, instance, &action)
         }
     }
 }
 
-fn remove_with(nft: &str, instance: &str) -> Result<(), NetError> {
-    check_instance(instance)?;
+/// Remove the instance's chain, every rule that jumps to it and every map element that leads to it,
+/// as the table shows them now (the quarantine of a release before 0.3, or a map element under
+/// another interface name).
+fn remove_by_listing(nft: &str, instance: &str, action: &str) -> Result<(), NetError> {
     let chain = chain_name(instance);
-    let action = format!("remove the nftables quarantine of instance {instance}");
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let Some(listing) = list(nft, &action)? else {
+        let Some(listing) = list(nft, action)? else {
             return Ok(());
         };
         let others = listing.instances().iter().any(|i| i != instance);
-        let mut cmds: Vec<_> = listing
-            .jumps_to(&chain)
-            .iter()
-            .map(|(b, h)| ruleset::delete_rule(b, *h))
-            .collect();
+        let mut t = Transaction::default();
+        t.0.extend(listing.jumps_to(&chain).iter().map(|(b, h)| Cmd::Nft(ruleset::delete_rule(b, *h))));
+        t.0.extend(listing.elements_to(&chain).iter().map(|k| Cmd::Nft(ruleset::delete_element(k))));
         if listing.chains.contains(&chain) {
-            cmds.push(ruleset::delete_chain(&chain));
+            t.0.push(Cmd::Nft(ruleset::delete_chain(&chain)));
         }
-        if cmds.is_empty() && others {
+        if t.0.is_empty() && others {
             return Ok(());
         }
         if !others {
-            cmds.extend(ruleset::delete_table_if_unused());
+            t.0.extend(ruleset::delete_table_if_unused().into_iter().map(Cmd::Nft));
         }
-        match run(nft, cmds, &action) {
+        match run(nft, &t, action) {
             Ok(()) if !others => return Ok(()),
             // Ours are gone; look again in case the others went meanwhile and the table can go too.
             Ok(()) => {}
@@ -156,17 +164,32 @@ fn remove_with(nft: &str, instance: &str) -> Result<(), NetError> {
 
 /// The table as it is now, or `None` if there is none.
 fn list(nft: &str, action: &str) -> Result<Option<Listing>, NetError> {
-    let args = ["list", "table", "inet", TABLE];
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match helper::get_current_ruleset_with_args(Some(nft), &args) {
-            Ok(set) => return Ok(Some(Listing::parse(&set))),
-            // Most likely ENOENT, but the message is localised: ask which tables exist instead. If the
-            // table is there now, another process re-created it in between: look again.
-            Err(NftablesError::NftFailed { .. }) if !table_exists(nft, action)? => return Ok(None),
-            Err(NftablesError::NftFailed { .. }) if attempt < ATTEMPTS => {}
-            Err(e) => return Err(nft_error(action, e)),
+        let spawn_err = |source| NetError::NftSpawn {
+            action: action.to_string(),
+            source,
+        };
+        let out = (Command::new(nft).args(["-j", "list", "table", "inet", TABLE]))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(spawn_err)?;
+        if out.status.success() {
+            let set = serde_json::from_slice(&out.stdout).map_err(|e| NetError::Nft {
+                action: action.to_string(),
+                hint: "nft printed JSON this wayback cannot read; is the table edited by hand?",
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            return Ok(Some(Listing::parse(&set)));
+        }
+        // Most likely ENOENT, but the message is localised: ask which tables exist instead. If the
+        // table is there now, another process re-created it in between: look again.
+        if !table_exists(nft, action)? {
+            return Ok(None);
+        }
+        if attempt >= ATTEMPTS {
+            return Err(failed(action, &String::from_utf8_lossy(&out.stderr)));
         }
     }
 }
@@ -174,18 +197,16 @@ fn list(nft: &str, action: &str) -> Result<Option<Listing>, NetError> {
 fn table_exists(nft: &str, action: &str) -> Result<bool, NetError> {
     let set = helper::get_current_ruleset_with_args(Some(nft), &["list", "tables"])
         .map_err(|e| nft_error(action, e))?;
-    Ok(set.objects.iter().any(
-        |o| matches!(o, NfObject::ListObject(NfListObject::Table(t)) if ours(t.family, &t.name)),
-    ))
+    Ok(set.objects.iter().any(|o| {
+        matches!(o, NfObject::ListObject(NfListObject::Table(t))
+            if t.family == nftables::types::NfFamily::INet && t.name == TABLE)
+    }))
 }
 
-/// Run `cmds` as one `nft -j -f -` transaction. (Not `nftables::helper::apply_ruleset`: that lets nft's
+/// Run `t` as one `nft -j -f -` transaction. (Not `nftables::helper::apply_ruleset`: that lets nft's
 /// error message go to our stderr instead of into the error.)
-fn run(nft: &str, cmds: Vec<NfObject<'static>>, action: &str) -> Result<(), NetError> {
-    let set = Nftables {
-        objects: cmds.into(),
-    };
-    let json = serde_json::to_string(&set).expect("nftables commands serialise to JSON");
+fn run(nft: &str, t: &Transaction, action: &str) -> Result<(), NetError> {
+    let json = serde_json::to_string(t).expect("nftables commands serialise to JSON");
     let spawn_err = |source| NetError::NftSpawn {
         action: action.to_string(),
         source,
@@ -301,7 +322,7 @@ mod tests {
         for part in ["demo", "wb-demo", "is the nftables package installed?"] {
             assert!(msg.contains(part), "{msg}");
         }
-        let e = remove_with("/nonexistent/nft", "demo").unwrap_err();
+        let e = remove_with("/nonexistent/nft", "demo", "wb-demo").unwrap_err();
         assert!(e.to_string().contains("is the nftables package installed?"));
     }
 
@@ -311,7 +332,7 @@ mod tests {
         let e = list("false", "look").unwrap_err();
         assert!(matches!(e, NetError::Nft { .. }), "{e:?}");
         assert!(e.to_string().starts_with("cannot look: nft failed"), "{e}");
-        let e = run("false", vec![], "apply").unwrap_err();
+        let e = run("false", &Transaction::default(), "apply").unwrap_err();
         let source = std::error::Error::source(&e).unwrap().to_string();
         assert_eq!(source, "nft exited with an error and no message");
         let e = nft_error(
@@ -350,9 +371,11 @@ mod tests {
         };
         apply(&q).unwrap();
         // What `remove` of the last other instance sends, computed before ours was added.
-        let guarded = run(NFT, ruleset::delete_table_if_unused(), "test the guard");
+        let mut guard = Transaction::default();
+        guard.0.extend(ruleset::delete_table_if_unused().into_iter().map(Cmd::Nft));
+        let guarded = run(NFT, &guard, "test the guard");
         let still = instances_in_ruleset().unwrap();
-        remove(&name).unwrap();
+        remove(&name, &q.host_if).unwrap();
         assert!(guarded.is_err(), "the guard let the table go");
         assert!(still.contains(&name), "{still:?}");
         assert!(!instances_in_ruleset().unwrap().contains(&name));

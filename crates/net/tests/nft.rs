@@ -230,7 +230,7 @@ impl Fixture {
     fn teardown(&mut self) -> Vec<String> {
         let mut left = Vec::new();
         for i in self.instances.drain(..) {
-            if let Err(e) = nft::remove(&i) {
+            if let Err(e) = nft::remove(&i, &i) {
                 left.push(format!("nft::remove({i}): {e:#}"));
             }
         }
@@ -432,18 +432,31 @@ fn enable_forwarding(ifname: &str) {
     std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/forwarding"), "1").unwrap();
 }
 
-/// `iifname … jump wb-<instance>` rules in the base chains.
+/// How many ways the base chains lead to `wb-<instance>`: per base chain, its rules that jump there
+/// directly plus, per `vmap @instances` rule in it, the map's elements that do (so 2 for an instance
+/// quarantined once on both hooks). Also asserts the base chains hold nothing else.
 fn jump_rules(instance: &str) -> usize {
-    let needle = format!("jump wb-{instance}");
-    ["input", "forward"]
-        .iter()
-        .map(|c| run("nft", &["list", "chain", "inet", "wayback", c]))
-        .map(|text| {
-            text.lines()
-                .filter(|l| l.trim_end().ends_with(&needle))
-                .count()
-        })
-        .sum()
+    let target = format!("wb-{instance}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run("nft", &["-j", "list", "table", "inet", "wayback"])).unwrap();
+    let objects = json["nftables"].as_array().unwrap();
+    let map_hits = (objects.iter())
+        .filter(|o| o["map"]["name"] == "instances")
+        .flat_map(|o| o["map"]["elem"].as_array().cloned().unwrap_or_default())
+        .filter(|e| e[1]["jump"]["target"] == target.as_str())
+        .count();
+    let mut paths = 0;
+    for base in ["quarantine-input", "quarantine-forward"] {
+        let rules: Vec<&serde_json::Value> = (objects.iter())
+            .filter(|o| o["rule"]["chain"] == base)
+            .map(|o| &o["rule"]["expr"])
+            .collect();
+        assert_eq!(rules.len(), 1, "{base} must hold exactly its lookup rule: {rules:?}");
+        let expr = &rules[0][0];
+        assert_eq!(expr["vmap"]["data"], "@instances", "{base}: {expr}");
+        paths += map_hits;
+    }
+    paths
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -621,14 +634,14 @@ fn quarantined_instance_can_open_nothing_but_its_holes() {
 
     eprintln!("removed: no trace in nftables, and a reaches the host again");
     let t = Instant::now();
-    nft::remove(&a.host_if).unwrap();
+    nft::remove(&a.host_if, &a.host_if).unwrap();
     let first_remove = t.elapsed();
-    nft::remove(&b.host_if).unwrap();
+    nft::remove(&b.host_if, &b.host_if).unwrap();
     eprintln!(
         "  (nft::remove took {first_remove:?}, the last one {:?})",
         t.elapsed() - first_remove
     );
-    nft::remove(&a.host_if).unwrap();
+    nft::remove(&a.host_if, &a.host_if).unwrap();
     assert_eq!(nft_lines_with(&fx.prefix), Vec::<String>::new());
     let left = nft::instances_in_ruleset().unwrap();
     assert!(!left.iter().any(|i| i.starts_with(&fx.prefix)), "{left:?}");
@@ -690,7 +703,7 @@ fn concurrent_applies_and_removes_never_clobber_each_other() {
                         "{name}"
                     );
                     assert_eq!(jump_rules(name), 2, "{name} round {round}");
-                    nft::remove(name).unwrap();
+                    nft::remove(name, name).unwrap();
                     assert!(!nft::instances_in_ruleset().unwrap().contains(name));
                 }
             });
@@ -726,6 +739,65 @@ fn bad_names_are_refused_before_nft_runs() {
     };
     let e = nft::apply(&q).unwrap_err();
     assert!(e.to_string().contains("\"wb-*\""), "{e}");
-    let e = nft::remove(&"x".repeat(33)).unwrap_err();
+    let e = nft::remove(&"x".repeat(33), "wb-x").unwrap_err();
     assert!(matches!(e, NetError::InvalidName { .. }), "{e:?}");
+    let e = nft::remove("ok", "wb-*").unwrap_err();
+    assert!(e.to_string().contains("\"wb-*\""), "{e}");
+}
+
+/// An instance quarantined by a release before 0.3 (one `iifname … jump` rule per instance in base
+/// chains `input` and `forward`, no map) is removed by this one without a trace, and a new instance
+/// applied next to it leaves the old instance's rules alone.
+#[test]
+fn a_quarantine_of_an_earlier_release_is_removed() {
+    if !privileged("a_quarantine_of_an_earlier_release_is_removed") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut fx = Fixture::new();
+    let (old, new) = (fx.name("old"), fx.name("new"));
+    fx.instances.extend([old.clone(), new.clone()]);
+    let legacy = format!(
+        "add table inet wayback
+add chain inet wayback input {{ type filter hook input priority -1; policy accept; }}
+add chain inet wayback forward {{ type filter hook forward priority -1; policy accept; }}
+add chain inet wayback refuse
+add chain inet wayback wb-{old}
+add rule inet wayback wb-{old} ct state established,related accept
+add rule inet wayback wb-{old} counter goto refuse
+add rule inet wayback input iifname \"{old}\" jump wb-{old}
+add rule inet wayback forward iifname \"{old}\" jump wb-{old}
+"
+    );
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(legacy.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let q = Quarantine {
+        instance: new.clone(),
+        host_if: new.clone(),
+        allow: vec![],
+    };
+    nft::apply(&q).unwrap();
+    let old_rules = nft_lines_with(&format!("jump wb-{old}"));
+    assert_eq!(old_rules.len(), 2, "{old_rules:?}");
+    nft::remove(&old, &old).unwrap();
+    let left = nft_lines_with(&old);
+    assert!(left.is_empty(), "{left:?}");
+    assert!(nft::instances_in_ruleset().unwrap().contains(&new));
+    nft::remove(&new, &new).unwrap();
+    assert_eq!(nft_lines_with(&fx.prefix), Vec::<String>::new());
+    table_gone_unless_in_use();
+    let residue = fx.teardown();
+    assert!(residue.is_empty(), "residue: {residue:#?}");
 }

@@ -1,40 +1,59 @@
 //! What [`crate::nft`] needs to know of the table as `nft -j list table inet wayback` shows it: the
-//! instance chains, and the handles of the jump rules that lead to them. Pure.
+//! instance chains, the handles of rules that jump to them (a release before 0.3 hung one per instance
+//! on its base chains) and the verdict map's elements. Pure. Read as plain JSON, not through the
+//! `nftables` crate's schema, which cannot represent a verdict map.
 
-use nftables::schema::{NfListObject, NfObject, Nftables};
-use nftables::stmt::Statement;
-use nftables::types::NfFamily;
+use serde_json::Value;
 
-use super::ruleset::{CHAIN_PREFIX, TABLE};
+use super::ruleset::{CHAIN_PREFIX, MAP, TABLE};
 
-/// What of the table matters here: its chains, and the jump rules of the base chains.
+/// What of the table matters here.
 #[derive(Debug, Default)]
 pub struct Listing {
     pub chains: Vec<String>,
-    /// (base chain, rule handle, jump target)
+    /// (chain, rule handle, jump target)
     jumps: Vec<(String, u32, String)>,
+    /// (host interface, jump target) of the verdict map
+    elements: Vec<(String, String)>,
 }
 
 impl Listing {
-    pub fn parse(set: &Nftables) -> Listing {
+    pub fn parse(set: &Value) -> Listing {
         let mut out = Listing::default();
-        for obj in set.objects.iter() {
-            match obj {
-                NfObject::ListObject(NfListObject::Chain(c)) if ours(c.family, &c.table) => {
-                    out.chains.push(c.name.to_string());
-                }
-                NfObject::ListObject(NfListObject::Rule(r)) if ours(r.family, &r.table) => {
-                    for stmt in r.expr.iter() {
-                        if let (Statement::Jump(j), Some(h)) = (stmt, r.handle) {
-                            out.jumps
-                                .push((r.chain.to_string(), h, j.target.to_string()));
-                        }
-                    }
-                }
-                _ => {}
+        let objects = set["nftables"].as_array().map_or(&[][..], Vec::as_slice);
+        for obj in objects {
+            if let Some(c) = ours(&obj["chain"]) {
+                out.chains.extend(c["name"].as_str().map(str::to_string));
+            } else if let Some(r) = ours(&obj["rule"]) {
+                out.parse_rule(r);
+            } else if let Some(m) = ours(&obj["map"]).filter(|m| m["name"] == MAP) {
+                out.parse_map(m);
             }
         }
         out
+    }
+
+    fn parse_rule(&mut self, r: &Value) {
+        let (Some(chain), Some(handle)) = (r["chain"].as_str(), r["handle"].as_u64()) else {
+            return;
+        };
+        let Ok(handle) = u32::try_from(handle) else {
+            return;
+        };
+        for stmt in r["expr"].as_array().into_iter().flatten() {
+            if let Some(target) = stmt["jump"]["target"].as_str() {
+                (self.jumps).push((chain.to_string(), handle, target.to_string()));
+            }
+        }
+    }
+
+    fn parse_map(&mut self, m: &Value) {
+        for e in m["elem"].as_array().into_iter().flatten() {
+            let (Some(key), Some(target)) = (e[0].as_str(), e[1]["jump"]["target"].as_str()) else {
+                continue;
+            };
+            (self.elements).push((key.to_string(), target.to_string()));
+        }
     }
 
     pub fn instances(&self) -> Vec<String> {
@@ -45,23 +64,34 @@ impl Listing {
         v
     }
 
+    /// The rules that jump to `chain`: (their chain, handle).
     pub fn jumps_to(&self, chain: &str) -> Vec<(String, u32)> {
         (self.jumps.iter())
             .filter(|(_, _, target)| target == chain)
             .map(|(base, handle, _)| (base.clone(), *handle))
             .collect()
     }
+
+    /// The host interfaces the verdict map sends to `chain`.
+    pub fn elements_to(&self, chain: &str) -> Vec<String> {
+        (self.elements.iter())
+            .filter(|(_, target)| target == chain)
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
 }
 
-pub fn ours(family: NfFamily, table: &str) -> bool {
-    family == NfFamily::INet && table == TABLE
+/// `v` if it is an object of `table inet wayback`.
+fn ours(v: &Value) -> Option<&Value> {
+    (v["family"] == "inet" && v["table"] == TABLE).then_some(v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `nft -j list table inet wayback` with instances `demo` and `other` (trimmed).
+    /// `nft -j list table inet wayback` with instances `demo` and `other` as a release before
+    /// 0.3 left them (jump rules), and map elements as this one adds them (trimmed).
     const LISTING: &str = r#"{"nftables":[{"metainfo":{"version":"1.0.6","release_name":"Lester Gooch #5","json_schema_version":1}},
 {"table":{"family":"inet","name":"wayback","handle":59}},
 {"chain":{"family":"inet","table":"wayback","name":"input","handle":1,"type":"filter","hook":"input","prio":-1,"policy":"accept"}},
@@ -73,11 +103,12 @@ mod tests {
 {"rule":{"family":"inet","table":"wayback","chain":"input","handle":16,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"wb-other"}},{"jump":{"target":"wb-other"}}]}},
 {"rule":{"family":"inet","table":"wayback","chain":"refuse","handle":5,"expr":[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"tcp"}},{"reject":{"type":"tcp reset"}}]}},
 {"rule":{"family":"inet","table":"wayback","chain":"wb-demo","handle":8,"expr":[{"match":{"op":"in","left":{"ct":{"key":"state"}},"right":["established","related"]}},{"accept":null}]}},
+{"map":{"family":"inet","table":"wayback","name":"instances","type":"ifname","handle":20,"map":"verdict","elem":[["wb-new",{"jump":{"target":"wb-new"}}],["wb-demo2",{"jump":{"target":"wb-demo"}}]]}},
 {"rule":{"family":"inet","table":"wayback","chain":"wb-demo","handle":13,"expr":[{"counter":{"packets":0,"bytes":0}},{"goto":{"target":"refuse"}}]}}]}"#;
 
     #[test]
     fn listing_finds_instance_chains_and_jump_handles() {
-        let set: Nftables = serde_json::from_str(LISTING).unwrap();
+        let set: Value = serde_json::from_str(LISTING).unwrap();
         let l = Listing::parse(&set);
         assert_eq!(l.instances(), ["demo", "other"]);
         let demo = [("input".to_string(), 14), ("forward".to_string(), 15)];
@@ -85,5 +116,8 @@ mod tests {
         assert_eq!(l.jumps_to("wb-other"), [("input".to_string(), 16)]);
         assert!(l.jumps_to("refuse").is_empty(), "goto is not a jump rule");
         assert!(l.jumps_to("wb-gone").is_empty());
+        assert_eq!(l.elements_to("wb-demo"), ["wb-demo2"]);
+        assert_eq!(l.elements_to("wb-new"), ["wb-new"]);
+        assert!(l.elements_to("wb-other").is_empty());
     }
 }

@@ -1,15 +1,23 @@
 //! The pure half of [`crate::nft`]: what a quarantine is ([`Quarantine`], [`Egress`]) and the nftables
-//! JSON commands that install one ([`ruleset`]) or take things away again. Nothing here runs `nft`.
+//! JSON transactions that install one ([`ruleset`]) or take one away ([`removal`]). Nothing here runs
+//! `nft`.
+//!
+//! The `nftables` crate's schema has no `verdict` map type (its `SetType` lacks it), so a transaction is
+//! a list of [`Cmd`]: the crate's typed objects, plus the one declaration of the verdict map, which
+//! [`Transaction`] serialises itself.
 
 use std::borrow::Cow;
 
 use nftables::expr::{
     Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, SetItem, CT,
 };
-use nftables::schema::{Chain, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, Table};
+use nftables::expr::Verdict;
+use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObject, Rule, Table};
 use nftables::stmt::{
     AnonymousCounter, Counter, JumpTarget, Match, Operator, Reject, RejectType, Statement,
+    VerdictMap,
 };
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
 
 pub use wayback_core::egress::{Egress, Proto};
@@ -20,9 +28,15 @@ pub const TABLE: &str = "wayback";
 pub const CHAIN_PREFIX: &str = "wb-";
 /// The shared chain every instance chain ends in with `goto` (and the guard of table deletion).
 pub const REFUSE_CHAIN: &str = "refuse";
-/// The base chains, with the hook each one hangs on.
-pub const BASE_CHAINS: [(&str, NfHook); 2] =
-    [("input", NfHook::Input), ("forward", NfHook::Forward)];
+/// The verdict map from a host interface to `jump wb-<instance>`: the base chains' only rule looks the
+/// packet's input interface up in it, so a packet costs one lookup however many instances run.
+pub const MAP: &str = "instances";
+/// The base chains, with the hook each one hangs on. (Releases before 0.3 hung one `iifname … jump`
+/// rule per instance on chains called `input` and `forward`; [`crate::nft`] still removes those.)
+pub const BASE_CHAINS: [(&str, NfHook); 2] = [
+    ("quarantine-input", NfHook::Input),
+    ("quarantine-forward", NfHook::Forward),
+];
 /// `priority filter - 1`: just before the usual `filter` chains of other tables.
 pub const PRIORITY: i32 = -1;
 
@@ -43,15 +57,69 @@ pub fn chain_name(instance: &str) -> String {
     format!("{CHAIN_PREFIX}{instance}")
 }
 
-/// The commands that add (or re-fill) the quarantine of `q`, as one transaction: create the table, the
-/// base chains and the shared `refuse` chain idempotently (`add`), flush and fill the `refuse` chain and
-/// the instance chain, and hang the instance chain off both base chains with `iifname "<host_if>"
-/// jump wb-<instance>`. Pure: does not validate names (`nft::apply` does) and does not know what is in
-/// the kernel already, so applying it twice adds the two jump rules twice (`nft::apply` deletes old ones
-/// in the same transaction).
-pub fn ruleset(q: &Quarantine) -> Nftables<'static> {
+/// One transaction: what [`crate::nft`] hands to `nft -j -f -`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transaction(pub Vec<Cmd>);
+
+/// One command of a [`Transaction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    /// One of the `nftables` crate's typed commands.
+    Nft(NfObject<'static>),
+    /// `add map inet wayback instances { type ifname : verdict; }` (idempotent).
+    AddMap,
+}
+
+impl From<NfObject<'static>> for Cmd {
+    fn from(o: NfObject<'static>) -> Cmd {
+        Cmd::Nft(o)
+    }
+}
+
+impl Transaction {
+    fn extend(&mut self, cmds: impl IntoIterator<Item = NfObject<'static>>) {
+        self.0.extend(cmds.into_iter().map(Cmd::Nft));
+    }
+
+    fn push(&mut self, cmd: impl Into<Cmd>) {
+        self.0.push(cmd.into());
+    }
+}
+
+impl Serialize for Transaction {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Cmds<'a>(&'a [Cmd]);
+        impl Serialize for Cmds<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for c in self.0 {
+                    match c {
+                        Cmd::Nft(o) => seq.serialize_element(o)?,
+                        Cmd::AddMap => seq.serialize_element(&serde_json::json!({"add": {"map": {
+                            "family": "inet", "table": TABLE, "name": MAP,
+                            "type": "ifname", "map": "verdict",
+                        }}}))?,
+                    }
+                }
+                seq.end()
+            }
+        }
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("nftables", &Cmds(&self.0))?;
+        map.end()
+    }
+}
+
+/// The commands that add (or re-fill) the quarantine of `q`, as one transaction that needs no look at
+/// the kernel first: create the table, the verdict map and the shared chains idempotently (`add`), flush
+/// and re-fill the base chains (their one `iifname vmap @instances` rule), the `refuse` chain and the
+/// instance chain, and map `q.host_if` to `jump wb-<instance>` (add, delete, add: whether or not the
+/// element was there, it is there once afterwards). Pure: names are validated by `nft::apply`.
+pub fn ruleset(q: &Quarantine) -> Transaction {
     let chain = chain_name(&q.instance);
-    let mut cmds = vec![add(NfListObject::Table(table()))];
+    let mut cmds = Transaction::default();
+    cmds.push(add(NfListObject::Table(table())));
+    cmds.push(Cmd::AddMap);
     for (name, hook) in BASE_CHAINS {
         cmds.push(add(NfListObject::Chain(Chain {
             _type: Some(NfChainType::Filter),
@@ -60,6 +128,7 @@ pub fn ruleset(q: &Quarantine) -> Nftables<'static> {
             policy: Some(NfChainPolicy::Accept),
             ..plain_chain(name)
         })));
+        cmds.extend(fill(name, vec![vec![lookup()]]));
     }
     // Shared: TCP gets a reset (connect() fails with ECONNREFUSED at once), everything else an ICMP /
     // ICMPv6 "administratively prohibited" (EHOSTUNREACH on a connected socket, so DNS fails at once).
@@ -133,20 +202,36 @@ pub fn ruleset(q: &Quarantine) -> Nftables<'static> {
         }),
     ]);
     cmds.extend(fill(&chain, rules));
-    for (base, _) in BASE_CHAINS {
-        cmds.push(add(NfListObject::Rule(rule(
-            base,
-            vec![
-                eq(meta(MetaKey::Iifname), &q.host_if),
-                Statement::Jump(JumpTarget {
-                    target: chain.clone().into(),
-                }),
-            ],
-        ))));
+    let element = || element(&q.host_if, Some(&chain));
+    cmds.push(add(NfListObject::Element(element())));
+    cmds.push(delete(NfListObject::Element(element())));
+    cmds.push(add(NfListObject::Element(element())));
+    cmds
+}
+
+/// The transaction that removes the quarantine of `instance` (host interface `host_if`) and, with
+/// `table_if_unused`, the whole table if no other instance is left in it. Needs no look at the kernel
+/// either: the instance chain and map element are added before they are deleted, so it succeeds when
+/// they are already gone. It fails as a whole (EBUSY) when something else still jumps to the chain (a
+/// rule of a release before 0.3), or with `table_if_unused` when another instance chain exists.
+pub fn removal(instance: &str, host_if: &str, table_if_unused: bool) -> Transaction {
+    let chain = chain_name(instance);
+    let mut cmds = Transaction::default();
+    cmds.push(add(NfListObject::Table(table())));
+    cmds.push(Cmd::AddMap);
+    cmds.push(add(NfListObject::Chain(plain_chain(&chain))));
+    cmds.push(add(NfListObject::Element(element(host_if, Some(&chain)))));
+    cmds.push(delete(NfListObject::Element(element(host_if, None))));
+    cmds.push(delete_chain(&chain));
+    if table_if_unused {
+        cmds.extend(delete_table_if_unused());
     }
-    Nftables {
-        objects: cmds.into(),
-    }
+    cmds
+}
+
+/// Delete the map element of `host_if` (a removal after looking, see [`crate::nft`]).
+pub fn delete_element(host_if: &str) -> NfObject<'static> {
+    delete(NfListObject::Element(element(host_if, None)))
 }
 
 /// Delete rule `handle` of chain `chain`.
@@ -226,6 +311,38 @@ fn fill(chain: &str, rules: Vec<Vec<Statement<'static>>>) -> Vec<NfObject<'stati
 
 fn add(obj: NfListObject<'static>) -> NfObject<'static> {
     NfObject::CmdObject(NfCmd::Add(obj))
+}
+
+fn delete(obj: NfListObject<'static>) -> NfObject<'static> {
+    NfObject::CmdObject(NfCmd::Delete(obj))
+}
+
+/// `iifname vmap @instances`.
+fn lookup() -> Statement<'static> {
+    Statement::VerdictMap(VerdictMap {
+        key: meta(MetaKey::Iifname),
+        data: s(&format!("@{MAP}")),
+    })
+}
+
+/// The map element of `host_if`: with a chain `"<host_if>" : jump <chain>` (to add), without only
+/// the key (to delete).
+fn element(host_if: &str, chain: Option<&str>) -> Element<'static> {
+    let item = match chain {
+        Some(c) => Expression::List(vec![
+            s(host_if),
+            Expression::Verdict(Verdict::Jump(JumpTarget {
+                target: c.to_string().into(),
+            })),
+        ]),
+        None => s(host_if),
+    };
+    Element {
+        family: NfFamily::INet,
+        table: TABLE.into(),
+        name: MAP.into(),
+        elem: vec![item].into(),
+    }
 }
 
 fn admin_prohibited() -> Statement<'static> {
