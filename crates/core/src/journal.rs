@@ -10,6 +10,18 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// How an instance's quarantine chain is reached from the base chains.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NftLayout {
+    /// Releases before 0.3: `table inet wayback`, one `iifname … jump` rule per instance in base chains
+    /// `input` and `forward`.
+    #[default]
+    JumpRules,
+    /// `table inet wayback-quarantine`: one element per instance in the verdict map `instances`.
+    VerdictMap,
+}
+
 /// A resource wayback creates. Each carries what its undo step needs to find it again, and to refuse to
 /// remove something that is not the thing wayback made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,8 +40,14 @@ pub enum Resource {
     Overlay { merged: PathBuf },
     /// A named network namespace (bind-mounted nsfs file).
     Netns { path: PathBuf },
-    /// The instance's nftables quarantine chain (in `table inet wayback`).
-    Quarantine { instance: String, host_if: String },
+    /// The instance's nftables quarantine: its chain, and how the host's traffic is led to it.
+    Quarantine {
+        instance: String,
+        host_if: String,
+        /// Journals of releases before 0.3 have no `layout`: theirs is [`NftLayout::JumpRules`].
+        #[serde(default)]
+        layout: NftLayout,
+    },
     /// The host side of a veth pair.
     Veth { host_if: String },
     /// The systemd-nspawn process, found by its `--machine=` argument (recorded before it starts).
@@ -238,6 +256,27 @@ pub fn undo_order(entries: &[Entry]) -> Vec<Resource> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quarantine_journalled_before_0_3_has_the_jump_rule_layout() {
+        let old = r#"{"kind":"quarantine","instance":"a","host_if":"wb-a"}"#;
+        let r: Resource = serde_json::from_str(old).unwrap();
+        let layout = NftLayout::JumpRules;
+        let want = Resource::Quarantine {
+            instance: "a".into(),
+            host_if: "wb-a".into(),
+            layout,
+        };
+        assert_eq!(r, want);
+        let new = Resource::Quarantine {
+            instance: "a".into(),
+            host_if: "wb-a".into(),
+            layout: NftLayout::VerdictMap,
+        };
+        let line = serde_json::to_string(&new).unwrap();
+        assert!(line.contains(r#""layout":"verdict_map""#), "{line}");
+        assert_eq!(serde_json::from_str::<Resource>(&line).unwrap(), new);
+    }
 
     #[test]
     fn formats_old_current_and_newer() {

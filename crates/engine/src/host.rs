@@ -204,9 +204,13 @@ async fn undo_object(res: &Resource) -> Result<()> {
             Ok(())
         }
         Resource::Veth { host_if } => Ok(veth::delete(host_if).await?),
-        Resource::Quarantine { instance, host_if } => {
-            let (i, h) = (instance.clone(), host_if.clone());
-            tokio::task::spawn_blocking(move || nft::remove(&i, &h)).await??;
+        Resource::Quarantine {
+            instance,
+            host_if,
+            layout,
+        } => {
+            let (i, h, l) = (instance.clone(), host_if.clone(), *layout);
+            tokio::task::spawn_blocking(move || nft::remove(&i, &h, l)).await??;
             Ok(())
         }
         Resource::Overlay { merged } => Ok(overlay::unmount_clone(merged)?),

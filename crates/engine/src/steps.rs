@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use wayback_core::journal::Resource;
 use wayback_core::plan::{SourceFacts, SourceKind};
 use wayback_core::Plan;
-use wayback_net::nft::Quarantine;
+use wayback_net::nft::{NftLayout, Quarantine};
 use wayback_net::VethSpec;
 
 /// One step of `up`.
@@ -82,9 +82,12 @@ impl Create {
             (Create::Clone { clone, .. }, Resource::Clone { path, .. }) => clone == path,
             (Create::Overlay { merged, .. }, Resource::Overlay { merged: m }) => merged == m,
             (Create::Netns { dir, name }, Resource::Netns { path }) => dir.join(name) == *path,
-            (Create::Quarantine(q), Resource::Quarantine { instance, host_if }) => {
-                q.instance == *instance && q.host_if == *host_if
-            }
+            (
+                Create::Quarantine(q),
+                Resource::Quarantine {
+                    instance, host_if, ..
+                },
+            ) => q.instance == *instance && q.host_if == *host_if,
             (Create::Veth(v), Resource::Veth { host_if }) => v.host_if == *host_if,
             (Create::Cgroups(p), Resource::Cgroup { paths }) => p == paths,
             (Create::Container, Resource::Container { .. }) => true,
@@ -200,6 +203,7 @@ fn network_steps(out: &mut Vec<Step>, plan: &Plan) -> Result<()> {
     out.push(Step::Journal(Resource::Quarantine {
         instance: quarantine.instance.clone(),
         host_if: quarantine.host_if.clone(),
+        layout: NftLayout::VerdictMap,
     }));
     out.push(Step::Create(Create::Quarantine(quarantine)));
     out.push(Step::Journal(Resource::Veth {

@@ -57,7 +57,8 @@ use nftables::schema::{NfListObject, NfObject};
 use listing::Listing;
 
 pub use ruleset::{
-    chain_name, removal, ruleset, Cmd, Egress, Proto, Quarantine, Transaction, CHAIN_PREFIX, TABLE,
+    chain_name, removal, ruleset, Cmd, Egress, NftLayout, Proto, Quarantine, Transaction,
+    CHAIN_PREFIX, LEGACY_TABLE, TABLE,
 };
 
 use crate::NetError;
@@ -73,27 +74,41 @@ pub fn apply(q: &Quarantine) -> Result<(), NetError> {
     apply_with(NFT, q)
 }
 
-/// Remove the quarantine of `instance` (whose host interface is `host_if`); `Ok` if already gone.
-/// When no instance chain is left, the table goes too (guarded against a concurrent [`apply`]).
-pub fn remove(instance: &str, host_if: &str) -> Result<(), NetError> {
-    remove_with(NFT, instance, host_if)
+/// Remove the quarantine of `instance` (whose host interface is `host_if`), made in `layout` (what
+/// the journal recorded); `Ok` if already gone. When no instance chain is left in its table, the
+/// table goes too (guarded against a concurrent [`apply`]).
+pub fn remove(instance: &str, host_if: &str, layout: NftLayout) -> Result<(), NetError> {
+    remove_with(NFT, instance, host_if, layout)
 }
 
-/// Delete `table inet wayback` with everything in it (for `gc`); `Ok` if absent. Unlike [`remove`]
-/// this also takes away other instances' quarantines: only call it when [`instances_in_ruleset`] is empty
-/// or every instance is known to be dead.
+/// Delete wayback's tables (both layouts) with everything in them (for `gc`); `Ok` if absent. Unlike
+/// [`remove`] this also takes away other instances' quarantines: only call it when
+/// [`instances_in_ruleset`] is empty or every instance is known to be dead.
 pub fn remove_table() -> Result<(), NetError> {
     let mut t = Transaction::default();
-    t.0.extend(ruleset::delete_table().into_iter().map(Cmd::Nft));
-    run(NFT, &t, "delete table inet wayback")
+    for table in [TABLE, LEGACY_TABLE] {
+        t.0.extend(ruleset::delete_table(table).into_iter().map(Cmd::Nft));
+    }
+    run(
+        NFT,
+        &t,
+        "delete tables inet wayback-quarantine and inet wayback",
+    )
 }
 
-/// The instances that have a chain in the table (sorted; empty if there is no table).
+/// The instances that have a chain in wayback's tables (sorted; empty if there is none).
 pub fn instances_in_ruleset() -> Result<Vec<String>, NetError> {
-    let action = "list the instances in table inet wayback";
-    Ok(list(NFT, action)?
-        .map(|l| l.instances())
-        .unwrap_or_default())
+    let action = "list the instances in wayback's nftables tables";
+    let mut all = Vec::new();
+    for table in [TABLE, LEGACY_TABLE] {
+        all.extend(
+            list(NFT, table, action)?
+                .map(|l| l.instances())
+                .unwrap_or_default(),
+        );
+    }
+    all.sort();
+    Ok(all)
 }
 
 fn apply_with(nft: &str, q: &Quarantine) -> Result<(), NetError> {
@@ -106,10 +121,18 @@ fn apply_with(nft: &str, q: &Quarantine) -> Result<(), NetError> {
     run(nft, &ruleset(q), &action)
 }
 
-fn remove_with(nft: &str, instance: &str, host_if: &str) -> Result<(), NetError> {
+fn remove_with(
+    nft: &str,
+    instance: &str,
+    host_if: &str,
+    layout: NftLayout,
+) -> Result<(), NetError> {
     check_instance(instance)?;
     check_host_if(host_if)?;
     let action = format!("remove the nftables quarantine of instance {instance}");
+    if layout == NftLayout::JumpRules {
+        return remove_by_listing(nft, LEGACY_TABLE, instance, &action);
+    }
     // The last instance takes the table with it; the guard fails this when others are left.
     if run(nft, &removal(instance, host_if, true), &action).is_ok() {
         return Ok(());
@@ -119,34 +142,49 @@ fn remove_with(nft: &str, instance: &str, host_if: &str) -> Result<(), NetError>
         // Something else still jumps to the chain: look, and delete by handle.
         Err(e) => {
             tracing::debug!(error = %e, "removal without looking failed, looking");
-            remove_by_listing(nft, instance, &action)
+            remove_by_listing(nft, TABLE, instance, &action)
         }
     }
 }
 
-/// Remove the instance's chain, every rule that jumps to it and every map element that leads to it,
-/// as the table shows them now (the quarantine of a release before 0.3, or a map element under
-/// another interface name).
-fn remove_by_listing(nft: &str, instance: &str, action: &str) -> Result<(), NetError> {
+/// Remove the instance's chain from `table`, with every rule that jumps to it and every map element
+/// that leads to it, as the table shows them now (the quarantine of a release before 0.3, or
+/// anything added by hand).
+fn remove_by_listing(
+    nft: &str,
+    table: &'static str,
+    instance: &str,
+    action: &str,
+) -> Result<(), NetError> {
     let chain = chain_name(instance);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let Some(listing) = list(nft, action)? else {
+        let Some(listing) = list(nft, table, action)? else {
             return Ok(());
         };
         let others = listing.instances().iter().any(|i| i != instance);
         let mut t = Transaction::default();
-        t.0.extend(listing.jumps_to(&chain).iter().map(|(b, h)| Cmd::Nft(ruleset::delete_rule(b, *h))));
-        t.0.extend(listing.elements_to(&chain).iter().map(|k| Cmd::Nft(ruleset::delete_element(k))));
+        let jumps = listing.jumps_to(&chain);
+        t.0.extend(
+            jumps
+                .iter()
+                .map(|(b, h)| ruleset::delete_rule(table, b, *h).into()),
+        );
+        let elements = listing.elements_to(&chain);
+        t.0.extend(elements.iter().map(|k| ruleset::delete_element(k).into()));
         if listing.chains.contains(&chain) {
-            t.0.push(Cmd::Nft(ruleset::delete_chain(&chain)));
+            t.0.push(ruleset::delete_chain(table, &chain).into());
         }
         if t.0.is_empty() && others {
             return Ok(());
         }
         if !others {
-            t.0.extend(ruleset::delete_table_if_unused().into_iter().map(Cmd::Nft));
+            t.0.extend(
+                ruleset::delete_table_if_unused(table)
+                    .into_iter()
+                    .map(Cmd::Nft),
+            );
         }
         match run(nft, &t, action) {
             Ok(()) if !others => return Ok(()),
@@ -162,8 +200,8 @@ fn remove_by_listing(nft: &str, instance: &str, action: &str) -> Result<(), NetE
     }
 }
 
-/// The table as it is now, or `None` if there is none.
-fn list(nft: &str, action: &str) -> Result<Option<Listing>, NetError> {
+/// `table` as it is now, or `None` if there is none.
+fn list(nft: &str, table: &'static str, action: &str) -> Result<Option<Listing>, NetError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -171,7 +209,7 @@ fn list(nft: &str, action: &str) -> Result<Option<Listing>, NetError> {
             action: action.to_string(),
             source,
         };
-        let out = (Command::new(nft).args(["-j", "list", "table", "inet", TABLE]))
+        let out = (Command::new(nft).args(["-j", "list", "table", "inet", table]))
             .stdin(Stdio::null())
             .output()
             .map_err(spawn_err)?;
@@ -181,11 +219,11 @@ fn list(nft: &str, action: &str) -> Result<Option<Listing>, NetError> {
                 hint: "nft printed JSON this wayback cannot read; is the table edited by hand?",
                 source: std::io::Error::other(e.to_string()),
             })?;
-            return Ok(Some(Listing::parse(&set)));
+            return Ok(Some(Listing::parse(&set, table)));
         }
         // Most likely ENOENT, but the message is localised: ask which tables exist instead. If the
         // table is there now, another process re-created it in between: look again.
-        if !table_exists(nft, action)? {
+        if !table_exists(nft, table, action)? {
             return Ok(None);
         }
         if attempt >= ATTEMPTS {
@@ -194,12 +232,12 @@ fn list(nft: &str, action: &str) -> Result<Option<Listing>, NetError> {
     }
 }
 
-fn table_exists(nft: &str, action: &str) -> Result<bool, NetError> {
+fn table_exists(nft: &str, table: &str, action: &str) -> Result<bool, NetError> {
     let set = helper::get_current_ruleset_with_args(Some(nft), &["list", "tables"])
         .map_err(|e| nft_error(action, e))?;
     Ok(set.objects.iter().any(|o| {
         matches!(o, NfObject::ListObject(NfListObject::Table(t))
-            if t.family == nftables::types::NfFamily::INet && t.name == TABLE)
+            if t.family == nftables::types::NfFamily::INet && t.name == table)
     }))
 }
 
@@ -322,14 +360,15 @@ mod tests {
         for part in ["demo", "wb-demo", "is the nftables package installed?"] {
             assert!(msg.contains(part), "{msg}");
         }
-        let e = remove_with("/nonexistent/nft", "demo", "wb-demo").unwrap_err();
+        let e =
+            remove_with("/nonexistent/nft", "demo", "wb-demo", NftLayout::VerdictMap).unwrap_err();
         assert!(e.to_string().contains("is the nftables package installed?"));
     }
 
     #[test]
     fn a_failing_nft_is_reported_with_its_message_as_source() {
         // `false` fails like nft does, with an empty message.
-        let e = list("false", "look").unwrap_err();
+        let e = list("false", TABLE, "look").unwrap_err();
         assert!(matches!(e, NetError::Nft { .. }), "{e:?}");
         assert!(e.to_string().starts_with("cannot look: nft failed"), "{e}");
         let e = run("false", &Transaction::default(), "apply").unwrap_err();
@@ -372,10 +411,14 @@ mod tests {
         apply(&q).unwrap();
         // What `remove` of the last other instance sends, computed before ours was added.
         let mut guard = Transaction::default();
-        guard.0.extend(ruleset::delete_table_if_unused().into_iter().map(Cmd::Nft));
+        guard.0.extend(
+            ruleset::delete_table_if_unused(TABLE)
+                .into_iter()
+                .map(Cmd::Nft),
+        );
         let guarded = run(NFT, &guard, "test the guard");
         let still = instances_in_ruleset().unwrap();
-        remove(&name, &q.host_if).unwrap();
+        remove(&name, &q.host_if, NftLayout::VerdictMap).unwrap();
         assert!(guarded.is_err(), "the guard let the table go");
         assert!(still.contains(&name), "{still:?}");
         assert!(!instances_in_ruleset().unwrap().contains(&name));

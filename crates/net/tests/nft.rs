@@ -2,7 +2,7 @@
 //! privileges), and privileged tests that build real instances (netns + veth) and prove from *inside*
 //! one what it can and cannot reach. Privileged tests skip with a message unless root (and fail under
 //! CI=true when not root). Every name starts with `wbtq<pid>c<n>-`; the tests only ever remove their own
-//! instance chains from the shared `table inet wayback`, and delete the table only when it holds no
+//! instance chains from the shared `table inet wayback-quarantine`, and delete the table only when it holds no
 //! instance at all, so wayback instances running on the machine at the same time are left alone.
 
 mod common;
@@ -22,7 +22,7 @@ use common::{ip_in, residue, run};
 use ipnet::Ipv4Net;
 use nix::sched::{setns, CloneFlags};
 use wayback_core::egress::EgressError;
-use wayback_net::nft::{self, Egress, Proto, Quarantine};
+use wayback_net::nft::{self, Egress, NftLayout, Proto, Quarantine};
 use wayback_net::{netns, veth, NetError, VethSpec};
 
 // ---------------------------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ impl Fixture {
     fn teardown(&mut self) -> Vec<String> {
         let mut left = Vec::new();
         for i in self.instances.drain(..) {
-            if let Err(e) = nft::remove(&i, &i) {
+            if let Err(e) = nft::remove(&i, &i, NftLayout::VerdictMap) {
                 left.push(format!("nft::remove({i}): {e:#}"));
             }
         }
@@ -438,7 +438,7 @@ fn enable_forwarding(ifname: &str) {
 fn jump_rules(instance: &str) -> usize {
     let target = format!("wb-{instance}");
     let json: serde_json::Value =
-        serde_json::from_str(&run("nft", &["-j", "list", "table", "inet", "wayback"])).unwrap();
+        serde_json::from_str(&run("nft", &["-j", "list", "table", "inet", nft::TABLE])).unwrap();
     let objects = json["nftables"].as_array().unwrap();
     let map_hits = (objects.iter())
         .filter(|o| o["map"]["name"] == "instances")
@@ -451,7 +451,11 @@ fn jump_rules(instance: &str) -> usize {
             .filter(|o| o["rule"]["chain"] == base)
             .map(|o| &o["rule"]["expr"])
             .collect();
-        assert_eq!(rules.len(), 1, "{base} must hold exactly its lookup rule: {rules:?}");
+        assert_eq!(
+            rules.len(),
+            1,
+            "{base} must hold exactly its lookup rule: {rules:?}"
+        );
         let expr = &rules[0][0];
         assert_eq!(expr["vmap"]["data"], "@instances", "{base}: {expr}");
         paths += map_hits;
@@ -634,14 +638,14 @@ fn quarantined_instance_can_open_nothing_but_its_holes() {
 
     eprintln!("removed: no trace in nftables, and a reaches the host again");
     let t = Instant::now();
-    nft::remove(&a.host_if, &a.host_if).unwrap();
+    nft::remove(&a.host_if, &a.host_if, NftLayout::VerdictMap).unwrap();
     let first_remove = t.elapsed();
-    nft::remove(&b.host_if, &b.host_if).unwrap();
+    nft::remove(&b.host_if, &b.host_if, NftLayout::VerdictMap).unwrap();
     eprintln!(
         "  (nft::remove took {first_remove:?}, the last one {:?})",
         t.elapsed() - first_remove
     );
-    nft::remove(&a.host_if, &a.host_if).unwrap();
+    nft::remove(&a.host_if, &a.host_if, NftLayout::VerdictMap).unwrap();
     assert_eq!(nft_lines_with(&fx.prefix), Vec::<String>::new());
     let left = nft::instances_in_ruleset().unwrap();
     assert!(!left.iter().any(|i| i.starts_with(&fx.prefix)), "{left:?}");
@@ -661,7 +665,8 @@ fn table_gone_unless_in_use() {
         return;
     }
     let tables = run("nft", &["list", "tables"]);
-    let present = tables.lines().any(|l| l.trim() == "table inet wayback");
+    let present = (tables.lines())
+        .any(|l| ["table inet wayback", "table inet wayback-quarantine"].contains(&l.trim()));
     assert!(
         !present || !nft::instances_in_ruleset().unwrap().is_empty(),
         "the table outlived its last instance"
@@ -703,7 +708,7 @@ fn concurrent_applies_and_removes_never_clobber_each_other() {
                         "{name}"
                     );
                     assert_eq!(jump_rules(name), 2, "{name} round {round}");
-                    nft::remove(name, name).unwrap();
+                    nft::remove(name, name, NftLayout::VerdictMap).unwrap();
                     assert!(!nft::instances_in_ruleset().unwrap().contains(name));
                 }
             });
@@ -739,9 +744,9 @@ fn bad_names_are_refused_before_nft_runs() {
     };
     let e = nft::apply(&q).unwrap_err();
     assert!(e.to_string().contains("\"wb-*\""), "{e}");
-    let e = nft::remove(&"x".repeat(33), "wb-x").unwrap_err();
+    let e = nft::remove(&"x".repeat(33), "wb-x", NftLayout::VerdictMap).unwrap_err();
     assert!(matches!(e, NetError::InvalidName { .. }), "{e:?}");
-    let e = nft::remove("ok", "wb-*").unwrap_err();
+    let e = nft::remove("ok", "wb-*", NftLayout::VerdictMap).unwrap_err();
     assert!(e.to_string().contains("\"wb-*\""), "{e}");
 }
 
@@ -791,11 +796,11 @@ add rule inet wayback forward iifname \"{old}\" jump wb-{old}
     nft::apply(&q).unwrap();
     let old_rules = nft_lines_with(&format!("jump wb-{old}"));
     assert_eq!(old_rules.len(), 2, "{old_rules:?}");
-    nft::remove(&old, &old).unwrap();
+    nft::remove(&old, &old, NftLayout::JumpRules).unwrap();
     let left = nft_lines_with(&old);
     assert!(left.is_empty(), "{left:?}");
     assert!(nft::instances_in_ruleset().unwrap().contains(&new));
-    nft::remove(&new, &new).unwrap();
+    nft::remove(&new, &new, NftLayout::VerdictMap).unwrap();
     assert_eq!(nft_lines_with(&fx.prefix), Vec::<String>::new());
     table_gone_unless_in_use();
     let residue = fx.teardown();

@@ -145,7 +145,8 @@ impl<'a> Residue<'a> {
             }
         }
 
-        // nftables: anything of the instance in `table inet wayback`.
+        // nftables: anything of the instance in `table inet wayback-quarantine` (or an earlier release's
+        // `table inet wayback`).
         match Command::new("nft")
             .args(["list", "ruleset"])
             .stdin(Stdio::null())
@@ -246,7 +247,7 @@ pub fn nft_leftovers(ruleset: &str, name: &str, ifnames: &[String]) -> Vec<Strin
             table = t
                 .split_whitespace()
                 .nth(2)
-                .filter(|n| *n == "wayback")
+                .filter(|n| ["wayback", "wayback-quarantine"].contains(n))
                 .map(|_| t.clone());
             continue;
         }

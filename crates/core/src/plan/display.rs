@@ -125,12 +125,12 @@ impl fmt::Display for Plan {
         if self.allow_egress.is_empty() {
             writeln!(
                 f,
-                "  quarantine table inet wayback: the instance can open no connection"
+                "  quarantine table inet wayback-quarantine: the instance can open no connection"
             )?;
         } else {
             writeln!(
                 f,
-                "  quarantine table inet wayback: the instance can open only {}",
+                "  quarantine table inet wayback-quarantine: the instance can open only {}",
                 crate::egress::join(&self.allow_egress)
             )?;
         }

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::ruleset::{CHAIN_PREFIX, MAP, TABLE};
+use super::ruleset::{CHAIN_PREFIX, MAP};
 
 /// What of the table matters here.
 #[derive(Debug, Default)]
@@ -18,15 +18,16 @@ pub struct Listing {
 }
 
 impl Listing {
-    pub fn parse(set: &Value) -> Listing {
+    /// The objects of `table` in `set`.
+    pub fn parse(set: &Value, table: &str) -> Listing {
         let mut out = Listing::default();
         let objects = set["nftables"].as_array().map_or(&[][..], Vec::as_slice);
         for obj in objects {
-            if let Some(c) = ours(&obj["chain"]) {
+            if let Some(c) = ours(&obj["chain"], table) {
                 out.chains.extend(c["name"].as_str().map(str::to_string));
-            } else if let Some(r) = ours(&obj["rule"]) {
+            } else if let Some(r) = ours(&obj["rule"], table) {
                 out.parse_rule(r);
-            } else if let Some(m) = ours(&obj["map"]).filter(|m| m["name"] == MAP) {
+            } else if let Some(m) = ours(&obj["map"], table).filter(|m| m["name"] == MAP) {
                 out.parse_map(m);
             }
         }
@@ -81,9 +82,9 @@ impl Listing {
     }
 }
 
-/// `v` if it is an object of `table inet wayback`.
-fn ours(v: &Value) -> Option<&Value> {
-    (v["family"] == "inet" && v["table"] == TABLE).then_some(v)
+/// `v` if it is an object of `table inet <table>`.
+fn ours<'a>(v: &'a Value, table: &str) -> Option<&'a Value> {
+    (v["family"] == "inet" && v["table"] == table).then_some(v)
 }
 
 #[cfg(test)]
@@ -109,7 +110,8 @@ mod tests {
     #[test]
     fn listing_finds_instance_chains_and_jump_handles() {
         let set: Value = serde_json::from_str(LISTING).unwrap();
-        let l = Listing::parse(&set);
+        let l = Listing::parse(&set, "wayback");
+        assert!(Listing::parse(&set, "other").chains.is_empty());
         assert_eq!(l.instances(), ["demo", "other"]);
         let demo = [("input".to_string(), 14), ("forward".to_string(), 15)];
         assert_eq!(l.jumps_to("wb-demo"), demo);

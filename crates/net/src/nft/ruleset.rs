@@ -8,22 +8,28 @@
 
 use std::borrow::Cow;
 
+use nftables::expr::Verdict;
 use nftables::expr::{
     Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, SetItem, CT,
 };
-use nftables::expr::Verdict;
 use nftables::schema::{Chain, Element, FlushObject, NfCmd, NfListObject, NfObject, Rule, Table};
 use nftables::stmt::{
     AnonymousCounter, Counter, JumpTarget, Match, Operator, Reject, RejectType, Statement,
     VerdictMap,
 };
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 pub use wayback_core::egress::{Egress, Proto};
 
+pub use wayback_core::journal::NftLayout;
+
 /// The one table every instance shares.
-pub const TABLE: &str = "wayback";
+pub const TABLE: &str = "wayback-quarantine";
+/// The table of releases before 0.3 (rules per instance, no map), which they still read and change
+/// while they run; kept apart so that they never meet a verdict map they cannot parse.
+pub const LEGACY_TABLE: &str = "wayback";
+
 /// Every instance chain is called `wb-<instance>`; nothing else in the table starts with this.
 pub const CHAIN_PREFIX: &str = "wb-";
 /// The shared chain every instance chain ends in with `goto` (and the guard of table deletion).
@@ -95,10 +101,12 @@ impl Serialize for Transaction {
                 for c in self.0 {
                     match c {
                         Cmd::Nft(o) => seq.serialize_element(o)?,
-                        Cmd::AddMap => seq.serialize_element(&serde_json::json!({"add": {"map": {
-                            "family": "inet", "table": TABLE, "name": MAP,
-                            "type": "ifname", "map": "verdict",
-                        }}}))?,
+                        Cmd::AddMap => {
+                            seq.serialize_element(&serde_json::json!({"add": {"map": {
+                                "family": "inet", "table": TABLE, "name": MAP,
+                                "type": "ifname", "map": "verdict",
+                            }}}))?
+                        }
                     }
                 }
                 seq.end()
@@ -222,9 +230,9 @@ pub fn removal(instance: &str, host_if: &str, table_if_unused: bool) -> Transact
     cmds.push(add(NfListObject::Chain(plain_chain(&chain))));
     cmds.push(add(NfListObject::Element(element(host_if, Some(&chain)))));
     cmds.push(delete(NfListObject::Element(element(host_if, None))));
-    cmds.push(delete_chain(&chain));
+    cmds.push(delete_chain(TABLE, &chain));
     if table_if_unused {
-        cmds.extend(delete_table_if_unused());
+        cmds.extend(delete_table_if_unused(TABLE));
     }
     cmds
 }
@@ -234,44 +242,57 @@ pub fn delete_element(host_if: &str) -> NfObject<'static> {
     delete(NfListObject::Element(element(host_if, None)))
 }
 
-/// Delete rule `handle` of chain `chain`.
-pub fn delete_rule(chain: &str, handle: u32) -> NfObject<'static> {
+/// Delete rule `handle` of chain `chain` of `table`.
+pub fn delete_rule(table: &'static str, chain: &str, handle: u32) -> NfObject<'static> {
     NfObject::CmdObject(NfCmd::Delete(NfListObject::Rule(Rule {
         handle: Some(handle),
+        table: table.into(),
         ..rule(chain, Vec::new())
     })))
 }
 
-/// Delete chain `chain` (and its rules; the kernel refuses while anything still jumps to it).
-pub fn delete_chain(chain: &str) -> NfObject<'static> {
-    NfObject::CmdObject(NfCmd::Delete(NfListObject::Chain(plain_chain(chain))))
+/// Delete chain `chain` of `table` (and its rules; the kernel refuses while anything still jumps to
+/// it).
+pub fn delete_chain(table: &'static str, chain: &str) -> NfObject<'static> {
+    delete(NfListObject::Chain(Chain {
+        table: table.into(),
+        ..plain_chain(chain)
+    }))
 }
 
 /// Delete the whole table, but only if no instance chain is left: the `refuse` chain is (re)added and
 /// deleted first, which the kernel refuses (EBUSY, aborting the whole transaction) while any instance
 /// chain still ends in `goto refuse` — also one that another process added after we last looked.
 /// Adding the table first makes this succeed when the table is already gone.
-pub fn delete_table_if_unused() -> Vec<NfObject<'static>> {
+pub fn delete_table_if_unused(table: &'static str) -> Vec<NfObject<'static>> {
+    let refuse = Chain {
+        table: table.into(),
+        ..plain_chain(REFUSE_CHAIN)
+    };
     vec![
-        add(NfListObject::Table(table())),
-        add(NfListObject::Chain(plain_chain(REFUSE_CHAIN))),
-        delete_chain(REFUSE_CHAIN),
-        NfObject::CmdObject(NfCmd::Delete(NfListObject::Table(table()))),
+        add(NfListObject::Table(table_named(table))),
+        add(NfListObject::Chain(refuse)),
+        delete_chain(table, REFUSE_CHAIN),
+        delete(NfListObject::Table(table_named(table))),
     ]
 }
 
-/// Delete the whole table whatever is in it; succeeds when it is absent.
-pub fn delete_table() -> Vec<NfObject<'static>> {
+/// Delete table `table` whatever is in it; succeeds when it is absent.
+pub fn delete_table(table: &'static str) -> Vec<NfObject<'static>> {
     vec![
-        add(NfListObject::Table(table())),
-        NfObject::CmdObject(NfCmd::Delete(NfListObject::Table(table()))),
+        add(NfListObject::Table(table_named(table))),
+        delete(NfListObject::Table(table_named(table))),
     ]
 }
 
 fn table() -> Table<'static> {
+    table_named(TABLE)
+}
+
+fn table_named(name: &'static str) -> Table<'static> {
     Table {
         family: NfFamily::INet,
-        name: TABLE.into(),
+        name: name.into(),
         handle: None,
     }
 }

@@ -1,6 +1,6 @@
 //! What a row could have changed on the machine, limited to what this test owns (other tests run on the
 //! machine at the same time): mounts under the pool's and the config's directories or naming one of the
-//! test's instances, their network namespaces, links, nftables lines (table inet wayback) and processes
+//! test's instances, their network namespaces, links, nftables lines (tables inet wayback-quarantine and wayback) and processes
 //! and cgroups, the pool's subvolumes and clones, every file under the state and runtime directories (with
 //! its content, except logs and the activity stamp), and the canary trees' checksums.
 
@@ -70,10 +70,12 @@ impl State {
                 put("link", name.to_string());
             }
         }
-        let nft = cmd("nft", &["list", "table", "inet", "wayback"]);
-        for l in String::from_utf8_lossy(&nft.stdout).lines() {
-            if scope.mine(l) || ifnames.iter().any(|i| mentions(l, i)) {
-                put("nft", without_counters(l));
+        for table in ["wayback-quarantine", "wayback"] {
+            let nft = cmd("nft", &["list", "table", "inet", table]);
+            for l in String::from_utf8_lossy(&nft.stdout).lines() {
+                if scope.mine(l) || ifnames.iter().any(|i| mentions(l, i)) {
+                    put("nft", without_counters(l));
+                }
             }
         }
         for sv in pool.subvolumes() {
