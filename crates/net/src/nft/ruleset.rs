@@ -101,12 +101,7 @@ impl Serialize for Transaction {
                 for c in self.0 {
                     match c {
                         Cmd::Nft(o) => seq.serialize_element(o)?,
-                        Cmd::AddMap => {
-                            seq.serialize_element(&serde_json::json!({"add": {"map": {
-                                "family": "inet", "table": TABLE, "name": MAP,
-                                "type": "ifname", "map": "verdict",
-                            }}}))?
-                        }
+                        Cmd::AddMap => seq.serialize_element(&add_map())?,
                     }
                 }
                 seq.end()
@@ -116,6 +111,13 @@ impl Serialize for Transaction {
         map.serialize_entry("nftables", &Cmds(&self.0))?;
         map.end()
     }
+}
+
+/// `add map inet wayback-quarantine instances { type ifname : verdict; }`, as nft's JSON.
+fn add_map() -> serde_json::Value {
+    serde_json::json!({"add": {"map": {
+        "family": "inet", "table": TABLE, "name": MAP, "type": "ifname", "map": "verdict",
+    }}})
 }
 
 /// The commands that add (or re-fill) the quarantine of `q`, as one transaction that needs no look at
