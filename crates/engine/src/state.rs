@@ -11,7 +11,7 @@
 //! (no symlink) and the marker names that instance; anything else found there is reported and left alone.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -148,7 +148,9 @@ pub fn write_json<T: Persisted>(path: &Path, value: &T) -> Result<(), StateError
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
     let json = wayback_core::format::encode(value).map_err(|e| err(e.into()))?;
-    serde_json::to_writer_pretty(&mut tmp, &json).map_err(|e| err(e.into()))?;
+    // One write, not one per token (the temp file is unbuffered).
+    let bytes = serde_json::to_vec_pretty(&json).map_err(|e| err(e.into()))?;
+    tmp.write_all(&bytes).map_err(err)?;
     tmp.as_file().sync_data().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
@@ -166,7 +168,8 @@ pub fn write_json_in<T: Persisted>(format: u32, path: &Path, value: &T) -> Resul
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    serde_json::to_writer_pretty(&mut tmp, value).map_err(|e| err(e.into()))?;
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| err(e.into()))?;
+    tmp.write_all(&bytes).map_err(err)?;
     tmp.as_file().sync_data().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
