@@ -64,16 +64,6 @@ fn usr_alias(path: &Path) -> Option<PathBuf> {
     MERGED.contains(&first).then(|| Path::new("/usr").join(rel))
 }
 
-/// The package owning `path` among `(package, list text)` pairs; `pkg:arch.list` names lose their `:arch`.
-pub fn dpkg_owner<'a>(
-    lists: impl IntoIterator<Item = (&'a str, &'a str)>,
-    path: &Path,
-) -> Option<String> {
-    lists
-        .into_iter()
-        .find(|(_, text)| list_holds(text, path))
-        .map(|(name, _)| name.split(':').next().unwrap_or(name).to_string())
-}
 
 /// The upstream part of a Debian version: without the epoch (`1:`) and the Debian revision (`-0+deb12u1`).
 pub fn upstream(version: &str) -> &str {
@@ -207,21 +197,11 @@ mod tests {
         );
         assert_eq!(got.get("libc6").map(String::as_str), Some("2.36-9"));
         assert!(!got.contains_key("gone"));
-        let lists = [
-            ("nginx-common", "/.\n/etc/nginx\n"),
-            ("nginx:amd64", "/.\n/usr\n/usr/sbin\n/usr/sbin/nginx\n"),
-            ("coreutils", "/bin/ls\n"),
-        ];
-        assert_eq!(
-            dpkg_owner(lists, Path::new("/usr/sbin/nginx")).as_deref(),
-            Some("nginx")
-        );
-        assert_eq!(
-            dpkg_owner(lists, Path::new("/usr/bin/ls")).as_deref(),
-            Some("coreutils"),
-            "merged /usr"
-        );
-        assert_eq!(dpkg_owner(lists, Path::new("/usr/sbin/none")), None);
+        let nginx = "/.\n/usr\n/usr/sbin\n/usr/sbin/nginx\n";
+        assert!(list_holds(nginx, Path::new("/usr/sbin/nginx")));
+        assert!(!list_holds("/.\n/etc/nginx\n", Path::new("/usr/sbin/nginx")));
+        assert!(list_holds("/bin/ls\n", Path::new("/usr/bin/ls")), "merged /usr");
+        assert!(!list_holds(nginx, Path::new("/usr/sbin/none")));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::sys::elfdeps;
 use crate::sys::inroot::Tree;
 
 mod compare;
+mod dpkglists;
 mod packages;
 
 pub use compare::check;

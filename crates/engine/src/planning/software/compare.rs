@@ -19,7 +19,7 @@ use crate::sys::inroot::Tree;
 
 /// Small files (PG_VERSION, upgrade_info) and package databases are read up to these sizes.
 const SMALL: u64 = 256;
-const DB_MAX: u64 = 64 << 20;
+pub(super) const DB_MAX: u64 = 64 << 20;
 
 /// A side's files: the host's, read directly, or the snapshot's, read inside it.
 pub(super) enum Side<'a> {
@@ -65,17 +65,6 @@ impl Side<'_> {
         self.read(Path::new("/var/lib/dpkg/status"), DB_MAX)
             .map(|s| versions::dpkg_installed(&s))
             .unwrap_or_default()
-    }
-    /// dpkg's file lists: (package, text).
-    pub(super) fn lists(&self) -> Vec<(String, String)> {
-        let dir = Path::new("/var/lib/dpkg/info");
-        self.list(dir)
-            .into_iter()
-            .filter_map(|(n, _)| {
-                let name = n.to_str()?.strip_suffix(".list")?.to_string();
-                Some((name, self.read(&dir.join(&n), DB_MAX)?))
-            })
-            .collect()
     }
 }
 

@@ -10,6 +10,7 @@ use wayback_core::drift::{versions, Program, Sides, Software};
 use wayback_core::Plan;
 
 use super::compare::Side;
+use super::dpkglists::DpkgLists;
 
 /// Programs compared at most.
 const MAX_PROGRAMS: usize = 24;
@@ -67,9 +68,9 @@ pub(super) fn programs(plan: &Plan, sides: &Sides<Side>, running: Software) -> V
         host: sides.host.dpkg(),
         snapshot: sides.snapshot.dpkg(),
     };
-    let lists = Sides {
-        host: sides.host.lists(),
-        snapshot: sides.snapshot.lists(),
+    let mut lists = Sides {
+        host: DpkgLists::new(&sides.host),
+        snapshot: DpkgLists::new(&sides.snapshot),
     };
     let mut stores: Sides<Option<Vec<versions::Package>>> = Sides::default();
     let has_store = |s: &Side| !s.list(Path::new("/nix/store")).is_empty();
@@ -85,9 +86,7 @@ pub(super) fn programs(plan: &Plan, sides: &Sides<Side>, running: Software) -> V
                 host: sides.host.is_file(&path),
                 snapshot: sides.snapshot.is_file(&path),
             };
-            let owner = [&lists.host, &lists.snapshot].iter().find_map(|l| {
-                versions::dpkg_owner(l.iter().map(|(n, t)| (n.as_str(), t.as_str())), &path)
-            });
+            let owner = (lists.host.owner(&path)).or_else(|| lists.snapshot.owner(&path));
             let from_db = |db: &BTreeMap<String, String>, there: bool| {
                 let name = owner.as_ref().filter(|_| there)?;
                 Some(versions::Package {
