@@ -337,6 +337,31 @@ pub fn list(cfg: &Config) -> Vec<InstanceName> {
     names
 }
 
+/// Every instance [`list`] finds, and the saved plans among them, each plan read and parsed once: what a
+/// new instance's planning compares itself with (addresses in use, hostnames), read once per `up` under the
+/// allocation lock.
+#[derive(Debug, Default)]
+pub struct Others {
+    pub names: Vec<InstanceName>,
+    /// The instances whose plan could be read: not a later release's one (whose format this release does
+    /// not read, as [`InstanceDir::open`] refuses it), nor one whose plan is missing or corrupt.
+    pub plans: Vec<(InstanceName, Plan)>,
+}
+
+impl Others {
+    pub fn read(cfg: &Config) -> Others {
+        let names = list(cfg);
+        let plans = names
+            .iter()
+            .filter_map(|n| {
+                let plan = read_json::<Plan>(&InstanceDir::at(cfg, n).plan_path()).ok()?;
+                Some((n.clone(), plan))
+            })
+            .collect();
+        Others { names, plans }
+    }
+}
+
 /// A directory another `up` is assembling right now (hidden, less than a minute old): not reported.
 fn fresh_new_dir(entry: &fs::DirEntry) -> bool {
     entry.file_name().to_string_lossy().starts_with(NEW_PREFIX)
