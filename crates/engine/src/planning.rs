@@ -141,7 +141,7 @@ async fn facts(
     sources: crate::sources::Sources,
     req: &UpRequest,
 ) -> Result<Facts> {
-    let mut in_use: Vec<ipnet::Ipv4Net> = others.plans.iter().map(|(_, p)| p.block.net).collect();
+    let mut in_use: Vec<ipnet::Ipv4Net> = others.plans.iter().map(|p| p.net).collect();
     in_use.extend(wayback_net::veth::host_ipv4_prefixes().await?);
     let host_paths = host::with_bin_links(hostpaths::resolve(
         &[cfg.host_paths.clone(), req.host_paths.clone()].concat(),

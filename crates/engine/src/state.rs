@@ -27,7 +27,7 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
-pub use instance_dir::{list, InstanceDir, Others};
+pub use instance_dir::{list, InstanceDir, OtherPlan, Others};
 pub use keep::{parse_until, Keep};
 pub use routes::{
     hostname_owner, hostname_owner_in, route_path, MasqueradeRoute, RouteFile, RouteRemoval,

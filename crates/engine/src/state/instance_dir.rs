@@ -337,15 +337,26 @@ pub fn list(cfg: &Config) -> Vec<InstanceName> {
     names
 }
 
-/// Every instance [`list`] finds, and the saved plans among them, each plan read and parsed once: what a
-/// new instance's planning compares itself with (addresses in use, hostnames), read once per `up` under the
-/// allocation lock.
+/// Every instance [`list`] finds, and of those whose saved plan can be read what a new instance's planning
+/// compares itself with (address block, hostname): each plan read and parsed once per `up`, under the
+/// allocation lock, and dropped at once (only these two fields are kept, so the peak does not grow with
+/// the number of instances times a plan's size).
 #[derive(Debug, Default)]
 pub struct Others {
     pub names: Vec<InstanceName>,
     /// The instances whose plan could be read: not a later release's one (whose format this release does
     /// not read, as [`InstanceDir::open`] refuses it), nor one whose plan is missing or corrupt.
-    pub plans: Vec<(InstanceName, Plan)>,
+    pub plans: Vec<OtherPlan>,
+}
+
+/// What [`Others`] keeps of one instance's saved plan.
+#[derive(Debug, Clone)]
+pub struct OtherPlan {
+    pub name: InstanceName,
+    /// Its address block (`Plan::block.net`).
+    pub net: ipnet::Ipv4Net,
+    /// The hostname it routes (`Plan::http.host`), if any.
+    pub host: Option<String>,
 }
 
 impl Others {
@@ -355,7 +366,11 @@ impl Others {
             .iter()
             .filter_map(|n| {
                 let plan = read_json::<Plan>(&InstanceDir::at(cfg, n).plan_path()).ok()?;
-                Some((n.clone(), plan))
+                Some(OtherPlan {
+                    name: n.clone(),
+                    net: plan.block.net,
+                    host: plan.http.map(|h| h.host),
+                })
             })
             .collect();
         Others { names, plans }

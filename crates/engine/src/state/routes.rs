@@ -131,9 +131,9 @@ pub fn hostname_owner(cfg: &Config, host: &Hostname) -> Option<InstanceName> {
 /// [`hostname_owner`] with the saved plans already read (`others`, read under the same lock).
 pub fn hostname_owner_in(cfg: &Config, others: &Others, host: &Hostname) -> Option<InstanceName> {
     let same = |h: &str| Hostname::new(h).is_ok_and(|h| &h == host);
-    for (name, plan) in &others.plans {
-        if plan.http.as_ref().is_some_and(|http| same(&http.host)) {
-            return Some(name.clone());
+    for other in &others.plans {
+        if other.host.as_deref().is_some_and(same) {
+            return Some(other.name.clone());
         }
     }
     let entries = fs::read_dir(cfg.routes_dir())
