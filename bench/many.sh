@@ -81,7 +81,7 @@ sleep 1
 before=$(anon "$daemon")
 running=0
 echo
-echo "wayback many instances ($(date -u +%Y-%m-%d), $(nproc) cores, daemon and proxy in one process)"
+echo "wayback many instances ($(date -u +%Y-%m-%d), $(nproc) cores, daemon and proxy in one process; load average at the start: $(cut -d" " -f1-3 /proc/loadavg))"
 echo
 echo "| instances | mean up (ms) | probe up (ms) | probe down (ms) | daemon anon/instance (KiB) | nspawn PSS (KiB) | init PSS (KiB) | total/instance (MiB) | daemon fds | daemon threads | route req/s |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -56,6 +56,7 @@ pub async fn launch(dir: &InstanceDir, plan: &Plan) -> Result<Child> {
         masks,
         keep,
         netns: join,
+        netns_file: plan.netns_path.clone(),
         init_at: plan.container.init_exe.clone(),
     };
     let child = tokio::task::spawn_blocking(move || {
@@ -66,7 +67,8 @@ pub async fn launch(dir: &InstanceDir, plan: &Plan) -> Result<Child> {
 }
 
 /// What the launch namespace keeps of the host's mounts: what the container shows (/usr, host paths), what
-/// nspawn itself uses (/proc, /sys, /dev, /tmp, /run), and the mounts holding the instance's own files.
+/// nspawn itself uses (/proc, /sys, /dev, /tmp, /run), and the mounts holding the instance's own files (its
+/// network namespace is mounted again by `sys::launchns` itself).
 fn launch_keep(dir: &InstanceDir, plan: &Plan) -> Keep {
     let c = &plan.container;
     let trees = ["/usr", "/proc", "/sys", "/dev"]
@@ -75,7 +77,6 @@ fn launch_keep(dir: &InstanceDir, plan: &Plan) -> Keep {
         .chain(c.host_ro.iter().cloned())
         .collect();
     let paths = [
-        plan.netns_path.clone(),
         dir.path.clone(),
         c.init_exe.clone(),
         c.spec_file.clone(),

@@ -12,7 +12,7 @@ use wayback_core::plan::{self, Facts, SourceFacts, SourceKind, UpRequest};
 use wayback_core::{Config, Plan};
 
 use crate::error::BadInput;
-use crate::state::{self, InstanceDir};
+use crate::state;
 use crate::sys::{btrfs, mountinfo};
 
 mod checks;
@@ -28,7 +28,9 @@ pub struct AllocLock(#[allow(dead_code)] Flock<std::fs::File>);
 pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
     let sources = crate::sources::resolve(cfg, req, &|p| source_facts(p, req.overlay))?;
     let alloc = alloc_lock(cfg)?;
-    let facts = facts(cfg, sources, req).await?;
+    // Every other instance's plan, read once for both checks against them (addresses, hostname).
+    let others = state::Others::read(cfg);
+    let facts = facts(cfg, &others, sources, req).await?;
     let plan = plan::build(req, &facts, cfg, &btrfs::probe).map_err(|e| match &e {
         plan::PlanError::NestedSubvolume { path, snapshot } => {
             let hint = crate::nested::hint(cfg, snapshot, path);
@@ -46,7 +48,7 @@ pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
         checks::owners(req, plan)?
     };
     checks::clone_dirs(&plan)?;
-    checks::hostname_free(cfg, &plan).await?;
+    checks::hostname_free(cfg, &others, &plan).await?;
     Ok((plan, alloc))
 }
 
@@ -133,13 +135,13 @@ fn init_exe() -> Result<std::path::PathBuf> {
 }
 
 /// What the plan needs to know about the system. Call with the allocation lock held.
-async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) -> Result<Facts> {
-    let existing = state::list(cfg);
-    let mut in_use: Vec<ipnet::Ipv4Net> = existing
-        .iter()
-        .filter_map(|n| InstanceDir::open(cfg, n).ok()?.plan().ok())
-        .map(|p: Plan| p.block.net)
-        .collect();
+async fn facts(
+    cfg: &Config,
+    others: &state::Others,
+    sources: crate::sources::Sources,
+    req: &UpRequest,
+) -> Result<Facts> {
+    let mut in_use: Vec<ipnet::Ipv4Net> = others.plans.iter().map(|p| p.net).collect();
     in_use.extend(wayback_net::veth::host_ipv4_prefixes().await?);
     let host_paths = host::with_bin_links(hostpaths::resolve(
         &[cfg.host_paths.clone(), req.host_paths.clone()].concat(),
@@ -164,7 +166,7 @@ async fn facts(cfg: &Config, sources: crate::sources::Sources, req: &UpRequest) 
         extra_sources: sources.extra,
         bind_sources: sources.bind_sources,
         main_date: sources.main_date,
-        existing: existing.iter().map(ToString::to_string).collect(),
+        existing: others.names.iter().map(ToString::to_string).collect(),
         in_use,
         init_exe,
         machined: Path::new("/run/systemd/system").is_dir(),

@@ -27,9 +27,11 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
-pub use instance_dir::{list, InstanceDir};
+pub use instance_dir::{list, InstanceDir, OtherPlan, Others};
 pub use keep::{parse_until, Keep};
-pub use routes::{hostname_owner, route_path, MasqueradeRoute, RouteFile, RouteRemoval};
+pub use routes::{
+    hostname_owner, hostname_owner_in, route_path, MasqueradeRoute, RouteFile, RouteRemoval,
+};
 
 /// The marker file in every instance directory; it holds the instance's name.
 pub const MARKER: &str = ".wayback-instance";
@@ -115,9 +117,10 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
 /// `hostname_owner` as an error: `HostnameTaken` (bad input, exit 2) naming the owner.
 pub fn ensure_hostname_free(
     cfg: &Config,
+    others: &Others,
     host: &wayback_core::names::Hostname,
 ) -> Result<(), StateError> {
-    match hostname_owner(cfg, host) {
+    match hostname_owner_in(cfg, others, host) {
         Some(owner) => Err(StateError::HostnameTaken {
             host: host.to_string(),
             owner: owner.to_string(),

@@ -19,16 +19,22 @@ use wayback_engine::progress::Progress;
 use wayback_engine::{daemon, error, init};
 
 fn main() -> ExitCode {
+    // The container's init (`/.wayback-init __init SPEC MACHINE`, as `wayback_core::nspawn` starts it) is
+    // run before the command line is parsed: clap's command tree would be built in every container's PID 1,
+    // and that memory is private to each.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().take(5).collect();
+    if args.len() <= 4 && args.get(1).is_some_and(|a| a == "__init") {
+        if let Some(spec) = args
+            .get(2)
+            .filter(|s| !s.as_encoded_bytes().starts_with(b"-"))
+        {
+            return run_init(std::path::Path::new(spec));
+        }
+    }
     let cli = Cli::parse();
     // The container's init must stay single-threaded: handle it before any runtime starts.
     if let Cmd::Init { spec, .. } = &cli.cmd {
-        return match init::main(spec) {
-            Ok(code) => ExitCode::from(code as u8),
-            Err(e) => {
-                eprintln!("wayback-init: {e:#}");
-                ExitCode::from(1)
-            }
-        };
+        return run_init(spec);
     }
     // Entering a container's mount namespace needs a single-threaded process: also before any runtime.
     if matches!(cli.cmd, Cmd::Exec(_) | Cmd::Shell(_)) {
@@ -60,6 +66,16 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("wayback: error: {}", error::render(&e));
             ExitCode::from(exit::code(&e))
+        }
+    }
+}
+
+fn run_init(spec: &std::path::Path) -> ExitCode {
+    match init::main(spec) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("wayback-init: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

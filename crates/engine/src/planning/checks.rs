@@ -15,14 +15,15 @@ use crate::sys::inroot::Tree;
 use crate::sys::{ids, mountinfo};
 
 /// The plan's hostname must be free — no other instance routes it (saved plan or route file) and the
-/// host's nginx/Caddy does not already serve it — before anything is created. Call with `alloc` held.
-pub(super) async fn hostname_free(cfg: &Config, plan: &Plan) -> Result<()> {
+/// host's nginx/Caddy does not already serve it — before anything is created. Call with `alloc` held;
+/// `others` read under it.
+pub(super) async fn hostname_free(cfg: &Config, others: &state::Others, plan: &Plan) -> Result<()> {
     use crate::drivers::{Driver, ProxyDriver};
     let Some(http) = &plan.http else {
         return Ok(());
     };
     let host = wayback_core::names::Hostname::new(&http.host)?;
-    state::ensure_hostname_free(cfg, &host)?;
+    state::ensure_hostname_free(cfg, others, &host)?;
     if plan.driver == ProxyDriver::Builtin {
         return Ok(());
     }

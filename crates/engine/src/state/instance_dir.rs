@@ -337,6 +337,46 @@ pub fn list(cfg: &Config) -> Vec<InstanceName> {
     names
 }
 
+/// Every instance [`list`] finds, and of those whose saved plan can be read what a new instance's planning
+/// compares itself with (address block, hostname): each plan read and parsed once per `up`, under the
+/// allocation lock, and dropped at once (only these two fields are kept, so the peak does not grow with
+/// the number of instances times a plan's size).
+#[derive(Debug, Default)]
+pub struct Others {
+    pub names: Vec<InstanceName>,
+    /// The instances whose plan could be read: not a later release's one (whose format this release does
+    /// not read, as [`InstanceDir::open`] refuses it), nor one whose plan is missing or corrupt.
+    pub plans: Vec<OtherPlan>,
+}
+
+/// What [`Others`] keeps of one instance's saved plan.
+#[derive(Debug, Clone)]
+pub struct OtherPlan {
+    pub name: InstanceName,
+    /// Its address block (`Plan::block.net`).
+    pub net: ipnet::Ipv4Net,
+    /// The hostname it routes (`Plan::http.host`), if any.
+    pub host: Option<String>,
+}
+
+impl Others {
+    pub fn read(cfg: &Config) -> Others {
+        let names = list(cfg);
+        let plans = names
+            .iter()
+            .filter_map(|n| {
+                let plan = read_json::<Plan>(&InstanceDir::at(cfg, n).plan_path()).ok()?;
+                Some(OtherPlan {
+                    name: n.clone(),
+                    net: plan.block.net,
+                    host: plan.http.map(|h| h.host),
+                })
+            })
+            .collect();
+        Others { names, plans }
+    }
+}
+
 /// A directory another `up` is assembling right now (hidden, less than a minute old): not reported.
 fn fresh_new_dir(entry: &fs::DirEntry) -> bool {
     entry.file_name().to_string_lossy().starts_with(NEW_PREFIX)

@@ -13,7 +13,7 @@ use wayback_core::names::Hostname;
 use wayback_core::{Config, InstanceName};
 
 use super::instance_dir::real_dir;
-use super::{list, read_json, InstanceDir, StateError};
+use super::{read_json, InstanceDir, Others, StateError};
 
 /// What the proxy needs to route one hostname.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,18 +125,15 @@ pub fn remove(
 /// canonical form, so `G.RT.TEST.` and `g.rt.test`, or `Bücher.example` and `xn--bcher-kva.example`, are
 /// one name. Call with the allocation lock held, before anything is created.
 pub fn hostname_owner(cfg: &Config, host: &Hostname) -> Option<InstanceName> {
+    hostname_owner_in(cfg, &Others::read(cfg), host)
+}
+
+/// [`hostname_owner`] with the saved plans already read (`others`, read under the same lock).
+pub fn hostname_owner_in(cfg: &Config, others: &Others, host: &Hostname) -> Option<InstanceName> {
     let same = |h: &str| Hostname::new(h).is_ok_and(|h| &h == host);
-    for name in list(cfg) {
-        let Ok(dir) = InstanceDir::open(cfg, &name) else {
-            continue;
-        };
-        if dir
-            .plan()
-            .ok()
-            .and_then(|p| p.http)
-            .is_some_and(|http| same(&http.host))
-        {
-            return Some(name);
+    for other in &others.plans {
+        if other.host.as_deref().is_some_and(same) {
+            return Some(other.name.clone());
         }
     }
     let entries = fs::read_dir(cfg.routes_dir())
@@ -248,7 +245,8 @@ mod tests {
             hostname_owner(&cfg, &host("Bücher.example")),
             Some(name("a"))
         );
-        let e = ensure_hostname_free(&cfg, &host("BÜCHER.example.")).unwrap_err();
+        let others = Others::read(&cfg);
+        let e = ensure_hostname_free(&cfg, &others, &host("BÜCHER.example.")).unwrap_err();
         assert_eq!(
             e.to_string(),
             "hostname xn--bcher-kva.example is already used by instance a; pick another --host or `wayback down a`"

@@ -15,6 +15,10 @@
 //! 4. The host's secrets under the paths the container shows (/etc/shadow, SSH host keys, …) are covered
 //!    by empty read-only nodes — in this namespace only, so the host is untouched; nspawn's recursive
 //!    `--bind-ro=/etc` carries them into the container, whose root cannot unmount them (no CAP_SYS_ADMIN).
+//!    Every instance's network namespace is mounted under one directory (`/run/netns`): it is detached as
+//!    a whole and the instance's own namespace mounted again at the same path on a fresh tmpfs, so the
+//!    work here does not grow with the number of instances, and namespaces made later do not propagate
+//!    into this one.
 //! 5. nspawn is spawned from that thread and inherits the namespace, which lives as long as nspawn does.
 //!
 //! With the snapshot's own software (`up --software snapshot`), the container's root is made here too: a
@@ -22,7 +26,7 @@
 //! the snapshot's software directories are staged read-only like any other path of the clone (step 2).
 //!
 //! Syscalls: unshare, mount (MS_SLAVE, MS_BIND, MS_REMOUNT|MS_RDONLY, tmpfs), umount2(MNT_DETACH), openat2,
-//! symlink.
+//! open_tree(OPEN_TREE_CLONE), move_mount, symlink.
 
 use std::fs;
 use std::io;
@@ -121,6 +125,10 @@ pub struct Launch {
     pub keep: Keep,
     /// Boot mode: the network namespace nspawn is started in.
     pub netns: Option<JoinNetns>,
+    /// The instance's network namespace file (`/run/netns/wb-NAME`), which nspawn is given by path. The
+    /// directory holding every instance's namespace is detached as a whole and this one file mounted again
+    /// at the same path on a fresh tmpfs ([`own_netns`]).
+    pub netns_file: PathBuf,
     /// Where the container's init binary is mounted: this very process's executable (`/proc/self/exe`), so
     /// a container always runs the init of the wayback that started it — also when a package upgrade has
     /// replaced the file meanwhile.
@@ -146,13 +154,7 @@ where
                 path: l.init_at.clone(),
                 source: e.into(),
             })?;
-            prepare(
-                l.root.as_ref(),
-                &l.stages,
-                &l.masks,
-                &l.keep,
-                (&exe, &l.init_at),
-            )?;
+            prepare(&l, &exe)?;
             if let Some(n) = &l.netns {
                 join_netns(n)?;
             }
@@ -163,13 +165,7 @@ where
         .map_err(|_| LaunchError::Thread)?
 }
 
-fn prepare(
-    root: Option<&RootFs>,
-    stages: &[Stage],
-    masks: &Masks,
-    keep: &Keep,
-    (exe, init_at): (&OwnedFd, &Path),
-) -> Result<(), LaunchError> {
+fn prepare(l: &Launch, exe: &OwnedFd) -> Result<(), LaunchError> {
     let ns = |step| move |source| LaunchError::Namespace { step, source };
     unshare(CloneFlags::CLONE_NEWNS).map_err(ns("unshare"))?;
     mount(
@@ -180,15 +176,17 @@ fn prepare(
         None::<&str>,
     )
     .map_err(ns("make / a slave"))?;
-    if let Some(r) = root {
+    // A detached copy of the instance's own namespace mount, taken before its directory goes.
+    let netns = clone_tree(&l.netns_file).map_err(ns("clone the network namespace's mount"))?;
+    if let Some(r) = &l.root {
         root_fs(r)?;
     }
-    pin_init(exe, init_at)?;
-    for s in stages {
+    pin_init(exe, &l.init_at)?;
+    for s in &l.stages {
         stage(s)?;
     }
-    if !masks.paths.is_empty() {
-        mask(masks)?;
+    if !l.masks.paths.is_empty() {
+        mask(&l.masks)?;
     }
     let mounts = mountinfo::read(Path::new("/proc/thread-self/mountinfo")).map_err(|e| {
         LaunchError::Namespace {
@@ -196,15 +194,57 @@ fn prepare(
             source: nix::Error::try_from(e).unwrap_or(nix::Error::EIO),
         }
     })?;
-    let mut keep = keep.clone();
-    keep.paths.extend(stages.iter().map(|s| s.at.clone()));
-    keep.paths.push(init_at.to_path_buf());
-    keep.paths.extend(root.map(|r| r.dir.clone()));
+    let mut keep = l.keep.clone();
+    keep.paths.extend(l.stages.iter().map(|s| s.at.clone()));
+    keep.paths.push(l.init_at.clone());
+    keep.paths.extend(l.root.as_ref().map(|r| r.dir.clone()));
     for point in unneeded(&mounts, &keep) {
         // Already gone with a detached parent: fine.
         let _ = umount2(&point, MntFlags::MNT_DETACH);
     }
-    Ok(())
+    own_netns(&netns, &l.netns_file).map_err(ns("mount the network namespace again"))
+}
+
+fn clone_tree(path: &Path) -> nix::Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    rustix::mount::open_tree(
+        rustix::fs::CWD,
+        path,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(|e| nix::Error::from_raw(e.raw_os_error()))
+}
+
+/// Mount the instance's network namespace (`clone`, its detached mount) at `file` again, on a fresh
+/// tmpfs over the namespaces' directory: nspawn finds it by the path it is given, and this namespace holds
+/// no other instance's namespace — neither those there now (their directory was detached in one call) nor
+/// those made later (the host's mounts there no longer propagate into it). The tmpfs and the mount exist
+/// in this namespace only.
+fn own_netns(clone: &OwnedFd, file: &Path) -> nix::Result<()> {
+    let dir = file.parent().ok_or(nix::Error::EINVAL)?;
+    let name = file.file_name().ok_or(nix::Error::EINVAL)?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        flags,
+        Some("mode=0755,size=4k"),
+    )?;
+    let at = dir.join(name);
+    fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&at)
+        .map_err(|e| nix::Error::try_from(e).unwrap_or(nix::Error::EIO))?;
+    rustix::mount::move_mount(
+        clone,
+        "",
+        rustix::fs::CWD,
+        &at,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| nix::Error::from_raw(e.raw_os_error()))
 }
 
 /// The container's root: a tmpfs with the snapshot's top-level links (no device nodes, no setuid files of
@@ -370,8 +410,11 @@ fn mask(masks: &Masks) -> Result<(), LaunchError> {
     Ok(())
 }
 
-/// Mount points to detach, children before parents: every mount that is not `/`, not at or below a kept
-/// tree, and not on the way to a kept path or tree.
+/// Mount points to detach: every mount that is not `/`, not at or below a kept tree, and not on the way to
+/// a kept path or tree — but only the top of each such subtree, since `umount2(MNT_DETACH)` takes a mount's
+/// whole subtree along: one call for all of `/run/netns`, however many instances' namespaces are mounted
+/// there. A mount stacked on an unneeded one at the same point is listed too (a path names only the
+/// topmost mount there, so each of the stack needs its own call), later-mounted ones first.
 pub fn unneeded(mounts: &[Mount], keep: &Keep) -> Vec<PathBuf> {
     let needed = |m: &Mount| {
         let p = &m.mount_point;
@@ -383,10 +426,16 @@ pub fn unneeded(mounts: &[Mount], keep: &Keep) -> Vec<PathBuf> {
                 .chain(&keep.trees)
                 .any(|k| k.starts_with(p))
     };
+    let gone: std::collections::HashMap<u32, &Path> = mounts
+        .iter()
+        .filter(|m| !needed(m))
+        .map(|m| (m.id, m.mount_point.as_path()))
+        .collect();
     mounts
         .iter()
         .rev()
-        .filter(|m| !needed(m))
+        .filter(|m| gone.contains_key(&m.id) && m.id != m.parent)
+        .filter(|m| gone.get(&m.parent).is_none_or(|p| *p == m.mount_point))
         .map(|m| m.mount_point.clone())
         .collect()
 }
@@ -395,66 +444,94 @@ pub fn unneeded(mounts: &[Mount], keep: &Keep) -> Vec<PathBuf> {
 mod tests {
     use super::*;
 
-    fn m(point: &str) -> Mount {
-        Mount {
-            root: "/".into(),
-            mount_point: point.into(),
-            fs_type: "x".into(),
-            source: "x".into(),
-            options: "rw".into(),
-            dev: "0:1".into(),
+    /// Mounts by (id, parent id, mount point).
+    fn table(rows: &[(u32, u32, &str)]) -> Vec<Mount> {
+        rows.iter()
+            .map(|&(id, parent, point)| Mount {
+                id,
+                parent,
+                root: "/".into(),
+                mount_point: point.into(),
+                fs_type: "x".into(),
+                source: "x".into(),
+                options: "rw".into(),
+                dev: "0:1".into(),
+            })
+            .collect()
+    }
+
+    fn keep() -> Keep {
+        let paths = |ps: &[&str]| ps.iter().map(PathBuf::from).collect();
+        Keep {
+            trees: paths(&["/usr", "/proc", "/sys", "/dev", "/etc", "/srv/tool"]),
+            paths: paths(&[
+                "/tmp/pool/.wayback/a",
+                "/var/lib/wayback/instances/a",
+                "/run",
+            ]),
         }
     }
 
     #[test]
-    fn keeps_what_the_container_needs_and_nothing_else() {
-        let mounts: Vec<Mount> = [
-            "/",
-            "/proc",
-            "/sys",
-            "/sys/fs/cgroup",
-            "/dev",
-            "/dev/shm",
-            "/run",
-            "/run/netns/wb-a",
-            "/run/netns/wb-b",
-            "/run/user/1000",
-            "/srv",
-            "/srv/tool",
-            "/srv/other",
-            "/mnt/backup-ext4",
-            "/tmp/pool",
-            "/tmp/pool/nested-fs",
-            "/etc/secret-fs",
-        ]
-        .iter()
-        .map(|p| m(p))
-        .collect();
-        let keep = Keep {
-            trees: ["/usr", "/proc", "/sys", "/dev", "/etc", "/srv/tool"]
-                .iter()
-                .map(PathBuf::from)
-                .collect(),
-            paths: [
-                "/run/netns/wb-a",
-                "/tmp/pool/.wayback/a",
-                "/var/lib/wayback/instances/a",
-            ]
-            .iter()
-            .map(PathBuf::from)
-            .collect(),
-        };
-        let gone = unneeded(&mounts, &keep);
+    fn detaches_only_the_top_of_each_unneeded_subtree() {
+        let mounts = table(&[
+            (1, 0, "/"),
+            (2, 1, "/proc"),
+            (3, 1, "/sys"),
+            (4, 3, "/sys/fs/cgroup"),
+            (5, 1, "/dev"),
+            (6, 5, "/dev/shm"),
+            (7, 1, "/run/netns"),
+            (8, 7, "/run/netns/wb-a"),
+            (9, 7, "/run/netns/wb-b"),
+            (10, 1, "/run/user/1000"),
+            (11, 1, "/srv"),
+            (12, 11, "/srv/tool"),
+            (13, 11, "/srv/other"),
+            (14, 1, "/mnt/backup-ext4"),
+            (15, 1, "/tmp/pool"),
+            (16, 15, "/tmp/pool/nested-fs"),
+            (17, 1, "/etc/secret-fs"),
+            (18, 7, "/run/netns/wb-c"),
+        ]);
+        let gone = unneeded(&mounts, &keep());
         let want: Vec<PathBuf> = [
             "/tmp/pool/nested-fs",
             "/mnt/backup-ext4",
             "/srv/other",
             "/run/user/1000",
-            "/run/netns/wb-b",
+            "/run/netns",
         ]
         .iter()
         .map(PathBuf::from)
         .collect();
         assert_eq!(gone, want);
+    }
+
+    #[test]
+    fn the_work_does_not_grow_with_the_number_of_instances() {
+        let mut rows = vec![(1, 0, "/".to_string()), (2, 1, "/run/netns".to_string())];
+        for i in 0..200 {
+            rows.push((3 + i, 2, format!("/run/netns/wb-i{i}")));
+        }
+        let rows: Vec<(u32, u32, &str)> =
+            rows.iter().map(|(a, b, c)| (*a, *b, c.as_str())).collect();
+        assert_eq!(
+            unneeded(&table(&rows), &keep()),
+            vec![PathBuf::from("/run/netns")]
+        );
+    }
+
+    #[test]
+    fn every_mount_of_a_stack_is_detached() {
+        // Two mounts at /mnt/x, the second on top of the first, and one below the upper one.
+        let mounts = table(&[
+            (1, 0, "/"),
+            (2, 1, "/mnt/x"),
+            (3, 2, "/mnt/x"),
+            (4, 3, "/mnt/x/y"),
+        ]);
+        let gone = unneeded(&mounts, &keep());
+        assert_eq!(gone, vec![PathBuf::from("/mnt/x"), PathBuf::from("/mnt/x")]);
     }
 }

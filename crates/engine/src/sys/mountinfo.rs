@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
+    /// The mount's id, and its parent mount's id (the mount it is mounted on; its own id for the root).
+    pub id: u32,
+    pub parent: u32,
     /// Path inside the filesystem that is mounted here (e.g. `/@persist` for a btrfs subvolume mount).
     pub root: PathBuf,
     pub mount_point: PathBuf,
@@ -29,6 +32,8 @@ fn parse_line(line: &str) -> Option<Mount> {
         return None;
     }
     Some(Mount {
+        id: l[0].parse().ok()?,
+        parent: l[1].parse().ok()?,
         root: PathBuf::from(unescape(l[3])),
         mount_point: PathBuf::from(unescape(l[4])),
         options: l[5].to_string(),
@@ -97,6 +102,7 @@ mod tests {
     fn parses_and_finds_longest_prefix() {
         let m = parse(SAMPLE);
         assert_eq!(m.len(), 3);
+        assert_eq!((m[2].id, m[2].parent), (41, 40));
         assert_eq!(m[2].mount_point, Path::new("/persist/my snaps"));
         assert_eq!(
             mount_of(&m, Path::new("/persist/.snapshots/1/snapshot"))
