@@ -14,6 +14,9 @@ use wayback_proxy::{Backend, Resolve, RouteCache, RouteTable, TcpDial};
 
 const LOOKUPS: usize = 200_000;
 
+/// A case: its name, one lookup (true when found), and the hosts it cycles through.
+type Case<'a> = (&'a str, &'a dyn Fn(&str) -> bool, &'a [String]);
+
 fn table(routes: usize) -> (RouteTable, Vec<String>) {
     let t = RouteTable::default();
     let dial = Arc::new(TcpDial(([127, 0, 0, 1], 9).into()));
@@ -50,7 +53,7 @@ fn main() {
     let (many, many_hosts) = table(n);
     let (c1, cn) = (RouteCache::default(), RouteCache::default());
     // Every request of a benchmark asks for one host; with N routes, each lookup asks for another one.
-    let cases: [(&str, &dyn Fn(&str) -> bool, &[String]); 4] = [
+    let cases: [Case<'_>; 4] = [
         (
             "cache, 1 route",
             &|h| c1.resolve(&one, h).is_some(),
