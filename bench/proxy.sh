@@ -8,15 +8,16 @@
 #   backend  nginx, 1 worker, serving a 1 KiB static file;
 #   nginx    nginx proxy_pass to the backend (upstream keepalive 64, HTTP/1.1, X-Forwarded-* like wayback),
 #            one worker per core; gate on = auth_basic (apr1 hash) / a static cookie comparison;
-#   wayback  crates/proxy/examples/bench_proxy (release build): serve_http with one route, one tokio worker
-#            per core; gate on = basic auth (bcrypt hash, verified once then cached) / share-link session
+#   wayback  crates/proxy/examples/bench_proxy (release build): serve_http with one route, as wayback runs
+#            it: one single-threaded runtime per core on its own SO_REUSEPORT listener; gate on = basic auth (bcrypt hash, verified once then cached) / share-link session
 #            cookie (HMAC-verified on every request).
 # Load: wrk, BENCH_WRK_THREADS (default 1) threads, BENCH_CONNECTIONS keep-alive connections, after a warm-up.
 # The gate variants alternate between nginx and wayback within each round; the table shows medians.
 # Besides throughput and p99, each run records the proxy's CPU time per request (user+system of the wayback
 # process, or of the nginx proxy's worker processes, from /proc, divided by the requests wrk completed): on a
 # machine where other work competes for the cores, this is the steadier measure of the proxy's own cost.
-# BENCH_PER_CORE=1 runs wayback as one single-threaded runtime per core on SO_REUSEPORT listeners instead.
+# BENCH_MULTI=1 runs wayback as one multi-threaded tokio runtime on one listener instead (the model before
+# issue 18); BENCH_PROXY_BIN=PATH runs another build of bench_proxy (e.g. an older one, to compare).
 # Output: a markdown table on stdout (progress on stderr). Needs nginx, wrk, curl, openssl, cargo.
 #
 #     sudo bench/proxy.sh instance    # the backend is a real `wayback up` instance; peers nginx and Caddy
@@ -41,7 +42,7 @@ P_NGINX=$((BASE_PORT + 1))      # +1 off, +2 basic, +3 cookie
 P_WAYBACK=$((BASE_PORT + 11))   # +11 off, +12 basic, +13 share
 
 PER_CORE=()
-[ "${BENCH_PER_CORE:-0}" = 1 ] && PER_CORE=(per-core)
+[ "${BENCH_MULTI:-0}" = 1 ] && PER_CORE=(multi)
 
 log() { echo "bench: $*" >&2; }
 die() { echo "bench: $*" >&2; exit 1; }
@@ -64,9 +65,13 @@ cleanup() {
 trap 'status=$?; trap - EXIT; cleanup; exit $status' EXIT
 trap 'exit 130' INT TERM
 
-log "building the bench proxy (release)"
-(cd "$ROOT" && cargo build --release -q -p wayback-proxy --example bench_proxy) >&2
-BIN="$ROOT/target/release/examples/bench_proxy"
+if [ -n "${BENCH_PROXY_BIN:-}" ]; then
+    BIN="$BENCH_PROXY_BIN"
+else
+    log "building the bench proxy (release)"
+    (cd "$ROOT" && cargo build --release -q -p wayback-proxy --example bench_proxy) >&2
+    BIN="$ROOT/target/release/examples/bench_proxy"
+fi
 
 chmod 755 "$WORK"
 mkdir -p "$WORK/www" "$WORK/tmp"
@@ -230,7 +235,7 @@ done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-echo "Proxy benchmark: $(date -u +%Y-%m-%d), $CORES cores, $(nginx -v 2>&1 | sed 's/.*: //'), wrk -t$WRK_THREADS -c$CONNS -d${DUR}s, median of $ROUNDS rounds, 1 KiB static file from an nginx backend${PER_CORE:+, wayback per-core runtimes}; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "Proxy benchmark: $(date -u +%Y-%m-%d), $CORES cores, $(nginx -v 2>&1 | sed 's/.*: //'), wrk -t$WRK_THREADS -c$CONNS -d${DUR}s, median of $ROUNDS rounds, 1 KiB static file from an nginx backend$([ "${#PER_CORE[@]}" -gt 0 ] && echo ", wayback on one multi-threaded runtime"); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
 echo "| gate | nginx req/s | wayback req/s | throughput ratio | nginx p99 (ms) | wayback p99 (ms) | nginx CPU µs/req | wayback CPU µs/req |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"

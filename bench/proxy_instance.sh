@@ -12,6 +12,8 @@
 # user+system time of the proxy's own processes (the `up` process; nginx's proxy workers; caddy) from
 # /proc, divided by the requests wrk completed. Loopback and the instance's own veth only. Root only;
 # everything under /var/tmp/wbtf-proxy, removed at the end (also on error).
+# BENCH_PERF=FILE: before the rounds, profile the `up` process (`perf record -g`) during one wayback run
+# and write `perf report`'s top symbols (self time) to FILE.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -181,6 +183,17 @@ run_wrk() { # target seconds → "rps p50ms p99ms cpu_us_per_request"
 
 log "warm-up"
 for target in wayback nginx caddy; do run_wrk "$target" 2 >/dev/null; done
+if [ -n "${BENCH_PERF:-}" ]; then
+    log "profiling the up process (perf record -g, ${DUR}s)"
+    perf record -q -g -o "$WORK/perf.data" -p "$UP_PID" -- sleep "$DUR" >/dev/null 2>&1 &
+    perf_pid=$!
+    run_wrk wayback "$DUR" >/dev/null
+    wait "$perf_pid" || true
+    perf report -i "$WORK/perf.data" --no-children -g none --sort dso,symbol --stdio 2>/dev/null \
+        | grep -v '^$' | grep -v '^#' | grep '%' | head -80 > "$BENCH_PERF" || true
+    perf report -i "$WORK/perf.data" --no-children -g none --sort dso --stdio 2>/dev/null \
+        | grep '%' | head -12 >> "$BENCH_PERF" || true
+fi
 declare -A RPS P50 P99 CPU
 orders=("wayback nginx caddy" "nginx caddy wayback" "caddy wayback nginx")
 for r in $(seq "$ROUNDS"); do

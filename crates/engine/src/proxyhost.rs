@@ -6,16 +6,20 @@
 //!
 //! The `[proxy]` limits (connection caps, header and idle timeouts, trusted proxies) are checked when the
 //! proxy is claimed; the connection cap is fitted into this process's open-file limit there.
+//!
+//! The proxy runs on one thread per core, each a single-threaded runtime with its own `SO_REUSEPORT`
+//! listeners (`wayback_proxy::run_per_core`), whichever process hosts it (`up` or the daemon); the
+//! connection cap is one count across them.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wayback_core::{names, Config};
 use wayback_masquerade::{Masquerade, Scheme};
@@ -37,6 +41,8 @@ pub struct DirResolver {
     cache: RwLock<HashMap<String, Cached>>,
     /// Last activity time written per host, so files are rewritten only when it changed.
     written: std::sync::Mutex<HashMap<String, u64>>,
+    /// Bumped when cached routes are dropped: the proxy's per-worker caches then ask again.
+    version: AtomicU64,
 }
 
 /// A loaded route: its file as read, the version of the file it was read from, and its backend.
@@ -69,6 +75,7 @@ impl DirResolver {
             instances: cfg.instances_dir(),
             cache: RwLock::default(),
             written: Default::default(),
+            version: AtomicU64::new(0),
         })
     }
 
@@ -135,6 +142,7 @@ impl DirResolver {
             for h in &stale {
                 cache.remove(h);
             }
+            self.version.fetch_add(1, Ordering::Release);
         }
         self.record_activity();
     }
@@ -176,6 +184,10 @@ impl Resolve for DirResolver {
             .insert(host.clone(), (rf, st, b.clone()));
         Some(b)
     }
+
+    fn version(&self) -> Option<u64> {
+        Some(self.version.load(Ordering::Acquire))
+    }
 }
 
 /// The right to run the proxy: the lock file, and the bound listeners once we hold it.
@@ -183,8 +195,9 @@ pub enum ProxySlot {
     Owner {
         /// Held while the proxy runs; released (dropped) when it stops.
         lock: Flock<File>,
-        http: TcpListener,
-        https: Option<(TcpListener, Arc<Tls>)>,
+        /// One listener per worker thread, all on the same address.
+        http: Vec<std::net::TcpListener>,
+        https: Option<(Vec<std::net::TcpListener>, Arc<Tls>)>,
         /// Settings and the shared connection count of every listener.
         settings: ProxyConfig,
     },
@@ -302,18 +315,45 @@ pub async fn claim_proxy(cfg: &Config) -> Result<ProxySlot> {
 /// The accept queue of the proxy's listeners (the kernel caps it at `net.core.somaxconn`): a burst of
 /// connections waits there for the proxy instead of overflowing into SYN-cookie handshakes the proxy only
 /// sees late, if at all.
-const BACKLOG: u32 = 4096;
+const BACKLOG: i32 = 4096;
 
-/// A listening socket on `addr` (SO_REUSEADDR, as `TcpListener::bind` sets it) with [`BACKLOG`].
-fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    let sock = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
+/// One listening socket on `addr` per proxy worker (SO_REUSEADDR and SO_REUSEPORT), each with [`BACKLOG`].
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<Vec<std::net::TcpListener>> {
+    wayback_proxy::bind_listeners(addr, BACKLOG, wayback_proxy::worker_count())
+}
+
+/// One worker's servers: plain HTTP, or HTTPS plus the plain listener's redirect. Runs on the worker's own
+/// single-threaded runtime until `stop` turns true.
+async fn serve_worker(
+    http: std::net::TcpListener,
+    https: Option<(std::net::TcpListener, Arc<Tls>)>,
+    resolver: Arc<dyn Resolve>,
+    settings: ProxyConfig,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let shutdown = |mut s: watch::Receiver<bool>| async move {
+        let _ = s.wait_for(|v| *v).await;
     };
-    sock.set_reuseaddr(true)?;
-    sock.bind(addr)?;
-    sock.listen(BACKLOG)
+    let http = wayback_proxy::tokio_listener(http)?;
+    match https {
+        None => wayback_proxy::serve_http(http, resolver, settings, shutdown(stop)).await,
+        Some((listener, tls)) => {
+            let listener = wayback_proxy::tokio_listener(listener)?;
+            let port = listener.local_addr().map_or(443, |a| a.port());
+            let redirect = wayback_proxy::serve_https_redirect(
+                http,
+                resolver.clone(),
+                tls.clone(),
+                port,
+                settings.clone(),
+                shutdown(stop.clone()),
+            );
+            let secure =
+                wayback_proxy::serve_https(listener, resolver, tls, settings, shutdown(stop));
+            let (a, b) = tokio::join!(redirect, secure);
+            a.and(b)
+        }
+    }
 }
 
 /// Run the proxy while `stop` is false: serve if we own it, else retry taking it over every second.
@@ -340,36 +380,26 @@ pub async fn run_proxy(cfg: Config, mut slot: ProxySlot, mut stop: watch::Receiv
                 https,
                 settings,
             } => {
-                let shutdown = |mut s: watch::Receiver<bool>| async move {
-                    let _ = s.wait_for(|v| *v).await;
-                };
                 let resolver: Arc<dyn Resolve> = resolver.clone();
-                let served = match https {
-                    None => {
-                        wayback_proxy::serve_http(http, resolver, settings, shutdown(stop.clone()))
-                            .await
-                    }
-                    Some((listener, tls)) => {
-                        let port = listener.local_addr().map_or(443, |a| a.port());
-                        let redirect = wayback_proxy::serve_https_redirect(
-                            http,
-                            resolver.clone(),
-                            tls.clone(),
-                            port,
-                            settings.clone(),
-                            shutdown(stop.clone()),
-                        );
-                        let secure = wayback_proxy::serve_https(
-                            listener,
-                            resolver,
-                            tls,
-                            settings,
-                            shutdown(stop.clone()),
-                        );
-                        let (a, b) = tokio::join!(redirect, secure);
-                        a.and(b)
-                    }
+                let workers: Vec<_> = match https {
+                    None => http.into_iter().map(|h| (h, None)).collect(),
+                    Some((listeners, tls)) => http
+                        .into_iter()
+                        .zip(listeners)
+                        .map(|(h, s)| (h, Some((s, tls.clone()))))
+                        .collect(),
                 };
+                let stop = stop.clone();
+                let served = wayback_proxy::run_per_core(workers, move |_, (http, https)| {
+                    serve_worker(
+                        http,
+                        https,
+                        resolver.clone(),
+                        settings.clone(),
+                        stop.clone(),
+                    )
+                })
+                .await;
                 if let Err(e) = served {
                     tracing::warn!("proxy on {} stopped: {e}", cfg.proxy.listen);
                 }

@@ -113,7 +113,7 @@ pub(crate) async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Respons
     let Some(host) = host_value.to_str().ok().and_then(normalize_host) else {
         return plain(StatusCode::BAD_REQUEST, "bad request: invalid Host\n");
     };
-    let Some(backend) = ctx.shared.resolver.resolve(&host) else {
+    let Some(backend) = ctx.shared.resolve(&host) else {
         return plain(StatusCode::NOT_FOUND, "no such instance\n");
     };
     if let Some(gate) = backend.gate() {
@@ -239,32 +239,45 @@ pub(crate) fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &st
 /// Remove hop-by-hop headers and any header named in `Connection`. With `keep_upgrade`, `Upgrade` is kept and
 /// `Connection` is reduced to `upgrade`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if headers.contains_key(header::CONNECTION) {
-        // Allocates only if `Connection` names headers beyond the usual close/keep-alive/upgrade.
-        let mut named: Vec<HeaderName> = Vec::new();
-        for token in connection_tokens(headers) {
-            if ["close", "keep-alive", "upgrade"]
-                .iter()
-                .any(|k| token.eq_ignore_ascii_case(k))
-            {
-                continue;
-            }
-            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                named.push(name);
-            }
+    // One pass over the names (a message usually has at most `Connection`), then removals of only what is
+    // there, instead of a hash lookup per hop-by-hop name.
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
         }
-        for name in named {
+    }
+    if present & 1 != 0 {
+        // HOP_BY_HOP[0] is `Connection`.
+        remove_connection_named(headers);
+    }
+    for (i, name) in HOP_BY_HOP.into_iter().enumerate() {
+        if present & (1 << i) != 0 && !(keep_upgrade && name == header::UPGRADE) {
             headers.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
-        if keep_upgrade && name == header::UPGRADE {
-            continue;
-        }
-        headers.remove(name);
-    }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Remove the headers that `Connection` names (beyond the usual close/keep-alive/upgrade).
+fn remove_connection_named(headers: &mut HeaderMap) {
+    // Allocates only if `Connection` names headers beyond the usual close/keep-alive/upgrade.
+    let mut named: Vec<HeaderName> = Vec::new();
+    for token in connection_tokens(headers) {
+        if ["close", "keep-alive", "upgrade"]
+            .iter()
+            .any(|k| token.eq_ignore_ascii_case(k))
+        {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            named.push(name);
+        }
+    }
+    for name in named {
+        headers.remove(name);
     }
 }
 
@@ -289,8 +302,14 @@ pub(crate) fn prepare_request_headers(
     upgrade: bool,
 ) {
     strip_hop_by_hop(headers, upgrade);
-    headers.remove(header::FORWARDED);
-    headers.remove(X_REAL_IP);
+    if headers
+        .keys()
+        .any(|n| n == header::FORWARDED || n == X_REAL_IP)
+    {
+        headers.remove(header::FORWARDED);
+        headers.remove(X_REAL_IP);
+    }
+    headers.reserve(4);
     if fwd.trusted {
         append_forwarded_for(headers, fwd.client_ip);
     } else {

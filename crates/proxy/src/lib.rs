@@ -5,6 +5,9 @@
 //! connections are capped (globally and per client address, within the process's file budget) and timed
 //! (header and idle timeouts).
 //!
+//! A process serves with one single-threaded runtime per core, each on its own `SO_REUSEPORT` listener
+//! ([`bind_listeners`], [`run_per_core`]): a request never leaves the thread that accepted its connection.
+//!
 //! Responses to clients are deliberately generic: instance names and internal addresses appear only in logs.
 
 mod acme;
@@ -20,6 +23,7 @@ mod serve;
 mod tcp;
 mod tls;
 mod upgrade;
+mod workers;
 
 pub use crate::acme::AcmeConfig;
 pub use crate::budget::{open_files_limit, FdBudget, FdBudgetError, MIN_CONNECTIONS};
@@ -34,10 +38,11 @@ pub use crate::limits::{
     DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
 };
 pub use crate::pool::BackendBody;
-pub use crate::route::{Backend, Dial, Resolve, RouteTable, TcpDial};
+pub use crate::route::{Backend, Dial, Resolve, RouteCache, RouteTable, TcpDial};
 pub use crate::serve::{serve_http, serve_https, serve_https_redirect};
 pub use crate::tcp::serve_tcp;
 pub use crate::tls::{CertificateFiles, Tls, TlsConfig, TlsError};
+pub use crate::workers::{bind_listeners, run_per_core, tokio_listener, worker_count};
 
 /// Displays an error with its whole `source()` chain, for logs.
 pub(crate) struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));

@@ -6,6 +6,9 @@
 //! body streams to the client. All I/O of one proxied request thus happens in the client connection's task,
 //! as in an nginx worker. When the body has ended the connection goes back to the pool; a body dropped early
 //! closes it. Only a protocol upgrade (101) hands the driver to a task of its own, which completes the upgrade.
+//!
+//! Idle connections are kept per worker thread ([`PerWorker`]): with per-core runtimes a connection is
+//! created, used and returned by one thread, and workers never contend for a backend's idle list.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -23,10 +26,11 @@ use hyper_util::rt::TokioIo;
 use wayback_masquerade::BodyRewriter;
 
 use crate::route::{dial_stream, Dial};
+use crate::workers::PerWorker;
 
 /// Idle connections older than this are closed instead of reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// At most this many idle connections are kept per backend.
+/// At most this many idle connections are kept per backend and worker thread.
 const MAX_IDLE: usize = 256;
 
 type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
@@ -70,10 +74,10 @@ struct Idle {
     since: Instant,
 }
 
-/// The idle keep-alive connections of one backend, oldest first.
+/// The idle keep-alive connections of one backend, oldest first, one list per worker thread.
 #[derive(Default)]
 pub(crate) struct Pool {
-    idle: Mutex<VecDeque<Idle>>,
+    idle: PerWorker<Mutex<VecDeque<Idle>>>,
 }
 
 impl Pool {
@@ -189,8 +193,12 @@ impl Pool {
         self.lock().pop_back()
     }
 
+    /// This worker's idle list (uncontended with per-core runtimes).
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Idle>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+        self.idle
+            .local()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

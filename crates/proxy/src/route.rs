@@ -12,8 +12,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::future::BoxFuture;
 use tokio::net::TcpStream;
 
+mod cache;
+
+pub use cache::RouteCache;
+
 use crate::gate::Gate;
 use crate::pool::Pool;
+use crate::workers::PerWorker;
 use wayback_masquerade::Masquerade;
 
 /// Upper bound on establishing one backend connection (dial + connect).
@@ -56,7 +61,8 @@ pub struct Backend {
     gate: Option<Gate>,
     masquerade: Option<Masquerade>,
     pool: Arc<Pool>,
-    requests: AtomicU64,
+    /// Counted per worker thread, so that workers do not write to one cache line per request.
+    requests: PerWorker<AtomicU64>,
     last_activity: AtomicU64,
     open_upgrades: AtomicU64,
 }
@@ -100,7 +106,7 @@ impl Backend {
             gate,
             masquerade,
             pool: Arc::default(),
-            requests: AtomicU64::new(0),
+            requests: PerWorker::default(),
             last_activity: AtomicU64::new(0),
             open_upgrades: AtomicU64::new(0),
         })
@@ -132,7 +138,10 @@ impl Backend {
 
     /// Number of requests routed to this backend so far.
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.requests
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Number of upgraded (e.g. WebSocket) connections currently spliced to this backend.
@@ -146,10 +155,14 @@ impl Backend {
         &self.pool
     }
 
-    /// Record one request (hot path: two relaxed atomic writes).
+    /// Record one request (hot path: one write to this worker's counter; the shared activity time is
+    /// written only when its second changes).
     pub(crate) fn touch(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.last_activity.store(unix_now(), Ordering::Relaxed);
+        self.requests.local().fetch_add(1, Ordering::Relaxed);
+        let now = unix_now();
+        if self.last_activity.load(Ordering::Relaxed) != now {
+            self.last_activity.store(now, Ordering::Relaxed);
+        }
     }
 
     /// Count an upgraded connection as open until the returned guard drops; touches activity on both ends.
@@ -189,10 +202,19 @@ pub(crate) fn unix_now() -> u64 {
 
 /// Resolve a host (lowercased, port and trailing dot stripped) to a backend.
 ///
-/// Called on every request: implementations must be cheap.
+/// Called on every request unless [`Resolve::version`] lets the servers cache answers: implementations must
+/// be cheap.
 pub trait Resolve: Send + Sync + 'static {
     /// The backend serving `host`, if any.
     fn resolve(&self, host: &str) -> Option<Arc<Backend>>;
+
+    /// A number that changes (after the change is visible to [`Resolve::resolve`]) whenever a host that
+    /// resolved may now resolve to another backend or to none. With `Some`, each server keeps its own cache
+    /// of answers (weak references: a backend dropped by the resolver is not kept alive by it) and asks
+    /// again only when the number changed; `None` (the default) asks on every request.
+    fn version(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// In-memory host → backend table.
@@ -201,6 +223,8 @@ pub trait Resolve: Send + Sync + 'static {
 #[derive(Default)]
 pub struct RouteTable {
     map: RwLock<HashMap<String, Arc<Backend>>>,
+    /// Bumped on every insert and remove (see [`Resolve::version`]).
+    version: AtomicU64,
 }
 
 impl RouteTable {
@@ -211,15 +235,19 @@ impl RouteTable {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key, b);
+        self.version.fetch_add(1, Ordering::Release);
     }
 
     /// Remove the route for `host`, returning its backend.
     pub fn remove(&self, host: &str) -> Option<Arc<Backend>> {
         let key = normalize_key(host);
-        self.map
+        let removed = self
+            .map
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&key)
+            .remove(&key);
+        self.version.fetch_add(1, Ordering::Release);
+        removed
     }
 
     /// All routed hosts, sorted.
@@ -243,6 +271,10 @@ impl Resolve for RouteTable {
             .unwrap_or_else(PoisonError::into_inner)
             .get(host)
             .cloned()
+    }
+
+    fn version(&self) -> Option<u64> {
+        Some(self.version.load(Ordering::Acquire))
     }
 }
 

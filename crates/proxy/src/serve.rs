@@ -32,7 +32,7 @@ use crate::http::{
     ProxyConfig,
 };
 use crate::limits::{refuse_http, ConnGuard};
-use crate::route::Resolve;
+use crate::route::{Backend, Resolve, RouteCache};
 use crate::tcp::{accept_or_shutdown, Drain, DrainToken, SHUTDOWN_GRACE};
 use crate::tls::Tls;
 use crate::ErrorChain;
@@ -51,9 +51,11 @@ pub(crate) enum Mode {
     Redirect { https_port: u16, tls: Arc<Tls> },
 }
 
-/// State shared by all connections of one server.
+/// State shared by all connections of one server (with per-core workers: of one worker).
 pub(crate) struct Shared {
     pub(crate) resolver: Arc<dyn Resolve>,
+    /// This server's cache of the resolver's answers.
+    routes: RouteCache,
     pub(crate) proto: HeaderValue,
     /// Connections arrive over TLS (session cookies get `Secure`).
     pub(crate) secure: bool,
@@ -70,12 +72,20 @@ impl Shared {
         };
         Shared {
             resolver,
+            routes: RouteCache::default(),
             proto,
             secure: false,
             mode,
             cfg,
             timeouts,
         }
+    }
+}
+
+impl Shared {
+    /// The backend for a normalized host, through this server's route cache.
+    pub(crate) fn resolve(&self, host: &str) -> Option<Arc<Backend>> {
+        self.routes.resolve(&*self.resolver, host)
     }
 }
 
@@ -341,7 +351,7 @@ fn redirect(
     let Some(host) = host.to_str().ok().and_then(normalize_host) else {
         return plain(StatusCode::BAD_REQUEST, "bad request: invalid Host\n");
     };
-    if ctx.shared.resolver.resolve(&host).is_none() {
+    if ctx.shared.resolve(&host).is_none() {
         return plain(StatusCode::NOT_FOUND, "no such instance\n");
     }
     let port = if https_port == 443 {
