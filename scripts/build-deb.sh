@@ -19,6 +19,9 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
 install -Dm755 "$bin" "$stage/usr/bin/wayback"
+# The containers' init, a binary of its own since 0.3 (earlier releases ran `wayback __init`).
+init="$(dirname "$bin")/wayback-init"
+if [ -f "$init" ]; then install -Dm755 "$init" "$stage/usr/bin/wayback-init"; fi
 install -Dm644 packaging/wayback.service "$stage/lib/systemd/system/wayback.service"
 install -Dm644 packaging/wayback-verify.service "$stage/lib/systemd/system/wayback-verify.service"
 install -Dm644 packaging/wayback-verify.timer "$stage/lib/systemd/system/wayback-verify.timer"

@@ -27,6 +27,7 @@ trap cleanup EXIT
 
 dpkg -i "$deb" >/dev/null
 test -x /usr/bin/wayback
+test -x /usr/bin/wayback-init
 test -f /lib/systemd/system/wayback.service
 test -d /etc/wayback/verify.d
 # The verify units as installed (with their man page present): systemd-analyze runs without systemd as PID 1.

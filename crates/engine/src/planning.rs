@@ -123,15 +123,11 @@ pub(crate) fn source_facts(snapshot: &Path, force_overlay: bool) -> Result<Sourc
     }
 }
 
-/// This binary's path on disk (the new file after an upgrade replaced it under a running daemon): what the
-/// host libraries for `--software snapshot` are read from. The init itself is pinned by `sys::launchns`.
+/// The container's init binary's path on disk ([`crate::sys::initbin`]; the new file after an upgrade
+/// replaced it under a running daemon): what the host libraries for `--software snapshot` are read from.
+/// The init itself is pinned by `sys::launchns`.
 fn init_exe() -> Result<std::path::PathBuf> {
-    let exe = std::env::current_exe().context("locating the wayback binary")?;
-    let s = exe.to_string_lossy();
-    Ok(match s.strip_suffix(" (deleted)") {
-        Some(p) => p.into(),
-        None => exe,
-    })
+    crate::sys::initbin::path().context("locating wayback's init binary")
 }
 
 /// What the plan needs to know about the system. Call with the allocation lock held.

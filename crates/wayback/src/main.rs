@@ -31,6 +31,9 @@ fn main() -> ExitCode {
             return run_init(std::path::Path::new(spec));
         }
     }
+    // Before anything else: the init binary this process's containers will run (an upgrade may replace
+    // the file later).
+    wayback_engine::sys::initbin::hold();
     let cli = Cli::parse();
     // The container's init must stay single-threaded: handle it before any runtime starts.
     if let Cmd::Init { spec, .. } = &cli.cmd {

@@ -4,6 +4,8 @@
 //! and the same name can be brought up again.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::Duration;
 
 use wayback_testsupport::*;
@@ -51,6 +53,15 @@ fn nginx_snapshot_served_by_host_header_and_leaves_no_trace() {
             url.contains(&proxy.port().to_string()),
             "url {url} does not name proxy port {}",
             proxy.port()
+        );
+
+        // The container's PID 1 is the `wayback-init` binary next to `wayback` (not the whole binary).
+        let init = container_init_exe(&name);
+        let want = fs::metadata(Path::new(wayback_bin()).with_file_name("wayback-init")).unwrap();
+        assert_eq!(
+            (init.dev(), init.ino()),
+            (want.dev(), want.ino()),
+            "the container's init is not wayback-init"
         );
 
         // The deleted file, through the proxy, by Host header.
@@ -183,4 +194,19 @@ fn nginx_snapshot_served_by_host_header_and_leaves_no_trace() {
         "the source snapshot changed:\n{}",
         diff.join("\n")
     );
+}
+
+/// The file the init of instance `name`'s container runs (`/proc/PID/exe` followed from the host).
+fn container_init_exe(name: &str) -> fs::Metadata {
+    let machine = format!("wb-{name}");
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.first() == Some(&&b"/.wayback-init"[..]) && args.contains(&machine.as_bytes()) {
+            return fs::metadata(e.path().join("exe")).unwrap();
+        }
+    }
+    panic!("no init process of {machine}");
 }

@@ -64,7 +64,6 @@ fn usr_alias(path: &Path) -> Option<PathBuf> {
     MERGED.contains(&first).then(|| Path::new("/usr").join(rel))
 }
 
-
 /// The upstream part of a Debian version: without the epoch (`1:`) and the Debian revision (`-0+deb12u1`).
 pub fn upstream(version: &str) -> &str {
     let v = version.split_once(':').map_or(version, |(_, r)| r);
@@ -199,8 +198,14 @@ mod tests {
         assert!(!got.contains_key("gone"));
         let nginx = "/.\n/usr\n/usr/sbin\n/usr/sbin/nginx\n";
         assert!(list_holds(nginx, Path::new("/usr/sbin/nginx")));
-        assert!(!list_holds("/.\n/etc/nginx\n", Path::new("/usr/sbin/nginx")));
-        assert!(list_holds("/bin/ls\n", Path::new("/usr/bin/ls")), "merged /usr");
+        assert!(!list_holds(
+            "/.\n/etc/nginx\n",
+            Path::new("/usr/sbin/nginx")
+        ));
+        assert!(
+            list_holds("/bin/ls\n", Path::new("/usr/bin/ls")),
+            "merged /usr"
+        );
         assert!(!list_holds(nginx, Path::new("/usr/sbin/none")));
     }
 

@@ -37,6 +37,7 @@ use std::process::Child;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
+use crate::sys::initbin;
 use crate::sys::inroot::{InRootError, Tree};
 use crate::sys::mountinfo::{self, Mount};
 use crate::sys::nspawn::NspawnError;
@@ -129,8 +130,8 @@ pub struct Launch {
     /// directory holding every instance's namespace is detached as a whole and this one file mounted again
     /// at the same path on a fresh tmpfs ([`own_netns`]).
     pub netns_file: PathBuf,
-    /// Where the container's init binary is mounted: this very process's executable (`/proc/self/exe`), so
-    /// a container always runs the init of the wayback that started it — also when a package upgrade has
+    /// Where the container's init binary is mounted: the one this process holds ([`initbin`]), so a
+    /// container always runs the init of the wayback that started it — also when a package upgrade has
     /// replaced the file meanwhile.
     pub init_at: PathBuf,
 }
@@ -144,15 +145,9 @@ where
         .name("wayback-launch".into())
         .spawn(move || {
             // Taken before unsharing: the executable's mount belongs to the host's namespace.
-            let exe = rustix::mount::open_tree(
-                rustix::fs::CWD,
-                "/proc/self/exe",
-                rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
-                    | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC,
-            )
-            .map_err(|e| LaunchError::Init {
+            let exe = initbin::clone_mount().map_err(|source| LaunchError::Init {
                 path: l.init_at.clone(),
-                source: e.into(),
+                source,
             })?;
             prepare(&l, &exe)?;
             if let Some(n) = &l.netns {
@@ -296,7 +291,7 @@ fn join_netns(n: &JoinNetns) -> Result<(), LaunchError> {
     Ok(())
 }
 
-/// Mount this process's executable (a detached clone of its mount, taken before unsharing) on `at`.
+/// Mount the init binary (a detached clone of its mount, taken before unsharing) on `at`.
 fn pin_init(exe: &OwnedFd, at: &Path) -> Result<(), LaunchError> {
     let err = |source: io::Error| LaunchError::Init {
         path: at.to_path_buf(),

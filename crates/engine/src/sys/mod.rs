@@ -5,6 +5,7 @@ pub mod btrfs;
 pub mod cgroupjoin;
 pub mod elfdeps;
 pub mod ids;
+pub mod initbin;
 pub mod inroot;
 pub mod launchns;
 pub mod mountinfo;
