@@ -72,22 +72,7 @@ pub async fn teardown_with<H: Host>(host: &H, dir: &InstanceDir, progress: &Prog
         }
     };
     let order = journal::undo_order(&entries);
-    let (before, veth, after) = veth_first(&order);
-    // The veth goes while the processes stop (see `veth_first`); everything else in journal order.
-    let veth_step = async {
-        match veth {
-            Some(res) => Some(timed_undo(host, dir, res).await),
-            None => None,
-        }
-    };
-    let ((), veth_done) = futures::join!(
-        run_batches(host, dir, before, &mut report, progress),
-        veth_step
-    );
-    if let Some((what, done, took)) = veth_done {
-        report_step(&mut report, progress, what, done, took);
-    }
-    run_batches(host, dir, after, &mut report, progress).await;
+    run_batches(host, dir, &order, &mut report, progress).await;
     if report.errors.is_empty() {
         if let Err(e) = dir.remove() {
             report.errors.push(e.to_string());
@@ -119,21 +104,6 @@ async fn run_batches<H: Host>(
         for (what, done, took) in futures::future::join_all(steps).await {
             report_step(report, progress, what, done, took);
         }
-    }
-}
-
-/// Split the undo order at the first veth: (the steps before it, the veth, the steps after it). The
-/// veth is deleted while the steps before it run — the route, the processes and the container, whose
-/// stop takes as long as the kernel's unregistering of a device (both ~5–40 ms): deleting it cuts the
-/// instance off, which is safe at any moment. The quarantine comes after the veth in undo order, so it
-/// still goes only once every process is stopped and the interface is gone.
-fn veth_first(order: &[Resource]) -> (&[Resource], Option<&Resource>, &[Resource]) {
-    match order
-        .iter()
-        .position(|r| matches!(r, Resource::Veth { .. }))
-    {
-        Some(i) => (&order[..i], Some(&order[i]), &order[i + 1..]),
-        None => (order, None, &[]),
     }
 }
 
@@ -235,27 +205,5 @@ mod tests {
         let sizes: Vec<usize> = batches(&order).iter().map(|b| b.len()).collect();
         assert_eq!(sizes, vec![1, 2, 1, 1]);
         assert!(batches(&[]).is_empty());
-    }
-
-    #[test]
-    fn the_veth_is_split_off_before_the_quarantine() {
-        let container = Resource::Container {
-            machine: "wb-a".into(),
-        };
-        let veth = Resource::Veth {
-            host_if: "wb-a".into(),
-        };
-        let quarantine = Resource::Quarantine {
-            instance: "a".into(),
-            host_if: "wb-a".into(),
-            layout: wayback_core::journal::NftLayout::VerdictMap,
-        };
-        let order = vec![container.clone(), veth.clone(), quarantine.clone()];
-        let (before, v, after) = veth_first(&order);
-        assert_eq!(before, std::slice::from_ref(&container));
-        assert_eq!(v, Some(&veth));
-        assert_eq!(after, [quarantine]);
-        let none = [container];
-        assert_eq!(veth_first(&none), (&none[..], None, &[][..]));
     }
 }
