@@ -172,7 +172,11 @@ fn remove_by_listing(
                 .map(|(b, h)| ruleset::delete_rule(table, b, *h).into()),
         );
         let elements = listing.elements_to(&chain);
-        t.0.extend(elements.iter().map(|k| ruleset::delete_element(k).into()));
+        t.0.extend(
+            elements
+                .iter()
+                .map(|k| ruleset::delete_element(table, k).into()),
+        );
         if listing.chains.contains(&chain) {
             t.0.push(ruleset::delete_chain(table, &chain).into());
         }

@@ -239,9 +239,13 @@ pub fn removal(instance: &str, host_if: &str, table_if_unused: bool) -> Transact
     cmds
 }
 
-/// Delete the map element of `host_if` (a removal after looking, see [`crate::nft`]).
-pub fn delete_element(host_if: &str) -> NfObject<'static> {
-    delete(NfListObject::Element(element(host_if, None)))
+/// Delete the map element of `host_if` from the map of `table` (a removal after looking, see
+/// [`crate::nft`]).
+pub fn delete_element(table: &'static str, host_if: &str) -> NfObject<'static> {
+    delete(NfListObject::Element(Element {
+        table: table.into(),
+        ..element(host_if, None)
+    }))
 }
 
 /// Delete rule `handle` of chain `chain` of `table`.
