@@ -10,6 +10,8 @@ WAYBACK_PACKAGES=(
     postgresql postgresql-client nginx-light mariadb-server redis-server mosquitto mosquitto-clients
     # demo, benchmarks, packaging checks (man page), the ACME test (pebble)
     curl wrk hyperfine man-db pebble debootstrap
+    # bench/pingora_eval.sh builds pingora-proxy, whose zlib-ng build needs cmake
+    cmake
     # the host proxies wayback drives (tests/drivers.rs) and the MediaWiki end-to-end test
     caddy mediawiki php-fpm php-mysql php-apcu
     # NixOS checks: nix-instantiate for the Nix files, busybox + patchelf for the NixOS-like layout test
