@@ -57,3 +57,24 @@ impl HttpGet {
         Ok((r.status.as_u16(), headers, r.body.to_vec()))
     }
 }
+
+/// `curl -s` with `args` (10 s at most); the status it got, 0 when none.
+pub fn curl_status(args: &[&str]) -> u16 {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args(args)
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}

@@ -115,36 +115,20 @@ fn console_trusts_a_proxy_header_only_from_trusted_addresses() {
     ));
     let _daemon = start_daemon(&wb, None);
     let url = format!("http://127.0.0.1:{port}/api/instances");
-    let status = |args: &[&str]| {
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "10",
-            ])
-            .args(args)
-            .output()
-            .expect("curl");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
     assert_eq!(
-        status(&["-H", "X-Remote-User: alice", &url]),
-        "401",
+        curl_status(&["-H", "X-Remote-User: alice", &url]),
+        401,
         "from an untrusted address"
     );
     assert_eq!(
-        status(&["--interface", "127.0.0.2", &url]),
-        "401",
+        curl_status(&["--interface", "127.0.0.2", &url]),
+        401,
         "no header"
     );
     let jar = wb.tmp().join("jar");
     let jar = jar.to_str().unwrap();
     assert_eq!(
-        status(&[
+        curl_status(&[
             "--interface",
             "127.0.0.2",
             "-c",
@@ -153,11 +137,11 @@ fn console_trusts_a_proxy_header_only_from_trusted_addresses() {
             "X-Remote-User: alice",
             &url
         ]),
-        "200",
+        200,
         "the trusted proxy's user"
     );
     assert_eq!(
-        status(&[
+        curl_status(&[
             "--interface",
             "127.0.0.2",
             "-b",
@@ -166,7 +150,7 @@ fn console_trusts_a_proxy_header_only_from_trusted_addresses() {
             "POST",
             &format!("http://127.0.0.1:{port}/api/up")
         ]),
-        "403",
+        403,
         "a POST without the CSRF token"
     );
 }

@@ -62,27 +62,6 @@ pub async fn value(c: &Client, css: &str) -> String {
     e.prop("value").await.unwrap().unwrap_or_default()
 }
 
-/// `curl` against the console; returns the status.
-pub fn curl_status(args: &[&str]) -> u16 {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-        ])
-        .args(args)
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
-
 /// `curl` against the console; returns (status, body).
 pub fn curl_body(args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
