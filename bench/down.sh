@@ -20,39 +20,24 @@ CFG="$WORK/config.toml"
 PORT="${BENCH_PROXY_PORT:-18482}"
 UP_PID=""
 
-log() { echo "bench: $*" >&2; }
-die() { echo "bench: $*" >&2; exit 1; }
-now_ns() { date +%s%N; }
-
-[ "$(id -u)" -eq 0 ] || die "run as root"
-if [ -z "${WAYBACK:-}" ]; then
-    command -v cargo >/dev/null || PATH="${HOME:-/root}/.cargo/bin:$PATH"
-    log "building wayback (release)"
-    (cd "$ROOT" && cargo build --release -q -p wayback) >&2
-    WAYBACK="$ROOT/target/release/wayback"
-fi
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+need_root
+wayback_binary
 
 cleanup() {
     set +e
     if [ -n "$UP_PID" ] && kill -0 "$UP_PID" 2>/dev/null; then kill -TERM "$UP_PID"; wait "$UP_PID" 2>/dev/null; fi
-    if [ -f "$CFG" ]; then
-        "$WAYBACK" -q --config "$CFG" down --all >/dev/null 2>&1
-        "$WAYBACK" -q --config "$CFG" gc >/dev/null 2>&1
-    fi
-    if mountpoint -q "$MNT" 2>/dev/null; then umount "$MNT" 2>/dev/null || umount -l "$MNT"; fi
-    if [ -e "$IMG" ]; then
-        for dev in $(losetup -j "$IMG" -O NAME --noheadings 2>/dev/null); do losetup -d "$dev"; done
-    fi
+    instances_remove
+    pool_remove
     rm -rf "$WORK"
 }
 cleanup
 trap 'status=$?; trap - EXIT; cleanup; exit $status' EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$WORK" "$MNT"
-truncate -s 1G "$IMG"
-mkfs.btrfs -q "$IMG" >/dev/null 2>&1
-mount "$(losetup --find --show "$IMG")" "$MNT"
+mkdir -p "$WORK"
+pool_create 1G
 btrfs subvolume create "$MNT/live" >/dev/null
 mkdir -p "$MNT/live/var/www/html" "$MNT/snaps"
 echo "<h1>wbtf down bench</h1>" > "$MNT/live/var/www/html/index.html"
@@ -66,8 +51,6 @@ address_pool = "10.213.244.0/24"
 [proxy]
 listen = "127.0.0.1:$PORT"
 EOF
-
-median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 residue() {
     local name=$1 r=""

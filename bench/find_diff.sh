@@ -29,33 +29,21 @@ IMG="$WORK/wbtb.img"
 MNT="$WORK/mnt"
 CFG="$WORK/config.toml"
 
-log() { echo "bench: $*" >&2; }
-die() { echo "bench: $*" >&2; exit 1; }
-now_ns() { date +%s%N; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 cleanup() {
     set +e
-    if mountpoint -q "$MNT" 2>/dev/null; then umount "$MNT" || umount -l "$MNT"; fi
-    for dev in $(losetup -j "$IMG" 2>/dev/null | cut -d: -f1); do losetup -d "$dev"; done
+    pool_remove
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-[ "$(id -u)" -eq 0 ] || die "run as root"
-for t in btrfs mkfs.btrfs losetup rsync mountpoint; do
-    command -v "$t" >/dev/null || die "$t not found"
-done
-if [ -z "${WAYBACK:-}" ]; then
-    command -v cargo >/dev/null || PATH="${HOME:-/root}/.cargo/bin:$PATH"
-    log "building wayback (release)"
-    (cd "$ROOT" && cargo build --release -q -p wayback) >&2
-    WAYBACK="$ROOT/target/release/wayback"
-fi
+need_root btrfs mkfs.btrfs losetup rsync mountpoint
+wayback_binary
 printf 'state_dir = "%s/state"\nruntime_dir = "%s/run"\n' "$WORK" "$WORK" >"$CFG"
 wb() { "$WAYBACK" --config "$CFG" "$@"; }
 
-# median of the numbers on stdin
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # time_ms CMD...: run CMD (stdout discarded), print milliseconds
 time_ms() {
     local t0 t1
@@ -79,10 +67,7 @@ cpu_ms() {
 }
 
 log "pool in $WORK"
-truncate -s 8G "$IMG"
-mkfs.btrfs -q -f "$IMG" >/dev/null
-mkdir "$MNT"
-mount -o loop "$IMG" "$MNT"
+pool_create 8G
 
 # --- find: 100 snapper snapshots; the file exists in #40..#70 --------------------------------------------
 LIVE="$MNT/live"
@@ -145,7 +130,7 @@ PER=$(( FILES / 200 ))
 log "making $FILES files"
 for d in $(seq -w 0 199); do
     mkdir "$BIG/d$d"
-    (cd "$BIG/d$d" && seq -f 'f%06g' 1 "$PER" | xargs touch)
+    (cd "$BIG/d$d" && seq -f 'f%06g' 1 "$PER" | xargs -r touch)
 done
 mkdir -p "$MNT/snaps"
 btrfs subvolume snapshot -r "$BIG" "$MNT/snaps/A" >/dev/null
@@ -157,7 +142,7 @@ CL=$(( FILES / 100 / 20 ))
 for d in $(seq -f '%03g' 0 19); do
     for j in $(seq 1 $(( CL / 2 ))); do echo x >>"$BIG/d$d/$(printf 'f%06d' "$j")"; done
     for j in $(seq 1 $(( CL / 4 ))); do rm -f "$BIG/d$d/$(printf 'f%06d' $(( PER + 1 - j )))"; done
-    (cd "$BIG/d$d" && seq -f 'new%06g' 1 $(( CL / 4 )) | xargs touch)
+    (cd "$BIG/d$d" && seq -f 'new%06g' 1 $(( CL / 4 )) | xargs -r touch)
 done
 btrfs subvolume snapshot -r "$BIG" "$MNT/snaps/B" >/dev/null
 sleep 1
@@ -171,7 +156,7 @@ for d in $(seq -w 0 199); do
         echo y >>"$BIG/d$d/$(printf 'f%06d' $(( k + j * 7 )))"
     done
     for j in $(seq 1 $(( DEL / 200 ))); do rm -f "$BIG/d$d/$(printf 'f%06d' $(( PER / 2 + j * 3 )))"; done
-    (cd "$BIG/d$d" && seq -f 'add%06g' 1 $(( ADD / 200 )) | xargs touch)
+    (cd "$BIG/d$d" && seq -f 'add%06g' 1 $(( ADD / 200 )) | xargs -r touch)
 done
 btrfs subvolume snapshot -r "$BIG" "$MNT/snaps/C" >/dev/null
 

@@ -20,30 +20,28 @@
 #                 the proxy's routing with that many routes + 1 (median of 3; the line "0" is 1 route).
 # Finally `down --all`. Root only; everything under a temp dir, removed at exit (also on error).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 LEVELS=(${BENCH_LEVELS:-1 50 100 200})
 WRK_S="${BENCH_WRK_SECONDS:-3}"
-if [ -z "${WAYBACK:-}" ]; then
-    cargo build --release -q -p wayback
-    WAYBACK="$PWD/target/release/wayback"
-fi
+need_root btrfs systemd-nspawn wrk busybox python3
+wayback_binary
 W="$WAYBACK"
 work=$(mktemp -d /tmp/wbtfm.XXXXXX)
-daemon=""; loopdev=""
+IMG="$work/wbtfm.img"; MNT="$work/mnt"; CFG="$work/config.toml"
+daemon=""
 cleanup() {
     set +e
-    "$W" -q --config "$work/config.toml" down --all >/dev/null 2>&1
+    "$W" -q --config "$CFG" down --all >/dev/null 2>&1
     [ -n "$daemon" ] && kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-    "$W" -q --config "$work/config.toml" gc >/dev/null 2>&1
-    mountpoint -q "$work/mnt" && umount "$work/mnt"
-    [ -n "$loopdev" ] && losetup -d "$loopdev"
+    "$W" -q --config "$CFG" gc >/dev/null 2>&1
+    pool_remove
     rm -rf "$work"
 }
 trap cleanup EXIT
-log() { echo "bench: $*" >&2; }
-now_ns() { date +%s%N; }
-truncate -s 1G "$work/wbtfm.img"; mkfs.btrfs -q "$work/wbtfm.img" >/dev/null 2>&1
-loopdev=$(losetup --find --show "$work/wbtfm.img"); mkdir "$work/mnt"; mount "$loopdev" "$work/mnt"
+pool_create 1G
 btrfs -q subvolume create "$work/mnt/live"; mkdir -p "$work/mnt/live/srv" "$work/mnt/live/var/www/html" "$work/mnt/snaps"
 echo "<h1>wbtf many</h1>" > "$work/mnt/live/srv/index.html"
 echo "<h1>wbtf many route</h1>" > "$work/mnt/live/var/www/html/index.html"
@@ -57,7 +55,6 @@ pss() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; 
 # The daemon's own growth: its anonymous memory (heap, stacks). Its PSS would fall as instances are added,
 # since every init is the same binary and shares its pages.
 anon() { awk '/^Anonymous:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 up() { # NAME: up --detach an HTTP instance; prints its wall time in µs; its progress in $work/NAME.err
     local t0 t1
     t0=$(now_ns)

@@ -13,8 +13,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DUR="${BENCH_DURATION:-10}"; ROUNDS="${BENCH_ROUNDS:-3}"; CONNS="${BENCH_CONNECTIONS:-64}"
 CORES="$(nproc)"; P_BACKEND=18540; P_NGINX=18541; P_WAYBACK=18542; P_PINGORA=18543
-log() { echo "bench: $*" >&2; }
-command -v cargo >/dev/null || PATH="${HOME:-/root}/.cargo/bin:$PATH"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+need_tools nginx wrk curl cmake
+cargo_on_path
 log "building the bench proxies (release)"
 (cd "$ROOT" && cargo build --release -q -p wayback-proxy --example bench_proxy) >&2
 (cd "$ROOT/bench/pingora" && cargo build --release -q) >&2
@@ -73,7 +75,6 @@ for r in $(seq "$ROUNDS"); do
     done
     order=("${order[@]:1}" "${order[0]}")
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 n_rps=$(median <<<"${RPS[nginx]}")
 echo
 echo "pingora-proxy evaluation: $(date -u +%Y-%m-%d), $CORES cores, wrk -t1 -c$CONNS -d${DUR}s, median of $ROUNDS rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -44,13 +44,10 @@ P_WAYBACK=$((BASE_PORT + 11))   # +11 off, +12 basic, +13 share
 PER_CORE=()
 [ "${BENCH_MULTI:-0}" = 1 ] && PER_CORE=(multi)
 
-log() { echo "bench: $*" >&2; }
-die() { echo "bench: $*" >&2; exit 1; }
-
-for t in nginx wrk curl openssl; do
-    command -v "$t" >/dev/null || die "$t not found (apt-get install nginx-light wrk curl openssl)"
-done
-command -v cargo >/dev/null || PATH="${HOME:-/root}/.cargo/bin:$PATH"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+need_tools nginx wrk curl openssl
+cargo_on_path
 
 WORK="$(mktemp -d /tmp/wayback-bench-proxy.XXXXXX)"
 PIDS=()
@@ -233,7 +230,6 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 echo "Proxy benchmark: $(date -u +%Y-%m-%d), $CORES cores, $(nginx -v 2>&1 | sed 's/.*: //'), wrk -t$WRK_THREADS -c$CONNS -d${DUR}s, median of $ROUNDS rounds, 1 KiB static file from an nginx backend$([ "${#PER_CORE[@]}" -gt 0 ] && echo ", wayback on one multi-threaded runtime"); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 echo

@@ -34,43 +34,27 @@ HOST="$NAME.bench.test"
 UP_PID=""
 CADDY_PID=""
 
-log() { echo "bench: $*" >&2; }
-die() { echo "bench: $*" >&2; exit 1; }
-[ "$(id -u)" -eq 0 ] || die "run as root"
-for t in nginx caddy wrk curl btrfs systemd-nspawn; do
-    command -v "$t" >/dev/null || die "$t not found (see scripts/packages.sh)"
-done
-if [ -z "${WAYBACK:-}" ]; then
-    command -v cargo >/dev/null || PATH="${HOME:-/root}/.cargo/bin:$PATH"
-    log "building wayback (release)"
-    (cd "$ROOT" && cargo build --release -q -p wayback) >&2
-    WAYBACK="$ROOT/target/release/wayback"
-fi
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+need_root nginx caddy wrk curl btrfs systemd-nspawn
+wayback_binary
 
 cleanup() {
     set +e
     [ -f "$WORK/nginx.pid" ] && kill -QUIT "$(cat "$WORK/nginx.pid")" 2>/dev/null
     [ -n "$CADDY_PID" ] && kill -TERM "$CADDY_PID" 2>/dev/null && wait "$CADDY_PID" 2>/dev/null
     if [ -n "$UP_PID" ] && kill -0 "$UP_PID" 2>/dev/null; then kill -TERM "$UP_PID"; wait "$UP_PID" 2>/dev/null; fi
-    if [ -f "$CFG" ]; then
-        "$WAYBACK" -q --config "$CFG" down --all >/dev/null 2>&1
-        "$WAYBACK" -q --config "$CFG" gc >/dev/null 2>&1
-    fi
+    instances_remove
     sleep 0.3
-    if mountpoint -q "$MNT" 2>/dev/null; then umount "$MNT" 2>/dev/null || umount -l "$MNT"; fi
-    if [ -e "$IMG" ]; then
-        for dev in $(losetup -j "$IMG" -O NAME --noheadings 2>/dev/null); do losetup -d "$dev"; done
-    fi
+    pool_remove
     rm -rf "$WORK"
 }
 cleanup
 trap 'status=$?; trap - EXIT; cleanup; exit $status' EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$WORK/tmp" "$MNT"
-truncate -s 1G "$IMG"
-mkfs.btrfs -q "$IMG" >/dev/null 2>&1
-mount "$(losetup --find --show "$IMG")" "$MNT"
+mkdir -p "$WORK/tmp"
+pool_create 1G
 btrfs subvolume create "$MNT/live" >/dev/null
 mkdir -p "$MNT/live/var/www/html" "$MNT/snaps"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$MNT/live/var/www/html/index.html"
@@ -203,7 +187,6 @@ for r in $(seq "$ROUNDS"); do
         log "round $r $target: $rps req/s, p50 $p50 ms, p99 $p99 ms, $cpu µs CPU/request"
     done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 echo
 echo "Proxy through a real instance: $(date -u +%Y-%m-%d), $CORES cores, $(nginx -v 2>&1 | sed 's/.*: //'), caddy $(caddy version | cut -d' ' -f1), wrk -t1 -c$CONNS -d${DUR}s, median of $ROUNDS rounds; backend: nginx in a \`wayback up\` instance serving 1 KiB; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."

@@ -34,39 +34,22 @@ SIZES=(${BENCH_SIZES:-100MiB:100 5GiB:5120})
 POOL_MIB=3072
 for spec in "${SIZES[@]}"; do POOL_MIB=$(( POOL_MIB + ${spec##*:} )); done
 
-log() { echo "bench: $*" >&2; }
-die() { echo "bench: $*" >&2; exit 1; }
-now_ns() { date +%s%N; }
-
-[ "$(id -u)" -eq 0 ] || die "run as root"
-for t in curl btrfs mkfs.btrfs losetup systemd-nspawn nginx ip unshare; do
-    command -v "$t" >/dev/null || die "$t not found (install: see scripts/packages.sh)"
-done
-
-if [ -z "${WAYBACK:-}" ]; then
-    command -v cargo >/dev/null || PATH="${HOME:-/root}/.cargo/bin:$PATH"
-    log "building wayback (release)"
-    (cd "$ROOT" && cargo build --release -q -p wayback) >&2
-    WAYBACK="$ROOT/target/release/wayback"
-fi
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+need_root curl btrfs mkfs.btrfs losetup systemd-nspawn nginx ip unshare
+wayback_binary
 
 cleanup() {
     local opts=$-
     set +e
     if [ -n "$UP_PID" ] && kill -0 "$UP_PID" 2>/dev/null; then kill -TERM "$UP_PID"; wait "$UP_PID" 2>/dev/null; fi
     if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then kill -QUIT "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null; fi
-    if [ -f "$CFG" ]; then
-        "$WAYBACK" --config "$CFG" down --all >/dev/null 2>&1
-        "$WAYBACK" --config "$CFG" gc >/dev/null 2>&1
-    fi
+    instances_remove
     [ -e "/run/netns/$NS" ] && ip netns del "$NS"
     if [ -d "$MNT" ]; then
         for c in "$MNT"/baseline-*; do [ -e "$c" ] && btrfs subvolume delete "$c" >/dev/null; done
     fi
-    if mountpoint -q "$MNT" 2>/dev/null; then umount "$MNT" 2>/dev/null || umount -l "$MNT"; fi
-    if [ -e "$IMG" ]; then
-        for dev in $(losetup -j "$IMG" -O NAME --noheadings 2>/dev/null); do losetup -d "$dev"; done
-    fi
+    pool_remove
     rm -rf "$WORK"
     case $opts in *e*) set -e ;; esac
 }
@@ -75,10 +58,8 @@ trap 'status=$?; trap - EXIT; cleanup; exit $status' EXIT
 trap 'exit 130' INT TERM
 
 # --- the pool and the two sources ------------------------------------------------------------------------
-mkdir -p "$WORK" "$MNT"
-truncate -s "${POOL_MIB}M" "$IMG"
-mkfs.btrfs -q "$IMG" >/dev/null 2>&1 || die "mkfs.btrfs $IMG failed"
-mount "$(losetup --find --show "$IMG")" "$MNT"
+mkdir -p "$WORK"
+pool_create "${POOL_MIB}M"
 cat > "$CFG" <<EOF
 state_dir = "$WORK/state"
 runtime_dir = "$WORK/run"
@@ -105,7 +86,6 @@ make_source() {
     btrfs subvolume snapshot -r "$src" "$MNT/snaps/$name" >/dev/null
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 ms() { awk -v ns="$1" 'BEGIN {printf "%.1f", ns/1e6}'; }
 
 # time_up SNAP NAME: sets R_UP and R_DOWN (ns). Runs in the main shell, so cleanup knows UP_PID. Returns 1

@@ -30,9 +30,8 @@ MNT="$WORK/mnt"
 CFG="$WORK/config.toml"
 SOCK="$WORK/sock"
 
-log() { echo "bench: $*" >&2; }
-die() { echo "bench: $*" >&2; exit 1; }
-now_ns() { date +%s%N; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 cleanup() {
     set +e
@@ -43,36 +42,24 @@ cleanup() {
     for d in "$MNT"/w[0-9]*; do
         [ -d "$d/$PGREL" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$d/$PGREL" -m immediate stop >/dev/null 2>&1
     done
-    if mountpoint -q "$MNT" 2>/dev/null; then umount "$MNT" || umount -l "$MNT"; fi
-    for dev in $(losetup -j "$IMG" 2>/dev/null | cut -d: -f1); do losetup -d "$dev"; done
+    pool_remove
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-[ "$(id -u)" -eq 0 ] || die "run as root"
-for t in btrfs mkfs.btrfs losetup systemd-nspawn runuser; do
-    command -v "$t" >/dev/null || die "$t not found"
-done
+need_root btrfs mkfs.btrfs losetup systemd-nspawn runuser
 PGV=$(ls /usr/lib/postgresql | sort -n | tail -1)
 PGBIN="/usr/lib/postgresql/$PGV/bin"
 [ -x "$PGBIN/postgres" ] || die "PostgreSQL not installed (/usr/lib/postgresql/*/bin/postgres)"
 PGREL="var/lib/postgresql/$PGV/bench"
-if [ -z "${WAYBACK:-}" ]; then
-    command -v cargo >/dev/null || PATH="${HOME:-/root}/.cargo/bin:$PATH"
-    log "building wayback (release)"
-    (cd "$ROOT" && cargo build --release -q -p wayback) >&2
-    WAYBACK="$ROOT/target/release/wayback"
-fi
+wayback_binary
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
 
 log "pool and cluster in $WORK"
 chmod 755 "$WORK"
-truncate -s 2G "$IMG"
-mkfs.btrfs -q -f "$IMG" >/dev/null
-mkdir "$MNT" "$SOCK" "$WORK/jobs"
-mount -o loop "$IMG" "$MNT"
+pool_create 2G
+mkdir "$SOCK" "$WORK/jobs"
 chown postgres:postgres "$SOCK"
 btrfs subvolume create "$MNT/live" >/dev/null
 mkdir -p "$MNT/live/var/lib/postgresql/$PGV"
