@@ -43,6 +43,11 @@ fn convert(
     profile_from_units(names, "generated", &src, &src, exists, opts)
 }
 
+/// The paths a conversion's profile binds, in order.
+fn bind_paths(c: &Conversion) -> Vec<&Path> {
+    c.profile.binds.iter().map(Bind::path).collect()
+}
+
 /// The rendered TOML parses back to the same profile, and every wrapper script is valid sh.
 fn rendered(p: &Profile, reports: &[Report]) -> String {
     for proc in &p.processes {
@@ -582,12 +587,7 @@ fn debian_redis_and_mosquitto_need_no_binds() {
         &debian_snapshot,
     )
     .unwrap();
-    let binds: Vec<&Path> = c
-        .profile
-        .binds
-        .iter()
-        .map(wayback_core::profile::Bind::path)
-        .collect();
+    let binds = bind_paths(&c);
     assert_eq!(
         binds,
         [Path::new("/var/lib/redis"), Path::new("/var/lib/mosquitto")]
@@ -742,12 +742,7 @@ fn no_bind_leaves_out_inferred_and_builtin_binds() {
         &debian_snapshot,
     )
     .unwrap();
-    let binds: Vec<&Path> = c
-        .profile
-        .binds
-        .iter()
-        .map(wayback_core::profile::Bind::path)
-        .collect();
+    let binds = bind_paths(&c);
     assert_eq!(binds, [Path::new("/var/lib/redis")]);
     assert_eq!(c.state.dropped.len(), 1);
     let text = render_conversion(&c);

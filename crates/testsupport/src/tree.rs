@@ -20,6 +20,17 @@ impl Fnv {
     }
 }
 
+/// The names of the entries of `dir`, sorted (none when it does not exist or cannot be read).
+pub fn entry_names(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// One line per entry of the tree under `root` (relative path → "type mode uid gid size content-hash or
 /// link target"). Does not follow symlinks; mtimes and atimes are ignored.
 pub fn tree_manifest(root: &Path) -> BTreeMap<String, String> {

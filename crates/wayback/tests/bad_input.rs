@@ -4,7 +4,7 @@
 //! their own setup (another filesystem, a running instance, a config file) are tests of their own.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
@@ -95,14 +95,14 @@ impl Fixture {
     fn created(&self, name: &str) -> Vec<String> {
         let mut found = Vec::new();
         let instances = self.wb.state_dir().join("instances");
-        let entries = names_in(&instances);
+        let entries = entry_names(&instances);
         if !entries.is_empty() {
             found.push(format!(
                 "bad input created instance state: {entries:?} in {}",
                 instances.display()
             ));
         }
-        let clones = names_in(&self.pool.path(".wayback"));
+        let clones = entry_names(&self.pool.path(".wayback"));
         if !clones.is_empty() {
             found.push(format!("bad input created clones: {clones:?}"));
         }
@@ -119,17 +119,6 @@ impl Fixture {
         }
         found
     }
-}
-
-/// The entries of `dir` (none when it does not exist).
-fn names_in(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn fixture(test: &str) -> Option<Fixture> {

@@ -130,28 +130,18 @@ struct HostView {
     passwd_wbtnix: bool,
 }
 
-fn names(dir: &Path) -> BTreeSet<String> {
-    fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn host_view() -> HostView {
     let etc_wbtnix = ["/etc", "/etc/systemd/system"]
         .iter()
         .flat_map(|d| {
-            names(Path::new(d))
+            entry_names(Path::new(d))
                 .into_iter()
                 .map(move |n| format!("{d}/{n}"))
         })
         .filter(|p| p.contains("wbtnix"))
         .collect();
     HostView {
-        nix_top: names(Path::new("/nix")),
+        nix_top: entry_names(Path::new("/nix")),
         etc_wbtnix,
         run_nixos: ["/run/current-system", "/run/booted-system", "/run/wrappers"]
             .iter()
@@ -239,7 +229,7 @@ fn outer() {
                 left.push(format!("loop device of the inner run's pool: {l}"));
             }
         }
-        for n in names(&std::env::temp_dir()) {
+        for n in entry_names(&std::env::temp_dir()) {
             if n.starts_with(&format!("{id}-")) {
                 left.push(format!("temp dir of the inner run's pool: {n}"));
             }
@@ -251,7 +241,7 @@ fn outer() {
             "host /nix, /etc or /run changed:\n  before {before:?}\n  after  {after:?}"
         ));
     }
-    let store: Vec<String> = names(Path::new("/nix/store"))
+    let store: Vec<String> = entry_names(Path::new("/nix/store"))
         .into_iter()
         .filter(|n| n.contains("wbtnix") || n.contains("busybox-1.35.0"))
         .collect();
