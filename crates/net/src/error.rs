@@ -47,6 +47,14 @@ pub enum NetError {
     #[error("cannot bring up the loopback interface in network namespace {path}")]
     LoopbackUp { path: PathBuf, source: io::Error },
 
+    /// Setting a sysctl of a new namespace (under /proc/sys/net) failed.
+    #[error("cannot set {sysctl} in network namespace {path}")]
+    Sysctl {
+        path: PathBuf,
+        sysctl: &'static str,
+        source: io::Error,
+    },
+
     /// Unmounting a namespace file failed.
     #[error("cannot unmount network namespace {path}")]
     Umount { path: PathBuf, source: io::Error },

@@ -6,7 +6,8 @@
 //! Syscalls: `mkdir`, `mount(MS_SHARED|MS_REC)` / `mount(MS_BIND|MS_REC)` on the directory, `open(O_CREAT|
 //! O_EXCL)`, `unshare(CLONE_NEWNET)` and `mount(MS_BIND)` of `/proc/thread-self/ns/net` on a dedicated
 //! thread (never a tokio worker, never fork), `ioctl(SIOCGIFFLAGS/SIOCSIFFLAGS)` on a socket created in the
-//! new namespace to bring `lo` up, `umount2(MNT_DETACH)` + `unlink` to delete, `statfs` to check.
+//! new namespace to bring `lo` up, a write to its `/proc/sys/net/ipv4/ip_unprivileged_port_start` (0),
+//! `umount2(MNT_DETACH)` + `unlink` to delete, `statfs` to check.
 
 use std::ffi::CStr;
 use std::fs::{self, DirBuilder, OpenOptions};
@@ -31,7 +32,8 @@ pub const NETNS_RUN_DIR: &str = "/run/netns";
 /// `create` calls cannot stack two bind mounts of the directory onto itself.
 static RUN_DIR_LOCK: Mutex<()> = Mutex::new(());
 
-/// Create a named network namespace at `<dir>/<name>` (like `ip netns add`), with `lo` up inside it.
+/// Create a named network namespace at `<dir>/<name>` (like `ip netns add`), with `lo` up inside it and
+/// unprivileged ports from 0 ([`UNPRIVILEGED_PORTS`]).
 ///
 /// Everything runs on a dedicated std::thread: `unshare(CLONE_NEWNET)` only moves that thread, and the
 /// namespace is pinned by bind-mounting `/proc/thread-self/ns/net` onto the new file. Fails with
@@ -149,8 +151,23 @@ fn create_on_this_thread(dir: &Path, path: &Path) -> Result<(), NetError> {
             source,
         });
     }
+    // /proc/sys/net is the calling thread's network namespace's: this one.
+    if let Err(source) = fs::write(format!("/proc/sys/net/{UNPRIVILEGED_PORTS}"), "0") {
+        let _ = delete(path);
+        return Err(NetError::Sysctl {
+            path: path.to_path_buf(),
+            sysctl: UNPRIVILEGED_PORTS,
+            source,
+        });
+    }
     Ok(())
 }
+
+/// Set to 0 in every namespace made here: a namespace belongs to one instance, whose service may run as
+/// an unprivileged `User=` and bind port 80 (systemd grants that with
+/// `AmbientCapabilities=CAP_NET_BIND_SERVICE`; a booted root is root only in its own user namespace).
+/// The ports exist only inside the namespace.
+pub const UNPRIVILEGED_PORTS: &str = "ipv4/ip_unprivileged_port_start";
 
 /// Create `dir` (0755) if missing and make it a shared mount, bind-mounting it onto itself first if it
 /// is not a mount point yet — exactly iproute2's `netns_add` preparation. Tolerates it being one already.

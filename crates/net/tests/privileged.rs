@@ -19,6 +19,8 @@ fn netns_create_exists_delete_twice() {
     let Some(mut fx) = Fixture::new("netns_create_exists_delete_twice") else {
         return;
     };
+    let sysctl = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+    let host_ports = std::fs::read_to_string(sysctl).unwrap();
     let t0 = Instant::now();
     let ns = fx.netns("n");
     eprintln!("netns::create took {:?}", t0.elapsed());
@@ -28,6 +30,16 @@ fn netns_create_exists_delete_twice() {
     let links = ip_in(&ns, &["-o", "link"]);
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo: <LOOPBACK,UP,LOWER_UP>"), "{links}");
+    // Any user may bind a low port inside (a service's User= on port 80); the host's setting is unchanged.
+    let net = format!("--net={}", ns.display());
+    assert_eq!(run("nsenter", &[&net, "cat", sysctl]).trim(), "0");
+    let bind80 = r#"socket(S, PF_INET, SOCK_STREAM, 0) or die; bind(S, sockaddr_in(80, inet_aton("127.0.0.1"))) or die "bind: $!"; print "bound""#;
+    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let mut args = vec![net.as_str(), "setpriv"];
+    args.extend(nobody);
+    args.extend(["/usr/bin/perl", "-MSocket", "-e", bind80]);
+    assert_eq!(run("nsenter", &args).trim(), "bound");
+    assert_eq!(std::fs::read_to_string(sysctl).unwrap(), host_ports);
     // A second create of the same name is refused and leaves the first one intact.
     match netns::create(fx.dir(), &fx.name("n")) {
         Err(NetError::Exists { path }) => assert_eq!(path, ns),

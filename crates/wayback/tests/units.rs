@@ -47,3 +47,61 @@ fn nginx_from_its_unit_file_serves_the_snapshot() {
         Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
     }
 }
+
+/// A unit file this test puts in the host's /etc/systemd/system, removed again on drop (also on a panic).
+struct HostUnit(std::path::PathBuf);
+
+impl Drop for HostUnit {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// A service that runs as an unprivileged `User=` and listens on port 80 (what systemd lets it do with
+/// `AmbientCapabilities=CAP_NET_BIND_SERVICE`, which wayback does not apply) binds it inside the instance's
+/// network namespace and serves the snapshot.
+#[test]
+fn an_unprivileged_user_binds_port_80_in_the_instance() {
+    if !require_root("an_unprivileged_user_binds_port_80_in_the_instance") {
+        return;
+    }
+    let name = unique("wbtlow");
+    let unit = HostUnit(format!("/etc/systemd/system/{name}.service").into());
+    fs::write(
+        &unit.0,
+        "[Service]\nUser=nobody\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n\
+         ExecStart=/usr/bin/busybox httpd -f -p 80 -h /srv/wbtlow\n",
+    )
+    .unwrap();
+    let wb = Wayback::new();
+    let pool = BtrfsPool::new();
+    let live = pool.subvolume_create("live");
+    fs::create_dir_all(live.join("srv/wbtlow")).unwrap();
+    fs::write(live.join("srv/wbtlow/old.txt"), "served as nobody\n").unwrap();
+    let snap = pool.snapshot_ro("live", "snaps/s1");
+    let host = format!("{name}.wbt.test");
+    let mut up = wb.up_background(&[
+        snap.to_str().unwrap(),
+        "--unit",
+        &name,
+        "--name",
+        &name,
+        "--bind",
+        "/srv/wbtlow",
+        "--port",
+        "80",
+        "--host",
+        &host,
+    ]);
+    let got = HttpGet::get_retry(wb.proxy_addr(), &host, "/old.txt", Duration::from_secs(20));
+    let (code, body) = got.unwrap_or_else(|e| panic!("{e}\n{}", up.describe()));
+    assert_eq!((code, body.as_str()), (200, "served as nobody\n"));
+    let who = wb.run_ok(&["exec", &name, "--", "ps", "-o", "user=,args="]);
+    assert!(
+        who.lines()
+            .any(|l| l.starts_with("nobody") && l.contains("httpd -f -p 80")),
+        "httpd runs as nobody\n{who}"
+    );
+    drop(up);
+    Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
+}

@@ -32,7 +32,7 @@ const CONDITION: &str = "not checked: the process is started regardless";
 const CREDENTIALS: &str = "credentials are not provided: $CREDENTIALS_DIRECTORY does not exist in the instance; pass the secret another way (e.g. a bind or --env)";
 const LOGGING: &str =
     "not honoured: stdout and stderr go to the instance log (`wayback logs NAME`)";
-const PRIVILEGES: &str = "not honoured: processes run as root or as User= with the user's groups from the host's /etc/group; capabilities and securebits are not changed";
+const PRIVILEGES: &str = "not honoured: processes run as root or as User= with the user's groups from the host's /etc/group; capabilities and securebits are not changed (a port below 1024, what CAP_NET_BIND_SERVICE is mostly for, can be bound by any user in the instance's network namespace)";
 const NAMESPACE_PATHS: &str = "not applied: only the profile's binds are writable; the host's /usr and /etc are read-only and everything else is the instance's tmpfs";
 
 /// What to do with `key` in `[section]` of a service unit.

@@ -64,8 +64,9 @@ pub struct Masks {
 }
 
 /// Boot mode: the instance's network namespace, which nspawn is started inside (it cannot join one itself
-/// together with a user namespace); unprivileged ports start at 0 there, since the booted root is root only
-/// in its own user namespace, not in the one owning the network namespace.
+/// together with a user namespace). Unprivileged ports start at 0 in every instance's network namespace,
+/// which matters here: the booted root is root only in its own user namespace, not in the one owning the
+/// network namespace.
 #[derive(Debug, Clone)]
 pub struct JoinNetns(pub PathBuf);
 
@@ -273,22 +274,15 @@ fn root_fs(r: &RootFs) -> Result<(), LaunchError> {
     }
 }
 
-/// Enter the instance's network namespace (this thread only) and let unprivileged users bind any port in it.
+/// Enter the instance's network namespace (this thread only; its unprivileged ports start at 0, as
+/// `wayback_net::netns::create` made it).
 fn join_netns(n: &JoinNetns) -> Result<(), LaunchError> {
     let ns = |step| move |source| LaunchError::Namespace { step, source };
     let f = fs::File::open(&n.0).map_err(|e| LaunchError::Namespace {
         step: "open the network namespace",
         source: nix::Error::try_from(e).unwrap_or(nix::Error::EIO),
     })?;
-    nix::sched::setns(&f, CloneFlags::CLONE_NEWNET).map_err(ns("join the network namespace"))?;
-    // /proc/sys/net is the calling thread's network namespace's.
-    fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0").map_err(|e| {
-        LaunchError::Namespace {
-            step: "set ip_unprivileged_port_start",
-            source: nix::Error::try_from(e).unwrap_or(nix::Error::EIO),
-        }
-    })?;
-    Ok(())
+    nix::sched::setns(&f, CloneFlags::CLONE_NEWNET).map_err(ns("join the network namespace"))
 }
 
 /// Mount the init binary (a detached clone of its mount, taken before unsharing) on `at`.
