@@ -241,7 +241,7 @@ async fn up(
     let (progress, forward) = relay(tx);
     let result = async {
         let (plan, alloc) = planning::plan(cfg, &req).await?;
-        if let Some(w) = planning::skew_warning(cfg, &plan) {
+        for w in planning::warnings(cfg, &plan) {
             progress.note(w);
         }
         let mut prepared = instance::prepare(cfg, plan, alloc, me).await?;

@@ -52,14 +52,31 @@ pub async fn plan(cfg: &Config, req: &UpRequest) -> Result<(Plan, AllocLock)> {
     Ok((plan, alloc))
 }
 
-/// A warning when the snapshots the instance is assembled from are further apart than `max_skew`.
-pub fn skew_warning(cfg: &Config, plan: &Plan) -> Option<String> {
-    let sk = plan.skew.filter(|s| *s > cfg.max_skew.as_secs())?;
-    Some(format!(
-        "warning: the chosen snapshots are {} apart (more than max_skew {}): data from different moments may not fit together; --strict-consistency refuses this",
-        wayback_core::Duration(sk),
-        cfg.max_skew
-    ))
+/// What `up` says before it starts: the snapshots are further apart than `max_skew`; a configuration file
+/// of the units differs from the snapshot's copy and the host's is the one the instance runs with.
+pub fn warnings(cfg: &Config, plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(sk) = plan.skew.filter(|s| *s > cfg.max_skew.as_secs()) {
+        out.push(format!(
+            "warning: the chosen snapshots are {} apart (more than max_skew {}): data from different moments may not fit together; --strict-consistency refuses this",
+            wayback_core::Duration(sk),
+            cfg.max_skew
+        ));
+    }
+    let host_used: Vec<String> = plan
+        .config_drift
+        .iter()
+        .filter(|d| d.differs && !d.used)
+        .map(|d| d.path.display().to_string())
+        .collect();
+    if !host_used.is_empty() {
+        out.push(format!(
+            "warning: the instance runs with the host's {} (the snapshot's {} different): --bind-config uses the snapshot's; --dry-run shows why each is read",
+            host_used.join(", "),
+            if host_used.len() == 1 { "copy is" } else { "copies are" }
+        ));
+    }
+    out
 }
 
 /// Serialises allocation (names, address blocks) between concurrent `up`s until the plan is saved.

@@ -271,6 +271,23 @@ fn a_debian_roots_own_nginx_serves_a_config_the_hosts_rejects() {
     drop(up);
     Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
 
+    // With the host's software and config, `up` says that the snapshot's site config differs from the
+    // host's one it would run with (a dry run: nothing is made).
+    let out = wb.run_timeout(
+        &["up", snap_s, "--unit", "nginx", "--port", "80", "--dry-run"],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        err.lines().any(
+            |l| l.starts_with("wayback: warning: the instance runs with the host's ")
+                && l.contains("/etc/nginx/sites-enabled/default")
+                && l.contains("--bind-config uses the snapshot's")
+        ),
+        "a drift warning naming the site config\n{err}"
+    );
+
     // The host's nginx with the snapshot's config: nginx itself refuses the snippet the host lacks.
     let name = unique("wbtsw");
     let out = wb.run_timeout(

@@ -210,7 +210,8 @@ async fn plan(console: &Console, r: &Req) -> anyhow::Result<Value> {
     let req = console.hooks.up_request(&console.cfg, args.clone())?;
     let (plan, alloc) = crate::planning::plan(&console.cfg, &req).await?;
     drop(alloc);
-    let warning = crate::planning::skew_warning(&console.cfg, &plan);
+    let warnings = crate::planning::warnings(&console.cfg, &plan);
+    let warning = (!warnings.is_empty()).then(|| warnings.join("\n"));
     Ok(json!({
         "command": format!("wayback up {}", args.join(" ")),
         "text": plan.to_string(),

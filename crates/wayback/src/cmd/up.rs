@@ -25,7 +25,7 @@ pub async fn run(cfg: &Config, args: UpArgs, progress: Progress) -> Result<ExitC
         return detached(cfg, req, args.json, &progress).await;
     }
     let (plan, alloc) = planning::plan(cfg, &req).await?;
-    if let Some(w) = planning::skew_warning(cfg, &plan) {
+    for w in planning::warnings(cfg, &plan) {
         eprintln!("wayback: {w}");
     }
     if args.dry_run {
