@@ -866,3 +866,54 @@ fn an_unknown_port_names_the_flag_that_gives_it() {
         .message
         .ends_with("readiness is TCP port 4000 accepting a connection (given with --ready)")));
 }
+
+#[test]
+fn caddy_sites_imports_and_ports() {
+    let c = convert("apps", &["caddy"], &Options::default(), &|p: &Path| {
+        p.starts_with("/srv")
+    })
+    .unwrap();
+    let named: Vec<String> = c
+        .state
+        .candidates
+        .iter()
+        .map(|x| x.named.display().to_string())
+        .collect();
+    for want in [
+        "/srv/caddy site",
+        "/srv/shop",
+        "/srv/snippet",
+        "/var/log/caddy",
+    ] {
+        assert!(named.iter().any(|n| n == want), "{want} not in {named:#?}");
+    }
+    for never in ["/commented", "/srv/shop/{host}"] {
+        assert!(!named.iter().any(|n| n == never), "{never} in {named:#?}");
+    }
+    let configs: Vec<String> = c
+        .configs
+        .iter()
+        .map(|x| x.path.display().to_string())
+        .collect();
+    for want in [
+        "/etc/caddy/Caddyfile",
+        "/etc/caddy/sites/shop.caddy",
+        "/etc/caddy/shop.crt",
+        "/etc/caddy/shop.key",
+    ] {
+        assert!(
+            configs.iter().any(|n| n == want),
+            "{want} not in {configs:#?}"
+        );
+    }
+    assert_eq!(
+        c.profile.processes[0].ready,
+        Some(Ready::tcp(8080)),
+        "the first site is http://, and the global options set http_port 8080"
+    );
+    let text = render_conversion(&c);
+    assert!(
+        text.contains("http://wiki.example.org in /etc/caddy/Caddyfile:11"),
+        "{text}"
+    );
+}

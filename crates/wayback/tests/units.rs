@@ -105,3 +105,71 @@ fn an_unprivileged_user_binds_port_80_in_the_instance() {
     drop(up);
     Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
 }
+
+/// A directory this test puts in the host's /etc, removed again on drop (also on a panic).
+struct HostDir(std::path::PathBuf);
+
+impl Drop for HostDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Caddy as Debian's unit runs it (`Type=notify`, `User=caddy`, port 80): `up --unit` finds the served
+/// files from the `root` of the host's Caddyfile and waits for the site's port; nothing is bound by hand.
+#[test]
+fn caddy_from_its_unit_serves_the_snapshots_site() {
+    if !require_root("caddy_from_its_unit_serves_the_snapshots_site") {
+        return;
+    }
+    let name = unique("wbtcaddy");
+    let conf = HostDir(format!("/etc/{name}").into());
+    fs::create_dir_all(&conf.0).unwrap();
+    fs::write(
+        conf.0.join("Caddyfile"),
+        format!("{{\n\tadmin off\n}}\n\n:80 {{\n\troot * /srv/{name}\n\tfile_server\n}}\n"),
+    )
+    .unwrap();
+    let unit = HostUnit(format!("/etc/systemd/system/{name}.service").into());
+    fs::write(
+        &unit.0,
+        format!(
+            "[Service]\nType=notify\nUser=caddy\nGroup=caddy\n\
+             ExecStart=/usr/bin/caddy run --environ --config /etc/{name}/Caddyfile\n\
+             AmbientCapabilities=CAP_NET_BIND_SERVICE\n"
+        ),
+    )
+    .unwrap();
+    let wb = Wayback::new();
+    let pool = BtrfsPool::new();
+    let live = pool.subvolume_create("live");
+    fs::create_dir_all(live.join("srv").join(&name)).unwrap();
+    fs::write(
+        live.join("srv").join(&name).join("old.txt"),
+        "caddy's old page\n",
+    )
+    .unwrap();
+    let snap = pool.snapshot_ro("live", "snaps/s1");
+    fs::write(
+        live.join("srv").join(&name).join("old.txt"),
+        "today's page\n",
+    )
+    .unwrap();
+    let snap = snap.to_str().unwrap();
+
+    let plan = wb.run_ok(&["up", snap, "--unit", &name, "--port", "80", "--dry-run"]);
+    assert!(
+        plan.contains(&format!("/srv/{name}")),
+        "the root is bound\n{plan}"
+    );
+
+    let host = format!("{name}.wbt.test");
+    let mut up = wb.up_background(&[
+        snap, "--unit", &name, "--name", &name, "--port", "80", "--host", &host,
+    ]);
+    let got = HttpGet::get_retry(wb.proxy_addr(), &host, "/old.txt", Duration::from_secs(20));
+    let (code, body) = got.unwrap_or_else(|e| panic!("{e}\n{}", up.describe()));
+    assert_eq!((code, body.as_str()), (200, "caddy's old page\n"));
+    drop(up);
+    Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
+}

@@ -1,7 +1,7 @@
 //! What a service's own configuration says, for the apps whose data directory, port and configuration
-//! files a well-known key names: Redis, Mosquitto, PostgreSQL, MariaDB/MySQL, nginx and php-fpm. The app is
-//! recognised by the program its `ExecStart=` runs; its config is read from the host (host mode runs the
-//! host's config) through the [`UnitSource`], following includes.
+//! files a well-known key names: Redis, Mosquitto, PostgreSQL, MariaDB/MySQL, nginx, php-fpm and Caddy.
+//! The app is recognised by the program its `ExecStart=` runs; its config is read from the host (host mode
+//! runs the host's config) through the [`UnitSource`], following includes.
 //!
 //! One small parser per format (submodules). Each format is a line format of a few rules — comments,
 //! quotes, an include directive — and only a handful of keys matter; no maintained crate parses these
@@ -9,6 +9,7 @@
 //! crate beyond full config-manipulation libraries), so a tolerant reader of the subset beats a dependency
 //! that fails on real files. Unknown syntax is skipped, never an error: at worst a path is not found.
 
+mod caddy;
 mod mosquitto;
 mod mysql;
 mod nginx;
@@ -376,6 +377,7 @@ pub(crate) fn inspect(view: &View, src: &dyn UnitSource) -> AppFacts {
                 mysql::inspect(&mut cx, argv)
             }
             "nginx" => nginx::inspect(&mut cx, argv),
+            "caddy" => caddy::inspect(&mut cx, argv),
             p if p.starts_with("php-fpm") => phpfpm::inspect(&mut cx, argv),
             _ => false,
         };
