@@ -58,18 +58,21 @@ impl HttpGet {
     }
 }
 
+/// curl's arguments to print only the status of one request (10 s at most).
+pub const CURL_STATUS_ARGS: [&str; 7] = [
+    "-s",
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{http_code}",
+    "--max-time",
+    "10",
+];
+
 /// `curl -s` with `args` (10 s at most); the status it got, 0 when none.
 pub fn curl_status(args: &[&str]) -> u16 {
     let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-        ])
+        .args(CURL_STATUS_ARGS)
         .args(args)
         .output()
         .expect("curl");

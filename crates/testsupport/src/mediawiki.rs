@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::{cmd_ok, output_timeout, path_str, show, wait_for, BtrfsPool};
+use crate::{cmd_ok, output_timeout, path_str, show, wait_for, BtrfsPool, CURL_STATUS_ARGS};
 
 /// The live site's hostname ($wgServer = http://LIVE_HOST).
 pub const LIVE_HOST: &str = "wiki.live.test";
@@ -369,19 +369,11 @@ impl LiveMediaWiki {
         live.spawn("nginx", &["/usr/sbin/nginx", "-g", "daemon off;"]);
         let up = wait_for(Duration::from_secs(60), || {
             live.assert_daemons_alive();
-            let out = live.in_net(&[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "10",
-                "-H",
-                &format!("Host: {LIVE_HOST}"),
-                "http://127.0.0.1/index.php?title=Main_Page",
-            ]);
+            let host = format!("Host: {LIVE_HOST}");
+            let mut args = vec!["curl"];
+            args.extend(CURL_STATUS_ARGS);
+            args.extend(["-H", &host, "http://127.0.0.1/index.php?title=Main_Page"]);
+            let out = live.in_net(&args);
             (out.1.trim() == "200").then_some(())
         });
         assert!(
