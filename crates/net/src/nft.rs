@@ -40,10 +40,12 @@
 //! Concurrent wayback processes are safe. Deleting the table with the last instance is guarded inside
 //! the same transaction: it first deletes the `refuse` chain, which the kernel refuses (EBUSY, aborting
 //! everything) while any instance chain still ends in `goto refuse` — also one that another process
-//! added meanwhile; [`remove`] then sends the same removal without the table. An instance quarantined
-//! by a release before 0.3 (one `iifname … jump` rule per instance in base chains `input` and
-//! `forward`) is removed by looking: its jump rules are deleted by handle, and when the ruleset changed
-//! in between, the transaction fails as a whole and is retried with a fresh look.
+//! added meanwhile; [`remove`] then sends the same removal without the table. Removals are serialised
+//! across processes by a lock file ([`REMOVAL_LOCK`]): two instances removed at once would otherwise each
+//! fail the guarded deletion while the other's chain exists, and leave the table behind with neither.
+//! An instance quarantined by a release before 0.3 (one `iifname … jump` rule per instance in base
+//! chains `input` and `forward`) is removed by looking: its jump rules are deleted by handle, and when
+//! the ruleset changed in between, the transaction fails as a whole and is retried with a fresh look.
 
 mod listing;
 mod ruleset;
@@ -67,6 +69,9 @@ use crate::NetError;
 const NFT: &str = "nft";
 /// How often a transaction is retried when the ruleset changed between looking and acting.
 const ATTEMPTS: u32 = 5;
+/// Held (`flock`, exclusive) by every [`remove`] across its transactions; `/run` is a tmpfs, so the file
+/// goes at the next boot.
+pub const REMOVAL_LOCK: &str = "/run/wayback-quarantine.lock";
 
 /// Install (or replace) the quarantine of `q.instance`, in one transaction. Re-applying (e.g. with
 /// other holes) never leaves the instance unquarantined for a moment, nor doubles its map element.
@@ -133,6 +138,7 @@ fn remove_with(
     if layout == NftLayout::JumpRules {
         return remove_by_listing(nft, LEGACY_TABLE, instance, &action);
     }
+    let _serial = removal_lock();
     // The last instance takes the table with it; the guard fails this when others are left.
     if run(nft, &removal(instance, host_if, true), &action).is_ok() {
         return Ok(());
@@ -145,6 +151,23 @@ fn remove_with(
             remove_by_listing(nft, TABLE, instance, &action)
         }
     }
+}
+
+/// [`REMOVAL_LOCK`], held until dropped; `None` (removal unserialised, as before the lock) when the file
+/// cannot be opened or locked.
+fn removal_lock() -> Option<nix::fcntl::Flock<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(REMOVAL_LOCK)
+        .map_err(|e| tracing::debug!(error = %e, "cannot open {REMOVAL_LOCK}"))
+        .ok()?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| tracing::debug!(error = %e, "cannot lock {REMOVAL_LOCK}"))
+        .ok()
 }
 
 /// Remove the instance's chain from `table`, with every rule that jumps to it and every map element
