@@ -43,6 +43,22 @@ fn convert(
     profile_from_units(names, "generated", &src, &src, exists, opts)
 }
 
+/// The conversion's state candidates (by the path named) include every one of `want` and none of `never`.
+fn assert_candidates(c: &Conversion, want: &[&str], never: &[&str]) {
+    let named: Vec<String> = c
+        .state
+        .candidates
+        .iter()
+        .map(|x| x.named.display().to_string())
+        .collect();
+    for w in want {
+        assert!(named.iter().any(|n| n == w), "{w} not in {named:#?}");
+    }
+    for n in never {
+        assert!(!named.iter().any(|x| x == n), "{n} in {named:#?}");
+    }
+}
+
 /// The paths a conversion's profile binds, in order.
 fn bind_paths(c: &Conversion) -> Vec<&Path> {
     c.profile.binds.iter().map(Bind::path).collect()
@@ -700,32 +716,25 @@ fn include_chains_comments_and_quotes() {
         &exists,
     )
     .unwrap();
-    let named: Vec<String> = c
-        .state
-        .candidates
-        .iter()
-        .map(|x| x.named.display().to_string())
-        .collect();
-    for want in [
-        "/srv/kv data",
-        "/data/db",
-        "/srv/pg's data/16",
-        "/srv/wiki",
-        "/var/www/files",
-        "/srv/api",
-        "/srv/mqtt",
-    ] {
-        assert!(named.iter().any(|n| n == want), "{want} not in {named:#?}");
-    }
-    for never in [
-        "/never",
-        "/commented",
-        "/not/the/server",
-        "/var/lib/first",
-        "/var/lib/old-kv",
-    ] {
-        assert!(!named.iter().any(|n| n == never), "{never} in {named:#?}");
-    }
+    assert_candidates(
+        &c,
+        &[
+            "/srv/kv data",
+            "/data/db",
+            "/srv/pg's data/16",
+            "/srv/wiki",
+            "/var/www/files",
+            "/srv/api",
+            "/srv/mqtt",
+        ],
+        &[
+            "/never",
+            "/commented",
+            "/not/the/server",
+            "/var/lib/first",
+            "/var/lib/old-kv",
+        ],
+    );
     insta::assert_snapshot!("apps", inferred(&c));
 }
 
@@ -873,23 +882,16 @@ fn caddy_sites_imports_and_ports() {
         p.starts_with("/srv")
     })
     .unwrap();
-    let named: Vec<String> = c
-        .state
-        .candidates
-        .iter()
-        .map(|x| x.named.display().to_string())
-        .collect();
-    for want in [
-        "/srv/caddy site",
-        "/srv/shop",
-        "/srv/snippet",
-        "/var/log/caddy",
-    ] {
-        assert!(named.iter().any(|n| n == want), "{want} not in {named:#?}");
-    }
-    for never in ["/commented", "/srv/shop/{host}"] {
-        assert!(!named.iter().any(|n| n == never), "{never} in {named:#?}");
-    }
+    assert_candidates(
+        &c,
+        &[
+            "/srv/caddy site",
+            "/srv/shop",
+            "/srv/snippet",
+            "/var/log/caddy",
+        ],
+        &["/commented", "/srv/shop/{host}"],
+    );
     let configs: Vec<String> = c
         .configs
         .iter()

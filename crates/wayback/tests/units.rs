@@ -48,12 +48,13 @@ fn nginx_from_its_unit_file_serves_the_snapshot() {
     }
 }
 
-/// A unit file this test puts in the host's /etc/systemd/system, removed again on drop (also on a panic).
-struct HostUnit(std::path::PathBuf);
+/// A file or directory a test puts on the host (a unit file, an app's config), removed again on drop (also
+/// on a panic).
+struct OnHost(std::path::PathBuf);
 
-impl Drop for HostUnit {
+impl Drop for OnHost {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+        let _ = fs::remove_file(&self.0).or_else(|_| fs::remove_dir_all(&self.0));
     }
 }
 
@@ -66,7 +67,7 @@ fn an_unprivileged_user_binds_port_80_in_the_instance() {
         return;
     }
     let name = unique("wbtlow");
-    let unit = HostUnit(format!("/etc/systemd/system/{name}.service").into());
+    let unit = OnHost(format!("/etc/systemd/system/{name}.service").into());
     fs::write(
         &unit.0,
         "[Service]\nUser=nobody\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n\
@@ -106,15 +107,6 @@ fn an_unprivileged_user_binds_port_80_in_the_instance() {
     Residue::new(&name).pool(&pool).wayback(&wb).assert_none();
 }
 
-/// A directory this test puts in the host's /etc, removed again on drop (also on a panic).
-struct HostDir(std::path::PathBuf);
-
-impl Drop for HostDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Caddy as Debian's unit runs it (`Type=notify`, `User=caddy`, port 80): `up --unit` finds the served
 /// files from the `root` of the host's Caddyfile and waits for the site's port; nothing is bound by hand.
 #[test]
@@ -123,14 +115,14 @@ fn caddy_from_its_unit_serves_the_snapshots_site() {
         return;
     }
     let name = unique("wbtcaddy");
-    let conf = HostDir(format!("/etc/{name}").into());
+    let conf = OnHost(format!("/etc/{name}").into());
     fs::create_dir_all(&conf.0).unwrap();
     fs::write(
         conf.0.join("Caddyfile"),
         format!("{{\n\tadmin off\n}}\n\n:80 {{\n\troot * /srv/{name}\n\tfile_server\n}}\n"),
     )
     .unwrap();
-    let unit = HostUnit(format!("/etc/systemd/system/{name}.service").into());
+    let unit = OnHost(format!("/etc/systemd/system/{name}.service").into());
     fs::write(
         &unit.0,
         format!(
