@@ -153,8 +153,8 @@ fn remove_with(
     }
 }
 
-/// [`REMOVAL_LOCK`], held until dropped; `None` (removal unserialised, as before the lock) when the file
-/// cannot be opened or locked.
+/// [`REMOVAL_LOCK`], held until dropped (opened without following a symlink there); `None` (removal
+/// unserialised, as before the lock) when the file cannot be opened or locked.
 fn removal_lock() -> Option<nix::fcntl::Flock<std::fs::File>> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
@@ -162,6 +162,7 @@ fn removal_lock() -> Option<nix::fcntl::Flock<std::fs::File>> {
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(REMOVAL_LOCK)
         .map_err(|e| tracing::debug!(error = %e, "cannot open {REMOVAL_LOCK}"))
         .ok()?;
